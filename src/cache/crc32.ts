@@ -1,0 +1,32 @@
+/** CRC-32 (IEEE), slicing-by-8 for speed on multi-megabyte shard payloads. */
+const TABLES: Uint32Array[] = (() => {
+  const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    tables[0][n] = c >>> 0;
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = tables[0][n];
+    for (let t = 1; t < 8; t++) {
+      c = tables[0][c & 0xff] ^ (c >>> 8);
+      tables[t][n] = c >>> 0;
+    }
+  }
+  return tables;
+})();
+
+export function crc32(bytes: Uint8Array, previous = 0): number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES;
+  let crc = ~previous >>> 0;
+  let i = 0;
+  const end8 = bytes.length - (bytes.length % 8);
+  for (; i < end8; i += 8) {
+    crc ^= bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
+    crc =
+      t7[crc & 0xff] ^ t6[(crc >>> 8) & 0xff] ^ t5[(crc >>> 16) & 0xff] ^ t4[crc >>> 24] ^
+      t3[bytes[i + 4]] ^ t2[bytes[i + 5]] ^ t1[bytes[i + 6]] ^ t0[bytes[i + 7]];
+  }
+  for (; i < bytes.length; i++) crc = t0[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
+  return ~crc >>> 0;
+}

@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { UserError } from './core/errors.ts';
+import { benchCommand } from './commands/bench.ts';
+import { inspectCommand } from './commands/inspect.ts';
+import { planCommand } from './commands/plan.ts';
+import { predictCommand } from './commands/predict.ts';
+import { prepareCommand } from './commands/prepare.ts';
+import { runCommand } from './commands/run.ts';
+import { schemaCommand } from './commands/schema.ts';
+import { synthCommand } from './commands/synth.ts';
+import { trainCommand } from './commands/train.ts';
+import { tuneCommand } from './commands/tune.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('galactic')
+    .description('Train a galaxy-morphology classifier on data sets far larger than memory.')
+    .version(pkg.version, '-V, --version')
+    .option('-c, --config <file>', 'pipeline config file', 'pipeline.config.json')
+    .option('--json', 'print one machine-readable summary object on stdout', false)
+    .option('-q, --quiet', 'no progress output on stderr', false)
+    .showHelpAfterError('(run galactic --help for usage)')
+    .exitOverride();
+  for (const command of [
+    prepareCommand(), planCommand(), inspectCommand(), tuneCommand(), trainCommand(),
+    runCommand(), predictCommand(), synthCommand(), benchCommand(), schemaCommand(),
+  ]) {
+    program.addCommand(command.exitOverride());
+  }
+  return program;
+}
+
+/** Runs the CLI; user mistakes print one message and set a non-zero exit code, never a stack trace. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // commander already printed the message (or help/version); only the code is ours to set
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof UserError) {
+      process.stderr.write(`galactic: ${error.message}\n`);
+      return error.exitCode;
+    }
+    throw error;
+  }
+}
+
+const isEntry = process.argv[1] && /galactic(\.js)?$|cli\.ts$/.test(process.argv[1]);
+if (isEntry) {
+  const code = await main(process.argv.slice(2));
+  process.exitCode = code;
+}
