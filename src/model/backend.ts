@@ -1,0 +1,162 @@
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../core/errors.ts';
+import type { Output } from '../report/output.ts';
+import { registerWasmTrainingKernels } from './kernels/index.ts';
+
+/**
+ * The one place that picks the tfjs backend (design principle 6). Everything else imports
+ * `@tensorflow/tfjs` and runs on whatever this module selected, so exactly one engine exists.
+ */
+
+export type BackendName = 'node' | 'wasm' | 'cpu';
+export interface BackendChoice {
+  name: BackendName;
+  reason: string;
+  skipped: { name: BackendName; why: string }[];
+}
+
+/** The tfjs registry name of each backend (tfjs-node registers itself as 'tensorflow'). */
+const TFJS_NAME: Record<BackendName, string> = { node: 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
+
+const NODE_PACKAGE = '@tensorflow/tfjs-node';
+const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
+const NODE_OFFLINE_NOTE =
+  "its install script downloads libtensorflow from storage.googleapis.com (outside the npm registry), which fails offline or behind a proxy";
+
+export class BackendUnavailableError extends UserError {
+  readonly backend: BackendName;
+  constructor(backend: BackendName, why: string) {
+    const advice =
+      backend === 'node'
+        ? `Install it with 'npm install ${NODE_PACKAGE}@${tf.version.tfjs}' on a machine that can reach storage.googleapis.com (${NODE_OFFLINE_NOTE}), or use --backend wasm (or backend "auto" in the config).`
+        : backend === 'wasm'
+          ? `Reinstall it with 'npm install ${WASM_PACKAGE}@${tf.version.tfjs}', or use --backend cpu (slow).`
+          : `The cpu backend ships with @tensorflow/tfjs; reinstall it with 'npm install @tensorflow/tfjs@${tf.version.tfjs}'.`;
+    super(`backend '${backend}' is not available: ${why}. ${advice}`);
+    this.backend = backend;
+  }
+}
+
+/** A model needs an op that the selected backend has no kernel for. */
+export class MissingKernelError extends UserError {
+  readonly op: string;
+  readonly backend: string;
+  constructor(op: string, backend: string) {
+    super(
+      `the model needs the op '${op}', which the '${backend}' backend does not implement. ` +
+        `Choose another backend with --backend (or "backend" in the config), e.g. --backend cpu, or change the model so it does not use '${op}'.`,
+    );
+    this.op = op;
+    this.backend = backend;
+  }
+}
+
+const KERNEL_NOT_REGISTERED = /Kernel '([^']+)' not registered for backend '([^']+)'/;
+
+/** Turns tfjs's "Kernel 'X' not registered for backend 'Y'" into a MissingKernelError; other errors pass through. */
+export function asMissingKernelError(error: unknown): unknown {
+  const match = error instanceof Error ? KERNEL_NOT_REGISTERED.exec(error.message) : null;
+  return match ? new MissingKernelError(match[1]!, match[2]!) : error;
+}
+
+/** Runs training or prediction so that a missing kernel surfaces as a MissingKernelError. */
+export async function withKernelCheck<T>(run: () => Promise<T> | T): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw asMissingKernelError(error);
+  }
+}
+
+type Attempt = { ok: true } | { ok: false; why: string };
+
+async function tryNode(): Promise<Attempt> {
+  // A variable specifier: the package is optional, so the type checker must not require it.
+  const specifier: string = NODE_PACKAGE;
+  try {
+    await import(specifier);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      return { ok: false, why: `${NODE_PACKAGE} is not installed (${NODE_OFFLINE_NOTE})` };
+    }
+    return { ok: false, why: `${NODE_PACKAGE} is installed but failed to load: ${(error as Error).message}` };
+  }
+  // tfjs-node registers into the @tensorflow/tfjs-core it resolves; if that is another copy,
+  // our engine never sees it and two engines would exist.
+  if (tf.findBackendFactory(TFJS_NAME.node) == null) {
+    return {
+      ok: false,
+      why: `${NODE_PACKAGE} loaded but registered into a different @tensorflow/tfjs-core copy; pin @tensorflow/tfjs to the version ${NODE_PACKAGE} depends on`,
+    };
+  }
+  return activate('node');
+}
+
+let wasmPathsSet = false;
+
+async function tryWasm(): Promise<Attempt> {
+  try {
+    const wasm = await import(WASM_PACKAGE);
+    if (!wasmPathsSet) {
+      // In Node the .wasm binaries are read from the package folder; threads are unavailable
+      // there (tfjs disables them under Node), so tfjs loads the single-threaded SIMD build.
+      const require = createRequire(import.meta.url);
+      const dir = path.dirname(require.resolve(`${WASM_PACKAGE}/dist/tfjs-backend-wasm-simd.wasm`));
+      wasm.setWasmPaths(dir + path.sep);
+      wasmPathsSet = true;
+    }
+  } catch (error) {
+    return { ok: false, why: `${WASM_PACKAGE} could not be loaded: ${(error as Error).message}` };
+  }
+  registerWasmTrainingKernels();
+  return activate('wasm');
+}
+
+async function activate(name: BackendName): Promise<Attempt> {
+  try {
+    const ok = await tf.setBackend(TFJS_NAME[name]);
+    if (!ok) return { ok: false, why: `tfjs could not initialise the '${TFJS_NAME[name]}' backend` };
+    await tf.ready();
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, why: `initialising it failed: ${(error as Error).message}` };
+  }
+}
+
+const ATTEMPTS: Record<BackendName, () => Promise<Attempt>> = {
+  node: tryNode,
+  wasm: tryWasm,
+  cpu: () => activate('cpu'),
+};
+
+const AUTO_ORDER: BackendName[] = ['node', 'wasm', 'cpu'];
+
+const CHOSEN_BECAUSE: Record<BackendName, string> = {
+  node: 'native TensorFlow (libtensorflow), the fastest backend',
+  wasm: "WebAssembly (XNNPACK) with galactic's training kernels",
+  cpu: 'plain JavaScript; slow (about 0.04 images/s for the notebook CNN), the last resort',
+};
+
+/**
+ * Picks and activates a backend. `auto` tries tfjs-node, then wasm (with the project's kernels),
+ * then cpu; a forced backend that cannot load is a BackendUnavailableError.
+ */
+export async function selectBackend(preference: 'auto' | BackendName, output?: Output): Promise<BackendChoice> {
+  const order = preference === 'auto' ? AUTO_ORDER : [preference];
+  const skipped: BackendChoice['skipped'] = [];
+  for (const name of order) {
+    const attempt = await ATTEMPTS[name]();
+    if (attempt.ok) {
+      const reason = preference === 'auto' ? `auto: ${CHOSEN_BECAUSE[name]}` : `forced by configuration: ${CHOSEN_BECAUSE[name]}`;
+      for (const s of skipped) output?.info(`backend ${s.name} skipped: ${s.why}`);
+      output?.info(`backend: ${name} (${reason})`);
+      return { name, reason, skipped };
+    }
+    if (preference !== 'auto') throw new BackendUnavailableError(name, attempt.why);
+    skipped.push({ name, why: attempt.why });
+  }
+  throw new BackendUnavailableError('cpu', skipped.map((s) => `${s.name}: ${s.why}`).join('; '));
+}
