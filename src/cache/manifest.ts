@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../core/errors.ts';
+import { MANIFEST_FORMAT, CACHE_FORMAT_VERSION, type Manifest } from './format.ts';
+import { replaceFileAtomic, type WriteFileFn } from './atomic.ts';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const REJECTS_FILE = 'rejects.jsonl';
+
+export class CacheNotFoundError extends UserError {
+  constructor(cacheDir: string) {
+    super(`no prepared cache at ${cacheDir} (manifest.json is missing). Run 'galactic prepare' with the same config first.`);
+  }
+}
+
+export class CacheIncompleteError extends UserError {
+  constructor(cacheDir: string, images: number) {
+    super(`the cache at ${cacheDir} is incomplete (a prepare run stopped after ${images} images). Run 'galactic prepare' again to finish it.`);
+  }
+}
+
+export class ManifestUnreadableError extends UserError {
+  constructor(file: string, detail: string) {
+    super(`cache manifest ${file} is unreadable (${detail}). Run 'galactic prepare --force' to rebuild the cache.`);
+  }
+}
+
+/** The manifest if one is there (complete or not); null when absent. Throws when it is damaged. */
+export function readManifestIfPresent(cacheDir: string): Manifest | null {
+  const file = path.join(cacheDir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new ManifestUnreadableError(file, (error as Error).message);
+  }
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(text) as Manifest;
+  } catch (error) {
+    throw new ManifestUnreadableError(file, (error as Error).message);
+  }
+  if (manifest?.format !== MANIFEST_FORMAT) throw new ManifestUnreadableError(file, 'not a galactic manifest');
+  if (manifest.version !== CACHE_FORMAT_VERSION) {
+    throw new ManifestUnreadableError(file, `format version ${manifest.version}, this galactic writes ${CACHE_FORMAT_VERSION}`);
+  }
+  return manifest;
+}
+
+/** A complete cache's manifest; throws a UserError when absent or incomplete. */
+export function readManifest(cacheDir: string): Manifest {
+  const manifest = readManifestIfPresent(cacheDir);
+  if (!manifest) throw new CacheNotFoundError(cacheDir);
+  if (!manifest.complete) throw new CacheIncompleteError(cacheDir, manifest.totals.images);
+  return manifest;
+}
+
+/** Replaces manifest.json atomically (stable key order: it is compared across runs). */
+export async function writeManifest(cacheDir: string, manifest: Manifest, write?: WriteFileFn): Promise<void> {
+  await replaceFileAtomic(path.join(cacheDir, MANIFEST_FILE), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), write);
+}

@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import { opendirSync, type Dir } from 'node:fs';
+import { opendir } from 'node:fs/promises';
+import { UserError } from '../core/errors.ts';
+
+/**
+ * The existence check without a stat per row: the image folder is listed once by streaming it
+ * (`fs.opendir`, never a full readdir array from the OS) and the names matching the file-name
+ * pattern are kept as one sorted, packed UTF-8 buffer plus offsets (about 4 B + the name per entry,
+ * against ~60 B per entry for a Set of strings). Lookups are binary searches over bytes.
+ */
+
+export class ImageDirNotFoundError extends UserError {
+  constructor(dir: string, detail: string) {
+    super(`image folder ${dir} ${detail}. Point data.imageDir at the folder holding the images (e.g. the extracted images_gz2 folder).`);
+  }
+}
+
+/** The fixed text around `{id}` in `data.fileName`, e.g. "" and ".jpg" for "{id}.jpg". */
+export function splitFileName(pattern: string): { prefix: string; suffix: string } {
+  const at = pattern.indexOf('{id}');
+  return { prefix: pattern.slice(0, at), suffix: pattern.slice(at + 4) };
+}
+
+export class ImageIndex {
+  private constructor(
+    private readonly packed: Buffer,
+    private readonly offsets: Uint32Array,
+    /** sha256 over the sorted names: part of the cache key. */
+    readonly digest: string,
+  ) {}
+
+  get size(): number {
+    return this.offsets.length - 1;
+  }
+
+  /** Bytes held by the index (for the memory report). */
+  get bytes(): number {
+    return this.packed.byteLength + this.offsets.byteLength;
+  }
+
+  has(name: string): boolean {
+    const key = Buffer.from(name, 'utf8');
+    let lo = 0;
+    let hi = this.size - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const cmp = Buffer.compare(this.packed.subarray(this.offsets[mid], this.offsets[mid + 1]), key);
+      if (cmp === 0) return true;
+      if (cmp < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  }
+
+  /** Streams `dir` once, keeping regular-file (or symlink) names that fit the file-name pattern. */
+  static async build(dir: string, fileNamePattern: string): Promise<ImageIndex> {
+    let handle: Dir;
+    try {
+      handle = await opendir(dir, { bufferSize: 256 });
+    } catch (error) {
+      throw notFound(dir, error as NodeJS.ErrnoException);
+    }
+    const names: string[] = [];
+    const keep = matcher(fileNamePattern);
+    for await (const entry of handle) {
+      if ((entry.isFile() || entry.isSymbolicLink()) && keep(entry.name)) names.push(entry.name);
+    }
+    return ImageIndex.fromNames(names);
+  }
+
+  /** Same as build(), synchronously (for resolveCacheDir, which must not be async). */
+  static buildSync(dir: string, fileNamePattern: string): ImageIndex {
+    let handle: Dir;
+    try {
+      handle = opendirSync(dir, { bufferSize: 256 });
+    } catch (error) {
+      throw notFound(dir, error as NodeJS.ErrnoException);
+    }
+    const names: string[] = [];
+    const keep = matcher(fileNamePattern);
+    try {
+      for (let entry = handle.readSync(); entry; entry = handle.readSync()) {
+        if ((entry.isFile() || entry.isSymbolicLink()) && keep(entry.name)) names.push(entry.name);
+      }
+    } finally {
+      handle.closeSync();
+    }
+    return ImageIndex.fromNames(names);
+  }
+
+  static fromNames(names: string[]): ImageIndex {
+    // byte order, so the binary search can compare raw UTF-8; for ASCII it equals the default sort
+    const ascii = names.every((n) => Buffer.byteLength(n, 'utf8') === n.length);
+    if (ascii) names.sort();
+    else names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const offsets = new Uint32Array(names.length + 1);
+    let total = 0;
+    for (let i = 0; i < names.length; i++) {
+      offsets[i] = total;
+      total += Buffer.byteLength(names[i], 'utf8');
+    }
+    offsets[names.length] = total;
+    const packed = Buffer.allocUnsafe(total);
+    for (let i = 0; i < names.length; i++) packed.write(names[i], offsets[i], 'utf8');
+    const hash = createHash('sha256');
+    hash.update(Buffer.from(offsets.buffer, offsets.byteOffset, offsets.byteLength));
+    hash.update(packed);
+    return new ImageIndex(packed, offsets, hash.digest('hex'));
+  }
+}
+
+function matcher(pattern: string): (name: string) => boolean {
+  const { prefix, suffix } = splitFileName(pattern);
+  return (name) => name.length > prefix.length + suffix.length && name.startsWith(prefix) && name.endsWith(suffix);
+}
+
+function notFound(dir: string, error: NodeJS.ErrnoException): ImageDirNotFoundError {
+  if (error.code === 'ENOENT') return new ImageDirNotFoundError(dir, 'does not exist');
+  if (error.code === 'ENOTDIR') return new ImageDirNotFoundError(dir, 'is not a folder');
+  return new ImageDirNotFoundError(dir, `cannot be listed (${error.code ?? error.message})`);
+}
