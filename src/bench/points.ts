@@ -1,0 +1,134 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { LoadedConfig } from '../config/load.ts';
+import type { ChartPoint } from './chart.ts';
+import { runPointInChild } from './child-point.ts';
+import type { SynthDataset } from './datasets.ts';
+import { markdownTable } from './table.ts';
+
+/**
+ * A scale or sweep measurement: prepare (cold) and one feed epoch of one data set under one
+ * memory.limitMB, in its own child process. Shared by `bench scale` (x = data set size) and
+ * `bench sweep` (x = budget).
+ */
+export interface PointResult {
+  images: number;
+  limitMB: number;
+  plannedMB: number | null;
+  prepare: { imagesPerSecond: number; peakRssMB: number; seconds: number; efficiency: number | null } | null;
+  feed: { imagesPerSecond: number; peakRssMB: number; seconds: number; efficiency: number | null } | null;
+  /** Peak RSS of the child process tree over the whole point (prepare + feed + runtime), MiB. */
+  peakRssMB: number;
+  seconds: number;
+  /** Size of the prepared cache on disk, MiB (before the scratch cache is removed). */
+  cacheMB: number | null;
+  dataset: { dir: string; diskMB: number; synthSeconds: number };
+  /** The planner's refusal or the child's error; the other figures are then empty. */
+  error: string | null;
+}
+
+/** The config a point runs with: the base config's image/model/feed settings, the data set, the budget. */
+export function pointConfig(base: LoadedConfig | null, dataset: SynthDataset, limitMB: number, cacheDir: string): Record<string, unknown> {
+  const rest: Record<string, unknown> = base ? { ...base } : {};
+  delete rest.configPath;
+  delete rest.configDir;
+  delete rest.$schema;
+  const baseData = (base?.data ?? {}) as Record<string, unknown>;
+  return {
+    ...rest,
+    data: {
+      ...(base ? { classes: baseData.classes } : {}),
+      layout: 'joined',
+      csv: dataset.csv,
+      imageDir: dataset.imageDir,
+      idColumn: 'asset_id',
+      labelColumn: 'gz2class',
+      fileName: '{id}.jpg',
+      limit: null,
+    },
+    cache: { ...((base?.cache ?? {}) as object), dir: cacheDir },
+    memory: { ...((base?.memory ?? {}) as object), limitMB },
+  };
+}
+
+const MiB = 1024 * 1024;
+
+/** Runs one point in a fresh child process, against a cold scratch cache that is removed afterwards. */
+export async function measurePoint(
+  base: LoadedConfig | null,
+  dataset: SynthDataset,
+  limitMB: number,
+  scratchRoot: string,
+  cacheBytes: (cacheDir: string) => number,
+): Promise<PointResult> {
+  const scratch = path.join(scratchRoot, `point-${dataset.count}-${limitMB}MB`);
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  const cacheDir = path.join(scratch, 'cache');
+  const configFile = path.join(scratch, 'config.json');
+  writeFileSync(configFile, `${JSON.stringify(pointConfig(base, dataset, limitMB, cacheDir), null, 2)}\n`);
+  try {
+    const outcome = await runPointInChild(configFile, ['prepare', 'feed'], { epochs: 1 });
+    const prep = outcome.stages.prepare;
+    const feed = outcome.stages.feed;
+    const pick = (s: typeof prep) => (s ? { imagesPerSecond: s.imagesPerSecond, peakRssMB: s.peakRssMB, seconds: s.repeats.seconds.median, efficiency: s.efficiency } : null);
+    return {
+      images: prep?.images ?? dataset.count,
+      limitMB,
+      plannedMB: prep?.plannedMB ?? null,
+      prepare: pick(prep),
+      feed: pick(feed),
+      peakRssMB: outcome.peakRssMB,
+      seconds: outcome.seconds,
+      cacheMB: outcome.error ? null : Math.round(cacheBytes(cacheDir) / MiB),
+      dataset: { dir: dataset.dir, diskMB: Math.round(dataset.diskBytes / MiB), synthSeconds: dataset.synthSeconds },
+      error: outcome.error,
+    };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+const fixed = (x: number | null | undefined, d = 0) => (x === null || x === undefined ? null : x.toFixed(d));
+
+/** The scale/sweep table; `by` picks the first column. */
+export function pointTable(points: PointResult[], by: 'images' | 'limitMB'): string {
+  return markdownTable(
+    [by === 'images' ? 'images' : 'limit MB', by === 'images' ? 'limit MB' : 'images', 'planned MB', 'prepare images/s', 'prepare peak RSS MB',
+      'feed images/s', 'feed peak RSS MB', 'process peak RSS MB', 'wall s', 'cache MB', 'note'],
+    points.map((p) => [
+      by === 'images' ? p.images : p.limitMB,
+      by === 'images' ? p.limitMB : p.images,
+      fixed(p.plannedMB),
+      fixed(p.prepare?.imagesPerSecond, 1),
+      fixed(p.prepare?.peakRssMB),
+      fixed(p.feed?.imagesPerSecond, 1),
+      fixed(p.feed?.peakRssMB),
+      p.error ? null : fixed(p.peakRssMB),
+      fixed(p.seconds),
+      fixed(p.cacheMB),
+      p.error ?? '',
+    ]),
+    [true, true, true, true, true, true, true, true, true, true, false],
+  );
+}
+
+/** How flat the peaks are: (max - min) / min over the successful points, or null with < 2 points. */
+export function peakSpread(points: PointResult[]): number | null {
+  const peaks = points.filter((p) => !p.error).map((p) => p.peakRssMB);
+  if (peaks.length < 2) return null;
+  const min = Math.min(...peaks);
+  return min > 0 ? (Math.max(...peaks) - min) / min : null;
+}
+
+export function chartPoints(points: PointResult[], by: 'images' | 'limitMB'): ChartPoint[] {
+  const out: ChartPoint[] = [];
+  for (const p of points) {
+    if (p.error) continue;
+    const x = by === 'images' ? p.images : p.limitMB;
+    if (p.prepare) out.push({ x, stage: 'prepare', imagesPerSecond: p.prepare.imagesPerSecond, peakRssMB: p.prepare.peakRssMB, limitMB: p.limitMB });
+    if (p.feed) out.push({ x, stage: 'feed', imagesPerSecond: p.feed.imagesPerSecond, peakRssMB: p.feed.peakRssMB, limitMB: p.limitMB });
+    out.push({ x, stage: 'whole process', imagesPerSecond: null, peakRssMB: p.peakRssMB, limitMB: p.limitMB });
+  }
+  return out;
+}
