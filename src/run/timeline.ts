@@ -1,0 +1,138 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * `runs/<name>/timeline.json`: resident memory sampled through a `galactic run`, tagged with the
+ * stage running at the time, plus each stage's time and throughput. The report draws it as the
+ * memory timeline (RSS against the budget) and the throughput chart.
+ */
+export interface TimelineSample {
+  /** Seconds since the run started. */
+  t: number;
+  rssMB: number;
+  stage: string;
+}
+
+export interface TimelineStage {
+  name: string;
+  seconds: number;
+  /** Work units the stage handled: images for prepare/report thumbnails, image-epochs for tune/train. */
+  items: number;
+  itemsPerSecond: number;
+  /** True when the stage's outputs were current and it did no work. */
+  skipped: boolean;
+}
+
+export interface Timeline {
+  limitMB: number;
+  startedAt: string;
+  samples: TimelineSample[];
+  stages: TimelineStage[];
+}
+
+const MB = 1024 * 1024;
+/** Above this many samples every other one is dropped and the interval doubles, so long runs stay small. */
+const MAX_SAMPLES = 2000;
+
+/** Samples RSS on a timer (unref'd: it never keeps the process alive) and records stage outcomes. */
+export class TimelineRecorder {
+  private readonly started = performance.now();
+  private readonly startedAt = new Date().toISOString();
+  private readonly samples: TimelineSample[] = [];
+  private readonly stages: TimelineStage[] = [];
+  private stage = 'start';
+  private timer: NodeJS.Timeout | null = null;
+  private intervalMs: number;
+  private peakBytes = 0;
+
+  constructor(readonly limitMB: number, options: { intervalMs?: number } = {}) {
+    this.intervalMs = options.intervalMs ?? 250;
+  }
+
+  start(): this {
+    this.sample();
+    this.schedule();
+    return this;
+  }
+
+  /** Tags the following samples with `name` (and takes one sample at the boundary). */
+  enter(name: string): void {
+    this.sample();
+    this.stage = name;
+    this.sample();
+  }
+
+  /** Records a finished (or skipped) stage. */
+  finishStage(name: string, result: { seconds: number; items: number; skipped: boolean }): TimelineStage {
+    const stage: TimelineStage = {
+      name,
+      seconds: round(result.seconds, 3),
+      items: result.items,
+      itemsPerSecond: result.skipped || result.seconds <= 0 ? 0 : round(result.items / result.seconds, 2),
+      skipped: result.skipped,
+    };
+    this.stages.push(stage);
+    this.sample();
+    return stage;
+  }
+
+  /** Seconds since the recorder was created. */
+  elapsed(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+
+  /** Current RSS in MiB, sampled now. */
+  rssMB(): number {
+    return round(this.sample() / MB, 1);
+  }
+
+  get peakRssMB(): number {
+    return round(this.peakBytes / MB, 1);
+  }
+
+  stop(): Timeline {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.sample();
+    return this.snapshot();
+  }
+
+  snapshot(): Timeline {
+    return { limitMB: this.limitMB, startedAt: this.startedAt, samples: [...this.samples], stages: [...this.stages] };
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      this.sample();
+      this.schedule();
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  private sample(): number {
+    const rss = process.memoryUsage.rss();
+    this.peakBytes = Math.max(this.peakBytes, rss);
+    this.samples.push({ t: round(this.elapsed(), 3), rssMB: round(rss / MB, 1), stage: this.stage });
+    if (this.samples.length > MAX_SAMPLES) {
+      const kept = this.samples.filter((_, i) => i % 2 === 0);
+      this.samples.splice(0, this.samples.length, ...kept);
+      this.intervalMs *= 2;
+    }
+    return rss;
+  }
+}
+
+/** Writes the timeline atomically (temp file + rename) so a reader never sees half a file. */
+export function writeTimeline(runDir: string, timeline: Timeline): string {
+  mkdirSync(runDir, { recursive: true });
+  const file = path.join(runDir, 'timeline.json');
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(timeline)}\n`);
+  renameSync(tmp, file);
+  return file;
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
