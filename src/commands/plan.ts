@@ -1,6 +1,15 @@
-import type { Command } from 'commander';
-import { notYetCommand } from './not-yet.ts';
+import { Command } from 'commander';
+import { commandContext } from './context.ts';
+import { planMemory, formatPlan } from '../memory/plan.ts';
 
 export function planCommand(): Command {
-  return notYetCommand('plan', 'print the memory plan for the configured budget');
+  return new Command('plan')
+    .description('print the memory plan for the configured budget (every buffer and concurrency level)')
+    .action((_opts, command: Command) => {
+      const ctx = commandContext(command);
+      const config = ctx.config();
+      const plan = planMemory(config);
+      if (ctx.output.json) ctx.output.result({ limitMB: config.memory.limitMB, ...plan });
+      else process.stderr.write(`memory plan for ${config.configPath} (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(plan)}\n`);
+    });
 }

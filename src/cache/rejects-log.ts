@@ -1,0 +1,51 @@
+import { openSync, writeSync, fsyncSync, closeSync, ftruncateSync, fstatSync } from 'node:fs';
+import path from 'node:path';
+import type { RejectReason } from '../images/decode.ts';
+import { REJECTS_FILE } from './manifest.ts';
+import { DiskFullError, CacheWriteError } from './shard-writer.ts';
+
+export interface RejectRecord { row: number; id: string; reason: RejectReason; detail: string }
+
+/**
+ * rejects.jsonl beside the manifest, one `{row, id, reason, detail}` per line in row order.
+ * Its committed length is recorded in the manifest with each shard, so a resumed run cuts it
+ * back to exactly what the last complete shard had seen.
+ */
+export class RejectsLog {
+  private readonly fd: number;
+  private length: number;
+  readonly file: string;
+
+  constructor(cacheDir: string, committedBytes: number) {
+    this.file = path.join(cacheDir, REJECTS_FILE);
+    this.fd = openSync(this.file, 'a+');
+    const size = fstatSync(this.fd).size;
+    if (size !== committedBytes) ftruncateSync(this.fd, committedBytes);
+    this.length = committedBytes;
+  }
+
+  get bytes(): number {
+    return this.length;
+  }
+
+  append(record: RejectRecord): void {
+    const line = Buffer.from(`${JSON.stringify({ row: record.row, id: record.id, reason: record.reason, detail: record.detail })}\n`);
+    try {
+      writeSync(this.fd, line);
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw new DiskFullError(this.file, e.message);
+      throw new CacheWriteError(this.file, e.code ?? e.message);
+    }
+    this.length += line.byteLength;
+  }
+
+  /** Makes the lines written so far durable (before a manifest records their length). */
+  sync(): void {
+    fsyncSync(this.fd);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}

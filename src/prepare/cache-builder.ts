@@ -1,0 +1,150 @@
+import { REJECT_REASONS, type RejectReason } from '../images/decode.ts';
+import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest, type ShardEntry } from '../cache/format.ts';
+import { writeManifest } from '../cache/manifest.ts';
+import type { RejectsLog } from '../cache/rejects-log.ts';
+import type { ShardWriter } from '../cache/shard-writer.ts';
+import type { WriteFileFn } from '../cache/atomic.ts';
+import { ChannelStatsAccumulator } from './channel-stats.ts';
+import type { PermitPool } from './permits.ts';
+import type { Outcome, RecordSink } from './pipeline.ts';
+
+/**
+ * The pipeline's sink: takes outcomes in row order, appends records to the shard writer and
+ * rejects to rejects.jsonl, and after each shard commits: shard file, rejects fsynced, manifest
+ * replaced with the resume state. Permits of a shard's records come back only then.
+ */
+
+/** What a resumed run needs, stored in the manifest after each shard. */
+export interface ResumeState {
+  /** Every row up to this one has its outcome in the shards / rejects.jsonl. */
+  committedRow: number;
+  rejectsBytes: number;
+  stats: { sum: number[]; sumSquares: number[]; count: number };
+}
+
+export interface CacheBuilderOptions {
+  cacheDir: string;
+  base: Omit<Manifest, 'shards' | 'classCounts' | 'channelStats' | 'totals' | 'rejects' | 'complete' | 'updatedAt' | 'resume'>;
+  writer: ShardWriter;
+  rejects: RejectsLog;
+  permits: PermitPool;
+  channels: number;
+  limit: number | null;
+  /** Restored from the last manifest when resuming. */
+  resumeFrom?: Manifest | null;
+  writeManifestFile?: WriteFileFn;
+  onCommit?: (manifest: Manifest) => void;
+}
+
+export class CacheBuilder implements RecordSink {
+  private readonly shards: ShardEntry[];
+  private readonly classCounts: number[];
+  private readonly rejectCounts: Map<RejectReason, number>;
+  private readonly stats: ChannelStatsAccumulator;
+  private images: number;
+  private rowsExamined: number;
+  private held = 0;
+  private lastRecordRow = 0;
+  /** Records decoded (not replayed) by this run. */
+  decodedThisRun = 0;
+
+  constructor(private readonly options: CacheBuilderOptions) {
+    const previous = options.resumeFrom ?? null;
+    const resume = previous?.resume as ResumeState | undefined;
+    this.shards = previous ? [...previous.shards] : [];
+    this.classCounts = previous ? [...previous.classCounts] : options.base.classes.map(() => 0);
+    this.rejectCounts = new Map(Object.entries(previous?.rejects ?? {}) as [RejectReason, number][]);
+    this.stats = new ChannelStatsAccumulator(options.channels, resume?.stats);
+    this.images = previous?.totals.images ?? 0;
+    this.rowsExamined = resume?.committedRow ?? 0;
+  }
+
+  get done(): boolean {
+    return this.options.limit !== null && this.images >= this.options.limit;
+  }
+
+  get shardCount(): number {
+    return this.shards.length;
+  }
+
+  get imageCount(): number {
+    return this.images;
+  }
+
+  async handle(outcome: Outcome): Promise<void> {
+    const { permits, writer, rejects } = this.options;
+    if (outcome.kind === 'replayed' || this.done) {
+      // replayed rows are already committed; rows past --limit are dropped unseen
+      permits.release();
+      return;
+    }
+    this.rowsExamined = outcome.row;
+    if (outcome.kind === 'reject') {
+      rejects.append(outcome);
+      this.rejectCounts.set(outcome.reason, (this.rejectCounts.get(outcome.reason) ?? 0) + 1);
+      permits.release();
+      return;
+    }
+    writer.append(outcome.id, outcome.label, outcome.pixels);
+    this.stats.add(outcome.pixels);
+    this.classCounts[outcome.label]++;
+    this.images++;
+    this.decodedThisRun++;
+    this.held++;
+    this.lastRecordRow = outcome.row;
+    if (writer.full || this.done) await this.commitShard();
+  }
+
+  /** Writes the last partial shard and the complete manifest. */
+  async finish(): Promise<Manifest> {
+    if (this.options.writer.count > 0) await this.commitShard();
+    const manifest = this.manifest(true);
+    this.options.rejects.sync();
+    await writeManifest(this.options.cacheDir, manifest, this.options.writeManifestFile);
+    return manifest;
+  }
+
+  private async commitShard(): Promise<void> {
+    const { writer, rejects, permits, cacheDir } = this.options;
+    const entry = await writer.flush(this.shards.length);
+    this.shards.push(entry);
+    rejects.sync();
+    const manifest = this.manifest(false);
+    await writeManifest(cacheDir, manifest, this.options.writeManifestFile);
+    permits.release(this.held);
+    this.held = 0;
+    this.options.onCommit?.(manifest);
+  }
+
+  private manifest(complete: boolean): Manifest {
+    const rejects: Record<string, number> = {};
+    for (const reason of REJECT_REASONS) {
+      const n = this.rejectCounts.get(reason);
+      if (n) rejects[reason] = n;
+    }
+    const rejected = Object.values(rejects).reduce((a, b) => a + b, 0);
+    const resume: ResumeState = {
+      committedRow: complete ? this.rowsExamined : this.lastRecordRow,
+      rejectsBytes: this.options.rejects.bytes,
+      stats: this.stats.state(),
+    };
+    return {
+      ...this.options.base,
+      format: MANIFEST_FORMAT,
+      version: CACHE_FORMAT_VERSION,
+      shards: [...this.shards],
+      classCounts: [...this.classCounts],
+      channelStats: this.stats.stats(),
+      totals: {
+        rows: complete ? this.rowsExamined : this.lastRecordRow,
+        images: this.images,
+        rejected,
+        bytes: this.shards.reduce((s, e) => s + e.bytes, 0),
+      },
+      rejects,
+      complete,
+      updatedAt: new Date().toISOString(),
+      ...(complete ? {} : { resume: resume as unknown as Record<string, unknown> }),
+    };
+  }
+}

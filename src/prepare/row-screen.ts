@@ -1,0 +1,60 @@
+import type { LoadedConfig } from '../config/load.ts';
+import type { RejectReason } from '../images/decode.ts';
+import type { CsvRow } from '../ingest/csv-source.ts';
+import { idProblem, imageFileName, imagePathInside } from '../ingest/ids.ts';
+import type { LabelRules } from '../ingest/labels.ts';
+
+/**
+ * The cheap per-row checks that need no image bytes, in this order: row shape, id safety,
+ * duplicate id, label rules, gz2 mapping, existence in the image index. The first row that
+ * names an id claims it whatever its own fate, so a later row with that id is `duplicate-id`.
+ * Deterministic and free of I/O, so a resumed run replays it over the committed rows to rebuild
+ * the seen-id state exactly.
+ */
+
+export interface Candidate { kind: 'candidate'; seq: number; row: number; id: string; label: number; file: string }
+export interface Rejected { kind: 'reject'; seq: number; row: number; id: string; reason: RejectReason; detail: string }
+export type Screened = Candidate | Rejected;
+
+export interface RowScreenOptions {
+  data: LoadedConfig['data'];
+  labels: LabelRules;
+  hasImage: (fileName: string) => boolean;
+  headerCount: number;
+  /** gz2 layout: labels-CSV object id -> image id. */
+  mapping?: Map<string, string> | null;
+}
+
+export class RowScreen {
+  private readonly seen = new Set<string>();
+
+  constructor(private readonly options: RowScreenOptions) {}
+
+  screen(row: CsvRow): Screened {
+    const { data, labels, hasImage, headerCount, mapping } = this.options;
+    const rawId = row.cells[data.idColumn] ?? '';
+    const id = rawId.trim();
+    const reject = (reason: RejectReason, detail: string): Rejected => ({ kind: 'reject', seq: row.row, row: row.row, id, reason, detail });
+    if (row.overlong) return reject('malformed-row', `the line is longer than data.maxRowBytes (${data.maxRowBytes} bytes)`);
+    if (row.fields < headerCount) return reject('malformed-row', `the row has ${row.fields} fields, the header has ${headerCount}`);
+    const problem = idProblem(id);
+    if (problem) return reject('invalid-id', problem);
+    if (this.seen.has(id)) return reject('duplicate-id', `id ${id} already appeared in an earlier row (the first wins)`);
+    this.seen.add(id.slice());
+    const label = labels.classify(row.cells[data.labelColumn]);
+    if ('reason' in label) return reject(label.reason, label.detail);
+    let imageId = id;
+    if (mapping) {
+      const mapped = mapping.get(id);
+      if (mapped === undefined) return reject('unmapped-id', `object ${id} has no row in the filename mapping (${data.mappingCsv})`);
+      const mappedProblem = idProblem(mapped);
+      if (mappedProblem) return reject('invalid-id', `mapped image id ${JSON.stringify(mapped)}: ${mappedProblem}`);
+      imageId = mapped;
+    }
+    const fileName = imageFileName(data.fileName, imageId);
+    const file = imagePathInside(data.imageDir, fileName);
+    if (!file) return reject('invalid-id', `the image path for id ${imageId} would leave data.imageDir`);
+    if (!hasImage(fileName)) return reject('missing-image', `${fileName} is not in ${data.imageDir}`);
+    return { kind: 'candidate', seq: row.row, row: row.row, id: imageId, label: label.index, file };
+  }
+}

@@ -1,0 +1,242 @@
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { UserError } from '../core/errors.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import type { Output } from '../report/output.ts';
+import { decodeImage } from '../images/decode.ts';
+import { openCsv, type CsvSource } from '../ingest/csv-source.ts';
+import { ImageIndex } from '../ingest/image-index.ts';
+import { checkFileNamePattern } from '../ingest/ids.ts';
+import { LabelRules } from '../ingest/labels.ts';
+import { loadGz2Mapping } from '../ingest/gz2-mapping.ts';
+import { cacheKey, cacheKeyInputs } from '../cache/key.ts';
+import { MANIFEST_FILE, REJECTS_FILE, readManifestIfPresent } from '../cache/manifest.ts';
+import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest } from '../cache/format.ts';
+import { RejectsLog } from '../cache/rejects-log.ts';
+import { ShardWriter } from '../cache/shard-writer.ts';
+import type { WriteFileFn } from '../cache/atomic.ts';
+import { planMemory, formatPlan, type MemoryPlan } from '../memory/plan.ts';
+import { RssSampler } from '../memory/rss-sampler.ts';
+import { PermitPool } from './permits.ts';
+import { RowScreen } from './row-screen.ts';
+import { CacheBuilder, type ResumeState } from './cache-builder.ts';
+import { newProbe, streamRecords, type Replayed } from './pipeline.ts';
+
+/**
+ * `galactic prepare` as a library call: checks everything that can stop a run before any work,
+ * answers from the cache when the same inputs were prepared before, resumes an interrupted
+ * build after its last complete shard, and otherwise streams the CSV into shards.
+ */
+
+export interface PrepareSummary {
+  cacheKey: string;
+  cacheDir: string;
+  cacheHit: boolean;
+  rows: number;
+  images: number;
+  rejected: Record<string, number>;
+  shards: number;
+  seconds: number;
+  imagesPerSecond: number;
+  peakRssMB: number;
+  limitMB: number;
+}
+
+export interface PrepareOptions {
+  output: Output;
+  force?: boolean;
+  /** Overrides data.limit (the CLI's --limit). */
+  limit?: number | null;
+  /** Injection points for tests: how shard/manifest bytes reach disk, and a hook after each shard. */
+  writeFile?: WriteFileFn;
+  onCommit?: (manifest: Manifest) => void;
+}
+
+export class CacheDirNotWritableError extends UserError {
+  constructor(dir: string, detail: string) {
+    super(`cache folder ${dir} is not writable (${detail}). Set cache.dir to a folder you can write to, or fix its permissions.`);
+  }
+}
+
+const TOOL_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+function ensureWritable(dir: string, reportAs: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.write-probe-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    throw new CacheDirNotWritableError(reportAs, e.code ?? e.message);
+  }
+}
+
+/** A complete manifest whose shard files are all there with the recorded sizes. */
+function intact(cacheDir: string, manifest: Manifest): boolean {
+  return manifest.shards.every((entry) => {
+    try {
+      return statSync(path.join(cacheDir, entry.file)).size === entry.bytes;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Removes everything a crashed run may have left that the manifest does not vouch for. */
+function removeStrayFiles(cacheDir: string, keep: Manifest | null): void {
+  const wanted = new Set([MANIFEST_FILE, REJECTS_FILE, ...(keep?.shards.map((s) => s.file) ?? [])]);
+  for (const name of readdirSync(cacheDir)) {
+    if (!wanted.has(name)) rmSync(path.join(cacheDir, name), { force: true, recursive: true });
+  }
+}
+
+export async function runPrepare(config: LoadedConfig, options: PrepareOptions): Promise<PrepareSummary> {
+  const started = performance.now();
+  const sampler = new RssSampler().start();
+  try {
+    return await prepare(config, options, started, sampler);
+  } finally {
+    sampler.stop();
+  }
+}
+
+async function prepare(config: LoadedConfig, options: PrepareOptions, started: number, sampler: RssSampler): Promise<PrepareSummary> {
+  const { output } = options;
+  const limit = options.limit === undefined ? config.data.limit : options.limit;
+  const data = config.data;
+
+  // Everything that can stop a run, before any work (the plan is refined once the mapping is counted).
+  planMemory(config);
+  checkFileNamePattern(data.fileName);
+  const index = await ImageIndex.build(data.imageDir, data.fileName);
+  const inputs = cacheKeyInputs(config, index, limit);
+  const key = cacheKey(inputs);
+  const cacheDir = path.join(config.cache.dir, key);
+  const summary = (cacheHit: boolean, manifest: Manifest, decoded: number): PrepareSummary => {
+    const seconds = (performance.now() - started) / 1000;
+    sampler.sample();
+    return {
+      cacheKey: key, cacheDir, cacheHit,
+      rows: manifest.totals.rows, images: manifest.totals.images, rejected: { ...manifest.rejects },
+      shards: manifest.shards.length,
+      seconds: Math.round(seconds * 1000) / 1000,
+      imagesPerSecond: seconds > 0 ? Math.round((decoded / seconds) * 10) / 10 : 0,
+      peakRssMB: sampler.peakMB, limitMB: config.memory.limitMB,
+    };
+  };
+
+  let existing = readManifestIfPresent(cacheDir);
+  if (existing?.complete && !options.force && intact(cacheDir, existing)) {
+    output.info(`cache hit: ${cacheDir} (${existing.totals.images} images in ${existing.shards.length} shards)`);
+    return summary(true, existing, 0);
+  }
+
+  const mapping = data.layout === 'gz2' && data.mappingCsv
+    ? await loadGz2Mapping(data.mappingCsv, data.mappingObjectColumn, data.mappingImageColumn, data.maxRowBytes)
+    : null;
+  const plan: MemoryPlan = planMemory(config, { mappingRows: mapping?.size });
+  const csv: CsvSource = await openCsv(data.csv, [
+    { column: data.idColumn, knob: 'data.idColumn' },
+    { column: data.labelColumn, knob: 'data.labelColumn' },
+  ], data.maxRowBytes);
+
+  try {
+    ensureWritable(config.cache.dir, config.cache.dir);
+    ensureWritable(cacheDir, config.cache.dir);
+  } catch (error) {
+    csv.close();
+    throw error;
+  }
+
+  if (options.force || (existing && (existing.complete || !existing.resume))) {
+    // --force, or a damaged complete cache: rebuild from nothing
+    existing = null;
+  }
+  const resume = existing?.resume as ResumeState | undefined;
+  const shardImages = existing ? existing.shardImages : plan.shardImages;
+  removeStrayFiles(cacheDir, existing);
+  if (existing && !intact(cacheDir, existing)) {
+    output.warn(`the interrupted cache at ${cacheDir} lost a shard; starting it over`);
+    existing = null;
+    removeStrayFiles(cacheDir, null);
+  }
+  const committedRow = existing && resume ? resume.committedRow : 0;
+
+  sharp.cache(false);
+  sharp.concurrency(plan.sharpThreads);
+  output.info(`memory plan (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(plan)}`);
+  output.info(existing
+    ? `resuming ${cacheDir} after row ${committedRow} (${existing.shards.length} shards, ${existing.totals.images} images already written)`
+    : `preparing ${cacheDir}`);
+
+  const labels = new LabelRules(data.classes);
+  const permits = new PermitPool(Math.max(plan.permits, shardImages + 2 * plan.decodeConcurrency + 8));
+  const rejects = new RejectsLog(cacheDir, existing && resume ? resume.rejectsBytes : 0);
+  const { width, height, channels, fit } = config.image;
+  const now = new Date().toISOString();
+  const builder = new CacheBuilder({
+    cacheDir,
+    base: {
+      format: MANIFEST_FORMAT,
+      version: CACHE_FORMAT_VERSION,
+      cacheKey: key,
+      inputs: inputs as unknown as Record<string, unknown>,
+      classes: labels.names,
+      image: { width, height, channels, fit },
+      dtype: config.cache.dtype,
+      shardImages,
+      toolVersion: TOOL_VERSION,
+      createdAt: existing?.createdAt ?? now,
+    },
+    writer: new ShardWriter(cacheDir, shardImages, { height, width, channels }, config.cache.dtype, options.writeFile),
+    rejects,
+    permits,
+    channels,
+    limit,
+    resumeFrom: existing,
+    writeManifestFile: options.writeFile,
+    onCommit: options.onCommit,
+  });
+
+  const screen = new RowScreen({ data, labels, hasImage: (name) => index.has(name), headerCount: csv.headerCount, mapping });
+  const probe = newProbe();
+  output.setMemoryLimit(config.memory.limitMB);
+  const progress = output.progress('prepare', null, 'rows');
+  const decodeStarted = performance.now();
+  const ticker = setInterval(() => {
+    sampler.sample();
+    const seconds = (performance.now() - decodeStarted) / 1000;
+    progress.update(probe.pulled, {
+      images: probe.decoded, 'images/s': (probe.decoded / Math.max(seconds, 1e-3)).toFixed(1), shards: builder.shardCount,
+    });
+  }, 500);
+  ticker.unref();
+  const finalFields = () => ({ images: probe.decoded, shards: builder.shardCount });
+  let manifest: Manifest;
+  try {
+    await streamRecords({
+      source: csv,
+      permits,
+      screen: (row) => {
+        const screened = screen.screen(row);
+        return row.row <= committedRow ? ({ kind: 'replayed', seq: row.row, row: row.row } satisfies Replayed) : screened;
+      },
+      decode: (candidate) => decodeImage(candidate.file, config.image),
+      decodeConcurrency: plan.decodeConcurrency,
+      sink: builder,
+      probe,
+    });
+    manifest = await builder.finish();
+  } finally {
+    clearInterval(ticker);
+    rejects.close();
+    csv.close();
+  }
+  progress.update(probe.pulled, finalFields());
+  progress.stop();
+  const result = summary(false, manifest, builder.decodedThisRun);
+  output.info(`prepared ${result.images} images from ${result.rows} rows into ${result.shards} shards (${Object.entries(result.rejected).map(([r, n]) => `${n} ${r}`).join(', ') || 'no rejects'}) in ${result.seconds.toFixed(1)} s, peak RSS ${result.peakRssMB} MB of ${result.limitMB} MB`);
+  return result;
+}
