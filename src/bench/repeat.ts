@@ -62,7 +62,7 @@ export async function measureRepeats(
 export function stageResult(
   stage: string,
   m: Measured,
-  options: { plannedMB?: number | null; limitMB?: number | null; ceiling?: StageResult | null } = {},
+  options: { plannedMB?: number | null; limitMB?: number | null; ceiling?: StageResult | null; mbOf?: string } = {},
 ): StageResult {
   const ipsSpread = spread(m.imagesPerSecond);
   const ceiling = options.ceiling ?? null;
@@ -71,6 +71,7 @@ export function stageResult(
     images: m.images,
     imagesPerSecond: round(ipsSpread.median),
     mbPerSecond: m.mbPerSecond ? round(spread(m.mbPerSecond).median) : null,
+    mbOf: m.mbPerSecond ? (options.mbOf ?? null) : null,
     peakRssMB: round(m.peakRssMB),
     plannedMB: options.plannedMB ?? null,
     limitMB: options.limitMB ?? null,

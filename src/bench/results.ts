@@ -13,6 +13,8 @@ export interface StageResult {
   imagesPerSecond: number;
   /** Input megabytes (MiB) per second where the stage reads files (JPEGs, shards); null otherwise. */
   mbPerSecond: number | null;
+  /** What the megabytes are: 'JPEG read', 'shards written', 'shards read'. */
+  mbOf: string | null;
   /** Largest resident set of the process and its children seen during any repeat, MiB. */
   peakRssMB: number;
   /** What `planMemory` budgets for this config (null when the stage is not planned, e.g. decode). */

@@ -23,7 +23,7 @@ export function stageTable(results: StageResult[]): string {
       r.stage,
       r.images,
       formatSpread(r.repeats.imagesPerSecond),
-      r.repeats.mbPerSecond ? formatSpread(r.repeats.mbPerSecond) : null,
+      r.repeats.mbPerSecond ? `${formatSpread(r.repeats.mbPerSecond)}${r.mbOf ? ` (${r.mbOf})` : ''}` : null,
       mb(r.peakRssMB),
       mb(r.plannedMB),
       mb(r.limitMB),

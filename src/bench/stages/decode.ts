@@ -24,14 +24,19 @@ export async function listImages(config: LoadedConfig, count: number): Promise<s
   return files;
 }
 
-/** Decode + resize to raw pixels the way the pipeline does (sRGB, no alpha, configured fit). */
+/**
+ * Decode + resize to raw pixels with the same sharp operations as src/images/decode.ts (EXIF
+ * rotate, resize with the configured fit, sRGB or b-w, no alpha), but without its checks.
+ */
 export async function decodeResize(bytes: Buffer, image: LoadedConfig['image']): Promise<Buffer> {
-  let pipeline = sharp(bytes, { limitInputPixels: image.maxInputPixels, failOn: 'error' })
-    .toColourspace('srgb')
+  const { width, height, channels, fit, maxInputPixels } = image;
+  return sharp(bytes, { failOn: 'truncated', limitInputPixels: maxInputPixels, sequentialRead: true })
+    .rotate()
+    .resize(width, height, fit === 'inside' ? { fit: 'inside', withoutEnlargement: false } : { fit, background: { r: 0, g: 0, b: 0 } })
+    .toColourspace(channels === 3 ? 'srgb' : 'b-w')
     .removeAlpha()
-    .resize(image.width, image.height, { fit: image.fit, kernel: 'lanczos3' });
-  if (image.channels === 1) pipeline = pipeline.grayscale();
-  return pipeline.raw().toBuffer();
+    .raw()
+    .toBuffer();
 }
 
 /** Runs `task` over `items` with at most `concurrency` in flight. */
@@ -71,7 +76,7 @@ export async function benchDecode(config: LoadedConfig, options: DecodeBenchOpti
       });
       return { images: decoded, bytes, detail: { failed, decodeConcurrency: options.decodeConcurrency, sharpThreads: options.sharpThreads } };
     });
-    return stageResult('decode', measured, { limitMB: config.memory.limitMB });
+    return stageResult('decode', measured, { limitMB: config.memory.limitMB, mbOf: 'JPEG read' });
   } finally {
     sharp.concurrency(previousThreads);
   }

@@ -20,5 +20,5 @@ export async function benchShardRead(cacheDir: string, repeats: number, limitMB:
     }
     return { images, bytes, detail: { shards: manifest.shards.length } };
   });
-  return stageResult('shardRead', measured, { limitMB });
+  return stageResult('shardRead', measured, { limitMB, mbOf: 'shards read' });
 }
