@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { LoadedConfig } from '../config/load.ts';
+import type { Normalization } from '../data/normalization.ts';
+import type { HyperparameterValues } from '../model/architecture.ts';
+import { saveModel } from '../model/io.ts';
+import type { ValidationMetrics } from './metrics.ts';
+import type { EpochRecord } from './trainer.ts';
+
+/**
+ * A run folder (contract §7): model.json + weights.bin, metadata.json, history.json,
+ * metrics.json. Written into a temporary sibling folder and renamed into place, so
+ * `runs/<name>` is always a whole run (the previous one, or the new one).
+ */
+
+export const GALACTIC_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface RunMetadata {
+  format: 'galactic-run';
+  version: 1;
+  name: string;
+  createdAt: string;
+  classes: string[];
+  /** The image settings predict decodes with (same as prepare's). */
+  image: LoadedConfig['image'];
+  normalization: Normalization;
+  cacheDtype: string;
+  backend: { name: string; reason: string };
+  versions: { galactic: string; tfjs: string; node: string };
+  configDigest: string;
+  configPath: string;
+  cacheKey: string;
+  hyperparameters: HyperparameterValues;
+  /** Where the learning rate came from: the tuner/--hp values, train.learningRate, or model.learningRate. */
+  learningRate: { value: number; source: 'hyperparameters' | 'train.learningRate' | 'model.learningRate' };
+  seed: number;
+  split: { validation: number; stratify: boolean; trainImages: number; validationImages: number };
+  epochs: number;
+  bestEpoch: number;
+  stopReason: string;
+}
+
+/** sha256 of the config's canonical JSON (sorted keys, without where it was loaded from). */
+export function configDigest(config: LoadedConfig): string {
+  const { configPath: _path, configDir: _dir, ...rest } = config;
+  const canonical = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(canonical);
+    if (value && typeof value === 'object') {
+      return Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]));
+    }
+    return value;
+  };
+  return `sha256:${createHash('sha256').update(JSON.stringify(canonical(rest))).digest('hex')}`;
+}
+
+export interface RunContents {
+  model: tf.LayersModel;
+  metadata: RunMetadata;
+  history: EpochRecord[];
+  metrics: ValidationMetrics;
+}
+
+/** NaN and Infinity are not JSON; they are written as null. */
+function json(value: unknown): string {
+  return JSON.stringify(value, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2);
+}
+
+export async function writeRunDirectory(runDir: string, contents: RunContents): Promise<void> {
+  const parent = path.dirname(runDir);
+  mkdirSync(parent, { recursive: true });
+  const partial = path.join(parent, `.${path.basename(runDir)}.partial-${process.pid}`);
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial);
+  try {
+    await saveModel(contents.model, partial);
+    writeFileSync(path.join(partial, 'metadata.json'), json(contents.metadata));
+    writeFileSync(path.join(partial, 'history.json'), json(contents.history));
+    writeFileSync(path.join(partial, 'metrics.json'), json(contents.metrics));
+    if (existsSync(runDir)) {
+      const old = path.join(parent, `.${path.basename(runDir)}.old-${process.pid}`);
+      rmSync(old, { recursive: true, force: true });
+      renameSync(runDir, old);
+      renameSync(partial, runDir);
+      rmSync(old, { recursive: true, force: true });
+    } else {
+      renameSync(partial, runDir);
+    }
+  } catch (error) {
+    rmSync(partial, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+export function readRunMetadata(runDir: string): RunMetadata | null {
+  const file = path.join(runDir, 'metadata.json');
+  if (!existsSync(file)) return null;
+  return JSON.parse(readFileSync(file, 'utf8')) as RunMetadata;
+}

@@ -1,0 +1,194 @@
+import * as tf from '@tensorflow/tfjs';
+import type { LoadedConfig } from '../config/load.ts';
+import type { Manifest } from '../cache/format.ts';
+import type { Output } from '../report/output.ts';
+import { buildModel, type HyperparameterValues } from '../model/architecture.ts';
+import { withKernelCheck } from '../model/backend.ts';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';
+import { loadManifest } from '../data/cache-access.ts';
+import { RssSampler } from '../memory/rss-sampler.ts';
+import { Feed, type FeedSettings } from '../data/feed.ts';
+import { splitCache, SplitTooSmallError, type SplitPlan } from '../data/split.ts';
+import { balancedClassWeights } from './class-weights.ts';
+import { EarlyStopping, type Monitor } from './early-stopping.ts';
+
+/**
+ * The trainer (contract §6): the notebook's CNN from hyperparameter values, trained with
+ * `fitDataset` on the streaming feed, validated every epoch, early stopping on the monitored
+ * metric with the best weights restored by hand.
+ *
+ * Epoch numbers are counts of completed epochs: `EpochRecord.epoch` = 1 for the first epoch, and
+ * a checkpoint saved at `epoch` k resumes with `initialEpoch: k`. `bestEpoch` uses the same count.
+ */
+
+export { saveCheckpoint };
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+  seconds: number;
+  imagesPerSecond: number;
+  peakRssMB: number;
+}
+
+export interface TrainerOptions {
+  config: LoadedConfig;
+  cacheDir: string;
+  values: HyperparameterValues;
+  epochs: number;
+  initialEpoch?: number;
+  checkpoint?: string | null;
+  monitor?: Monitor;
+  patience?: number | null;
+  restoreBestWeights?: boolean;
+  /** Answering 'stop' ends training after this epoch (stopReason 'early-stopping'); anything else continues. */
+  onEpochEnd?: (info: { epoch: number; record: EpochRecord; saveCheckpoint: (dir: string) => Promise<void> }) => Promise<void | 'stop' | 'continue'> | void | 'stop' | 'continue';
+  onBatchEnd?: (info: { epoch: number; batch: number; batches: number; loss: number; accuracy: number }) => void;
+  output?: Output;
+  /** Feed buffer sizes; default from the config and the memory planner. */
+  feedSettings?: FeedSettings;
+}
+
+export interface TrainerResult {
+  model: tf.LayersModel;
+  history: EpochRecord[];
+  bestEpoch: number;
+  stopReason: 'completed' | 'early-stopping' | 'nan-loss';
+  /** The feed's split and the manifest it trained on (for metrics and the run folder). */
+  split: SplitPlan;
+  manifest: Manifest;
+  feed: Feed;
+  /** Whether the best epoch's weights were put back at the end. */
+  restoredBestWeights: boolean;
+}
+
+/** tfjs names the 'accuracy' metric 'acc' in its logs. */
+function logValue(logs: tf.Logs | undefined, name: Monitor): number {
+  if (!logs) return Number.NaN;
+  const short = name.replace('accuracy', 'acc');
+  const value = logs[name] ?? logs[short];
+  return typeof value === 'number' ? value : Number.NaN;
+}
+
+export async function trainClassifier(options: TrainerOptions): Promise<TrainerResult> {
+  const { config, cacheDir, output } = options;
+  const early = config.train.earlyStopping;
+  const monitor: Monitor = options.monitor ?? early?.monitor ?? 'val_loss';
+  const patience = options.patience !== undefined ? options.patience : (early?.patience ?? null);
+  const restoreBestWeights = options.restoreBestWeights ?? early?.restoreBestWeights ?? false;
+  const initialEpoch = options.initialEpoch ?? 0;
+
+  const manifest = loadManifest(cacheDir);
+  const split = await splitCache(cacheDir, manifest, config.split, config.seed);
+  if (split.trainCount === 0 || split.validationCount === 0) {
+    throw new SplitTooSmallError(cacheDir, split.trainCount, split.validationCount);
+  }
+  const feed = new Feed({ config, cacheDir, manifest, split, settings: options.feedSettings });
+  const { width, height, channels } = manifest.image;
+  const model = buildModel(options.values, {
+    inputShape: [height, width, channels],
+    numClasses: manifest.classes.length,
+    seed: config.seed,
+    defaults: config.model,
+  });
+  try {
+    if (options.checkpoint) await loadCheckpoint(options.checkpoint, model);
+    const stopper = new EarlyStopping({ monitor, patience, restoreBestWeights });
+    const history: EpochRecord[] = [];
+    let rss = new RssSampler(100);
+    let stopReason: TrainerResult['stopReason'] = 'completed';
+    let epochStarted = 0;
+    let trainEnded = 0;
+    let imagesThisEpoch = 0;
+    let current = initialEpoch;
+    const batches = feed.trainBatchCount;
+
+    const callbacks = new tf.CustomCallback({
+      onEpochBegin: async (epoch) => {
+        current = epoch;
+        feed.epoch = epoch;
+        epochStarted = performance.now();
+        imagesThisEpoch = 0;
+        // a fresh sampler per epoch gives the epoch's own peak; its timer fires between batches
+        rss.stop();
+        rss = new RssSampler(100).start();
+      },
+      onBatchEnd: async (batch, logs) => {
+        trainEnded = performance.now();
+        imagesThisEpoch += typeof logs?.size === 'number' ? logs.size : 0;
+        rss.sample();
+        const loss = logValue(logs, 'loss');
+        if (Number.isNaN(loss)) {
+          stopReason = 'nan-loss';
+          model.stopTraining = true;
+        }
+        options.onBatchEnd?.({ epoch: current + 1, batch: batch + 1, batches, loss, accuracy: logValue(logs, 'accuracy') });
+      },
+      onEpochEnd: async (epoch, logs) => {
+        rss.stop();
+        const trainSeconds = (trainEnded - epochStarted) / 1000;
+        const record: EpochRecord = {
+          epoch: epoch + 1,
+          loss: logValue(logs, 'loss'),
+          accuracy: logValue(logs, 'accuracy'),
+          val_loss: logValue(logs, 'val_loss'),
+          val_accuracy: logValue(logs, 'val_accuracy'),
+          seconds: (performance.now() - epochStarted) / 1000,
+          imagesPerSecond: trainSeconds > 0 ? imagesThisEpoch / trainSeconds : 0,
+          peakRssMB: rss.peakMB,
+        };
+        history.push(record);
+        if (Number.isNaN(record.loss)) {
+          stopReason = 'nan-loss';
+          model.stopTraining = true;
+        }
+        // best-weights copy first, so the tensor count the caller sees is the same every epoch
+        const monitored = logValue(logs, monitor);
+        if (stopper.update(epoch + 1, monitored, model) && stopReason === 'completed') {
+          stopReason = 'early-stopping';
+          model.stopTraining = true;
+        }
+        const answer = await options.onEpochEnd?.({ epoch: epoch + 1, record, saveCheckpoint: (dir) => saveCheckpoint(dir, model) });
+        if (answer === 'stop' && stopReason === 'completed') {
+          stopReason = 'early-stopping';
+          model.stopTraining = true;
+        }
+      },
+    });
+
+    const classWeight = config.train.classWeights === 'balanced' ? balancedClassWeights(split.trainClassCounts) : undefined;
+    if (initialEpoch < options.epochs) {
+      output?.info(`training on ${split.trainCount} images, validating on ${split.validationCount} (${manifest.classes.join(', ')}), epochs ${initialEpoch + 1}..${options.epochs}, ${batches} batches of ${feed.settings.batchSize}`);
+      await withKernelCheck(() =>
+        model.fitDataset(feed.trainDataset(), {
+          epochs: options.epochs,
+          initialEpoch,
+          validationData: feed.validationDataset(),
+          callbacks: [callbacks],
+          classWeight,
+          verbose: 0,
+        }),
+      );
+    }
+    rss.stop();
+    const lastEpoch = history.length > 0 ? history[history.length - 1].epoch : initialEpoch;
+    const restored = restoreBestWeights ? stopper.restore(model, lastEpoch) : (stopper.dispose(), false);
+    if (restored) output?.info(`restored the weights of epoch ${stopper.bestEpoch} (best ${monitor} ${stopper.best.toFixed(4)})`);
+    return {
+      model,
+      history,
+      bestEpoch: stopper.bestEpoch >= 0 ? stopper.bestEpoch : lastEpoch,
+      stopReason,
+      split,
+      manifest,
+      feed,
+      restoredBestWeights: restored,
+    };
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}
