@@ -1,0 +1,362 @@
+import { Rng } from '../../core/rng.ts';
+import { asinhStretch, Canvas, Lookup, upsample2x, type Colour, type Stretch } from './canvas.ts';
+import { parseGz2Class, type Morphology } from './morphology.ts';
+
+/**
+ * Renders one synthetic SDSS-like cutout for a record. Everything random comes from
+ * `Rng(seed, "render:<index>")`, so the pixels depend only on (seed, index, class) and never
+ * on which worker drew them or when.
+ *
+ * Large even sizes are drawn on a canvas of half the side and doubled bilinearly: that
+ * quarters the per-pixel work, and real Galaxy Zoo cutouts are resampled too, so their sky
+ * noise is spatially correlated in the same way.
+ */
+export interface RenderedImage {
+  /** Interleaved 8-bit RGB, `size` x `size`. */
+  pixels: Uint8Array;
+  size: number;
+}
+
+export function canvasSizeFor(size: number): number {
+  return size > 160 && size % 2 === 0 ? size / 2 : size;
+}
+
+export function renderRecord(seed: number, index: number, gz2class: string, size: number): RenderedImage {
+  const rng = new Rng(seed, `render:${index}`);
+  const n = canvasSizeFor(size);
+  const canvas = new Canvas(n);
+  const morphology = parseGz2Class(gz2class);
+  // small random centring errors, like real cutouts centred on a catalogue position
+  const cx = n / 2 + rng.uniform(-0.03, 0.03) * n;
+  const cy = n / 2 + rng.uniform(-0.03, 0.03) * n;
+  // seeing varies from night to night: one or two binomial passes, more on larger canvases
+  const psfPasses = (rng.next() < 0.5 ? 1 : 2) + (n > 300 ? 1 : 0);
+
+  drawBackground(canvas, rng, morphology);
+  switch (morphology.kind) {
+    case 'elliptical':
+      drawElliptical(canvas, rng, cx, cy, morphology);
+      break;
+    case 'spiral':
+      if (morphology.edgeOn) drawEdgeOnDisk(canvas, rng, cx, cy, morphology);
+      else drawFaceOnDisk(canvas, rng, cx, cy, morphology);
+      break;
+    case 'artifact':
+      drawArtifact(canvas, rng, cx, cy);
+      break;
+  }
+  canvas.blur(psfPasses);
+  const noiseStart = (): number => rng.int(skyNoise().length);
+  canvas.addSky(
+    jitter(rng, { r: 0.5, g: 0.45, b: 0.55 }, 0.3),
+    jitter(rng, { r: 1, g: 0.9, b: 1.15 }, 0.2),
+    skyNoise(),
+    [noiseStart(), noiseStart(), noiseStart()],
+    1 + 2 * rng.int(1000),
+  );
+  const pixels = canvas.toRgb8(displayStretch(rng.int(5), rng.int(6)));
+  return { pixels: n === size ? pixels : upsample2x(pixels, n), size };
+}
+
+const stretches = new Map<number, Stretch>();
+
+/** One of 30 asinh display curves (softening x range), built once per thread. */
+function displayStretch(softeningStep: number, rangeStep: number): Stretch {
+  const key = softeningStep * 100 + rangeStep;
+  let stretch = stretches.get(key);
+  if (!stretch) {
+    stretch = asinhStretch(1.6 + 0.3 * softeningStep, 140 + 36 * rangeStep);
+    stretches.set(key, stretch);
+  }
+  return stretch;
+}
+
+let noiseTable: Float32Array | null = null;
+
+/** 2^16 standard normals from a fixed seed, shared by every image (built once per thread). */
+function skyNoise(): Float32Array {
+  if (noiseTable) return noiseTable;
+  const rng = new Rng(0x5eed, 'sky-noise');
+  noiseTable = new Float32Array(1 << 16);
+  for (let i = 0; i < noiseTable.length; i++) noiseTable[i] = rng.normal();
+  return noiseTable;
+}
+
+function jitter(rng: Rng, colour: Colour, amount: number): Colour {
+  return {
+    r: colour.r * (1 + rng.uniform(-amount, amount)),
+    g: colour.g * (1 + rng.uniform(-amount, amount)),
+    b: colour.b * (1 + rng.uniform(-amount, amount)),
+  };
+}
+
+/** Black-body-ish star colours from hot blue-white to cool orange. */
+function starColour(rng: Rng): Colour {
+  const t = rng.next();
+  return { r: 0.75 + 0.35 * t, g: 0.85 + 0.1 * t, b: 1.15 - 0.55 * t };
+}
+
+/** Elliptical colours: old red stars (yellow-red in gri composites). */
+const ellipticalColour: Colour = { r: 1.0, g: 0.78, b: 0.55 };
+const bulgeColour: Colour = { r: 1.0, g: 0.82, b: 0.62 };
+const diskColour: Colour = { r: 0.72, g: 0.82, b: 1.0 };
+const knotColour: Colour = { r: 0.6, g: 0.78, b: 1.2 };
+
+/** Sérsic b_n (Ciotti & Bertin approximation). */
+function sersicB(n: number): number {
+  return 2 * n - 1 / 3 + 4 / (405 * n);
+}
+
+/**
+ * A Sérsic profile I(r) = exp(-b_n ((r/re)^(1/n) - 1)) tabulated over r/re in [0, 8), with the
+ * centre capped so one pixel cannot hold the whole light (the PSF would smear it anyway).
+ */
+function sersicLookup(n: number): Lookup {
+  const b = sersicB(n);
+  return new Lookup((x) => Math.exp(-b * (Math.pow(Math.max(x, 0.04), 1 / n) - 1)), 8, 2048);
+}
+
+interface Ellipse {
+  cx: number;
+  cy: number;
+  /** radius unit (re or scale length) in canvas pixels */
+  scale: number;
+  /** minor/major axis ratio */
+  q: number;
+  angle: number;
+}
+
+/**
+ * Adds `amplitude * profile(r / scale) * colour` over an ellipse, optionally modulated by
+ * `modulate(u, v, r)` (u, v in the galaxy's own frame, r in scale units), which is how arms
+ * and dust lanes are drawn in the same pass.
+ */
+function addProfile(canvas: Canvas, shape: Ellipse, profile: Lookup, amplitude: number, colour: Colour,
+  modulate?: (u: number, v: number, r: number) => number): void {
+  const n = canvas.size;
+  const reach = Math.min(profile.max * shape.scale, n);
+  const x0 = Math.max(0, Math.floor(shape.cx - reach));
+  const x1 = Math.min(n - 1, Math.ceil(shape.cx + reach));
+  const y0 = Math.max(0, Math.floor(shape.cy - reach));
+  const y1 = Math.min(n - 1, Math.ceil(shape.cy + reach));
+  const c = Math.cos(shape.angle);
+  const s = Math.sin(shape.angle);
+  const inv = 1 / shape.scale;
+  const invQ = 1 / shape.q;
+  const { r, g, b } = canvas;
+  const cr = amplitude * colour.r;
+  const cg = amplitude * colour.g;
+  const cb = amplitude * colour.b;
+  for (let y = y0; y <= y1; y++) {
+    const dy = y - shape.cy;
+    let i = y * n + x0;
+    for (let x = x0; x <= x1; x++, i++) {
+      const dx = x - shape.cx;
+      const u = (dx * c + dy * s) * inv;
+      const v = (dy * c - dx * s) * inv * invQ;
+      const radius = Math.sqrt(u * u + v * v);
+      let f = profile.at(radius);
+      if (f < 1e-4) continue;
+      if (modulate) f *= modulate(u, v, radius);
+      r[i] += f * cr;
+      g[i] += f * cg;
+      b[i] += f * cb;
+    }
+  }
+}
+
+/** Faint field stars and tiny background galaxies; now and then a bright foreground star. */
+function drawBackground(canvas: Canvas, rng: Rng, morphology: Morphology): void {
+  const n = canvas.size;
+  const stars = rng.int(7);
+  for (let k = 0; k < stars; k++) {
+    canvas.addGaussian(rng.uniform(0, n), rng.uniform(0, n), Math.exp(rng.uniform(1, 4.2)), 0.5, 0.5, 0, starColour(rng));
+  }
+  const galaxies = rng.int(4);
+  for (let k = 0; k < galaxies; k++) {
+    const sx = rng.uniform(0.8, 2.2) * (n / 212);
+    canvas.addGaussian(rng.uniform(0, n), rng.uniform(0, n), rng.uniform(1.5, 6), sx, sx * rng.uniform(0.3, 1), rng.uniform(0, Math.PI),
+      jitter(rng, ellipticalColour, 0.2));
+  }
+  // a bright star near a galaxy is a classic confuser for the artifact class
+  if (morphology.kind !== 'artifact' && rng.next() < 0.07) {
+    const angle = rng.uniform(0, 2 * Math.PI);
+    const distance = rng.uniform(0.25, 0.45) * n;
+    drawBrightStar(canvas, rng, n / 2 + Math.cos(angle) * distance, n / 2 + Math.sin(angle) * distance, rng.uniform(0.2, 0.6));
+  }
+}
+
+function drawElliptical(canvas: Canvas, rng: Rng, cx: number, cy: number, m: Extract<Morphology, { kind: 'elliptical' }>): void {
+  const n = canvas.size;
+  const q = m.roundness === 'r' ? rng.uniform(0.82, 1) : m.roundness === 'i' ? rng.uniform(0.5, 0.82) : rng.uniform(0.25, 0.5);
+  const sersic = rng.uniform(2.5, 5);
+  const shape: Ellipse = { cx, cy, scale: rng.uniform(0.035, 0.075) * n, q, angle: rng.uniform(0, Math.PI) };
+  addProfile(canvas, shape, sersicLookup(sersic), rng.uniform(2.5, 10), jitter(rng, ellipticalColour, 0.1));
+  if (m.odd === '(m)') {
+    // a smaller merging companion
+    const angle = rng.uniform(0, 2 * Math.PI);
+    const d = shape.scale * rng.uniform(1.5, 3);
+    addProfile(canvas, { cx: cx + Math.cos(angle) * d, cy: cy + Math.sin(angle) * d, scale: shape.scale * 0.5, q: rng.uniform(0.5, 1), angle: rng.uniform(0, Math.PI) },
+      sersicLookup(rng.uniform(2, 4)), rng.uniform(2, 6), jitter(rng, ellipticalColour, 0.1));
+  }
+}
+
+const bulgeToTotal: Record<string, number> = { a: 0.75, b: 0.45, c: 0.22, d: 0.05 };
+const pitchDegrees: Record<string, [number, number]> = { t: [9, 15], m: [16, 25], l: [26, 38] };
+/** Mean of ((1 + cos)/2)^4 over a period: keeps the disk's total light when arms are added. */
+const armPowerMean = 35 / 128;
+
+function drawFaceOnDisk(canvas: Canvas, rng: Rng, cx: number, cy: number, m: Extract<Morphology, { kind: 'spiral'; edgeOn: false }>): void {
+  const n = canvas.size;
+  const h = rng.uniform(0.04, 0.075) * n;
+  const q = rng.uniform(0.4, 1);
+  const angle = rng.uniform(0, Math.PI);
+  const centralDisk = rng.uniform(3, 9);
+  const bt = bulgeToTotal[m.bulge] * rng.uniform(0.7, 1.3);
+  const bulgeRe = h * rng.uniform(0.25, 0.5);
+
+  const barLength = m.barred ? h * rng.uniform(1.1, 2) : 0;
+  const barAngle = rng.uniform(0, Math.PI);
+  const armCount = m.arms === null ? 2 : m.arms === '+' ? 5 : m.arms === '?' ? 2 + rng.int(2) : m.arms;
+  const contrast = m.arms === null ? rng.uniform(0, 0.15) : m.arms === '?' ? rng.uniform(0.3, 0.5) : rng.uniform(0.6, 0.95);
+  const [pLo, pHi] = pitchDegrees[m.winding ?? 'm'];
+  const pitch = (rng.uniform(pLo, pHi) * Math.PI) / 180;
+  const windingRate = 1 / Math.tan(pitch);
+  const phase = rng.uniform(0, 2 * Math.PI);
+  const armStart = Math.max(barLength, bulgeRe * 2) / h;
+  const ring = m.odd === '(r)';
+
+  const modulate = (u: number, v: number, r: number): number => {
+    let f = 1;
+    if (contrast > 0 && r > 0.05) {
+      const onset = r < armStart ? 0 : Math.min(1, (r - armStart) / Math.max(armStart, 0.4));
+      const theta = Math.atan2(v, u);
+      const w = 0.5 + 0.5 * Math.cos(armCount * (theta - Math.log(r) * windingRate) + phase);
+      const w2 = w * w;
+      const c = contrast * onset;
+      f = 1 - c + (c * w2 * w2) / armPowerMean;
+    }
+    if (ring) {
+      const d = r - armStart * 1.3 - 0.6;
+      f += 1.5 * Math.exp(-d * d * 8);
+    }
+    return f;
+  };
+  addProfile(canvas, { cx, cy, scale: h, q, angle }, exponentialLookup(), centralDisk * (1 - bt * 0.5), diskColour, modulate);
+  addProfile(canvas, { cx, cy, scale: bulgeRe, q: Math.min(1, q + 0.3), angle }, sersicLookup(rng.uniform(1.5, 3.5)),
+    centralDisk * bt * rng.uniform(0.6, 1.2), jitter(rng, bulgeColour, 0.08));
+  if (m.barred) {
+    canvas.addGaussian(cx, cy, centralDisk * rng.uniform(0.5, 0.9), barLength * 0.55, barLength * rng.uniform(0.12, 0.2), barAngle, bulgeColour);
+  }
+  // star-forming knots along the arms
+  if (m.arms !== null) {
+    const knots = 4 + rng.int(14);
+    for (let k = 0; k < knots; k++) {
+      const r = rng.uniform(Math.max(armStart, 0.6), 3.5);
+      const arm = rng.int(armCount);
+      const theta = (2 * Math.PI * arm - phase) / armCount + Math.log(r) * windingRate;
+      const u = r * Math.cos(theta) * h;
+      const v = r * Math.sin(theta) * h * q;
+      const x = cx + u * Math.cos(angle) - v * Math.sin(angle);
+      const y = cy + u * Math.sin(angle) + v * Math.cos(angle);
+      canvas.addGaussian(x, y, rng.uniform(1, 5), 0.6 * (n / 212) + 0.3, 0.6 * (n / 212) + 0.3, 0, knotColour);
+    }
+  }
+  if (m.odd === '(m)') {
+    const a = rng.uniform(0, 2 * Math.PI);
+    const d = h * rng.uniform(2, 4);
+    addProfile(canvas, { cx: cx + Math.cos(a) * d, cy: cy + Math.sin(a) * d, scale: h * 0.4, q: rng.uniform(0.5, 1), angle: rng.uniform(0, Math.PI) },
+      sersicLookup(2), rng.uniform(2, 5), jitter(rng, bulgeColour, 0.1));
+  }
+}
+
+let exponential: Lookup | null = null;
+function exponentialLookup(): Lookup {
+  return (exponential ??= new Lookup((x) => Math.exp(-x), 8, 2048));
+}
+
+function drawEdgeOnDisk(canvas: Canvas, rng: Rng, cx: number, cy: number, m: Extract<Morphology, { kind: 'spiral'; edgeOn: true }>): void {
+  const n = canvas.size;
+  const h = rng.uniform(0.045, 0.08) * n;
+  const angle = rng.uniform(0, Math.PI);
+  const q = rng.uniform(0.08, 0.2);
+  const central = rng.uniform(4, 10);
+  const dust = m.odd === '(d)' || rng.next() < 0.6;
+  const laneOffset = rng.uniform(-0.3, 0.3);
+  const laneWidth = rng.uniform(0.25, 0.5);
+  const laneDepth = rng.uniform(0.45, 0.85);
+  // v is in units of the disk's thickness here, so the lane follows the mid-plane
+  const lane = dust
+    ? (_u: number, v: number): number => {
+      const d = (v - laneOffset) / laneWidth;
+      return 1 - laneDepth * Math.exp(-d * d);
+    }
+    : undefined;
+  addProfile(canvas, { cx, cy, scale: h, q, angle }, exponentialLookup(), central, diskColour, lane);
+  if (m.bulge !== 'n') {
+    const re = h * rng.uniform(0.3, 0.55);
+    const bulgeQ = m.bulge === 'b' ? rng.uniform(0.45, 0.65) : rng.uniform(0.75, 1);
+    // a bulge seen through the lane is dimmed along the plane too
+    const bulgeLane = lane ? (u: number, v: number): number => lane(u, (v * bulgeQ * re) / (q * h)) : undefined;
+    addProfile(canvas, { cx, cy, scale: re, q: bulgeQ, angle }, sersicLookup(m.bulge === 'b' ? 1.2 : 2.5), central * rng.uniform(0.5, 1.2),
+      jitter(rng, bulgeColour, 0.08), bulgeLane);
+  }
+}
+
+/** A saturated star with a halo and the four diffraction spikes of the telescope's spider. */
+function drawBrightStar(canvas: Canvas, rng: Rng, x: number, y: number, brightness: number): void {
+  const n = canvas.size;
+  const k = n / 212;
+  const colour = starColour(rng);
+  canvas.addGaussian(x, y, 400 * brightness * rng.uniform(0.5, 2), 0.7 * k + 0.2, 0.7 * k + 0.2, 0, colour);
+  canvas.addGaussian(x, y, 12 * brightness * rng.uniform(0.5, 2), rng.uniform(3, 7) * k, rng.uniform(3, 7) * k, 0, colour);
+  const length = rng.uniform(0.1, 0.35) * n * (0.5 + brightness);
+  const spikeFlux = rng.uniform(15, 50) * brightness;
+  const falloff = rng.uniform(0.05, 0.15) * n;
+  for (const a of [0, Math.PI / 2]) canvas.addLine(x, y, a, length, spikeFlux, 0.45 * k + 0.2, falloff, colour);
+  if (brightness > 0.7 && rng.next() < 0.5) {
+    // charge bleeding along the CCD columns
+    canvas.addLine(x, y, Math.PI / 2, rng.uniform(0.05, 0.15) * n, 200 * brightness, 0.6 * k, 0, colour);
+  }
+}
+
+/** Stars, satellite trails, detector defects and near-empty fields: Galaxy Zoo's "star or artifact". */
+function drawArtifact(canvas: Canvas, rng: Rng, cx: number, cy: number): void {
+  const n = canvas.size;
+  const k = n / 212;
+  const kind = rng.next();
+  if (kind < 0.5) {
+    drawBrightStar(canvas, rng, cx, cy, rng.uniform(0.5, 1.5));
+  } else if (kind < 0.75) {
+    // SDSS exposes g, r and i at different moments: a satellite leaves three offset coloured lines
+    const angle = rng.uniform(0, Math.PI);
+    const offset = rng.uniform(-0.25, 0.25) * n;
+    const flux = rng.uniform(8, 40);
+    const shift = rng.uniform(2, 6) * k;
+    const colours: Colour[] = [{ r: 0, g: 0, b: 1 }, { r: 0, g: 1, b: 0 }, { r: 1, g: 0, b: 0 }];
+    colours.forEach((colour, band) => {
+      const d = offset + (band - 1) * shift;
+      canvas.addLine(cx - Math.sin(angle) * d, cy + Math.cos(angle) * d, angle, n * 1.5, flux, rng.uniform(0.5, 0.9) * k + 0.2, 0, colour);
+    });
+    if (rng.next() < 0.5) canvas.addGaussian(cx, cy, rng.uniform(5, 40), 0.6 * k + 0.2, 0.6 * k + 0.2, 0, starColour(rng));
+  } else if (kind < 0.9) {
+    // hot pixels and a bad column
+    const hot = 15 + rng.int(40);
+    for (let j = 0; j < hot; j++) canvas.addPixel(rng.uniform(0, n), rng.uniform(0, n), rng.uniform(60, 400), starColour(rng));
+    const column = rng.uniform(0.2, 0.8) * n;
+    canvas.addLine(column, n / 2, Math.PI / 2, n, rng.uniform(5, 30), 0.5 * k + 0.2, 0, jitter(rng, { r: 1, g: 1, b: 1 }, 0.3));
+    canvas.addGaussian(cx, cy, rng.uniform(20, 200), 0.6 * k + 0.2, 0.6 * k + 0.2, 0, starColour(rng));
+  } else {
+    // an almost empty field around a faint point source: the hard case next to compact ellipticals
+    canvas.addGaussian(cx, cy, rng.uniform(10, 80), 0.7 * k + 0.2, 0.7 * k + 0.2, 0, starColour(rng));
+    if (rng.next() < 0.5) {
+      // an out-of-focus reflection ghost: a faint coloured ring
+      const r = rng.uniform(0.08, 0.2) * n;
+      const colour = jitter(rng, { r: 0.6, g: 1, b: 0.8 }, 0.3);
+      const x = rng.uniform(0.2, 0.8) * n;
+      const y = rng.uniform(0.2, 0.8) * n;
+      canvas.addGaussian(x, y, 2.5, r, r, 0, colour);
+      canvas.addGaussian(x, y, -2, r * 0.7, r * 0.7, 0, colour);
+    }
+  }
+}
