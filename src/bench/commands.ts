@@ -1,0 +1,171 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { loadConfig, type LoadedConfig } from '../config/load.ts';
+import { commandContext, type CommandContext } from '../commands/context.ts';
+import { renderBenchChart } from './chart.ts';
+import { diskBytes, ensureSynthDataset } from './datasets.ts';
+import { describeMachine, machineInfo } from './machine.ts';
+import { chartPoints, measurePoint, peakSpread, pointTable, type PointResult } from './points.ts';
+import { appendResults, defaultResultsFile, type StageResult } from './results.ts';
+import { runSuite, selectStages, suiteSettings, type TrainStageRunner } from './suite.ts';
+import { stageTable } from './table.ts';
+
+/**
+ * The CLI side of `galactic bench`: option parsing, the table on stdout (or the one JSON object
+ * with --json), JSON lines appended to the results file, and the chart. The measuring is in
+ * suite.ts (stages) and points.ts (scale, sweep).
+ */
+
+export function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer (got '${value}')`);
+    return n;
+  };
+}
+
+export function intList(name: string) {
+  return (value: string): number[] => {
+    const list = value.split(',').map((v) => v.trim()).filter(Boolean).map(Number);
+    if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) {
+      throw new UsageError(`${name} must be a comma-separated list of positive integers (got '${value}')`);
+    }
+    return list;
+  };
+}
+
+/** Options shared by the stage run and the scale/sweep subcommands. */
+function addResultOptions(command: Command): Command {
+  return command
+    .option('--out <file>', 'append JSON lines here instead of bench/results/<date>.jsonl')
+    .option('--no-save', 'do not append to any results file');
+}
+
+/** The options `galactic bench [stage...]` takes (added to the bench command). */
+export function addStageOptions(command: Command): Command {
+  return addResultOptions(command
+    .option('--quick', 'small subset and few repeats: `bench all --quick` takes minutes', false)
+    .option('--images <n>', 'images per repeat (default: 2000, or data.limit; 256 with --quick)', positiveInt('--images'))
+    .option('--repeats <n>', 'repeats per stage; the median is reported with min and max (default 3; 2 with --quick)', positiveInt('--repeats'))
+    .option('--epochs <n>', 'feed epochs per repeat', positiveInt('--epochs')));
+}
+
+function resultsFile(options: Record<string, unknown>): string | null {
+  if (options.save === false) return null;
+  return typeof options.out === 'string' ? path.resolve(options.out) : defaultResultsFile(process.cwd());
+}
+
+/** The action of `galactic bench [stage...]`. */
+export async function runStagesAction(stageNames: string[], command: Command, trainStage: TrainStageRunner | null): Promise<void> {
+  const ctx = commandContext(command);
+  const { options, output } = ctx;
+  const stages = selectStages(stageNames);
+  const config = ctx.config();
+  const settings = suiteSettings(config, {
+    quick: Boolean(options.quick),
+    images: options.images as number | undefined,
+    repeats: options.repeats as number | undefined,
+    epochs: options.epochs as number | undefined,
+  });
+  output.info(`bench: ${describeMachine(machineInfo())}`);
+  const report = await runSuite(config, stages, settings, output, trainStage);
+  const time = new Date().toISOString();
+  const file = resultsFile(options);
+  if (file) {
+    appendResults(file, Object.entries(report.stages).map(([key, result]) => ({
+      kind: 'stage', time, machine: report.machine, config: report.config, settings: report.settings, key, result,
+    })));
+    output.info(`bench: results appended to ${file}`);
+  }
+  if (output.json) {
+    output.result({ machine: report.machine, settings: report.settings, plannedMB: report.plannedMB, limitMB: report.limitMB, stages: report.stages });
+  } else {
+    const rows = Object.values(report.stages).filter((r): r is StageResult => typeof (r as StageResult).imagesPerSecond === 'number' && 'repeats' in r);
+    process.stdout.write(`${describeMachine(report.machine)}\n\n${stageTable(rows)}\n`);
+  }
+}
+
+/** The base config of scale/sweep points: the --config file when it exists, otherwise the defaults. */
+function baseConfig(ctx: CommandContext): LoadedConfig | null {
+  return existsSync(ctx.options.config) ? loadConfig(ctx.options.config) : null;
+}
+
+function addPointOptions(command: Command): Command {
+  return addResultOptions(command
+    .option('--image-size <px>', 'side of the synthesized JPEGs (Galaxy Zoo 2: 424)', positiveInt('--image-size'), 424)
+    .option('--seed <n>', 'synthesis seed', (v) => Number(v), 7)
+    .option('--data-dir <dir>', 'where synthetic data sets are kept between runs', 'bench/.scale')
+    .option('--chart <file.svg>', 'write the SVG chart here (default: beside the results file)'));
+}
+
+async function runPoints(
+  ctx: CommandContext,
+  kind: 'scale' | 'sweep',
+  grid: { size: number; limitMB: number }[],
+): Promise<void> {
+  const { options, output } = ctx;
+  const base = baseConfig(ctx);
+  const dataDir = path.resolve(options.dataDir as string);
+  const machineBefore = machineInfo();
+  output.info(`bench ${kind}: ${describeMachine(machineBefore)}`);
+  const points: PointResult[] = [];
+  for (const { size, limitMB } of grid) {
+    const dataset = await ensureSynthDataset(dataDir, size, { imageSize: options.imageSize as number, seed: options.seed as number, output });
+    output.info(`bench ${kind}: ${size} images under memory.limitMB ${limitMB} (prepare cold + 1 feed epoch, fresh process)`);
+    const point = await measurePoint(base, dataset, limitMB, path.join(dataDir, 'scratch'), diskBytes);
+    output.info(point.error
+      ? `  -> ${point.error}`
+      : `  -> prepare ${point.prepare?.imagesPerSecond ?? '–'} images/s, feed ${point.feed?.imagesPerSecond ?? '–'} images/s, peak RSS ${point.peakRssMB} MB, ${point.seconds} s`);
+    points.push(point);
+  }
+  const machine = machineInfo();
+  const time = new Date().toISOString();
+  const by = kind === 'scale' ? 'images' : 'limitMB';
+  const spreadOfPeaks = peakSpread(points);
+  const file = resultsFile(options);
+  if (file) {
+    appendResults(file, points.map((point) => ({ kind, time, machine, loadAverageBefore: machineBefore.loadAverage1m, point })));
+    output.info(`bench ${kind}: results appended to ${file}`);
+  }
+  const chartFile = path.resolve((options.chart as string | undefined)
+    ?? path.join(file ? path.dirname(file) : path.join(process.cwd(), 'bench', 'results'), `${kind}-${time.slice(0, 19).replace(/:/g, '')}.svg`));
+  const xTitle = kind === 'scale' ? 'data set size (images)' : 'memory.limitMB (MB)';
+  const title = kind === 'scale' ? 'galactic bench scale: prepare + 1 feed epoch per size, fixed budget' : 'galactic bench sweep: prepare + 1 feed epoch per budget';
+  mkdirSync(path.dirname(chartFile), { recursive: true });
+  writeFileSync(chartFile, await renderBenchChart(chartPoints(points, by), xTitle, title));
+  output.info(`bench ${kind}: chart written to ${chartFile}`);
+  if (output.json) {
+    output.result({ machine, kind, points, peakRssSpread: spreadOfPeaks, chart: chartFile });
+  } else {
+    const flat = spreadOfPeaks === null ? '' : `\npeak RSS spread across points: ${(100 * spreadOfPeaks).toFixed(1)}% ((max - min) / min)\n`;
+    process.stdout.write(`${describeMachine(machine)}\n\n${pointTable(points, by)}\n${flat}`);
+  }
+}
+
+/** `galactic bench scale --sizes 2000,10000,50000 [--limit-mb 1024]` */
+export function scaleCommand(): Command {
+  return addPointOptions(new Command('scale')
+    .description('prepare + one feed epoch of synthetic data sets of growing size under one fixed budget, each in a fresh process: peak RSS should stay flat')
+    .addOption(new Option('--sizes <list>', 'data set sizes in images').argParser(intList('--sizes')).default([2000, 10000, 50000], '2000,10000,50000'))
+    .option('--limit-mb <mb>', 'memory.limitMB for every size', positiveInt('--limit-mb'), 1024))
+    .action(async (_options: unknown, command: Command) => {
+      const ctx = commandContext(command);
+      const sizes = ctx.options.sizes as number[];
+      await runPoints(ctx, 'scale', sizes.map((size) => ({ size, limitMB: ctx.options.limitMb as number })));
+    });
+}
+
+/** `galactic bench sweep --limits 512,1024,4096,8192 [--size 2000]` */
+export function sweepCommand(): Command {
+  return addPointOptions(new Command('sweep')
+    .description('prepare + one feed epoch of one synthetic data set under each budget, each in a fresh process: the peak must stay under every limit')
+    .addOption(new Option('--limits <list>', 'memory.limitMB values').argParser(intList('--limits')).default([512, 1024, 4096, 8192], '512,1024,4096,8192'))
+    .option('--size <n>', 'data set size in images', positiveInt('--size'), 2000))
+    .action(async (_options: unknown, command: Command) => {
+      const ctx = commandContext(command);
+      const limits = ctx.options.limits as number[];
+      await runPoints(ctx, 'sweep', limits.map((limitMB) => ({ size: ctx.options.size as number, limitMB })));
+    });
+}
