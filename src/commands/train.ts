@@ -1,6 +1,53 @@
-import type { Command } from 'commander';
-import { notYetCommand } from './not-yet.ts';
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { commandContext } from './context.ts';
+import { selectBackend, type BackendName } from '../model/backend.ts';
+import { runPrepare } from '../prepare/run-prepare.ts';
+import { readHyperparameters, trainRun, tunerBestValues } from '../train/run-training.ts';
+import type { HyperparameterValues } from '../model/architecture.ts';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+const BACKENDS = ['auto', 'node', 'wasm', 'cpu'];
 
 export function trainCommand(): Command {
-  return notYetCommand('train', 'train the classifier from the cached shards');
+  return new Command('train')
+    .description('train the classifier on the cached shards (prepares the cache first when needed) and save runs/<name>/')
+    .option('--epochs <n>', 'epochs (overrides train.epochs)', positiveInt)
+    .option('--hp <file>', 'hyperparameter values: a JSON map, or a best_hp.json')
+    .option('--from-tuner', "use the tuner's best values (<tuner.dir>/best_hp.json)", false)
+    .option('--name <run>', 'run folder name under runs.dir (overrides runs.name)')
+    .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu (overrides backend)')
+    .action(async (_opts, command: Command) => {
+      const ctx = commandContext(command);
+      const { options, output } = ctx;
+      if (options.hp && options.fromTuner) throw new UsageError('use either --hp FILE or --from-tuner, not both');
+      if (options.backend !== undefined && !BACKENDS.includes(options.backend as string)) {
+        throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got '${String(options.backend)}')`);
+      }
+      if (options.name !== undefined && !/^[A-Za-z0-9._-]+$/.test(options.name as string)) {
+        throw new UsageError(`--name must use only letters, digits, ., - and _ (got '${String(options.name)}')`);
+      }
+      const config = ctx.config();
+      let values: HyperparameterValues = {};
+      if (options.hp) values = readHyperparameters(path.resolve(options.hp as string));
+      else if (options.fromTuner) values = tunerBestValues(config);
+      const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output);
+      const prepared = await runPrepare(config, { output });
+      const summary = await trainRun(config, {
+        cacheDir: prepared.cacheDir,
+        cacheKey: prepared.cacheKey,
+        backend,
+        values,
+        epochs: options.epochs as number | undefined,
+        name: options.name as string | undefined,
+        output,
+      });
+      output.result(summary);
+    });
 }
