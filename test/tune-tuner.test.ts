@@ -91,9 +91,10 @@ describe('tuner with a fake trial runner', () => {
         : 2;
       assert.ok(victim >= 0);
       const victimId = String(victim).padStart(4, '0');
-      const victimEpochs = trials(reference)[victim].metrics.map((m) => m.epoch);
-      assert.ok(victimEpochs.length >= 2, 'the victim trial trains at least two epochs');
-      const killEpoch = victimEpochs[1];
+      const victimRecord = trials(reference)[victim];
+      assert.ok(victimRecord.metrics.length >= 2, 'the victim trial trains at least two epochs');
+      // killed while training its second epoch: one finished epoch must survive
+      const killEpoch = victimRecord.initialEpoch + 1;
 
       const dir = freshDir();
       let hung = false;

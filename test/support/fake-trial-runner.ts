@@ -31,7 +31,7 @@ function unit(key: string): number {
   return hashString(key) / 4294967296;
 }
 
-/** Deterministic metrics: quality from the values, val_loss falls then rises (so early stopping fires for some). */
+/** Deterministic metrics for 0-based `epoch` (the record counts epochs from 1, like the trainer): quality from the values, val_loss falls then rises (so early stopping fires for some). */
 export function fakeEpochRecord(values: HyperparameterValues, epoch: number): EpochRecord {
   const key = canonicalJson(values);
   const quality = 0.5 + 0.4 * unit(key);
@@ -40,7 +40,7 @@ export function fakeEpochRecord(values: HyperparameterValues, epoch: number): Ep
   const valAccuracy = quality * (1 - Math.exp(-(epoch + 1) / 2)) + noise;
   const valLoss = 1.2 - quality + 0.05 * Math.abs(epoch - turn) + noise;
   return {
-    epoch, loss: valLoss * 0.9, accuracy: valAccuracy + 0.02, val_loss: valLoss, val_accuracy: valAccuracy,
+    epoch: epoch + 1, loss: valLoss * 0.9, accuracy: valAccuracy + 0.02, val_loss: valLoss, val_accuracy: valAccuracy,
     seconds: 0.01, imagesPerSecond: 1000, peakRssMB: 100,
   };
 }
