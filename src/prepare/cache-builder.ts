@@ -71,7 +71,7 @@ export class CacheBuilder implements RecordSink {
     return this.images;
   }
 
-  async handle(outcome: Outcome): Promise<void> {
+  handle(outcome: Outcome): Promise<void> | void {
     const { permits, writer, rejects } = this.options;
     if (outcome.kind === 'replayed' || this.done) {
       // replayed rows are already committed; rows past --limit are dropped unseen
@@ -92,7 +92,7 @@ export class CacheBuilder implements RecordSink {
     this.decodedThisRun++;
     this.held++;
     this.lastRecordRow = outcome.row;
-    if (writer.full || this.done) await this.commitShard();
+    if (writer.full || this.done) return this.commitShard();
   }
 
   /** Writes the last partial shard and the complete manifest. */

@@ -1,4 +1,4 @@
-import { concatMap, lastValueFrom, map, mergeMap } from 'rxjs';
+import { EMPTY, concatMap, from, lastValueFrom, map, mergeMap, of } from 'rxjs';
 import { ImageRejection } from '../images/decode.ts';
 import type { CsvRow, CsvSource } from '../ingest/csv-source.ts';
 import type { PermitPool } from './permits.ts';
@@ -24,8 +24,8 @@ export interface Replayed { kind: 'replayed'; seq: number; row: number }
 export type Outcome = DecodedRecord | Rejected | Replayed;
 
 export interface RecordSink {
-  /** Called once per row, in row order; responsible for releasing that row's permit. */
-  handle(outcome: Outcome): Promise<void>;
+  /** Called once per row, in row order; responsible for releasing that row's permit. Returns a promise only when it has to wait (a shard flush). */
+  handle(outcome: Outcome): Promise<void> | void;
   /** True once no more rows are wanted (e.g. --limit reached). */
   readonly done: boolean;
 }
@@ -64,7 +64,7 @@ export async function streamRecords(stages: PipelineStages): Promise<void> {
       return { kind: 'record', seq: candidate.seq, row: candidate.row, id: candidate.id, label: candidate.label, pixels };
     } catch (error) {
       if (!(error instanceof ImageRejection)) throw error;
-      return { kind: 'reject', seq: candidate.seq, row: candidate.row, id: candidate.id, reason: error.reason, detail: error.detail };
+      return { kind: 'reject', seq: candidate.seq, row: candidate.row, id: candidate.sourceId, reason: error.reason, detail: error.detail };
     } finally {
       probe.decoding--;
     }
@@ -74,9 +74,13 @@ export async function streamRecords(stages: PipelineStages): Promise<void> {
     await lastValueFrom(
       pullSource(source, permits, () => sink.done, probe).pipe(
         map(screen),
-        mergeMap((item) => (item.kind === 'candidate' ? decodeOne(item) : Promise.resolve(item)), decodeConcurrency),
+        // rows rejected by the cheap checks pass synchronously; only candidates occupy a decode slot
+        mergeMap((item) => (item.kind === 'candidate' ? from(decodeOne(item)) : of(item)), decodeConcurrency),
         inRowOrder<Outcome>(1),
-        concatMap((outcome) => sink.handle(outcome)),
+        concatMap((outcome) => {
+          const pending = sink.handle(outcome);
+          return pending ? from(pending) : EMPTY;
+        }),
       ),
       { defaultValue: undefined },
     );

@@ -12,7 +12,8 @@ import type { LabelRules } from '../ingest/labels.ts';
  * the seen-id state exactly.
  */
 
-export interface Candidate { kind: 'candidate'; seq: number; row: number; id: string; label: number; file: string }
+/** `id` is the image id stored in the shards; `sourceId` the CSV's id (they differ in the gz2 layout, where rejects name the object). */
+export interface Candidate { kind: 'candidate'; seq: number; row: number; id: string; sourceId: string; label: number; file: string }
 export interface Rejected { kind: 'reject'; seq: number; row: number; id: string; reason: RejectReason; detail: string }
 export type Screened = Candidate | Rejected;
 
@@ -55,6 +56,6 @@ export class RowScreen {
     const file = imagePathInside(data.imageDir, fileName);
     if (!file) return reject('invalid-id', `the image path for id ${imageId} would leave data.imageDir`);
     if (!hasImage(fileName)) return reject('missing-image', `${fileName} is not in ${data.imageDir}`);
-    return { kind: 'candidate', seq: row.row, row: row.row, id: imageId, label: label.index, file };
+    return { kind: 'candidate', seq: row.row, row: row.row, id: imageId, sourceId: id, label: label.index, file };
   }
 }
