@@ -20,6 +20,9 @@ export interface FixtureOptions {
   width: number;
   channels: number;
   shardImages: number;
+  /** float32 caches store these values instead of the uint8 pixels (e.g. to plant a NaN). */
+  dtype?: 'uint8' | 'float32';
+  floatValues?: (record: FixtureRecord) => Float32Array;
 }
 
 export function writeFixtureCache(dir: string, records: FixtureRecord[], options: FixtureOptions): Manifest {
@@ -32,9 +35,15 @@ export function writeFixtureCache(dir: string, records: FixtureRecord[], options
   const sumSq = new Float64Array(channels);
   for (let start = 0, k = 0; start < records.length; start += shardImages, k++) {
     const chunk = records.slice(start, start + shardImages);
-    const data = new Uint8Array(chunk.length * size);
+    const float = options.dtype === 'float32';
+    const data = new Uint8Array(chunk.length * size * (float ? 4 : 1));
     chunk.forEach((r, i) => {
-      data.set(r.pixels, i * size);
+      if (float) {
+        const values = options.floatValues ? options.floatValues(r) : Float32Array.from(r.pixels);
+        data.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), i * size * 4);
+      } else {
+        data.set(r.pixels, i * size);
+      }
       classCounts[r.label]++;
       for (let p = 0; p < size; p++) {
         sum[p % channels] += r.pixels[p];
@@ -42,7 +51,7 @@ export function writeFixtureCache(dir: string, records: FixtureRecord[], options
       }
     });
     const bytes = encodeShard({
-      dtype: 'uint8',
+      dtype: float ? 'float32' : 'uint8',
       shape: [chunk.length, height, width, channels],
       ids: chunk.map((r) => r.id),
       labels: Int32Array.from(chunk.map((r) => r.label)),
@@ -63,7 +72,7 @@ export function writeFixtureCache(dir: string, records: FixtureRecord[], options
     inputs: { fixture: true },
     classes: options.classes,
     image: { width, height, channels, fit: 'fill' },
-    dtype: 'uint8',
+    dtype: options.dtype ?? 'uint8',
     shardImages,
     shards,
     classCounts,
