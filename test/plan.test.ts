@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { validateConfig } from '../src/config/load.ts';
+import { planMemory, MemoryPlanError, recordBytes } from '../src/memory/plan.ts';
+import { runCli } from './support/run-cli.ts';
+
+const MiB = 1024 * 1024;
+const config = (over: Record<string, Record<string, unknown>> = {}) => validateConfig({
+  data: { csv: '/nonexistent/x.csv', imageDir: '/nonexistent/img', ...over.data },
+  ...Object.fromEntries(Object.entries(over).filter(([k]) => k !== 'data')),
+}, 'inline', '/tmp');
+
+test('the plan sizes every buffer from the budget and its components sum to the total', () => {
+  const plan = planMemory(config({ memory: { limitMB: 8192 } }), { cpus: 2 });
+  assert.equal(plan.limitBytes, 8192 * MiB);
+  assert.equal(plan.totalBytes, plan.components.reduce((s, c) => s + c.bytes, 0));
+  assert.ok(plan.totalBytes <= plan.limitBytes);
+  assert.deepEqual(plan.components.map((c) => c.name), ['runtime', 'model', 'seen ids', 'image index', 'decode', 'shard buffer', 'in flight', 'feed prefetch', 'feed shuffle']);
+  assert.equal(plan.decodeConcurrency, 2);
+  assert.equal(plan.sharpThreads, 1);
+  // auto shards: about 32 MB of 128x128x3 uint8 records
+  assert.equal(plan.shardImages, Math.floor((32 * MiB) / (128 * 128 * 3)));
+  assert.equal(plan.permits, plan.shardImages + 2 * plan.decodeConcurrency + 8);
+  assert.equal(plan.batchSize, 32);
+  assert.equal(plan.prefetchBatches, 2);
+  assert.ok(plan.heapMB >= 96);
+});
+
+test('a smaller budget shrinks the auto knobs and still fits', () => {
+  const big = planMemory(config({ memory: { limitMB: 8192 } }), { cpus: 2 });
+  const small = planMemory(config({ memory: { limitMB: 1024 } }), { cpus: 2 });
+  assert.ok(small.totalBytes <= 1024 * MiB);
+  assert.ok(small.shuffleBufferRecords < big.shuffleBufferRecords);
+});
+
+test('fixed knobs are honoured', () => {
+  const plan = planMemory(config({ cache: { shardImages: 100 }, memory: { limitMB: 4096, decodeConcurrency: 3 }, feed: { shuffleBuffer: 500, prefetch: 4 } }), { cpus: 2 });
+  assert.equal(plan.shardImages, 100);
+  assert.equal(plan.decodeConcurrency, 3);
+  assert.equal(plan.shuffleBufferRecords, 500);
+  assert.equal(plan.prefetchBatches, 4);
+  assert.equal(plan.components.find((c) => c.name === 'shard buffer')!.bytes, 2 * 100 * recordBytes(config()));
+});
+
+test('impossible configs are refused, naming the knob to turn', () => {
+  assert.throws(() => planMemory(config({ memory: { limitMB: 64 } })), (error: unknown) => {
+    assert.ok(error instanceof MemoryPlanError);
+    assert.equal(error.knob, 'memory.limitMB');
+    assert.match(error.message, /memory\.limitMB is 64 .* Raise memory\.limitMB to at least \d+/);
+    return true;
+  });
+  assert.throws(() => planMemory(config({ cache: { shardImages: 100_000 }, memory: { limitMB: 2048 } })), (error: unknown) => {
+    assert.ok(error instanceof MemoryPlanError);
+    assert.equal(error.knob, 'cache.shardImages');
+    assert.match(error.message, /cache\.shardImages is 100000: .* Set cache\.shardImages to at most \d+ or "auto"/);
+    return true;
+  });
+  assert.throws(() => planMemory(config({ feed: { shuffleBuffer: 40_000 }, memory: { limitMB: 1024 } })), (error: unknown) => {
+    assert.ok(error instanceof MemoryPlanError);
+    assert.equal(error.knob, 'feed.shuffleBuffer');
+    return true;
+  });
+});
+
+test('the gz2 mapping is counted in the plan', () => {
+  const plan = planMemory(config({ data: { layout: 'gz2', mappingCsv: '/nonexistent/m.csv' } }), { mappingRows: 355_990 });
+  const mapping = plan.components.find((c) => c.name === 'gz2 mapping');
+  assert.ok(mapping && mapping.bytes === 355_990 * 128);
+});
+
+test('galactic plan prints the table on stderr, --json the plan on stdout; prepare refuses an impossible plan before any work', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'galactic-plan-'));
+  const file = path.join(dir, 'c.json');
+  writeFileSync(file, JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 1024 } }));
+  const human = await runCli(['plan', '--config', file]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.equal(human.stdout, '');
+  assert.match(human.stderr, /feed shuffle .* MB/);
+  assert.match(human.stderr, /total .* of 1024\.0 MB limit/);
+  const json = await runCli(['plan', '--config', file, '--json']);
+  const plan = JSON.parse(json.stdout) as { limitMB: number; permits: number; components: unknown[] };
+  assert.equal(plan.limitMB, 1024);
+  assert.ok(plan.permits > 0 && plan.components.length > 0);
+
+  writeFileSync(file, JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 64 } }));
+  for (const command of ['plan', 'prepare']) {
+    const refused = await runCli([command, '--config', file]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^galactic: memory plan does not fit: memory\.limitMB is 64/m);
+    assert.doesNotMatch(refused.stderr, /\n\s+at /, 'no stack trace');
+  }
+  assert.equal(existsSync(path.join(dir, 'cache')), false, 'nothing was created');
+});
