@@ -1,6 +1,142 @@
-import type { Command } from 'commander';
-import { notYetCommand } from './not-yet.ts';
+import { Command, InvalidArgumentError } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { loadManifest } from '../data/cache-access.ts';
+import { estimateTrialMemory } from '../memory/trial-estimate.ts';
+import { planMemory } from '../memory/plan.ts';
+import { RssSampler } from '../memory/rss-sampler.ts';
+import { selectBackend, type BackendName } from '../model/backend.ts';
+import { runPrepare } from '../prepare/run-prepare.ts';
+import type { Output } from '../report/output.ts';
+import { hyperbandSchedule } from '../tune/hyperband.ts';
+import { createOracle, describeSearch, objectiveOf, type SearchOverrides } from '../tune/search-setup.ts';
+import { TrainerTrialRunner } from '../tune/trainer-runner.ts';
+import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
+import { formatLeaderboard, runTuner } from '../tune/tuner.ts';
+import { commandContext } from './context.ts';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+const ALGORITHMS = ['random', 'hyperband'];
+const BACKENDS = ['auto', 'node', 'wasm', 'cpu'];
 
 export function tuneCommand(): Command {
-  return notYetCommand('tune', 'search hyperparameters (RandomSearch or Hyperband)');
+  return new Command('tune')
+    .description('search hyperparameters (RandomSearch or Hyperband) on the cached shards; resumes an interrupted search')
+    .option('--algorithm <name>', 'random or hyperband (overrides tuner.algorithm)')
+    .option('--max-trials <n>', 'most trials (overrides tuner.maxTrials; caps Hyperband too)', positiveInt)
+    .option('--overwrite', 'delete the trials in tuner.dir and start the search afresh', false)
+    .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu (overrides backend)')
+    .action(async (_opts, command: Command) => {
+      const ctx = commandContext(command);
+      const { options, output } = ctx;
+      if (options.algorithm !== undefined && !ALGORITHMS.includes(options.algorithm as string)) {
+        throw new UsageError(`--algorithm must be one of ${ALGORITHMS.join(', ')} (got '${String(options.algorithm)}')`);
+      }
+      if (options.backend !== undefined && !BACKENDS.includes(options.backend as string)) {
+        throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got '${String(options.backend)}')`);
+      }
+      const config = ctx.config();
+      const overrides: SearchOverrides = {
+        algorithm: options.algorithm as SearchOverrides['algorithm'],
+        maxTrials: options.maxTrials as number | undefined,
+      };
+      const started = performance.now();
+      const rss = new RssSampler(200).start();
+
+      const prepared = await runPrepare(config, { output });
+      await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output);
+      const manifest = loadManifest(prepared.cacheDir);
+      const plan = planMemory(config);
+      const search = describeSearch(config, prepared.cacheKey, overrides);
+      const objective = objectiveOf(config);
+      announce(output, search.algorithm, config.tuner, overrides, objective.name, objective.direction);
+
+      // First Ctrl-C: finish the current epoch, save it, stop (the next run resumes). Second: leave now.
+      const controller = new AbortController();
+      const onSignal = () => {
+        if (controller.signal.aborted) process.exit(130);
+        output.warn('stopping after the current epoch (press Ctrl-C again to quit at once; the epoch in progress is then lost)');
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const runner = new EpochLinesRunner(new TrainerTrialRunner({ config, cacheDir: prepared.cacheDir }), output);
+        const summary = await runTuner({
+          dir: config.tuner.dir,
+          search,
+          createOracle: (state) => createOracle(search, config, overrides, state),
+          runner,
+          estimateMB: (values) => estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length }).totalMB,
+          limitMB: config.memory.limitMB,
+          overwrite: Boolean(options.overwrite),
+          output,
+          signal: controller.signal,
+        });
+        rss.stop();
+        output.info(`tuning finished: ${summary.endReason}; ${summary.completed} completed, ${summary.failed} failed, ${summary.infeasible} infeasible of ${summary.trials} trials`);
+        output.info(formatLeaderboard(summary, objective.name));
+        if (summary.best) output.info(`best values written to ${config.tuner.dir}/best_hp.json (train with: galactic train --from-tuner)`);
+        else output.warn('no trial completed, so there is no best_hp.json; see the trial.json files for the reasons');
+        output.result({
+          tuningDir: summary.tuningDir,
+          algorithm: summary.algorithm,
+          trials: summary.trials,
+          completed: summary.completed,
+          failed: summary.failed,
+          infeasible: summary.infeasible,
+          ranNow: summary.ranNow,
+          endReason: summary.endReason,
+          best: summary.best,
+          leaderboard: summary.leaderboard,
+          seconds: Math.round((performance.now() - started) / 10) / 100,
+          peakRssMB: rss.peakMB,
+          limitMB: config.memory.limitMB,
+        });
+      } finally {
+        rss.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}
+
+function announce(
+  output: Output,
+  algorithm: 'random' | 'hyperband',
+  tuner: { maxTrials: number; epochs: number; dir: string; hyperband: { factor: number; iterations: number } },
+  overrides: SearchOverrides,
+  objective: string,
+  direction: string,
+): void {
+  if (algorithm === 'random') {
+    output.info(`tuning: RandomSearch, up to ${overrides.maxTrials ?? tuner.maxTrials} trials of up to ${tuner.epochs} epochs, objective ${objective} (${direction}), folder ${tuner.dir}`);
+    return;
+  }
+  const schedule = hyperbandSchedule(tuner.epochs, tuner.hyperband.factor);
+  const trials = schedule.reduce((n, b) => n + b.rounds.reduce((m, r) => m + r.trials, 0), 0);
+  output.info(`tuning: Hyperband, maxEpochs ${tuner.epochs}, factor ${tuner.hyperband.factor}, ${tuner.hyperband.iterations} iteration(s) of ${schedule.length} brackets (${trials} trials each)${overrides.maxTrials ? `, capped at ${overrides.maxTrials} trials` : ''}, objective ${objective} (${direction}), folder ${tuner.dir}`);
+  for (const b of schedule) {
+    output.info(`  bracket ${b.bracket}: ${b.rounds.map((r) => `${r.trials} x ${r.epochs} ep`).join(' -> ')}`);
+  }
+}
+
+/** One stderr line per finished epoch, so a long trial shows it is alive. */
+class EpochLinesRunner implements TrialRunner {
+  constructor(private readonly inner: TrialRunner, private readonly output: Output) {}
+
+  run(request: TrialRunRequest): Promise<TrialRunResult> {
+    return this.inner.run({
+      ...request,
+      onEpochEnd: (info) => {
+        const r = info.record;
+        this.output.info(`  trial ${request.trialId} epoch ${r.epoch}/${request.epochs}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(3)} val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy.toFixed(3)} (${r.seconds.toFixed(1)} s, ${Math.round(r.peakRssMB)} MB)`);
+        return request.onEpochEnd(info);
+      },
+    });
+  }
 }
