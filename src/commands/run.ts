@@ -1,6 +1,18 @@
-import type { Command } from 'commander';
-import { notYetCommand } from './not-yet.ts';
+import { Command, Option } from 'commander';
+import { runPipeline } from '../run/pipeline.ts';
+import { commandContext } from './context.ts';
 
 export function runCommand(): Command {
-  return notYetCommand('run', 'prepare, tune, train, evaluate and report: the main job');
+  return new Command('run')
+    .description('the main job: prepare, tune, train, evaluate and report, skipping every stage whose outputs are current')
+    .addOption(new Option('--backend <name>', 'tfjs backend (overrides the config)').choices(['auto', 'node', 'wasm', 'cpu']))
+    .action(async (_opts, command: Command) => {
+      const ctx = commandContext(command);
+      const config = ctx.config();
+      const summary = await runPipeline(config, {
+        output: ctx.output,
+        backend: ctx.options.backend as 'auto' | 'node' | 'wasm' | 'cpu' | undefined,
+      });
+      ctx.output.result(summary);
+    });
 }

@@ -31,8 +31,9 @@ const BASE_CONFIG = {
 /** Renders a vega-lite spec to SVG and to a PNG at twice the SVG's pixel size (sharp on HiDPI screens). */
 export async function renderChart(spec: ChartSpec): Promise<RenderedChart> {
   const withConfig = { ...spec, config: { ...BASE_CONFIG, ...(spec.config ?? {}) } } as ChartSpec;
-  const compiled = vl.compile(withConfig).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  // vega and vega-lite log warnings to the console; stderr belongs to progress output
+  const compiled = vl.compile(withConfig, { logger: vega.logger(vega.None) }).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none', logLevel: vega.None });
   try {
     const svg = await view.toSVG();
     const png = await sharp(Buffer.from(svg), { density: 144 }).png().toBuffer();
@@ -140,7 +141,7 @@ export function hyperparameterSpec(trials: TrialPoint[], name: string, objective
     mark: { type: 'point', filled: true, size: 70 },
     encoding: {
       x: numeric
-        ? { field: 'value', type: 'quantitative', title: name, scale: { type: options.log ? 'log' : 'linear', zero: false, nice: !options.log } }
+        ? { field: 'value', type: 'quantitative', title: name, scale: options.log ? { type: 'log' } : { zero: false } }
         : { field: 'value', type: 'nominal', title: name },
       y: { field: 'score', type: 'quantitative', title: objective, scale: { zero: false } },
       tooltip: [{ field: 'trial' }, { field: 'value' }, { field: 'score', format: '.4f' }],

@@ -29,6 +29,8 @@ export interface ProgressOptions {
   everyUpdate?: boolean;
   /** Indentation level of a nested display (an epoch bar under the training stage, batches under epochs). */
   depth?: number;
+  /** Show only as a TTY bar: off a TTY the caller prints its own lines (e.g. an overall bar over stages that log as they end). */
+  ttyOnly?: boolean;
 }
 
 const ANSI = { cyan: '\x1b[36m', yellow: '\x1b[33m', green: '\x1b[32m', dim: '\x1b[2m', reset: '\x1b[0m' };
@@ -158,6 +160,10 @@ export class Progress {
   ) {
     this.indent = '  '.repeat(options.depth ?? 0);
     if (output.quiet) return;
+    if (options.ttyOnly && !output.tty) {
+      this.stopped = true;
+      return;
+    }
     if (output.tty) {
       const name = output.paint('cyan', `${this.indent}${label}`);
       // a bar without a known total shows a counter instead of a meaningless percentage

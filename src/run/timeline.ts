@@ -49,7 +49,9 @@ export class TimelineRecorder {
     this.intervalMs = options.intervalMs ?? 250;
   }
 
-  start(): this {
+  /** Starts sampling, tagging samples with `stage` until the next `enter`. */
+  start(stage = 'start'): this {
+    this.stage = stage;
     this.sample();
     this.schedule();
     return this;
