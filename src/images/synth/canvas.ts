@@ -1,6 +1,8 @@
 /**
  * A small linear-flux canvas for the synthetic sky: three planar Float32 channels that the
- * renderer adds light to, then blurs (PSF), adds sky noise to and stretches to 8-bit RGB.
+ * renderer adds light to, then adds sky noise to and stretches to 8-bit RGB. There is no
+ * whole-canvas PSF convolution: every component is drawn already seen through the PSF
+ * (Gaussian stamps of the seeing width, profiles with a softened core), which costs nothing.
  * Everything is typed-array math with lookup tables instead of per-pixel exp/pow, because
  * the synth target is 150+ images/s on two cores.
  */
@@ -30,6 +32,15 @@ export class Lookup {
     const i = (x * this.scale) | 0;
     return i < this.last ? this.values[i] : 0;
   }
+}
+
+/** Sky level and noise for `Canvas.toRgb8`; `noise` holds standard normals, its length a power of two. */
+export interface SkyNoise {
+  level: Colour;
+  sigma: Colour;
+  noise: Float32Array;
+  offsets: [number, number, number];
+  stride: number;
 }
 
 /** exp(-x) on [0, 20): shared by every Gaussian-like stamp. */
@@ -126,74 +137,31 @@ export class Canvas {
   }
 
   /**
-   * The point-spread function: `passes` rounds of the separable binomial kernel [1 2 1]/4
-   * (one pass ~ a Gaussian of sigma 0.7 px, two ~ 1 px). Fixed three-tap loops keep it cheap.
+   * Adds the sky (level plus Gaussian noise) and maps linear flux to interleaved 8-bit RGB
+   * through `stretch`, in one pass. The noise comes from a shared table read at a random
+   * offset with an odd stride, so each image gets its own noise without fresh normals.
    */
-  blur(passes: number): void {
-    const scratch = new Float32Array(this.size * this.size);
-    for (const plane of [this.r, this.g, this.b]) {
-      for (let p = 0; p < passes; p++) {
-        binomialRows(plane, scratch, this.size);
-        binomialColumns(scratch, plane, this.size);
-      }
-    }
-  }
-
-  /**
-   * Adds sky level and Gaussian sky noise (drawn from a shared table at a random offset and
-   * odd stride, so each image gets its own noise without generating fresh normals).
-   */
-  addSky(level: Colour, sigma: Colour, noise: Float32Array, offsets: [number, number, number], stride: number): void {
-    const mask = noise.length - 1;
-    const planes = [this.r, this.g, this.b];
-    const levels = [level.r, level.g, level.b];
-    const sigmas = [sigma.r, sigma.g, sigma.b];
-    for (let p = 0; p < 3; p++) {
-      const plane = planes[p];
-      const base = levels[p];
-      const sd = sigmas[p];
-      let k = offsets[p] & mask;
-      for (let i = 0; i < plane.length; i++) {
-        plane[i] += base + sd * noise[k];
-        k = (k + stride) & mask;
-      }
-    }
-  }
-
-  /** Maps linear flux to interleaved 8-bit RGB through `stretch` (an asinh-like display curve). */
-  toRgb8(stretch: Stretch): Uint8Array {
+  toRgb8(stretch: Stretch, sky: SkyNoise): Uint8Array {
     const n = this.size * this.size;
     const out = new Uint8Array(n * 3);
     const { table, offset, scale, last } = stretch;
-    const { r, g, b } = this;
-    for (let i = 0, j = 0; i < n; i++, j += 3) {
-      let k = ((r[i] + offset) * scale) | 0;
-      out[j] = table[k < 0 ? 0 : k > last ? last : k];
-      k = ((g[i] + offset) * scale) | 0;
-      out[j + 1] = table[k < 0 ? 0 : k > last ? last : k];
-      k = ((b[i] + offset) * scale) | 0;
-      out[j + 2] = table[k < 0 ? 0 : k > last ? last : k];
+    const { noise, stride } = sky;
+    const mask = noise.length - 1;
+    const planes = [this.r, this.g, this.b];
+    const levels = [sky.level.r, sky.level.g, sky.level.b];
+    const sigmas = [sky.sigma.r, sky.sigma.g, sky.sigma.b];
+    for (let p = 0; p < 3; p++) {
+      const plane = planes[p];
+      const base = levels[p] + offset;
+      const sd = sigmas[p];
+      let k = sky.offsets[p] & mask;
+      for (let i = 0, j = p; i < n; i++, j += 3) {
+        const index = ((plane[i] + base + sd * noise[k]) * scale) | 0;
+        out[j] = table[index < 0 ? 0 : index > last ? last : index];
+        k = (k + stride) & mask;
+      }
     }
     return out;
-  }
-}
-
-function binomialRows(src: Float32Array, dst: Float32Array, size: number): void {
-  for (let y = 0; y < size; y++) {
-    const row = y * size;
-    const last = row + size - 1;
-    dst[row] = 0.5 * (src[row] + src[row + 1]);
-    for (let i = row + 1; i < last; i++) dst[i] = 0.25 * (src[i - 1] + src[i + 1]) + 0.5 * src[i];
-    dst[last] = 0.5 * (src[last] + src[last - 1]);
-  }
-}
-
-function binomialColumns(src: Float32Array, dst: Float32Array, size: number): void {
-  for (let y = 0; y < size; y++) {
-    const here = y * size;
-    const above = (y > 0 ? y - 1 : 1) * size;
-    const below = (y < size - 1 ? y + 1 : size - 2) * size;
-    for (let x = 0; x < size; x++) dst[here + x] = 0.25 * (src[above + x] + src[below + x]) + 0.5 * src[here + x];
   }
 }
 

@@ -51,7 +51,7 @@ export const imagesDirName = 'images';
 export const synthOutputs = [imagesDirName, joinedCsvName, gz2CsvName, mappingCsvName, hazardsFileName] as const;
 
 export const joinedHeader = ['asset_id', 'dr7objid', 'gz2class', 'ra', 'dec'] as const;
-export const gz2Header = ['dr7objid', 'ra', 'dec', 'gz2_class', 'total_classifications', 'total_votes', ...voteFractionColumns] as const;
+export const gz2Header = ['dr7objid', 'ra', 'dec', 'gz2_class', 'total_votes', 'total_classifications', ...voteFractionColumns] as const;
 export const mappingHeader = ['objid', 'sample', 'asset_id'] as const;
 
 export class SynthOutputNotEmptyError extends UserError {
@@ -190,7 +190,7 @@ function joinedRow(p: PlannedRecord): string[] {
 
 function gz2Row(p: PlannedRecord): string[] {
   const { record } = p;
-  return [record.dr7objid, record.ra, record.dec, p.label, String(record.votes.totalClassifications), String(record.votes.totalVotes),
+  return [record.dr7objid, record.ra, record.dec, p.label, String(record.votes.totalVotes), String(record.votes.totalClassifications),
     ...voteFractionColumns.map((c) => record.votes.fractions[c])];
 }
 

@@ -29,32 +29,31 @@ export function renderRecord(seed: number, index: number, gz2class: string, size
   // small random centring errors, like real cutouts centred on a catalogue position
   const cx = n / 2 + rng.uniform(-0.03, 0.03) * n;
   const cy = n / 2 + rng.uniform(-0.03, 0.03) * n;
-  // seeing varies from night to night: one or two binomial passes, more on larger canvases
-  const psfPasses = (rng.next() < 0.5 ? 1 : 2) + (n > 300 ? 1 : 0);
+  // seeing varies from night to night: the PSF's sigma in canvas pixels
+  const psf = rng.uniform(0.6, 1.1) * (n / 212);
 
-  drawBackground(canvas, rng, morphology);
+  const scene: Scene = { canvas, rng, psf, n, cx, cy };
+  drawBackground(scene, morphology);
   switch (morphology.kind) {
     case 'elliptical':
-      drawElliptical(canvas, rng, cx, cy, morphology);
+      drawElliptical(scene, morphology);
       break;
     case 'spiral':
-      if (morphology.edgeOn) drawEdgeOnDisk(canvas, rng, cx, cy, morphology);
-      else drawFaceOnDisk(canvas, rng, cx, cy, morphology);
+      if (morphology.edgeOn) drawEdgeOnDisk(scene, morphology);
+      else drawFaceOnDisk(scene, morphology);
       break;
     case 'artifact':
-      drawArtifact(canvas, rng, cx, cy);
+      drawArtifact(scene);
       break;
   }
-  canvas.blur(psfPasses);
-  const noiseStart = (): number => rng.int(skyNoise().length);
-  canvas.addSky(
-    jitter(rng, { r: 0.5, g: 0.45, b: 0.55 }, 0.3),
-    jitter(rng, { r: 1, g: 0.9, b: 1.15 }, 0.2),
-    skyNoise(),
-    [noiseStart(), noiseStart(), noiseStart()],
-    1 + 2 * rng.int(1000),
-  );
-  const pixels = canvas.toRgb8(displayStretch(rng.int(5), rng.int(6)));
+  const noise = skyNoise();
+  const pixels = canvas.toRgb8(displayStretch(rng.int(5), rng.int(6)), {
+    level: jitter(rng, { r: 0.5, g: 0.45, b: 0.55 }, 0.3),
+    sigma: jitter(rng, { r: 1, g: 0.9, b: 1.15 }, 0.2),
+    noise,
+    offsets: [rng.int(noise.length), rng.int(noise.length), rng.int(noise.length)],
+    stride: 1 + 2 * rng.int(1000),
+  });
   return { pixels: n === size ? pixels : upsample2x(pixels, n), size };
 }
 
@@ -69,6 +68,18 @@ function displayStretch(softeningStep: number, rangeStep: number): Stretch {
     stretches.set(key, stretch);
   }
   return stretch;
+}
+
+/** What every drawing step needs: the canvas, the record's random stream and the seeing. */
+interface Scene {
+  canvas: Canvas;
+  rng: Rng;
+  /** PSF sigma in canvas pixels */
+  psf: number;
+  n: number;
+  /** where the catalogue position (the main object) lands */
+  cx: number;
+  cy: number;
 }
 
 let noiseTable: Float32Array | null = null;
@@ -129,11 +140,15 @@ interface Ellipse {
 /**
  * Adds `amplitude * profile(r / scale) * colour` over an ellipse, optionally modulated by
  * `modulate(u, v, r)` (u, v in the galaxy's own frame, r in scale units), which is how arms
- * and dust lanes are drawn in the same pass.
+ * and dust lanes are drawn in the same pass. The radius is softened by the PSF width,
+ * sqrt(r^2 + psf^2), which rounds the core off the way seeing does, at no per-pixel cost.
  */
-function addProfile(canvas: Canvas, shape: Ellipse, profile: Lookup, amplitude: number, colour: Colour,
+function addProfile(scene: Scene, shape: Ellipse, profile: Lookup, amplitude: number, colour: Colour,
   modulate?: (u: number, v: number, r: number) => number): void {
+  const { canvas } = scene;
   const n = canvas.size;
+  const soft = scene.psf / shape.scale;
+  const soft2 = soft * soft;
   const reach = Math.min(profile.max * shape.scale, n);
   const x0 = Math.max(0, Math.floor(shape.cx - reach));
   const x1 = Math.min(n - 1, Math.ceil(shape.cx + reach));
@@ -154,7 +169,7 @@ function addProfile(canvas: Canvas, shape: Ellipse, profile: Lookup, amplitude: 
       const dx = x - shape.cx;
       const u = (dx * c + dy * s) * inv;
       const v = (dy * c - dx * s) * inv * invQ;
-      const radius = Math.sqrt(u * u + v * v);
+      const radius = Math.sqrt(u * u + v * v + soft2);
       let f = profile.at(radius);
       if (f < 1e-4) continue;
       if (modulate) f *= modulate(u, v, radius);
@@ -166,37 +181,37 @@ function addProfile(canvas: Canvas, shape: Ellipse, profile: Lookup, amplitude: 
 }
 
 /** Faint field stars and tiny background galaxies; now and then a bright foreground star. */
-function drawBackground(canvas: Canvas, rng: Rng, morphology: Morphology): void {
-  const n = canvas.size;
+function drawBackground(scene: Scene, morphology: Morphology): void {
+  const { canvas, rng, n, psf } = scene;
   const stars = rng.int(7);
   for (let k = 0; k < stars; k++) {
-    canvas.addGaussian(rng.uniform(0, n), rng.uniform(0, n), Math.exp(rng.uniform(1, 4.2)), 0.5, 0.5, 0, starColour(rng));
+    canvas.addGaussian(rng.uniform(0, n), rng.uniform(0, n), Math.exp(rng.uniform(1, 4.2)), psf, psf, 0, starColour(rng));
   }
   const galaxies = rng.int(4);
   for (let k = 0; k < galaxies; k++) {
-    const sx = rng.uniform(0.8, 2.2) * (n / 212);
-    canvas.addGaussian(rng.uniform(0, n), rng.uniform(0, n), rng.uniform(1.5, 6), sx, sx * rng.uniform(0.3, 1), rng.uniform(0, Math.PI),
+    const sx = psf + rng.uniform(0.5, 2) * (n / 212);
+    canvas.addGaussian(rng.uniform(0, n), rng.uniform(0, n), rng.uniform(1.5, 6), sx, Math.max(psf, sx * rng.uniform(0.3, 1)), rng.uniform(0, Math.PI),
       jitter(rng, ellipticalColour, 0.2));
   }
   // a bright star near a galaxy is a classic confuser for the artifact class
   if (morphology.kind !== 'artifact' && rng.next() < 0.07) {
     const angle = rng.uniform(0, 2 * Math.PI);
-    const distance = rng.uniform(0.25, 0.45) * n;
-    drawBrightStar(canvas, rng, n / 2 + Math.cos(angle) * distance, n / 2 + Math.sin(angle) * distance, rng.uniform(0.2, 0.6));
+    const distance = rng.uniform(0.3, 0.45) * n;
+    drawBrightStar(scene, n / 2 + Math.cos(angle) * distance, n / 2 + Math.sin(angle) * distance, rng.uniform(0.2, 0.6));
   }
 }
 
-function drawElliptical(canvas: Canvas, rng: Rng, cx: number, cy: number, m: Extract<Morphology, { kind: 'elliptical' }>): void {
-  const n = canvas.size;
+function drawElliptical(scene: Scene, m: Extract<Morphology, { kind: 'elliptical' }>): void {
+  const { rng, n, cx, cy } = scene;
   const q = m.roundness === 'r' ? rng.uniform(0.82, 1) : m.roundness === 'i' ? rng.uniform(0.5, 0.82) : rng.uniform(0.25, 0.5);
   const sersic = rng.uniform(2.5, 5);
-  const shape: Ellipse = { cx, cy, scale: rng.uniform(0.035, 0.075) * n, q, angle: rng.uniform(0, Math.PI) };
-  addProfile(canvas, shape, sersicLookup(sersic), rng.uniform(2.5, 10), jitter(rng, ellipticalColour, 0.1));
+  const shape: Ellipse = { cx, cy, scale: rng.uniform(0.045, 0.1) * n, q, angle: rng.uniform(0, Math.PI) };
+  addProfile(scene, shape, sersicLookup(sersic), rng.uniform(2.5, 10), jitter(rng, ellipticalColour, 0.1));
   if (m.odd === '(m)') {
     // a smaller merging companion
     const angle = rng.uniform(0, 2 * Math.PI);
     const d = shape.scale * rng.uniform(1.5, 3);
-    addProfile(canvas, { cx: cx + Math.cos(angle) * d, cy: cy + Math.sin(angle) * d, scale: shape.scale * 0.5, q: rng.uniform(0.5, 1), angle: rng.uniform(0, Math.PI) },
+    addProfile(scene, { cx: cx + Math.cos(angle) * d, cy: cy + Math.sin(angle) * d, scale: shape.scale * 0.5, q: rng.uniform(0.5, 1), angle: rng.uniform(0, Math.PI) },
       sersicLookup(rng.uniform(2, 4)), rng.uniform(2, 6), jitter(rng, ellipticalColour, 0.1));
   }
 }
@@ -206,14 +221,14 @@ const pitchDegrees: Record<string, [number, number]> = { t: [9, 15], m: [16, 25]
 /** Mean of ((1 + cos)/2)^4 over a period: keeps the disk's total light when arms are added. */
 const armPowerMean = 35 / 128;
 
-function drawFaceOnDisk(canvas: Canvas, rng: Rng, cx: number, cy: number, m: Extract<Morphology, { kind: 'spiral'; edgeOn: false }>): void {
-  const n = canvas.size;
-  const h = rng.uniform(0.04, 0.075) * n;
+function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spiral'; edgeOn: false }>): void {
+  const { canvas, rng, n, cx, cy, psf } = scene;
+  const h = rng.uniform(0.06, 0.11) * n;
   const q = rng.uniform(0.4, 1);
   const angle = rng.uniform(0, Math.PI);
   const centralDisk = rng.uniform(3, 9);
   const bt = bulgeToTotal[m.bulge] * rng.uniform(0.7, 1.3);
-  const bulgeRe = h * rng.uniform(0.25, 0.5);
+  const bulgeRe = h * rng.uniform(0.2, 0.4);
 
   const barLength = m.barred ? h * rng.uniform(1.1, 2) : 0;
   const barAngle = rng.uniform(0, Math.PI);
@@ -242,11 +257,11 @@ function drawFaceOnDisk(canvas: Canvas, rng: Rng, cx: number, cy: number, m: Ext
     }
     return f;
   };
-  addProfile(canvas, { cx, cy, scale: h, q, angle }, exponentialLookup(), centralDisk * (1 - bt * 0.5), diskColour, modulate);
-  addProfile(canvas, { cx, cy, scale: bulgeRe, q: Math.min(1, q + 0.3), angle }, sersicLookup(rng.uniform(1.5, 3.5)),
+  addProfile(scene, { cx, cy, scale: h, q, angle }, exponentialLookup(), centralDisk * (1 - bt * 0.5), diskColour, modulate);
+  addProfile(scene, { cx, cy, scale: bulgeRe, q: Math.min(1, q + 0.3), angle }, sersicLookup(rng.uniform(1.5, 3.5)),
     centralDisk * bt * rng.uniform(0.6, 1.2), jitter(rng, bulgeColour, 0.08));
   if (m.barred) {
-    canvas.addGaussian(cx, cy, centralDisk * rng.uniform(0.5, 0.9), barLength * 0.55, barLength * rng.uniform(0.12, 0.2), barAngle, bulgeColour);
+    canvas.addGaussian(cx, cy, centralDisk * rng.uniform(0.5, 0.9), barLength * 0.55, Math.max(psf, barLength * rng.uniform(0.12, 0.2)), barAngle, bulgeColour);
   }
   // star-forming knots along the arms
   if (m.arms !== null) {
@@ -259,13 +274,13 @@ function drawFaceOnDisk(canvas: Canvas, rng: Rng, cx: number, cy: number, m: Ext
       const v = r * Math.sin(theta) * h * q;
       const x = cx + u * Math.cos(angle) - v * Math.sin(angle);
       const y = cy + u * Math.sin(angle) + v * Math.cos(angle);
-      canvas.addGaussian(x, y, rng.uniform(1, 5), 0.6 * (n / 212) + 0.3, 0.6 * (n / 212) + 0.3, 0, knotColour);
+      canvas.addGaussian(x, y, rng.uniform(1, 5), psf * 1.3, psf * 1.3, 0, knotColour);
     }
   }
   if (m.odd === '(m)') {
     const a = rng.uniform(0, 2 * Math.PI);
     const d = h * rng.uniform(2, 4);
-    addProfile(canvas, { cx: cx + Math.cos(a) * d, cy: cy + Math.sin(a) * d, scale: h * 0.4, q: rng.uniform(0.5, 1), angle: rng.uniform(0, Math.PI) },
+    addProfile(scene, { cx: cx + Math.cos(a) * d, cy: cy + Math.sin(a) * d, scale: h * 0.4, q: rng.uniform(0.5, 1), angle: rng.uniform(0, Math.PI) },
       sersicLookup(2), rng.uniform(2, 5), jitter(rng, bulgeColour, 0.1));
   }
 }
@@ -275,9 +290,9 @@ function exponentialLookup(): Lookup {
   return (exponential ??= new Lookup((x) => Math.exp(-x), 8, 2048));
 }
 
-function drawEdgeOnDisk(canvas: Canvas, rng: Rng, cx: number, cy: number, m: Extract<Morphology, { kind: 'spiral'; edgeOn: true }>): void {
-  const n = canvas.size;
-  const h = rng.uniform(0.045, 0.08) * n;
+function drawEdgeOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spiral'; edgeOn: true }>): void {
+  const { rng, n, cx, cy } = scene;
+  const h = rng.uniform(0.07, 0.12) * n;
   const angle = rng.uniform(0, Math.PI);
   const q = rng.uniform(0.08, 0.2);
   const central = rng.uniform(4, 10);
@@ -292,41 +307,42 @@ function drawEdgeOnDisk(canvas: Canvas, rng: Rng, cx: number, cy: number, m: Ext
       return 1 - laneDepth * Math.exp(-d * d);
     }
     : undefined;
-  addProfile(canvas, { cx, cy, scale: h, q, angle }, exponentialLookup(), central, diskColour, lane);
+  addProfile(scene, { cx, cy, scale: h, q, angle }, exponentialLookup(), central, diskColour, lane);
   if (m.bulge !== 'n') {
-    const re = h * rng.uniform(0.3, 0.55);
+    const re = h * rng.uniform(0.25, 0.45);
     const bulgeQ = m.bulge === 'b' ? rng.uniform(0.45, 0.65) : rng.uniform(0.75, 1);
     // a bulge seen through the lane is dimmed along the plane too
     const bulgeLane = lane ? (u: number, v: number): number => lane(u, (v * bulgeQ * re) / (q * h)) : undefined;
-    addProfile(canvas, { cx, cy, scale: re, q: bulgeQ, angle }, sersicLookup(m.bulge === 'b' ? 1.2 : 2.5), central * rng.uniform(0.5, 1.2),
+    addProfile(scene, { cx, cy, scale: re, q: bulgeQ, angle }, sersicLookup(m.bulge === 'b' ? 1.2 : 2.5), central * rng.uniform(0.5, 1.2),
       jitter(rng, bulgeColour, 0.08), bulgeLane);
   }
 }
 
 /** A saturated star with a halo and the four diffraction spikes of the telescope's spider. */
-function drawBrightStar(canvas: Canvas, rng: Rng, x: number, y: number, brightness: number): void {
-  const n = canvas.size;
+function drawBrightStar(scene: Scene, x: number, y: number, brightness: number): void {
+  const { canvas, rng, n, psf } = scene;
   const k = n / 212;
   const colour = starColour(rng);
-  canvas.addGaussian(x, y, 400 * brightness * rng.uniform(0.5, 2), 0.7 * k + 0.2, 0.7 * k + 0.2, 0, colour);
-  canvas.addGaussian(x, y, 12 * brightness * rng.uniform(0.5, 2), rng.uniform(3, 7) * k, rng.uniform(3, 7) * k, 0, colour);
+  canvas.addGaussian(x, y, 400 * brightness * rng.uniform(0.5, 2), psf, psf, 0, colour);
+  const halo = rng.uniform(3, 7) * k;
+  canvas.addGaussian(x, y, 12 * brightness * rng.uniform(0.5, 2), halo, halo, 0, colour);
   const length = rng.uniform(0.1, 0.35) * n * (0.5 + brightness);
   const spikeFlux = rng.uniform(15, 50) * brightness;
   const falloff = rng.uniform(0.05, 0.15) * n;
-  for (const a of [0, Math.PI / 2]) canvas.addLine(x, y, a, length, spikeFlux, 0.45 * k + 0.2, falloff, colour);
+  for (const a of [0, Math.PI / 2]) canvas.addLine(x, y, a, length, spikeFlux, psf * 0.7, falloff, colour);
   if (brightness > 0.7 && rng.next() < 0.5) {
     // charge bleeding along the CCD columns
-    canvas.addLine(x, y, Math.PI / 2, rng.uniform(0.05, 0.15) * n, 200 * brightness, 0.6 * k, 0, colour);
+    canvas.addLine(x, y, Math.PI / 2, rng.uniform(0.05, 0.15) * n, 200 * brightness, psf * 0.8, 0, colour);
   }
 }
 
 /** Stars, satellite trails, detector defects and near-empty fields: Galaxy Zoo's "star or artifact". */
-function drawArtifact(canvas: Canvas, rng: Rng, cx: number, cy: number): void {
-  const n = canvas.size;
+function drawArtifact(scene: Scene): void {
+  const { canvas, rng, n, psf, cx, cy } = scene;
   const k = n / 212;
   const kind = rng.next();
   if (kind < 0.5) {
-    drawBrightStar(canvas, rng, cx, cy, rng.uniform(0.5, 1.5));
+    drawBrightStar(scene, cx, cy, rng.uniform(0.5, 1.5));
   } else if (kind < 0.75) {
     // SDSS exposes g, r and i at different moments: a satellite leaves three offset coloured lines
     const angle = rng.uniform(0, Math.PI);
@@ -336,19 +352,19 @@ function drawArtifact(canvas: Canvas, rng: Rng, cx: number, cy: number): void {
     const colours: Colour[] = [{ r: 0, g: 0, b: 1 }, { r: 0, g: 1, b: 0 }, { r: 1, g: 0, b: 0 }];
     colours.forEach((colour, band) => {
       const d = offset + (band - 1) * shift;
-      canvas.addLine(cx - Math.sin(angle) * d, cy + Math.cos(angle) * d, angle, n * 1.5, flux, rng.uniform(0.5, 0.9) * k + 0.2, 0, colour);
+      canvas.addLine(cx - Math.sin(angle) * d, cy + Math.cos(angle) * d, angle, n * 1.5, flux, psf * rng.uniform(0.7, 1.1), 0, colour);
     });
-    if (rng.next() < 0.5) canvas.addGaussian(cx, cy, rng.uniform(5, 40), 0.6 * k + 0.2, 0.6 * k + 0.2, 0, starColour(rng));
+    if (rng.next() < 0.5) canvas.addGaussian(cx, cy, rng.uniform(5, 40), psf, psf, 0, starColour(rng));
   } else if (kind < 0.9) {
-    // hot pixels and a bad column
+    // hot pixels (single detector pixels: never blurred by the PSF) and a bad column
     const hot = 15 + rng.int(40);
     for (let j = 0; j < hot; j++) canvas.addPixel(rng.uniform(0, n), rng.uniform(0, n), rng.uniform(60, 400), starColour(rng));
     const column = rng.uniform(0.2, 0.8) * n;
     canvas.addLine(column, n / 2, Math.PI / 2, n, rng.uniform(5, 30), 0.5 * k + 0.2, 0, jitter(rng, { r: 1, g: 1, b: 1 }, 0.3));
-    canvas.addGaussian(cx, cy, rng.uniform(20, 200), 0.6 * k + 0.2, 0.6 * k + 0.2, 0, starColour(rng));
+    canvas.addGaussian(cx, cy, rng.uniform(20, 200), psf, psf, 0, starColour(rng));
   } else {
     // an almost empty field around a faint point source: the hard case next to compact ellipticals
-    canvas.addGaussian(cx, cy, rng.uniform(10, 80), 0.7 * k + 0.2, 0.7 * k + 0.2, 0, starColour(rng));
+    canvas.addGaussian(cx, cy, rng.uniform(10, 80), psf, psf, 0, starColour(rng));
     if (rng.next() < 0.5) {
       // an out-of-focus reflection ghost: a faint coloured ring
       const r = rng.uniform(0.08, 0.2) * n;
