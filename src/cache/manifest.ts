@@ -32,7 +32,8 @@ export function readManifestIfPresent(cacheDir: string): Manifest | null {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
     throw new ManifestUnreadableError(file, (error as Error).message);
   }
   let manifest: Manifest;

@@ -85,11 +85,21 @@ async function readInput(file: string, image: ImageSettings): Promise<Buffer> {
   }
 }
 
-function classifySharpError(error: Error): ImageRejection {
-  const message = error.message;
-  if (/pixel limit/i.test(message)) return new ImageRejection('too-large', message);
-  if (/unsupported image format/i.test(message)) return new ImageRejection('not-an-image', message);
-  return new ImageRejection('corrupt-image', message);
+/**
+ * Turns a sharp failure into a reason. libvips' error text is not reliable (its error buffer is
+ * process-wide: a later failure can read "Unknown error"), so the reason comes from the header
+ * alone, and the detail is fixed text: rejects.jsonl must be the same bytes on every run.
+ */
+async function classifySharpError(bytes: Buffer, name: string, format: string, image: ImageSettings): Promise<ImageRejection> {
+  try {
+    const { width, height } = await sharp(bytes, { limitInputPixels: false }).metadata();
+    if (width && height && width * height > image.maxInputPixels) {
+      return new ImageRejection('too-large', `${name} is ${width}x${height} = ${width * height} pixels, more than image.maxInputPixels (${image.maxInputPixels})`);
+    }
+  } catch {
+    // an unreadable header is corrupt like the rest
+  }
+  return new ImageRejection('corrupt-image', `${name} could not be decoded as ${format} (damaged or truncated data)`);
 }
 
 /** Pads a smaller `inside` result to the full size, centred on black, so every record has one shape. */
@@ -128,6 +138,6 @@ export async function decodeImage(input: string | Buffer, image: ImageSettings):
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   } catch (error) {
     if (error instanceof ImageRejection) throw error;
-    throw classifySharpError(error as Error);
+    throw await classifySharpError(bytes, name, format, image);
   }
 }
