@@ -11,7 +11,7 @@ import { loadCheckpoint } from '../src/model/checkpoint.ts';
 import { balancedClassWeights } from '../src/train/class-weights.ts';
 import { EarlyStopping } from '../src/train/early-stopping.ts';
 import { evaluateValidation } from '../src/train/metrics.ts';
-import { trainClassifier, type EpochRecord, type TrainerResult } from '../src/train/trainer.ts';
+import { disposeModel, trainClassifier, type EpochRecord, type TrainerResult } from '../src/train/trainer.ts';
 import { patternRecords, writeFixtureCache } from './support/fixture-cache.ts';
 
 /** Trainer tests on a small hand-made cache (32x32, 300 images) with a tiny CNN on wasm. */
@@ -63,10 +63,10 @@ test('trains above 0.7 validation accuracy, keeps the tensor count flat, and rep
     assert.ok(Math.abs(metrics.accuracy - first.history[first.bestEpoch - 1].val_accuracy) < 1e-6);
     assert.ok(metrics.samples.length > 0 && metrics.samples.length <= 3 * 8);
   } finally {
-    first.model.dispose();
+    disposeModel(first.model);
   }
   const second = await run();
-  second.model.dispose();
+  disposeModel(second.model);
   assert.deepEqual(comparable(second.history), comparable(first.history));
 });
 
@@ -87,10 +87,10 @@ test('early stopping stops after `patience` epochs without improvement and resto
     await loadCheckpoint(path.join(checkpoints, String(result.bestEpoch)), reference);
     const got = result.model.getWeights().map((w) => Array.from(w.dataSync()));
     const want = reference.getWeights().map((w) => Array.from(w.dataSync()));
-    reference.dispose();
+    disposeModel(reference);
     assert.deepEqual(got, want);
   } finally {
-    result.model.dispose();
+    disposeModel(result.model);
   }
 });
 
@@ -100,9 +100,9 @@ test('resuming from a checkpoint continues exactly like an uninterrupted run', a
     config: config(), cacheDir, values: {}, epochs: 4,
     onEpochEnd: async ({ epoch, saveCheckpoint }) => { if (epoch === 2) await saveCheckpoint(ck); },
   });
-  full.model.dispose();
+  disposeModel(full.model);
   const resumed = await trainClassifier({ config: config(), cacheDir, values: {}, epochs: 4, initialEpoch: 2, checkpoint: ck });
-  resumed.model.dispose();
+  disposeModel(resumed.model);
   assert.deepEqual(resumed.history.map((r) => r.epoch), [3, 4]);
   resumed.history.forEach((r, i) => {
     const u = full.history[i + 2];
@@ -124,7 +124,7 @@ test('a NaN loss stops training with stopReason nan-loss', async () => {
   } finally {
     await selectBackend('wasm');
   }
-  result.model.dispose();
+  disposeModel(result.model);
   assert.equal(result.stopReason, 'nan-loss');
   assert.equal(result.history.length, 1);
 });
@@ -133,7 +133,7 @@ test('balanced class weights give each class the same total weight, and train', 
   assert.deepEqual(balancedClassWeights([60, 30, 10]), { 0: 100 / 180, 1: 100 / 90, 2: 100 / 30 });
   assert.deepEqual(balancedClassWeights([5, 0]), { 0: 1, 1: 1 });
   const result = await trainClassifier({ config: config({ train: { batchSize: 16, classWeights: 'balanced', earlyStopping: null } }), cacheDir, values: {}, epochs: 1 });
-  result.model.dispose();
+  disposeModel(result.model);
   assert.ok(Number.isFinite(result.history[0].loss));
 });
 

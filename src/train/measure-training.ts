@@ -5,6 +5,7 @@ import { batchTensors, Feed } from '../data/feed.ts';
 import { splitCache } from '../data/split.ts';
 import { buildModel, type HyperparameterValues } from '../model/architecture.ts';
 import { withKernelCheck } from '../model/backend.ts';
+import { disposeModel } from './trainer.ts';
 
 /**
  * The training step alone on the active backend: `trainOnBatch` over the first batches of a
@@ -44,7 +45,7 @@ export async function measureTraining(config: LoadedConfig, cacheDir: string, op
       batches++;
     }
   } finally {
-    model.dispose();
+    disposeModel(model);
   }
   return { images, batches, seconds, imagesPerSecond: seconds > 0 ? images / seconds : 0, backend: tf.getBackend() };
 }

@@ -9,7 +9,7 @@ import type { BackendChoice } from '../model/backend.ts';
 import type { Output, Progress } from '../report/output.ts';
 import { evaluateValidation } from './metrics.ts';
 import { configDigest, GALACTIC_VERSION, writeRunDirectory, type RunMetadata } from './run-directory.ts';
-import { trainClassifier, type EpochRecord } from './trainer.ts';
+import { disposeModel, trainClassifier, type EpochRecord } from './trainer.ts';
 
 /**
  * The final training as one library call (used by `galactic train` and `galactic run`): picks
@@ -165,7 +165,7 @@ export async function trainRun(config: LoadedConfig, options: TrainRunOptions): 
     };
   } finally {
     sampler.stop();
-    result.model.dispose();
+    disposeModel(result.model);
   }
 }
 

@@ -52,7 +52,17 @@ export interface TrainerOptions {
   feedSettings?: FeedSettings;
 }
 
+/**
+ * Frees a trained model and its optimizer: buildModel passes Adam in as an object, so
+ * `model.dispose()` alone leaves Adam's moment variables behind.
+ */
+export function disposeModel(model: tf.LayersModel): void {
+  model.optimizer?.dispose();
+  model.dispose();
+}
+
 export interface TrainerResult {
+  /** The caller frees it with `disposeModel`. */
   model: tf.LayersModel;
   history: EpochRecord[];
   bestEpoch: number;
@@ -188,7 +198,7 @@ export async function trainClassifier(options: TrainerOptions): Promise<TrainerR
       restoredBestWeights: restored,
     };
   } catch (error) {
-    model.dispose();
+    disposeModel(model);
     throw error;
   }
 }
