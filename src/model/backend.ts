@@ -111,8 +111,10 @@ async function tryWasm(): Promise<Attempt> {
   } catch (error) {
     return { ok: false, why: `${WASM_PACKAGE} could not be loaded: ${(error as Error).message}` };
   }
-  registerWasmTrainingKernels();
-  return activate('wasm');
+  const attempt = await activate('wasm');
+  // After initialisation, so the backend's own kernels (which ours call) have run their setup.
+  if (attempt.ok) registerWasmTrainingKernels();
+  return attempt;
 }
 
 async function activate(name: BackendName): Promise<Attempt> {

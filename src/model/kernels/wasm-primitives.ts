@@ -10,8 +10,9 @@ import * as tf from '@tensorflow/tfjs';
 export interface WasmBackend extends tf.KernelBackend {
   wasm: { cwrap(name: string, returnType: null, argTypes: string[]): (...args: number[]) => void };
   dataIdMap: { get(dataId: tf.DataId): { id: number } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.TypedArray): tf.TensorInfo;
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
 export type Attrs = Record<string, unknown>;
@@ -36,12 +37,53 @@ export function reshape(backend: WasmBackend, x: tf.TensorInfo, shape: number[])
   return runWasmKernel(backend, 'Reshape', { x }, { shape });
 }
 
+/**
+ * A box of x copied with TypedArray.set over contiguous runs of the wasm heap (memcpy speed).
+ * The backend's own Slice first copies the whole input out of the heap (readSync), which made
+ * a one-row slice of a 64 MB tensor cost hundreds of milliseconds.
+ */
 export function slice(backend: WasmBackend, x: tf.TensorInfo, begin: number[], size: number[]): tf.TensorInfo {
-  return runWasmKernel(backend, 'Slice', { x }, { begin, size });
+  const shape = x.shape;
+  const out = backend.makeOutput(size, x.dtype);
+  // Views after the allocation: a heap growth detaches earlier ones.
+  const src = heapView(backend, x);
+  const dst = heapView(backend, out);
+  // Trailing dimensions taken whole merge into one contiguous run.
+  let runDims = shape.length;
+  let run = 1;
+  while (runDims > 0 && (runDims === shape.length || size[runDims] === shape[runDims])) {
+    runDims--;
+    run *= size[runDims]!;
+    if (size[runDims] !== shape[runDims]) break;
+  }
+  const strides = tf.util.computeStrides(shape);
+  let runStart = 0;
+  for (let d = runDims; d < shape.length; d++) runStart += begin[d]! * (d < shape.length - 1 ? strides[d]! : 1);
+  const outer = size.slice(0, runDims);
+  const count = outer.reduce((p, q) => p * q, 1);
+  const index = new Array<number>(runDims).fill(0);
+  for (let r = 0; r < count; r++) {
+    let offset = runStart;
+    for (let d = 0; d < runDims; d++) offset += (begin[d]! + index[d]!) * strides[d]!;
+    dst.set(src.subarray(offset, offset + run), r * run);
+    for (let d = runDims - 1; d >= 0; d--) {
+      if (++index[d]! < outer[d]!) break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+function heapView(backend: WasmBackend, info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array {
+  return backend.typedArrayFromHeap(info);
 }
 
 export function reverse(backend: WasmBackend, x: tf.TensorInfo, dims: number[]): tf.TensorInfo {
   return runWasmKernel(backend, 'Reverse', { x }, { dims });
+}
+
+export function add(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
+  return runWasmKernel(backend, 'Add', { a, b });
 }
 
 export function pad(backend: WasmBackend, x: tf.TensorInfo, paddings: [number, number][]): tf.TensorInfo {
