@@ -201,8 +201,8 @@ function writeCatalogues(plan: DatasetPlan, out: string): { joined: HazardEntry[
   const gz2 = new CsvFile(path.join(out, gz2CsvName), gz2Header);
   const joinedEntries: HazardEntry[] = [];
   const gz2Entries: HazardEntry[] = [];
-  const positionOf = new Map<number, number>();
-  if (plan.hazards) plan.order.forEach((index, pos) => positionOf.set(index, pos));
+  const positionOf = new Uint32Array(count);
+  plan.order.forEach((index, pos) => (positionOf[index] = pos));
 
   for (let pos = 0; pos < count; pos++) {
     const index = plan.order[pos];
@@ -211,7 +211,7 @@ function writeCatalogues(plan: DatasetPlan, out: string): { joined: HazardEntry[
     const row = pos + 1;
     if (hazard?.kind === 'duplicate-id' && hazard.originalIndex !== undefined) {
       const original = plan.record(hazard.originalIndex);
-      const firstRow = (positionOf.get(hazard.originalIndex) ?? 0) + 1;
+      const firstRow = positionOf[hazard.originalIndex] + 1;
       joined.write(joinedRow(original));
       gz2.write(gz2Row(original));
       joinedEntries.push(entry(hazard, original.id, row, undefined, `${hazardDetails[hazard.kind]} (first at row ${firstRow})`, firstRow));
