@@ -1,6 +1,65 @@
-import type { Command } from 'commander';
-import { notYetCommand } from './not-yet.ts';
+import { Command, Option } from 'commander';
+import { UsageError } from '../core/errors.ts';
+import { addStageOptions, positiveInt, runStagesAction, scaleCommand, sweepCommand } from '../bench/commands.ts';
+import { describeMachine, machineInfo } from '../bench/machine.ts';
+import { trainStage } from '../bench/stages/train.ts';
+import type { BackendName } from '../model/backend.ts';
+import { benchTrainingStep, formatKernelTable } from '../model/profile.ts';
+import { commandContext } from './context.ts';
 
+/**
+ * `galactic bench [stage...]`: `bench train` alone measures the training step of the notebook's
+ * CNN on random data (backend speed, no config or files needed); any other selection runs the
+ * stage suite on the config's data (src/bench/suite.ts), with `scale` and `sweep` as subcommands.
+ */
 export function benchCommand(): Command {
-  return notYetCommand('bench', 'measure memory and throughput of each stage');
+  const command = new Command('bench')
+    .description('measure throughput and memory of each stage: decode, prepare, feed, train (or all); `bench train` alone times the training step on random data')
+    .argument('[stage...]', 'stages to run: decode, prepare, feed, train, all (default: all)')
+    .addOption(new Option('--backend <name>', 'bench train: backend to train on').choices(['auto', 'node', 'wasm', 'cpu']).default('auto'))
+    .option('--size <px>', 'bench train: image side in pixels', positiveInt('--size'), 128)
+    .option('--batch <n>', 'bench train: images per training step', positiveInt('--batch'), 32)
+    .option('--steps <n>', 'bench train: timed steps after the warm-up step', positiveInt('--steps'), 5);
+  addStageOptions(command);
+  command.addCommand(scaleCommand().exitOverride());
+  command.addCommand(sweepCommand().exitOverride());
+  return command.action(async (stages: string[], _options: unknown, self: Command) => {
+    if (stages.length === 1 && stages[0] === 'train') {
+      await benchTrainAction(self);
+      return;
+    }
+    await runStagesAction(stages, self, trainStage);
+  });
+}
+
+async function benchTrainAction(command: Command): Promise<void> {
+  const { options, output } = commandContext(command);
+  const backend = options.backend as 'auto' | BackendName;
+  if (!['auto', 'node', 'wasm', 'cpu'].includes(backend)) throw new UsageError(`--backend must be auto, node, wasm or cpu (got '${backend}')`);
+  const machine = machineInfo();
+  output.info(`bench train: ${describeMachine(machine)}`);
+  const result = await benchTrainingStep({
+    backend,
+    size: options.size as number,
+    batch: options.batch as number,
+    steps: options.steps as number,
+    output,
+  });
+  output.info(
+    `bench train: ${result.backend}: ${result.imagesPerSecond} images/s, ${result.msPerStep.median} ms per step ` +
+      `(min ${result.msPerStep.min}, max ${result.msPerStep.max}, ${result.msPerStep.steps} steps; batch ${result.batch}, ${result.size}x${result.size})`,
+  );
+  output.info('bench train: most expensive kernels of one profiled step:');
+  for (const line of formatKernelTable(result.topKernels)) output.info(line);
+  output.result({
+    backend: result.backend,
+    imagesPerSecond: result.imagesPerSecond,
+    msPerStep: result.msPerStep,
+    topKernels: result.topKernels,
+    backendReason: result.backendReason,
+    size: result.size,
+    batch: result.batch,
+    parameters: result.parameters,
+    machine: { ...machine, backend: result.backend },
+  });
 }

@@ -152,7 +152,7 @@ export async function selectBackend(preference: 'auto' | BackendName, output?: O
   for (const name of order) {
     const attempt = await ATTEMPTS[name]();
     if (attempt.ok) {
-      const reason = preference === 'auto' ? `auto: ${CHOSEN_BECAUSE[name]}` : `forced by configuration: ${CHOSEN_BECAUSE[name]}`;
+      const reason = preference === 'auto' ? `auto: ${CHOSEN_BECAUSE[name]}` : `requested (--backend or "backend" in the config): ${CHOSEN_BECAUSE[name]}`;
       for (const s of skipped) output?.info(`backend ${s.name} skipped: ${s.why}`);
       output?.info(`backend: ${name} (${reason})`);
       return { name, reason, skipped };
