@@ -38,7 +38,7 @@ describe('Output off a TTY', () => {
     // eslint-disable-next-line no-control-regex -- the point is to find control characters
     assert.doesNotMatch(text(), /\x1b|\r/);
     const lines = text().trim().split('\n');
-    assert.ok(lines.some((l) => /^ {2}epoch 1: 2\/4 batches \(.*\/s\) ETA \d+s RSS \d+\/2048 MB loss 0.512 acc 0.700$/.test(l)), text());
+    assert.ok(lines.some((l) => /^ {2}epoch 1: 2\/4 batches \(.* batches\/(s|min)\)( ETA \d+s)? RSS \d+\/2048 MB loss 0.512 acc 0.700$/.test(l)), text());
     assert.ok(lines.includes('epoch 2 done'));
     assert.match(lines.at(-2)!, /^train: 2\/2 epochs .* RSS \d+\/2048 MB val_loss 0.600 val_acc 0.650$/);
     assert.equal(lines.at(-1), 'warning: a warning');

@@ -168,9 +168,9 @@ export class Progress {
       const name = output.paint('cyan', `${this.indent}${label}`);
       // a bar without a known total shows a counter instead of a meaningless percentage
       const format = total === null
-        ? `${name} {value} ${unit} | {rate}/s | RSS {rss} {extra}`
-        : `${name} {bar} {percentage}% | {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted} | RSS {rss} {extra}`;
-      this.bar = output.createBar(total ?? 0, format, { rate: '0', rss: output.memoryField(), extra: '' });
+        ? `${name} {value} ${unit} | {rate} | RSS {rss} {extra}`
+        : `${name} {bar} {percentage}% | {value}/{total} ${unit} | {rate} | ETA {eta_formatted} | RSS {rss} {extra}`;
+      this.bar = output.createBar(total ?? 0, format, { rate: this.rate(), rss: output.memoryField(), extra: '' });
     }
   }
 
@@ -221,9 +221,12 @@ export class Progress {
     }
   }
 
+  /** Items per second, or per minute for slow items (trials, epochs), so it never reads 0.0/s. */
   private rate(): string {
     const seconds = (Date.now() - this.started) / 1000;
-    return seconds > 0 ? (this.value / seconds).toFixed(1) : '0';
+    if (seconds < 1 || this.value <= 0) return `– ${this.unit}/s`;
+    const perSecond = this.value / seconds;
+    return perSecond >= 1 ? `${perSecond.toFixed(1)} ${this.unit}/s` : `${(perSecond * 60).toFixed(1)} ${this.unit}/min`;
   }
 
   private extra(): string {
@@ -231,8 +234,9 @@ export class Progress {
   }
 
   private eta(): string | null {
-    if (!this.total || this.value <= 0 || this.value >= this.total) return null;
     const seconds = (Date.now() - this.started) / 1000;
+    // before a second has passed the estimate is noise
+    if (!this.total || this.value <= 0 || this.value >= this.total || seconds < 1) return null;
     return formatDuration((seconds / this.value) * (this.total - this.value));
   }
 
@@ -240,7 +244,7 @@ export class Progress {
     const of = this.total ? `/${this.total}` : '';
     const eta = final ? null : this.eta();
     const extra = this.extra();
-    return `${this.indent}${this.label}: ${this.value}${of} ${this.unit} (${this.rate()}/s)`
+    return `${this.indent}${this.label}: ${this.value}${of} ${this.unit} (${this.rate()})`
       + `${eta ? ` ETA ${eta}` : ''} RSS ${this.output.memoryField()}${extra ? ` ${extra}` : ''}`;
   }
 }

@@ -22,7 +22,11 @@ export function formatNumber(value: unknown, digits = 4): string {
   if (typeof value !== 'number') return value === null || value === undefined ? '–' : String(value);
   if (!Number.isFinite(value)) return String(value);
   if (Number.isInteger(value)) return String(value);
-  return Math.abs(value) < 1e-3 ? value.toExponential(2) : value.toFixed(digits);
+  const size = Math.abs(value);
+  // metrics (0..1) keep `digits` decimals; timings, rates and MiB read better short
+  if (size >= 100) return value.toFixed(0);
+  if (size >= 10) return value.toFixed(1);
+  return size < 1e-3 ? value.toExponential(2) : value.toFixed(digits);
 }
 
 /** A table; cells are escaped text unless wrapped as `{ html }`. */

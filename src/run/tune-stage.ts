@@ -81,16 +81,14 @@ export async function tuneStage(config: LoadedConfig, options: TuneStageOptions)
 class ProgressTrialRunner implements TrialRunner {
   epochsRun = 0;
   private trialsBar: Progress | null = null;
-  private started = 0;
+  private finished = 0;
 
   constructor(private readonly inner: TrialRunner, private readonly output: Output, private readonly maxTrials: number) {}
 
   async run(request: TrialRunRequest): Promise<TrialRunResult> {
     this.trialsBar ??= this.output.progress('tune', this.maxTrials, 'trials', { everyUpdate: true, depth: 1 });
-    this.trialsBar.update(this.started, { trial: request.trialId });
-    this.started += 1;
     const epochs = this.output.progress(`trial ${request.trialId}`, request.epochs, 'epochs', { everyUpdate: true, depth: 2 });
-    epochs.update(request.initialEpoch);
+    if (request.initialEpoch > 0) epochs.update(request.initialEpoch, { resumed: 'yes' });
     try {
       return await this.inner.run({
         ...request,
@@ -103,7 +101,8 @@ class ProgressTrialRunner implements TrialRunner {
       });
     } finally {
       epochs.clear();
-      this.trialsBar.update(this.started);
+      this.finished += 1;
+      this.trialsBar.update(this.finished, { last: request.trialId });
     }
   }
 
