@@ -60,7 +60,7 @@ output.info(`training: ${training.imagesPerSecond.toFixed(1)} images/s; feed/tra
 process.stdout.write(`${JSON.stringify({
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.versions.node },
   images: prepared.images, image: `${config.image.width}x${config.image.height}`,
-  feed: { imagesPerSecond: Math.round(feed.imagesPerSecond), ...feed },
-  train: { backend: backend.name, ...training },
+  feed: { ...feed, imagesPerSecond: Math.round(feed.imagesPerSecond) },
+  train: { ...training, backend: backend.name },
   ratio: Math.round(ratio * 10) / 10,
 })}\n`);
