@@ -1,6 +1,8 @@
 /**
  * Samples the process's resident set size on a timer and keeps the peak plus a timeline (for
- * `--json` summaries, benches and the report). Unref'd, so it never keeps the process alive.
+ * `--json` summaries, benches and the report). The peak also takes the kernel's high-water mark
+ * (getrusage maxRSS) when asked, so a spike between two samples is not missed; that mark covers
+ * the whole process so far. Unref'd, so it never keeps the process alive.
  */
 export interface RssSample { seconds: number; rssBytes: number }
 
@@ -10,7 +12,12 @@ export class RssSampler {
   peakBytes = 0;
   readonly timeline: RssSample[] = [];
 
-  constructor(private readonly intervalMs = 100, private readonly maxSamples = 10_000) {}
+  constructor(
+    private readonly intervalMs = 100,
+    private readonly maxSamples = 10_000,
+    /** Also count the kernel's whole-process high-water mark (right for a one-command process, wrong for per-epoch peaks). */
+    private readonly options: { processHighWater?: boolean } = {},
+  ) {}
 
   start(): this {
     this.sample();
@@ -22,7 +29,9 @@ export class RssSampler {
   /** Takes one sample now (also call it at interesting moments, e.g. after a flush). */
   sample(): number {
     const rssBytes = process.memoryUsage.rss();
-    if (rssBytes > this.peakBytes) this.peakBytes = rssBytes;
+    // the kernel's high-water mark catches peaks between samples (it covers the whole process life)
+    const highWater = this.options.processHighWater ? process.resourceUsage().maxRSS * 1024 : 0;
+    this.peakBytes = Math.max(this.peakBytes, rssBytes, highWater);
     if (this.timeline.length >= this.maxSamples) {
       // keep the timeline bounded on long runs: drop every other sample
       for (let i = 1; i < this.timeline.length; i += 1) this.timeline.splice(i, 1);

@@ -94,7 +94,7 @@ function removeStrayFiles(cacheDir: string, keep: Manifest | null): void {
 
 export async function runPrepare(config: LoadedConfig, options: PrepareOptions): Promise<PrepareSummary> {
   const started = performance.now();
-  const sampler = new RssSampler().start();
+  const sampler = new RssSampler(100, 10_000, { processHighWater: true }).start();
   try {
     return await prepare(config, options, started, sampler);
   } finally {
