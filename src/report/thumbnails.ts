@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { decodeShard, type Manifest } from '../cache/format.ts';
+import { readManifestIfPresent } from '../cache/manifest.ts';
+import { readShard } from '../cache/reader.ts';
 
 /**
  * Small PNG thumbnails of validation samples, as data: URIs so report.html needs no other file.
@@ -20,18 +21,28 @@ export interface SamplePixels {
 /** Finds pixels for as many of `ids` as it can; ids it cannot find are simply absent from the map. */
 export type PixelSource = (ids: ReadonlySet<string>) => Promise<Map<string, SamplePixels>>;
 
-/** Scans the cache's shards in order and stops as soon as every wanted id is found. */
+/**
+ * Scans the cache's shards in order (one in memory at a time) and stops as soon as every wanted
+ * id is found. A missing or damaged cache only costs thumbnails, never the report.
+ */
 export function cachePixelSource(cacheDir: string): PixelSource {
   return async (ids) => {
     const found = new Map<string, SamplePixels>();
-    const manifestFile = path.join(cacheDir, 'manifest.json');
-    if (ids.size === 0 || !existsSync(manifestFile)) return found;
-    const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Manifest;
-    for (const entry of manifest.shards ?? []) {
+    if (ids.size === 0) return found;
+    let manifest;
+    try {
+      manifest = readManifestIfPresent(cacheDir);
+    } catch {
+      return found;
+    }
+    for (const entry of manifest?.shards ?? []) {
       if (found.size === ids.size) break;
-      const file = path.join(cacheDir, entry.file);
-      if (!existsSync(file)) continue;
-      const shard = decodeShard(readFileSync(file), file);
+      let shard;
+      try {
+        shard = await readShard(cacheDir, entry);
+      } catch {
+        continue;
+      }
       const [, h, w, c] = shard.shape;
       const size = h * w * c;
       shard.ids.forEach((id, i) => {
