@@ -1,32 +1,35 @@
 import * as tf from '@tensorflow/tfjs';
-import { runOriginal } from './originals.ts';
 import type { WasmBackend } from './wasm-primitives.ts';
 
 /**
- * MaxPoolGrad for the non-overlapping pools CNNs use (window = stride, no padding, e.g. the
- * notebook's 2x2/2): each dy value goes to the first maximum of its window, like the cpu backend
- * and TensorFlow. Other pool geometries use the backend's own kernel.
+ * MaxPoolGrad: each dy value goes to the first maximum of its window (row-major, padding
+ * skipped), exactly like the cpu backend and TensorFlow; overlapping windows add up.
  *
  * This is the one documented exception to "no JavaScript loops over pixels": no wasm primitive
- * routes a gradient to a first-argmax (MaxPoolWithArgmax costs as much as the C MaxPoolGrad, and
- * masked formulations need 5-D Slice/broadcast Equal, which the wasm backend runs in slow
- * generic paths). A single pass over Float32Array views of the wasm heap is several times faster
- * than the backend's C MaxPoolGrad; measured numbers are in docs/backends.md.
+ * routes a gradient to a first-argmax. The backend's own C MaxPoolGrad is 3x slower on the
+ * notebook's pools and disagrees with cpu on ties and on 'same' padding (tests show it);
+ * MaxPoolWithArgmax costs as much as that C kernel before any scatter; masked formulations need
+ * 5-D Slice and broadcast Equal, which the wasm backend runs in generic JavaScript. One pass over
+ * Float32Array views of the wasm heap, with no allocation inside, is the fastest option measured
+ * (figures in docs/backends.md).
  */
-
-
 export function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   const backend = args.backend as unknown as WasmBackend;
   const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
-  const attrs = args.attrs as { filterSize: number | [number, number]; strides: number | [number, number]; pad: unknown; dimRoundingMode?: string };
-  const [fh, fw] = typeof attrs.filterSize === 'number' ? [attrs.filterSize, attrs.filterSize] : attrs.filterSize;
-  const [sh, sw] = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
-  const [n, h, w, c] = input.shape as [number, number, number, number];
-  const [, oh, ow] = dy.shape as [number, number, number, number];
-  const tiles = fh === sh && fw === sw && attrs.pad === 'valid' && oh === Math.floor(h / fh) && ow === Math.floor(w / fw);
-  if (!tiles || input.dtype !== 'float32') {
-    return runOriginal('MaxPoolGrad', args);
-  }
+  const attrs = args.attrs as {
+    filterSize: number | [number, number];
+    strides: number | [number, number];
+    pad: 'valid' | 'same' | number;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode,
+  );
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
+  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+
   const dx = backend.makeOutput([n, h, w, c], 'float32');
   // Views are taken after every allocation: a heap growth would detach them.
   const x = backend.typedArrayFromHeap(input) as Float32Array;
@@ -36,20 +39,23 @@ export function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   const rowStride = w * c;
   for (let b = 0; b < n; b++) {
     for (let i = 0; i < oh; i++) {
+      const r0 = Math.max(0, i * sh - padTop);
+      const r1 = Math.min(h, i * sh - padTop + fh);
       for (let j = 0; j < ow; j++) {
-        const corner = ((b * h + i * fh) * w + j * fw) * c;
+        const c0 = Math.max(0, j * sw - padLeft);
+        const c1 = Math.min(w, j * sw - padLeft + fw);
         const o = ((b * oh + i) * ow + j) * c;
+        const corner = (b * h + r0) * rowStride + c0 * c;
         for (let ch = 0; ch < c; ch++) {
-          let best = corner + ch;
-          let max = x[best]!;
-          for (let u = 0; u < fh; u++) {
-            for (let v = 0; v < fw; v++) {
-              const p = corner + u * rowStride + v * c + ch;
+          let best = -1;
+          let max = -Infinity;
+          for (let r = r0, rowBase = corner + ch; r < r1; r++, rowBase += rowStride) {
+            for (let col = c0, p = rowBase; col < c1; col++, p += c) {
               const value = x[p]!;
               if (value > max) { max = value; best = p; } // strict: the first maximum wins
             }
           }
-          out[best] = out[best]! + g[o + ch]!;
+          if (best >= 0) out[best] = out[best]! + g[o + ch]!;
         }
       }
     }
