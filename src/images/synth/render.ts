@@ -241,12 +241,26 @@ function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spiral'; e
   const armStart = Math.max(barLength, bulgeRe * 2) / h;
   const ring = m.odd === '(r)';
 
+  // arm phase m(θ - k ln r) + φ0, as cos(m θ + g(r)) with g tabulated: the per-pixel cost is a
+  // complex power and a lookup instead of atan2, log and cos
+  const radial = armPhaseTable(armCount, windingRate, phase);
   const modulate = (u: number, v: number, r: number): number => {
     let f = 1;
-    if (contrast > 0 && r > 0.05) {
-      const onset = r < armStart ? 0 : Math.min(1, (r - armStart) / Math.max(armStart, 0.4));
-      const theta = Math.atan2(v, u);
-      const w = 0.5 + 0.5 * Math.cos(armCount * (theta - Math.log(r) * windingRate) + phase);
+    const rr = Math.sqrt(u * u + v * v);
+    if (contrast > 0 && r > armStart && rr > 0) {
+      const onset = Math.min(1, (r - armStart) / Math.max(armStart, 0.4));
+      // e^{i m θ} from the unit vector (u, v) / rr
+      const er = u / rr;
+      const ei = v / rr;
+      let pr = er;
+      let pi = ei;
+      for (let j = 1; j < armCount; j++) {
+        const t = pr * er - pi * ei;
+        pi = pr * ei + pi * er;
+        pr = t;
+      }
+      const k = Math.min(radial.last, (r * radial.scale) | 0);
+      const w = 0.5 + 0.5 * (pr * radial.cos[k] - pi * radial.sin[k]);
       const w2 = w * w;
       const c = contrast * onset;
       f = 1 - c + (c * w2 * w2) / armPowerMean;
@@ -283,6 +297,21 @@ function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spiral'; e
     addProfile(scene, { cx: cx + Math.cos(a) * d, cy: cy + Math.sin(a) * d, scale: h * 0.4, q: rng.uniform(0.5, 1), angle: rng.uniform(0, Math.PI) },
       sersicLookup(2), rng.uniform(2, 5), jitter(rng, bulgeColour, 0.1));
   }
+}
+
+/** cos and sin of φ0 - m k ln r over r in [0, 8) disk scale lengths. */
+function armPhaseTable(arms: number, windingRate: number, phase: number): { cos: Float32Array; sin: Float32Array; scale: number; last: number } {
+  const bins = 4096;
+  const max = 8;
+  const cos = new Float32Array(bins + 1);
+  const sin = new Float32Array(bins + 1);
+  for (let i = 0; i <= bins; i++) {
+    const r = Math.max((i + 0.5) / bins * max, 1e-3);
+    const g = phase - arms * windingRate * Math.log(r);
+    cos[i] = Math.cos(g);
+    sin[i] = Math.sin(g);
+  }
+  return { cos, sin, scale: bins / max, last: bins };
 }
 
 let exponential: Lookup | null = null;
