@@ -14,13 +14,19 @@ export interface ChartPoint {
   imagesPerSecond: number | null;
   peakRssMB: number | null;
   limitMB: number;
+  /** planMemory's total for the point's config, drawn beside the limit. */
+  plannedMB?: number | null;
 }
 
 export function benchChartSpec(points: ChartPoint[], xTitle: string, title: string): TopLevelSpec {
   const logX = xTitle.startsWith('data set') && new Set(points.map((p) => p.x)).size > 2;
   const x = { field: 'x', type: 'quantitative' as const, title: xTitle, scale: logX ? { type: 'log' as const } : {} };
   const color = { field: 'stage', type: 'nominal' as const, title: 'stage' };
-  const limits = [...new Map(points.map((p) => [p.x, { x: p.x, limitMB: p.limitMB }])).values()];
+  // one budget line (memory.limitMB) and one plan line (what planMemory reserved) per x
+  const budget = [...new Map(points.map((p) => [p.x, p])).values()].flatMap((p) => [
+    { x: p.x, MB: p.limitMB, line: 'memory.limitMB' },
+    ...(p.plannedMB ? [{ x: p.x, MB: p.plannedMB, line: 'planned' }] : []),
+  ]);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title,
@@ -44,9 +50,15 @@ export function benchChartSpec(points: ChartPoint[], xTitle: string, title: stri
             encoding: { x, y: { field: 'peakRssMB', type: 'quantitative', title: 'MB' }, color },
           },
           {
-            data: { values: limits },
-            mark: { type: 'line', strokeDash: [6, 4], color: '#c00' },
-            encoding: { x, y: { field: 'limitMB', type: 'quantitative' } },
+            data: { values: budget },
+            mark: { type: 'line', strokeDash: [6, 4] },
+            encoding: {
+              x,
+              y: { field: 'MB', type: 'quantitative' },
+              strokeDash: { field: 'line', type: 'nominal', title: 'budget' },
+              color: { value: '#333' },
+              opacity: { field: 'line', type: 'nominal', scale: { domain: ['memory.limitMB', 'planned'], range: [1, 0.45] }, legend: null },
+            },
           },
         ],
       },

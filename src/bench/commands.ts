@@ -5,7 +5,7 @@ import { UsageError } from '../core/errors.ts';
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
 import { commandContext, type CommandContext } from '../commands/context.ts';
 import { renderBenchChart } from './chart.ts';
-import { diskBytes, ensureSynthDataset } from './datasets.ts';
+import { ensureSynthDataset } from './datasets.ts';
 import { describeMachine, machineInfo } from './machine.ts';
 import { chartPoints, measurePoint, peakSpread, pointTable, type PointResult } from './points.ts';
 import { appendResults, defaultResultsFile, type StageResult } from './results.ts';
@@ -114,7 +114,7 @@ async function runPoints(
   for (const { size, limitMB } of grid) {
     const dataset = await ensureSynthDataset(dataDir, size, { imageSize: options.imageSize as number, seed: options.seed as number, output });
     output.info(`bench ${kind}: ${size} images under memory.limitMB ${limitMB} (prepare cold + 1 feed epoch, fresh process)`);
-    const point = await measurePoint(base, dataset, limitMB, path.join(dataDir, 'scratch'), diskBytes);
+    const point = await measurePoint(base, dataset, limitMB, path.join(dataDir, 'scratch'));
     output.info(point.error
       ? `  -> ${point.error}`
       : `  -> prepare ${point.prepare?.imagesPerSecond ?? '–'} images/s, feed ${point.feed?.imagesPerSecond ?? '–'} images/s, peak RSS ${point.peakRssMB} MB, ${point.seconds} s`);

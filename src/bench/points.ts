@@ -20,7 +20,7 @@ export interface PointResult {
   /** Peak RSS of the child process tree over the whole point (prepare + feed + runtime), MiB. */
   peakRssMB: number;
   seconds: number;
-  /** Size of the prepared cache on disk, MiB (before the scratch cache is removed). */
+  /** Size of the shards prepare wrote, MiB. */
   cacheMB: number | null;
   dataset: { dir: string; diskMB: number; synthSeconds: number };
   /** The planner's refusal or the child's error; the other figures are then empty. */
@@ -53,17 +53,17 @@ export function pointConfig(base: LoadedConfig | null, dataset: SynthDataset, li
 
 const MiB = 1024 * 1024;
 
-/** Runs one point in a fresh child process, against a cold scratch cache that is removed afterwards. */
+/** Runs one point in a fresh child process (which prepares into a cold scratch cache it removes afterwards). */
 export async function measurePoint(
   base: LoadedConfig | null,
   dataset: SynthDataset,
   limitMB: number,
   scratchRoot: string,
-  cacheBytes: (cacheDir: string) => number,
 ): Promise<PointResult> {
   const scratch = path.join(scratchRoot, `point-${dataset.count}-${limitMB}MB`);
   rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true });
+  // the child prepares into its own temp scratch cache; this folder only names where it would go
   const cacheDir = path.join(scratch, 'cache');
   const configFile = path.join(scratch, 'config.json');
   writeFileSync(configFile, `${JSON.stringify(pointConfig(base, dataset, limitMB, cacheDir), null, 2)}\n`);
@@ -80,7 +80,7 @@ export async function measurePoint(
       feed: pick(feed),
       peakRssMB: outcome.peakRssMB,
       seconds: outcome.seconds,
-      cacheMB: outcome.error ? null : Math.round(cacheBytes(cacheDir) / MiB),
+      cacheMB: typeof prep?.detail?.cacheMB === 'number' ? prep.detail.cacheMB : null,
       dataset: { dir: dataset.dir, diskMB: Math.round(dataset.diskBytes / MiB), synthSeconds: dataset.synthSeconds },
       error: outcome.error,
     };
@@ -128,7 +128,7 @@ export function chartPoints(points: PointResult[], by: 'images' | 'limitMB'): Ch
     const x = by === 'images' ? p.images : p.limitMB;
     if (p.prepare) out.push({ x, stage: 'prepare', imagesPerSecond: p.prepare.imagesPerSecond, peakRssMB: p.prepare.peakRssMB, limitMB: p.limitMB });
     if (p.feed) out.push({ x, stage: 'feed', imagesPerSecond: p.feed.imagesPerSecond, peakRssMB: p.feed.peakRssMB, limitMB: p.limitMB });
-    out.push({ x, stage: 'whole process', imagesPerSecond: null, peakRssMB: p.peakRssMB, limitMB: p.limitMB });
+    out.push({ x, stage: 'whole process', imagesPerSecond: null, peakRssMB: p.peakRssMB, limitMB: p.limitMB, plannedMB: p.plannedMB });
   }
   return out;
 }

@@ -7,6 +7,8 @@ export interface RepeatOutcome {
   images: number;
   /** Input bytes the repeat read (JPEGs or shards), for MB/s; omit when it does not apply. */
   bytes?: number;
+  /** Seconds of the measured part when the stage times itself (e.g. feed epochs without the split); default: the whole call. */
+  seconds?: number;
   detail?: Record<string, unknown>;
 }
 
@@ -48,7 +50,7 @@ export async function measureRepeats(
     } finally {
       peak = Math.max(peak, sampler.stop().peakMB);
     }
-    const s = Number(process.hrtime.bigint() - started) / 1e9;
+    const s = outcome.seconds ?? Number(process.hrtime.bigint() - started) / 1e9;
     seconds.push(s);
     ips.push(outcome.images / s);
     if (outcome.bytes !== undefined) mbps.push(outcome.bytes / MiB / s);

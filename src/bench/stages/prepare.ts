@@ -50,7 +50,7 @@ export async function benchPrepare(
     async () => {
       last = await runPrepare(cfg, { output: quiet, force: true, limit: options.limit });
       const bytes = last.shards > 0 ? cacheBytes(last) : undefined;
-      return { images: last.images, bytes, detail: detail(last) };
+      return { images: last.images, bytes, detail: { ...detail(last), cacheMB: Math.round((bytes ?? 0) / MiB) } };
     },
     () => rmSync(cfg.cache.dir, { recursive: true, force: true }),
   );
