@@ -6,7 +6,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { validateConfig, type LoadedConfig } from '../src/config/load.ts';
 import { Rng } from '../src/core/rng.ts';
-import { loadManifest } from '../src/data/cache-access.ts';
+import { loadManifest, loadShard } from '../src/data/cache-access.ts';
+import { NeedMoreBytes, parseShardLabels, readShardLabels } from '../src/data/shard-labels.ts';
+import { readFileSync } from 'node:fs';
 import { Feed, type HostBatch } from '../src/data/feed.ts';
 import { ImageWriter } from '../src/data/image-writer.ts';
 import { pixelMap } from '../src/data/orientation.ts';
@@ -189,4 +191,25 @@ test('the tf.data datasets yield fresh {xs, ys} tensors per batch and leak none'
   const second = (await iterator.next()).value as { xs: tf.Tensor; ys: tf.Tensor };
   assert.deepEqual(first.xs.dataSync(), snapshot);
   tf.dispose([first.xs, first.ys, second.xs, second.ys]);
+});
+
+test('the split reads ids and labels from shard headers, equal to a full read', async () => {
+  const manifest = loadManifest(dir);
+  for (const entry of manifest.shards) {
+    const header = await readShardLabels(dir, entry);
+    const full = await loadShard(dir, entry);
+    assert.deepEqual(header.ids, full.ids);
+    assert.deepEqual(Array.from(header.labels), Array.from(full.labels));
+    // parsed from the head of the file alone (not the checked full-read fallback)
+    const bytes = readFileSync(path.join(dir, entry.file));
+    assert.deepEqual(parseShardLabels(bytes.subarray(0, 600)).ids, full.ids);
+    assert.throws(() => parseShardLabels(bytes.subarray(0, 100)), NeedMoreBytes);
+  }
+  // long ids overflow the first guess of the header size: the reader grows its prefix
+  const longDir = path.join(dir, 'long-ids');
+  const long = Array.from({ length: 20 }, (_, n) => ({ id: `${'x'.repeat(300)}-${n}`, label: n % 2, pixels: new Uint8Array(SIZE * SIZE * CHANNELS).fill(n) }));
+  const longManifest = writeFixtureCache(longDir, long, { classes: ['a', 'b'], height: SIZE, width: SIZE, channels: CHANNELS, shardImages: 20 });
+  const header = await readShardLabels(longDir, longManifest.shards[0]);
+  assert.deepEqual(header.ids, long.map((r) => r.id));
+  assert.deepEqual(Array.from(header.labels), long.map((r) => r.label));
 });

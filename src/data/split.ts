@@ -1,7 +1,7 @@
 import { UserError } from '../core/errors.ts';
 import { hashToUnit } from '../core/rng.ts';
 import type { Manifest } from '../cache/format.ts';
-import { loadShard } from './cache-access.ts';
+import { readShardLabels } from './shard-labels.ts';
 
 /**
  * Train/validation split decided per record from its id and the seed, never from pixels.
@@ -22,7 +22,7 @@ export class SplitTooSmallError extends UserError {
 
 export type SplitSide = 'train' | 'validation';
 
-/** ids and labels of every cached record, per shard (read from shard metadata, pixels untouched). */
+/** ids and labels of every cached record, per shard (read from the shard headers, pixels untouched). */
 export interface RecordIndex {
   /** ids[s][i]: id of record i of shard s. */
   ids: string[][];
@@ -45,7 +45,7 @@ export async function readRecordIndex(cacheDir: string, manifest: Manifest): Pro
   const ids: string[][] = [];
   const labels: Int32Array[] = [];
   for (const entry of manifest.shards) {
-    const shard = await loadShard(cacheDir, entry);
+    const shard = await readShardLabels(cacheDir, entry);
     ids.push(shard.ids);
     labels.push(shard.labels);
   }
