@@ -23,6 +23,8 @@ export interface RunOptions {
   output: Output;
   /** Overrides the config's `backend`. */
   backend?: 'auto' | BackendName;
+  /** Delete a tuning folder's trials and search afresh (the tuner refuses a folder holding a different search). */
+  overwriteSearch?: boolean;
 }
 
 type Skippable<T> = T & { skipped: boolean; seconds: number };
@@ -100,7 +102,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
 
     // 3. tune: the tuner's own resume makes a finished search a no-op
     started = begin('tune');
-    const tuned = await tuneStage(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, output, ensureBackend, signal: interrupt.signal });
+    const tuned = await tuneStage(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, output, ensureBackend, signal: interrupt.signal, overwrite: options.overwriteSearch });
     const tuneStageRecord = finish('tune', started, tuned.imageEpochs, tuned.skipped,
       tuned.skipped ? 'the search is finished' : `${tuned.ranNow} trials run, best ${tuned.best ? tuned.best.score.toFixed(4) : '–'}`);
 

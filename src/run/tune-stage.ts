@@ -40,6 +40,7 @@ export interface TuneStageOptions {
   ensureBackend: () => Promise<BackendChoice>;
   /** Aborting stops the search after the current epoch, saved; the next run resumes it. */
   signal?: AbortSignal;
+  overwrite?: boolean;
 }
 
 export async function tuneStage(config: LoadedConfig, options: TuneStageOptions): Promise<TuneStageSummary> {
@@ -59,6 +60,7 @@ export async function tuneStage(config: LoadedConfig, options: TuneStageOptions)
     limitMB: config.memory.limitMB,
     output,
     signal: options.signal,
+    overwrite: options.overwrite,
   });
   runner.finish(summary);
   if (!summary.best) output.warn(`no tuning trial scored (${summary.failed} failed); training with the config's model defaults`);
