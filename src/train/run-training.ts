@@ -29,6 +29,12 @@ export class TunerResultMissingError extends UserError {
   }
 }
 
+export class TrainingDivergedError extends UserError {
+  constructor(epoch: number, learningRate: number) {
+    super(`training diverged: the loss became NaN in epoch ${epoch} and no earlier epoch's weights were kept, so no model was saved. Lower the learning rate (train.learningRate, now ${learningRate}), or keep train.earlyStopping with restoreBestWeights so the last good epoch is saved.`);
+  }
+}
+
 /** Reads values from a JSON file: `{values: {...}}` (best_hp.json) or a plain `{name: value}` map. */
 export function readHyperparameters(file: string): HyperparameterValues {
   if (!existsSync(file)) throw new HyperparametersFileError(file, 'does not exist');
@@ -119,6 +125,11 @@ export async function trainRun(config: LoadedConfig, options: TrainRunOptions): 
     },
   });
   try {
+    if (result.stopReason === 'nan-loss') {
+      const nanEpoch = result.history.length > 0 ? result.history[result.history.length - 1].epoch : 1;
+      if (!result.restoredBestWeights) throw new TrainingDivergedError(nanEpoch, resolveArchitecture(values, config.model).learningRate);
+      output.warn(`the loss became NaN in epoch ${nanEpoch}; saving the weights of epoch ${result.bestEpoch}`);
+    }
     const metrics = await evaluateValidation(result.model, result.feed, result.manifest.classes);
     const history = result.history;
     const final = (result.restoredBestWeights ? history.find((r) => r.epoch === result.bestEpoch) : history[history.length - 1]) ?? history[history.length - 1];
