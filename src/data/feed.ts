@@ -176,7 +176,11 @@ export class Feed {
     return { size: batch.size, xs: batch.xs.subarray(0, batch.size * this.writer.imageSize), labels: batch.labels.subarray(0, batch.size), ids: batch.ids.slice(0, batch.size) };
   }
 
-  /** Training dataset; each pass uses `feed.epoch` (the trainer sets it in onEpochBegin). */
+  /**
+   * Training dataset; each pass uses `feed.epoch` (the trainer sets it in onEpochBegin, before the
+   * pass's first batch is pulled). tf.data.generator accepts async iterators at run time although
+   * its type names only Iterator, hence the casts.
+   */
   trainDataset(): tf.data.Dataset<TensorBatch> {
     const dataset = tf.data.generator(() => toTensors(this.trainBatches(this.epoch), this.shape) as unknown as Iterator<TensorBatch>);
     return this.settings.prefetchBatches > 0 ? dataset.prefetch(this.settings.prefetchBatches) : dataset;
