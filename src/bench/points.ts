@@ -1,6 +1,8 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { LoadedConfig } from '../config/load.ts';
+import { validateConfig, type LoadedConfig } from '../config/load.ts';
+import { UserError } from '../core/errors.ts';
+import { planMemory } from '../memory/plan.ts';
 import type { ChartPoint } from './chart.ts';
 import { runPointInChild } from './child-point.ts';
 import type { SynthDataset } from './datasets.ts';
@@ -66,7 +68,18 @@ export async function measurePoint(
   // the child prepares into its own temp scratch cache; this folder only names where it would go
   const cacheDir = path.join(scratch, 'cache');
   const configFile = path.join(scratch, 'config.json');
-  writeFileSync(configFile, `${JSON.stringify(pointConfig(base, dataset, limitMB, cacheDir), null, 2)}\n`);
+  const raw = pointConfig(base, dataset, limitMB, cacheDir);
+  writeFileSync(configFile, `${JSON.stringify(raw, null, 2)}\n`);
+  const dataInfo = { dir: dataset.dir, diskMB: Math.round(dataset.diskBytes / MiB), synthSeconds: dataset.synthSeconds };
+  // a budget the planner refuses is a result of the sweep (with the planner's words), not a crash
+  let planned: number;
+  try {
+    planned = Math.round(planMemory(validateConfig(raw, configFile, scratch)).totalBytes / MiB);
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    rmSync(scratch, { recursive: true, force: true });
+    return { images: dataset.count, limitMB, plannedMB: null, prepare: null, feed: null, peakRssMB: 0, seconds: 0, cacheMB: null, dataset: dataInfo, error: error.message };
+  }
   try {
     const outcome = await runPointInChild(configFile, ['prepare', 'feed'], { epochs: 1 });
     const prep = outcome.stages.prepare;
@@ -75,13 +88,13 @@ export async function measurePoint(
     return {
       images: prep?.images ?? dataset.count,
       limitMB,
-      plannedMB: prep?.plannedMB ?? null,
+      plannedMB: prep?.plannedMB ?? planned,
       prepare: pick(prep),
       feed: pick(feed),
       peakRssMB: outcome.peakRssMB,
       seconds: outcome.seconds,
       cacheMB: typeof prep?.detail?.cacheMB === 'number' ? prep.detail.cacheMB : null,
-      dataset: { dir: dataset.dir, diskMB: Math.round(dataset.diskBytes / MiB), synthSeconds: dataset.synthSeconds },
+      dataset: dataInfo,
       error: outcome.error,
     };
   } finally {
@@ -105,7 +118,7 @@ export function pointTable(points: PointResult[], by: 'images' | 'limitMB'): str
       fixed(p.feed?.imagesPerSecond, 1),
       fixed(p.feed?.peakRssMB),
       p.error ? null : fixed(p.peakRssMB),
-      fixed(p.seconds),
+      p.error && !p.prepare ? null : fixed(p.seconds),
       fixed(p.cacheMB),
       p.error ?? '',
     ]),
