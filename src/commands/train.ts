@@ -22,14 +22,14 @@ export function trainCommand(): Command {
     .option('--hp <file>', 'hyperparameter values: a JSON map, or a best_hp.json')
     .option('--from-tuner', "use the tuner's best values (<tuner.dir>/best_hp.json)", false)
     .option('--name <run>', 'run folder name under runs.dir (overrides runs.name)')
-    .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu (overrides backend)')
+    .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu (overrides backend)', (value: string) => {
+      if (!BACKENDS.includes(value)) throw new InvalidArgumentError(`must be one of ${BACKENDS.join(', ')}`);
+      return value;
+    })
     .action(async (_opts, command: Command) => {
       const ctx = commandContext(command);
       const { options, output } = ctx;
       if (options.hp && options.fromTuner) throw new UsageError('use either --hp FILE or --from-tuner, not both');
-      if (options.backend !== undefined && !BACKENDS.includes(options.backend as string)) {
-        throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got '${String(options.backend)}')`);
-      }
       if (options.name !== undefined && !/^[A-Za-z0-9._-]+$/.test(options.name as string)) {
         throw new UsageError(`--name must use only letters, digits, ., - and _ (got '${String(options.name)}')`);
       }
