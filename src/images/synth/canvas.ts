@@ -51,6 +51,13 @@ export class Canvas {
   readonly g: Float32Array;
   readonly b: Float32Array;
 
+  /** Back to black, for reuse: allocating 3 planes per image kept the garbage collector busy. */
+  clear(): void {
+    this.r.fill(0);
+    this.g.fill(0);
+    this.b.fill(0);
+  }
+
   constructor(readonly size: number) {
     const n = size * size;
     this.r = new Float32Array(n);
@@ -141,9 +148,8 @@ export class Canvas {
    * through `stretch`, in one pass. The noise comes from a shared table read at a random
    * offset with an odd stride, so each image gets its own noise without fresh normals.
    */
-  toRgb8(stretch: Stretch, sky: SkyNoise): Uint8Array {
+  toRgb8(stretch: Stretch, sky: SkyNoise, out: Uint8Array = new Uint8Array(this.size * this.size * 3)): Uint8Array {
     const n = this.size * this.size;
-    const out = new Uint8Array(n * 3);
     const { table, offset, scale, last } = stretch;
     const { noise, stride } = sky;
     const mask = noise.length - 1;
@@ -193,12 +199,11 @@ export function asinhStretch(softening: number, max: number, bins = 8192): Stret
  * Doubles an interleaved RGB image (side `n` → `2n`) with bilinear weights 3/4 and 1/4, in
  * integers. Much cheaper than a libvips resize for this one fixed ratio.
  */
-export function upsample2x(src: Uint8Array, n: number): Uint8Array {
+export function upsample2x(src: Uint8Array, n: number, wide: Uint16Array = new Uint16Array(n * 6 * n)): Uint8Array {
   const rowOut = 6 * n;
   const rowIn = 3 * n;
   // horizontal pass, kept at 4x scale so rounding happens once; j walks the interleaved bytes,
   // and byte j of pixel x (channel c = j % 3) lands on output pixels 2x and 2x + 1
-  const wide = new Uint16Array(n * rowOut);
   for (let y = 0; y < n; y++) {
     const s = y * rowIn;
     const d = y * rowOut;

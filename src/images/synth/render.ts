@@ -24,7 +24,7 @@ export function canvasSizeFor(size: number): number {
 export function renderRecord(seed: number, index: number, gz2class: string, size: number): RenderedImage {
   const rng = new Rng(seed, `render:${index}`);
   const n = canvasSizeFor(size);
-  const canvas = new Canvas(n);
+  const { canvas, rgb, wide } = scratchFor(n);
   const morphology = parseGz2Class(gz2class);
   // small random centring errors, like real cutouts centred on a catalogue position
   const cx = n / 2 + rng.uniform(-0.03, 0.03) * n;
@@ -47,14 +47,15 @@ export function renderRecord(seed: number, index: number, gz2class: string, size
       break;
   }
   const noise = skyNoise();
+  // the encoder holds on to the returned pixels asynchronously, so they are never scratch
   const pixels = canvas.toRgb8(displayStretch(rng.int(5), rng.int(6)), {
     level: jitter(rng, { r: 0.5, g: 0.45, b: 0.55 }, 0.3),
     sigma: jitter(rng, { r: 1, g: 0.9, b: 1.15 }, 0.2),
     noise,
     offsets: [rng.int(noise.length), rng.int(noise.length), rng.int(noise.length)],
     stride: 1 + 2 * rng.int(1000),
-  });
-  return { pixels: n === size ? pixels : upsample2x(pixels, n), size };
+  }, n === size ? undefined : rgb);
+  return { pixels: n === size ? pixels : upsample2x(pixels, n, wide), size };
 }
 
 const stretches = new Map<number, Stretch>();
@@ -80,6 +81,23 @@ interface Scene {
   /** where the catalogue position (the main object) lands */
   cx: number;
   cy: number;
+}
+
+interface Scratch {
+  canvas: Canvas;
+  rgb: Uint8Array;
+  wide: Uint16Array;
+}
+let scratch: Scratch | null = null;
+
+/** Per-thread working buffers, reused from image to image (rendering is synchronous). */
+function scratchFor(n: number): Scratch {
+  if (scratch?.canvas.size === n) {
+    scratch.canvas.clear();
+    return scratch;
+  }
+  scratch = { canvas: new Canvas(n), rgb: new Uint8Array(n * n * 3), wide: new Uint16Array(n * 6 * n) };
+  return scratch;
 }
 
 let noiseTable: Float32Array | null = null;
