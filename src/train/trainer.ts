@@ -172,6 +172,8 @@ export async function trainClassifier(options: TrainerOptions): Promise<TrainerR
     const classWeight = config.train.classWeights === 'balanced' ? balancedClassWeights(split.trainClassCounts) : undefined;
     if (initialEpoch < options.epochs) {
       output?.info(`training on ${split.trainCount} images, validating on ${split.validationCount} (${manifest.classes.join(', ')}), epochs ${initialEpoch + 1}..${options.epochs}, ${batches} batches of ${feed.settings.batchSize}`);
+      const bufferMB = (feed.shuffleBufferCapacity * feed.writer.recordBytes) / (1024 * 1024);
+      output?.info(`feed: shuffle buffer ${feed.shuffleBufferCapacity} records (${bufferMB.toFixed(1)} MB), prefetch ${feed.settings.prefetchBatches} batches, ${config.feed.normalize} normalization, augment flip ${config.feed.augment.flip} rotate90 ${config.feed.augment.rotate90}`);
       await withKernelCheck(() =>
         model.fitDataset(feed.trainDataset(), {
           epochs: options.epochs,
