@@ -128,7 +128,9 @@ export function leaderboardSpec(trials: TrialPoint[], objective: string): ChartS
 }
 
 /** The objective against one hyperparameter (one point per scored trial); log axis for log-sampled floats. */
-export function hyperparameterSpec(trials: TrialPoint[], name: string, objective: string, options: { log?: boolean } = {}): ChartSpec {
+export function hyperparameterSpec(
+  trials: TrialPoint[], name: string, objective: string, options: { log?: boolean; domain?: [number, number] } = {},
+): ChartSpec {
   const values = trials
     .filter((t) => finite(t.score) && t.values[name] !== undefined)
     .map((t) => ({ trial: t.id, value: t.values[name], score: t.score }));
@@ -141,7 +143,12 @@ export function hyperparameterSpec(trials: TrialPoint[], name: string, objective
     mark: { type: 'point', filled: true, size: 70 },
     encoding: {
       x: numeric
-        ? { field: 'value', type: 'quantitative', title: name, scale: options.log ? { type: 'log' } : { zero: false } }
+        ? { field: 'value', type: 'quantitative', title: name, scale: {
+          ...(options.log ? { type: 'log' as const } : { zero: false }),
+          // the searched range, when known, so the points show where in it the trials fell
+          ...(options.domain ? { domain: options.domain, nice: false } : {}),
+          padding: 12, // points at the ends of the range stay whole
+        } }
         : { field: 'value', type: 'nominal', title: name },
       y: { field: 'score', type: 'quantitative', title: objective, scale: { zero: false } },
       tooltip: [{ field: 'trial' }, { field: 'value' }, { field: 'score', format: '.4f' }],

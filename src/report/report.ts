@@ -125,7 +125,7 @@ function chartSpecs(run: RunFiles, tuning: TuningFiles, config: LoadedConfig | n
   if (tuning.trials.some((t) => t.score !== null)) {
     specs.push({ name: 'leaderboard', spec: leaderboardSpec(tuning.trials, objective) });
     for (const hp of tunedHyperparameters(tuning, config)) {
-      specs.push({ name: `hp-${hp.name}`, spec: hyperparameterSpec(tuning.trials, hp.name, objective, { log: hp.log }) });
+      specs.push({ name: `hp-${hp.name}`, spec: hyperparameterSpec(tuning.trials, hp.name, objective, { log: hp.log, domain: hp.domain }) });
     }
   } else missing.push('tuning trials');
   if (run.metrics) {
@@ -142,7 +142,7 @@ function chartSpecs(run: RunFiles, tuning: TuningFiles, config: LoadedConfig | n
 }
 
 /** Hyperparameters worth a scatter: searched (not fixed) in the config, or varying across trials. */
-function tunedHyperparameters(tuning: TuningFiles, config: LoadedConfig | null): { name: string; log: boolean }[] {
+function tunedHyperparameters(tuning: TuningFiles, config: LoadedConfig | null): { name: string; log: boolean; domain?: [number, number] }[] {
   const names = [...new Set(tuning.trials.flatMap((t) => Object.keys(t.values)))];
   return names
     .filter((name) => {
@@ -152,7 +152,8 @@ function tunedHyperparameters(tuning: TuningFiles, config: LoadedConfig | null):
     })
     .map((name) => {
       const spec = config?.tuner.space[name];
-      if (spec) return { name, log: (spec.type === 'int' || spec.type === 'float') && spec.sampling === 'log' };
+      if (spec && (spec.type === 'int' || spec.type === 'float')) return { name, log: spec.sampling === 'log', domain: [spec.min, spec.max] as [number, number] };
+      if (spec) return { name, log: false };
       // without the config: a positive numeric range spanning a decade or more reads better on a log axis
       const numbers = tuning.trials.map((t) => t.values[name]).filter((v): v is number => typeof v === 'number');
       const min = Math.min(...numbers);
