@@ -114,7 +114,10 @@ export async function runSuite(
     if (stages.includes('train') && prepared) {
       if (!trainStage) throw new Error('runSuite: the train stage was asked for without a runner');
       const train = await trainStage({ config: prepared.config, cacheDir: prepared.cacheDir, settings, feed, output });
-      results.train = train.result;
+      // the plan covers training too (its model reserve), so the train peak is compared with it as well
+      results.train = 'plannedMB' in train.result && train.result.plannedMB == null
+        ? { ...train.result, plannedMB: plannedMB(prepared.config) }
+        : train.result;
       backend = train.backend;
     }
   } finally {
