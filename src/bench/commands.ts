@@ -7,7 +7,7 @@ import { commandContext, type CommandContext } from '../commands/context.ts';
 import { renderBenchChart } from './chart.ts';
 import { ensureSynthDataset } from './datasets.ts';
 import { describeMachine, machineInfo } from './machine.ts';
-import { chartPoints, measurePoint, peakSpread, pointTable, type PointResult } from './points.ts';
+import { chartPoints, measurePoint, peakSpread, pointTable, throughputSpread, type PointResult } from './points.ts';
 import { appendResults, defaultResultsFile, type StageResult } from './results.ts';
 import { runSuite, selectStages, suiteSettings, type TrainStageRunner } from './suite.ts';
 import { stageTable } from './table.ts';
@@ -123,7 +123,7 @@ async function runPoints(
   const machine = machineInfo();
   const time = new Date().toISOString();
   const by = kind === 'scale' ? 'images' : 'limitMB';
-  const spreadOfPeaks = peakSpread(points);
+  const spreads = { peakRss: peakSpread(points), prepareImagesPerSecond: throughputSpread(points, 'prepare'), feedImagesPerSecond: throughputSpread(points, 'feed') };
   const file = resultsFile(options);
   if (file) {
     appendResults(file, points.map((point) => ({ kind, time, machine, loadAverageBefore: machineBefore.loadAverage1m, point })));
@@ -137,9 +137,11 @@ async function runPoints(
   writeFileSync(chartFile, await renderBenchChart(chartPoints(points, by), xTitle, title));
   output.info(`bench ${kind}: chart written to ${chartFile}`);
   if (output.json) {
-    output.result({ machine, kind, points, peakRssSpread: spreadOfPeaks, chart: chartFile });
+    output.result({ machine, kind, points, peakRssSpread: spreads.peakRss, spreads, chart: chartFile });
   } else {
-    const flat = spreadOfPeaks === null ? '' : `\npeak RSS spread across points: ${(100 * spreadOfPeaks).toFixed(1)}% ((max - min) / min)\n`;
+    const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
+    const flat = spreads.peakRss === null ? '' : `\nspread across points, (max - min) / min: process peak RSS ${pct(spreads.peakRss)}, ` +
+      `prepare images/s ${pct(spreads.prepareImagesPerSecond)}, feed images/s ${pct(spreads.feedImagesPerSecond)}\n`;
     process.stdout.write(`${describeMachine(machine)}\n\n${pointTable(points, by)}\n${flat}`);
   }
 }

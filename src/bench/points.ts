@@ -126,12 +126,21 @@ export function pointTable(points: PointResult[], by: 'images' | 'limitMB'): str
   );
 }
 
-/** How flat the peaks are: (max - min) / min over the successful points, or null with < 2 points. */
+/** (max - min) / min of the values, or null with fewer than 2 values. */
+export function relativeSpread(values: number[]): number | null {
+  if (values.length < 2) return null;
+  const min = Math.min(...values);
+  return min > 0 ? (Math.max(...values) - min) / min : null;
+}
+
+/** How flat the whole-process peaks are across the successful points. */
 export function peakSpread(points: PointResult[]): number | null {
-  const peaks = points.filter((p) => !p.error).map((p) => p.peakRssMB);
-  if (peaks.length < 2) return null;
-  const min = Math.min(...peaks);
-  return min > 0 ? (Math.max(...peaks) - min) / min : null;
+  return relativeSpread(points.filter((p) => !p.error).map((p) => p.peakRssMB));
+}
+
+/** How constant a stage's throughput is across the successful points. */
+export function throughputSpread(points: PointResult[], stage: 'prepare' | 'feed'): number | null {
+  return relativeSpread(points.flatMap((p) => (p.error || !p[stage] ? [] : [p[stage].imagesPerSecond])));
 }
 
 export function chartPoints(points: PointResult[], by: 'images' | 'limitMB'): ChartPoint[] {
