@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from './support/run-cli.ts';
@@ -90,7 +90,6 @@ test('predict reproduces the validation predictions and reports a corrupt or mis
 test('predict on a folder prints a table on stderr and nothing on stdout without --json', async () => {
   const folder = path.join(root, 'few');
   rmSync(folder, { recursive: true, force: true });
-  const { mkdirSync, copyFileSync, readdirSync } = await import('node:fs');
   mkdirSync(folder);
   for (const name of readdirSync(path.join(root, 'data', 'images')).slice(0, 3)) copyFileSync(path.join(root, 'data', 'images', name), path.join(folder, name));
   const r = await runCli(['predict', '--model', path.join(root, 'runs', 'e2e'), '--backend', 'wasm', folder]);
@@ -102,7 +101,6 @@ test('predict on a folder prints a table on stderr and nothing on stdout without
 
 test('a model folder without weights.bin, and --from-tuner without a tuner result, fail clearly', async () => {
   const broken = path.join(root, 'broken');
-  const { cpSync } = await import('node:fs');
   cpSync(path.join(root, 'runs', 'e2e'), broken, { recursive: true });
   rmSync(path.join(broken, 'weights.bin'));
   const r = await runCli(['predict', '--model', broken, '--backend', 'cpu', path.join(root, 'corrupt.jpg')]);
