@@ -31,6 +31,8 @@ export interface ProgressOptions {
   depth?: number;
   /** Show only as a TTY bar: off a TTY the caller prints its own lines (e.g. an overall bar over stages that log as they end). */
   ttyOnly?: boolean;
+  /** Show rate and ETA (default true); off for displays whose steps differ too much in length (stages). */
+  rate?: boolean;
 }
 
 const ANSI = { cyan: '\x1b[36m', yellow: '\x1b[33m', green: '\x1b[32m', dim: '\x1b[2m', reset: '\x1b[0m' };
@@ -167,9 +169,10 @@ export class Progress {
     if (output.tty) {
       const name = output.paint('cyan', `${this.indent}${label}`);
       // a bar without a known total shows a counter instead of a meaningless percentage
+      const timing = options.rate === false ? '' : total === null ? ' | {rate}' : ' | {rate} | ETA {eta_formatted}';
       const format = total === null
-        ? `${name} {value} ${unit} | {rate} | RSS {rss} {extra}`
-        : `${name} {bar} {percentage}% | {value}/{total} ${unit} | {rate} | ETA {eta_formatted} | RSS {rss} {extra}`;
+        ? `${name} {value} ${unit}${timing} | RSS {rss} {extra}`
+        : `${name} {bar} {percentage}% | {value}/{total} ${unit}${timing} | RSS {rss} {extra}`;
       this.bar = output.createBar(total ?? 0, format, { rate: this.rate(), rss: output.memoryField(), extra: '' });
     }
   }
@@ -242,9 +245,10 @@ export class Progress {
 
   private line(final = false): string {
     const of = this.total ? `/${this.total}` : '';
-    const eta = final ? null : this.eta();
+    const timed = this.options.rate !== false;
+    const eta = final || !timed ? null : this.eta();
     const extra = this.extra();
-    return `${this.indent}${this.label}: ${this.value}${of} ${this.unit} (${this.rate()})`
+    return `${this.indent}${this.label}: ${this.value}${of} ${this.unit}${timed ? ` (${this.rate()})` : ''}`
       + `${eta ? ` ETA ${eta}` : ''} RSS ${this.output.memoryField()}${extra ? ` ${extra}` : ''}`;
   }
 }

@@ -3,7 +3,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 import { selectBackend, type BackendChoice, type BackendName } from '../model/backend.ts';
 import { runPrepare, type PrepareSummary } from '../prepare/run-prepare.ts';
-import type { Output, Progress } from '../report/output.ts';
+import type { Output } from '../report/output.ts';
 import { writeReport, type ReportSummary } from '../report/report.ts';
 import { readRunMetadata } from '../train/run-directory.ts';
 import { finalValues, trainRun, type TrainRunSummary } from '../train/run-training.ts';
@@ -55,7 +55,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
   const recorder = new TimelineRecorder(limitMB).start(STAGES[0]);
   const runDir = path.join(config.runs.dir, config.runs.name);
   // one bar over the stages on a TTY; off a TTY each stage's end is its own line
-  const overall = output.progress('run', STAGES.length, 'stages', { ttyOnly: true });
+  const overall = output.progress('run', STAGES.length, 'stages', { ttyOnly: true, rate: false });
   let done = 0;
   let current: string = STAGES[0];
   const begin = (name: (typeof STAGES)[number]) => {
@@ -128,7 +128,8 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
       report = await writeReport({ runDir, tuningDir: config.tuner.dir, config, cacheDir: prepared.cacheDir, output });
     }
     finish('report', started, 0, !report, report ? `${report.charts.length} charts, ${report.thumbnails} thumbnails` : 'report.html is newer than its inputs');
-    overall.stop(`run: done in ${recorder.elapsed().toFixed(1)} s, peak RSS ${recorder.peakRssMB} MB of ${limitMB} MB`);
+    overall.clear();
+    output.info(`run: done in ${recorder.elapsed().toFixed(1)} s, peak RSS ${recorder.peakRssMB} MB of ${limitMB} MB; report ${path.join(runDir, 'report.html')}`);
 
     const timeline = recorder.stop();
     const seconds = (name: string) => timeline.stages.find((s) => s.name === name)?.seconds ?? 0;
@@ -153,6 +154,6 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     recorder.stop();
-    (overall as Progress).clear();
+    overall.clear();
   }
 }
