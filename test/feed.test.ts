@@ -213,3 +213,14 @@ test('the split reads ids and labels from shard headers, equal to a full read', 
   assert.deepEqual(header.ids, long.map((r) => r.id));
   assert.deepEqual(Array.from(header.labels), long.map((r) => r.label));
 });
+
+test('a float32 cache (0..255 values) feeds exactly the same batches as the uint8 cache', async () => {
+  const floatDir = path.join(dir, 'float32');
+  writeFixtureCache(floatDir, [...records.values()], { classes: ['a', 'b'], height: SIZE, width: SIZE, channels: CHANNELS, shardImages: 16, dtype: 'float32' });
+  const cfg = config({ feed: { normalize: 'standardize', shuffleBuffer: 5, prefetch: 1, augment: { flip: true, rotate90: true } } });
+  const manifest = loadManifest(floatDir);
+  const floatFeed = new Feed({ config: cfg, cacheDir: floatDir, manifest, split: await splitCache(floatDir, manifest, cfg.split, cfg.seed) });
+  const uint8Feed = await makeFeed(cfg);
+  assert.deepEqual(await collect(floatFeed.trainBatches(3)), await collect(uint8Feed.trainBatches(3)));
+  assert.deepEqual(await collect(floatFeed.validationBatches()), await collect(uint8Feed.validationBatches()));
+});
