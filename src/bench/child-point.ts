@@ -21,8 +21,9 @@ export interface PointOutcome {
 
 const cliPath = fileURLToPath(new URL('../../bin/galactic.js', import.meta.url));
 
-export async function runPointInChild(configFile: string, stages: string[], options: { epochs?: number; timeoutMs?: number } = {}): Promise<PointOutcome> {
-  const args = [cliPath, 'bench', ...stages, '--config', configFile, '--json', '--quiet', '--repeats', '1', '--epochs', String(options.epochs ?? 1), '--no-save'];
+export async function runPointInChild(configFile: string, stages: string[], options: { images: number; epochs?: number; timeoutMs?: number }): Promise<PointOutcome> {
+  const args = [cliPath, 'bench', ...stages, '--config', configFile, '--json', '--quiet', '--repeats', '1', '--epochs', String(options.epochs ?? 1),
+    '--images', String(options.images), '--no-save'];
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
   // the parent is idle while the child works, so 100 ms sampling is cheap and not delayed

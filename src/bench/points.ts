@@ -81,7 +81,7 @@ export async function measurePoint(
     return { images: dataset.count, limitMB, plannedMB: null, prepare: null, feed: null, peakRssMB: 0, seconds: 0, cacheMB: null, dataset: dataInfo, error: error.message };
   }
   try {
-    const outcome = await runPointInChild(configFile, ['prepare', 'feed'], { epochs: 1 });
+    const outcome = await runPointInChild(configFile, ['prepare', 'feed'], { images: dataset.count, epochs: 1 });
     const prep = outcome.stages.prepare;
     const feed = outcome.stages.feed;
     const pick = (s: typeof prep) => (s ? { imagesPerSecond: s.imagesPerSecond, peakRssMB: s.peakRssMB, seconds: s.repeats.seconds.median, efficiency: s.efficiency } : null);
