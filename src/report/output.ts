@@ -132,6 +132,13 @@ export class Output {
     }
   }
 
+  /** Ends any live bars (and gives the cursor back) before the process leaves early, e.g. on Ctrl-C. */
+  close(): void {
+    this.multibar?.stop();
+    this.multibar = null;
+    this.liveBars = 0;
+  }
+
   /** Writes above live bars on a TTY (so they are not torn), directly otherwise. */
   private write(text: string): void {
     if (this.multibar) this.multibar.log(text);

@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
 import type { LoadedConfig } from '../config/load.ts';
+import { demoDataRoot, demoImageCount, ensureDemoData } from '../images/synth/demo.ts';
 import type { Output } from '../report/output.ts';
 
 /**
@@ -15,22 +15,8 @@ export interface DataStageSummary {
   reason: string;
 }
 
-interface DemoModule {
-  ensureDemoData: (config: LoadedConfig, output: Output) => Promise<{ synthesized: boolean }>;
-  demoImageCount: number;
-}
-
 export async function ensureDemoStage(config: LoadedConfig, output: Output): Promise<DataStageSummary> {
-  const demo = await loadDemoModule();
-  if (!demo) return { skipped: true, images: 0, reason: 'this build has no demo data generator' };
-  const { synthesized } = await demo.ensureDemoData(config, output);
-  if (synthesized) return { skipped: false, images: demo.demoImageCount, reason: 'synthesized the demo data set' };
-  return { skipped: true, images: 0, reason: existsSync(config.data.csv) ? 'the data is there' : 'not the demo data set' };
-}
-
-// Loaded by URL so that `run` works in builds where the synth module's demo entry is absent.
-async function loadDemoModule(): Promise<DemoModule | null> {
-  const url = new URL('../images/synth/demo.ts', import.meta.url);
-  if (!existsSync(url)) return null;
-  return (await import(url.href)) as DemoModule;
+  const { synthesized } = await ensureDemoData(config, output);
+  if (synthesized) return { skipped: false, images: demoImageCount, reason: 'synthesized the demo data set' };
+  return { skipped: true, images: 0, reason: demoDataRoot(config) ? 'the demo data is there' : 'not the demo data set' };
 }

@@ -77,7 +77,10 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
   // complete shard and training restarts.
   const interrupt = new AbortController();
   const onSignal = () => {
-    if (current !== 'tune' || interrupt.signal.aborted) process.exit(130);
+    if (current !== 'tune' || interrupt.signal.aborted) {
+      output.close();
+      process.exit(130);
+    }
     output.warn('stopping the search after the current epoch (Ctrl-C again quits at once); rerun to resume');
     interrupt.abort();
   };
