@@ -100,6 +100,15 @@ describe('galactic run', () => {
     assert.deepEqual(skippedFlags(summary), { data: true, prepare: true, tune: true, train: true, report: true });
   });
 
+  it('rewrites only the report when report.html is gone', async () => {
+    rmSync(path.join(root, 'runs', 'tiny', 'report.html'));
+    const result = await runCli(['run', '--config', configFile, '--json', '--quiet']);
+    assert.equal(result.code, 0, result.stderr);
+    const summary = parseSummary(result.stdout);
+    assert.deepEqual(skippedFlags(summary), { data: true, prepare: true, tune: true, train: true, report: false });
+    assert.ok(existsSync(summary.report));
+  });
+
   it('prints nothing on stderr with --quiet', async () => {
     const result = await runCli(['run', '--config', configFile, '--json', '--quiet']);
     assert.equal(result.code, 0, result.stderr);
