@@ -23,7 +23,7 @@ test('the plan sizes every buffer from the budget and its components sum to the 
   assert.equal(plan.sharpThreads, 1);
   // auto shards: about 32 MB of 128x128x3 uint8 records
   assert.equal(plan.shardImages, Math.floor((32 * MiB) / (128 * 128 * 3)));
-  assert.equal(plan.permits, plan.shardImages + 2 * plan.decodeConcurrency + 8);
+  assert.equal(plan.permits, 2 * plan.shardImages + 2 * plan.decodeConcurrency + 8);
   assert.equal(plan.batchSize, 32);
   assert.equal(plan.prefetchBatches, 2);
   assert.ok(plan.heapMB >= 96);
@@ -42,7 +42,7 @@ test('fixed knobs are honoured', () => {
   assert.equal(plan.decodeConcurrency, 3);
   assert.equal(plan.shuffleBufferRecords, 500);
   assert.equal(plan.prefetchBatches, 4);
-  assert.equal(plan.components.find((c) => c.name === 'shard buffer')!.bytes, 2 * 100 * recordBytes(config()));
+  assert.equal(plan.components.find((c) => c.name === "shard buffer")!.bytes, 3 * 100 * recordBytes(config()));
 });
 
 test('impossible configs are refused, naming the knob to turn', () => {

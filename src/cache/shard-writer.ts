@@ -20,16 +20,27 @@ export function shardFileName(index: number): string {
   return `shard-${String(index).padStart(5, '0')}.msgpack`;
 }
 
+/** A full shard handed over for writing; its buffer stays untouched until the write is done. */
+export interface SealedShard {
+  ids: string[];
+  labels: number[];
+  data: Uint8Array;
+}
+
 /**
- * Collects decoded records in row order into one preallocated contiguous buffer and writes it
- * as a shard file atomically (temp file, fsync, rename, fsync folder). The buffer is reused for
- * every shard, so the writer's memory is fixed: shardImages records plus one encoding.
+ * Collects decoded records in row order into a preallocated contiguous buffer and writes them
+ * as a shard file atomically (temp file, fsync, rename, fsync folder). Two buffers alternate:
+ * while a sealed shard is being encoded and written, the next one fills the other buffer, so
+ * decoding does not stall on fsync. The caller writes one sealed shard at a time. Memory is
+ * fixed: two shard buffers plus one encoding.
  */
 export class ShardWriter {
   private readonly recordValues: number;
-  private readonly buffer: Uint8Array;
-  private readonly ids: string[] = [];
-  private readonly labels: number[] = [];
+  private readonly bytesPerValue: number;
+  private readonly buffers: [Uint8Array, Uint8Array];
+  private active = 0;
+  private ids: string[] = [];
+  private labels: number[] = [];
 
   constructor(
     private readonly dir: string,
@@ -39,7 +50,9 @@ export class ShardWriter {
     private readonly write: WriteFileFn = writeAndSync,
   ) {
     this.recordValues = shape.height * shape.width * shape.channels;
-    this.buffer = new Uint8Array(shardImages * this.recordValues * (dtype === 'uint8' ? 1 : 4));
+    this.bytesPerValue = dtype === 'uint8' ? 1 : 4;
+    const bytes = shardImages * this.recordValues * this.bytesPerValue;
+    this.buffers = [new Uint8Array(bytes), new Uint8Array(bytes)];
   }
 
   get count(): number {
@@ -53,28 +66,41 @@ export class ShardWriter {
   append(id: string, label: number, pixels: Uint8Array): void {
     if (this.full) throw new Error('ShardWriter: append to a full shard');
     if (pixels.length !== this.recordValues) throw new Error(`ShardWriter: record ${id} has ${pixels.length} values, expected ${this.recordValues}`);
+    const buffer = this.buffers[this.active];
     const at = this.ids.length * this.recordValues;
     if (this.dtype === 'uint8') {
-      this.buffer.set(pixels, at);
+      buffer.set(pixels, at);
     } else {
       // float32 caches keep the 0..255 values; normalization stays the feed's job
-      const view = new DataView(this.buffer.buffer, this.buffer.byteOffset);
+      const view = new DataView(buffer.buffer, buffer.byteOffset);
       for (let i = 0; i < pixels.length; i++) view.setFloat32((at + i) * 4, pixels[i], true);
     }
     this.ids.push(id);
     this.labels.push(label);
   }
 
-  /** Writes the collected records as shard `index` and empties the writer. */
-  async flush(index: number): Promise<ShardEntry> {
-    const n = this.ids.length;
-    const bytesPerValue = this.dtype === 'uint8' ? 1 : 4;
+  /** Hands the collected records over for writing and switches to the other buffer. */
+  seal(): SealedShard {
+    const sealed = {
+      ids: this.ids,
+      labels: this.labels,
+      data: this.buffers[this.active].subarray(0, this.ids.length * this.recordValues * this.bytesPerValue),
+    };
+    this.active ^= 1;
+    this.ids = [];
+    this.labels = [];
+    return sealed;
+  }
+
+  /** Writes a sealed shard as shard number `index`. */
+  async writeShard(sealed: SealedShard, index: number): Promise<ShardEntry> {
+    const n = sealed.ids.length;
     const bytes = encodeShard({
       dtype: this.dtype,
       shape: [n, this.shape.height, this.shape.width, this.shape.channels],
-      ids: this.ids,
-      labels: Int32Array.from(this.labels),
-      data: this.buffer.subarray(0, n * this.recordValues * bytesPerValue),
+      ids: sealed.ids,
+      labels: Int32Array.from(sealed.labels),
+      data: sealed.data,
     });
     const file = shardFileName(index);
     const target = path.join(this.dir, file);
@@ -85,8 +111,11 @@ export class ShardWriter {
       if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw new DiskFullError(target, e.message);
       throw new CacheWriteError(target, e.code ?? e.message);
     }
-    this.ids.length = 0;
-    this.labels.length = 0;
     return { file, count: n, bytes: bytes.byteLength, crc32: crc32(bytes) };
+  }
+
+  /** seal() + writeShard() in one step. */
+  flush(index: number): Promise<ShardEntry> {
+    return this.writeShard(this.seal(), index);
   }
 }

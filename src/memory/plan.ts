@@ -96,6 +96,11 @@ function modelReserve(config: LoadedConfig): { bytes: number; detail: string } {
   };
 }
 
+/** Records in flight end to end for a shard size and decode concurrency. */
+export function permitsFor(shardImages: number, decodeConcurrency: number): number {
+  return 2 * shardImages + 2 * decodeConcurrency + 8;
+}
+
 export function planMemory(config: LoadedConfig, options: { mappingRows?: number; cpus?: number } = {}): MemoryPlan {
   const limitBytes = config.memory.limitMB * MiB;
   const record = recordBytes(config);
@@ -119,7 +124,7 @@ export function planMemory(config: LoadedConfig, options: { mappingRows?: number
   const available = limitBytes - fixedBytes;
 
   // The smallest pipeline that can run: one decode, one-image shards, a batch of shuffle buffer.
-  const minimum = DECODE_SLOT_BYTES + SHARP_THREAD_BYTES + 2 * record + (1 + 2 + 8) * record + batchSize * record + batchSize * record * 4;
+  const minimum = DECODE_SLOT_BYTES + SHARP_THREAD_BYTES + 3 * record + permitsFor(1, 1) * record + batchSize * record + batchSize * record * 4;
   if (available < minimum) {
     const needMB = Math.ceil((fixedBytes + minimum) / MiB);
     throw new MemoryPlanError('memory.limitMB',
@@ -136,20 +141,22 @@ export function planMemory(config: LoadedConfig, options: { mappingRows?: number
   add('decode', decodeConcurrency * DECODE_SLOT_BYTES + sharpThreads * decodeConcurrency * SHARP_THREAD_BYTES,
     `${decodeConcurrency} concurrent decodes x ${DECODE_SLOT_BYTES / MiB} MB + ${sharpThreads * decodeConcurrency} libvips threads x ${SHARP_THREAD_BYTES / MiB} MB`);
 
-  // Shards: the writer holds one contiguous shard buffer plus its msgpack encoding at flush time.
+  // Shards: the writer holds two contiguous shard buffers (one filling while the other is
+  // written) plus the msgpack encoding of the one being written.
   const shardAuto = config.cache.shardImages === 'auto';
-  const shardCap = Math.max(1, Math.floor((available * 0.15) / (2 * record)));
+  const shardCap = Math.max(1, Math.floor((available * 0.15) / (3 * record)));
   const shardImages = shardAuto
     ? Math.max(1, Math.min(MAX_AUTO_SHARD_IMAGES, Math.floor(TARGET_SHARD_BYTES / record), shardCap))
     : (config.cache.shardImages as number);
-  if (!shardAuto && 2 * shardImages * record > available * 0.5) {
+  if (!shardAuto && 3 * shardImages * record > available * 0.5) {
     throw new MemoryPlanError('cache.shardImages',
-      `cache.shardImages is ${shardImages}: a shard of ${shardImages} x ${record} B images needs ${Math.ceil((2 * shardImages * record) / MiB)} MB (buffer + encoding), more than half of the ${Math.floor(available / MiB)} MB left under memory.limitMB ${config.memory.limitMB}. Set cache.shardImages to at most ${shardCap} or "auto", or raise memory.limitMB.`);
+      `cache.shardImages is ${shardImages}: a shard of ${shardImages} x ${record} B images needs ${Math.ceil((3 * shardImages * record) / MiB)} MB (two buffers + encoding), more than half of the ${Math.floor(available / MiB)} MB left under memory.limitMB ${config.memory.limitMB}. Set cache.shardImages to at most ${shardCap} or "auto", or raise memory.limitMB.`);
   }
-  add('shard buffer', 2 * shardImages * record, `${shardImages} images x ${record} B, buffer + msgpack encoding`);
+  add('shard buffer', 3 * shardImages * record, `${shardImages} images x ${record} B, two buffers + msgpack encoding`);
 
-  // Permits: a full shard's records hold permits until it is flushed; the extra keeps decoders busy meanwhile.
-  const permits = shardImages + 2 * decodeConcurrency + 8;
+  // Permits: a shard's records hold permits until it is flushed; two shards' worth lets the next
+  // shard fill while one is written, the extra keeps decoders busy at the seam.
+  const permits = permitsFor(shardImages, decodeConcurrency);
   add('in flight', permits * record, `${permits} permits x ${record} B decoded record (row pulled -> shard flushed)`);
 
   // Feed: prefetch holds float32 batches; the shuffle buffer holds cache records.

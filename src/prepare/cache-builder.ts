@@ -2,7 +2,7 @@ import { REJECT_REASONS, type RejectReason } from '../images/decode.ts';
 import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest, type ShardEntry } from '../cache/format.ts';
 import { writeManifest } from '../cache/manifest.ts';
 import type { RejectsLog } from '../cache/rejects-log.ts';
-import type { ShardWriter } from '../cache/shard-writer.ts';
+import type { SealedShard, ShardWriter } from '../cache/shard-writer.ts';
 import type { WriteFileFn } from '../cache/atomic.ts';
 import { ChannelStatsAccumulator } from './channel-stats.ts';
 import type { PermitPool } from './permits.ts';
@@ -11,7 +11,8 @@ import type { Outcome, RecordSink } from './pipeline.ts';
 /**
  * The pipeline's sink: takes outcomes in row order, appends records to the shard writer and
  * rejects to rejects.jsonl, and after each shard commits: shard file, rejects fsynced, manifest
- * replaced with the resume state. Permits of a shard's records come back only then.
+ * replaced with the resume state (as of the moment the shard was sealed). Permits of a shard's
+ * records come back only then.
  */
 
 /** What a resumed run needs, stored in the manifest after each shard. */
@@ -36,6 +37,18 @@ export interface CacheBuilderOptions {
   onCommit?: (manifest: Manifest) => void;
 }
 
+/** The cache's counters at the moment a shard was sealed: what its manifest will record. */
+interface Snapshot {
+  lastRecordRow: number;
+  rowsExamined: number;
+  rejectsBytes: number;
+  stats: ResumeState['stats'];
+  channelStats: Manifest['channelStats'];
+  classCounts: number[];
+  rejects: Record<string, number>;
+  images: number;
+}
+
 export class CacheBuilder implements RecordSink {
   private readonly shards: ShardEntry[];
   private readonly classCounts: number[];
@@ -45,6 +58,10 @@ export class CacheBuilder implements RecordSink {
   private rowsExamined: number;
   private held = 0;
   private lastRecordRow = 0;
+  private sealedShards: number;
+  /** The shard being written in the background (at most one), and the error it failed with. */
+  private flushing: Promise<void> | null = null;
+  private failure: Error | null = null;
   /** Records decoded (not replayed) by this run. */
   decodedThisRun = 0;
 
@@ -52,6 +69,7 @@ export class CacheBuilder implements RecordSink {
     const previous = options.resumeFrom ?? null;
     const resume = previous?.resume as ResumeState | undefined;
     this.shards = previous ? [...previous.shards] : [];
+    this.sealedShards = this.shards.length;
     this.classCounts = previous ? [...previous.classCounts] : options.base.classes.map(() => 0);
     this.rejectCounts = new Map(Object.entries(previous?.rejects ?? {}) as [RejectReason, number][]);
     this.stats = new ChannelStatsAccumulator(options.channels, resume?.stats);
@@ -73,6 +91,7 @@ export class CacheBuilder implements RecordSink {
 
   handle(outcome: Outcome): Promise<void> | void {
     const { permits, writer, rejects } = this.options;
+    if (this.failure) throw this.failure;
     if (outcome.kind === 'replayed' || this.done) {
       // replayed rows are already committed; rows past --limit are dropped unseen
       permits.release();
@@ -92,56 +111,91 @@ export class CacheBuilder implements RecordSink {
     this.decodedThisRun++;
     this.held++;
     this.lastRecordRow = outcome.row;
-    if (writer.full || this.done) return this.commitShard();
+    if (writer.full || this.done) return this.sealShard();
   }
 
   /** Writes the last partial shard and the complete manifest. */
   async finish(): Promise<Manifest> {
-    if (this.options.writer.count > 0) await this.commitShard();
-    const manifest = this.manifest(true);
+    if (this.options.writer.count > 0) await this.sealShard();
+    await this.settle();
+    const manifest = this.manifest(true, this.snapshot());
     this.options.rejects.sync();
     await writeManifest(this.options.cacheDir, manifest, this.options.writeManifestFile);
     return manifest;
   }
 
-  private async commitShard(): Promise<void> {
+  /** Waits for the shard being written; rethrows its failure. */
+  private async settle(): Promise<void> {
+    if (this.flushing) await this.flushing;
+    this.flushing = null;
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Seals the full shard and writes it in the background while the next one fills; only a
+   * second full shard waits for the first write (shards commit strictly in order).
+   */
+  private async sealShard(): Promise<void> {
+    await this.settle();
+    const sealed = this.options.writer.seal();
+    const index = this.sealedShards++;
+    const held = this.held;
+    this.held = 0;
+    const snapshot = this.snapshot();
+    this.flushing = this.commit(sealed, index, held, snapshot).catch((error: Error) => {
+      this.failure = error;
+      // nothing will return the permits now: wake the source so the pipeline stops with this error
+      this.options.permits.close(error);
+    });
+    if (this.done) await this.settle();
+  }
+
+  private async commit(sealed: SealedShard, index: number, held: number, snapshot: Snapshot): Promise<void> {
     const { writer, rejects, permits, cacheDir } = this.options;
-    const entry = await writer.flush(this.shards.length);
+    const entry = await writer.writeShard(sealed, index);
     this.shards.push(entry);
     rejects.sync();
-    const manifest = this.manifest(false);
+    const manifest = this.manifest(false, snapshot);
     await writeManifest(cacheDir, manifest, this.options.writeManifestFile);
-    permits.release(this.held);
-    this.held = 0;
+    permits.release(held);
     this.options.onCommit?.(manifest);
   }
 
-  private manifest(complete: boolean): Manifest {
+  private snapshot(): Snapshot {
     const rejects: Record<string, number> = {};
     for (const reason of REJECT_REASONS) {
       const n = this.rejectCounts.get(reason);
       if (n) rejects[reason] = n;
     }
-    const rejected = Object.values(rejects).reduce((a, b) => a + b, 0);
-    const resume: ResumeState = {
-      committedRow: complete ? this.rowsExamined : this.lastRecordRow,
+    return {
+      lastRecordRow: this.lastRecordRow,
+      rowsExamined: this.rowsExamined,
       rejectsBytes: this.options.rejects.bytes,
       stats: this.stats.state(),
+      channelStats: this.stats.stats(),
+      classCounts: [...this.classCounts],
+      rejects,
+      images: this.images,
     };
+  }
+
+  private manifest(complete: boolean, snap: Snapshot): Manifest {
+    const rejected = Object.values(snap.rejects).reduce((a, b) => a + b, 0);
+    const resume: ResumeState = { committedRow: snap.lastRecordRow, rejectsBytes: snap.rejectsBytes, stats: snap.stats };
     return {
       ...this.options.base,
       format: MANIFEST_FORMAT,
       version: CACHE_FORMAT_VERSION,
       shards: [...this.shards],
-      classCounts: [...this.classCounts],
-      channelStats: this.stats.stats(),
+      classCounts: snap.classCounts,
+      channelStats: snap.channelStats,
       totals: {
-        rows: complete ? this.rowsExamined : this.lastRecordRow,
-        images: this.images,
+        rows: complete ? snap.rowsExamined : snap.lastRecordRow,
+        images: snap.images,
         rejected,
         bytes: this.shards.reduce((s, e) => s + e.bytes, 0),
       },
-      rejects,
+      rejects: snap.rejects,
       complete,
       updatedAt: new Date().toISOString(),
       ...(complete ? {} : { resume: resume as unknown as Record<string, unknown> }),

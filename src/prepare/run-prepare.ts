@@ -16,7 +16,7 @@ import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest } from '../cache/f
 import { RejectsLog } from '../cache/rejects-log.ts';
 import { ShardWriter } from '../cache/shard-writer.ts';
 import type { WriteFileFn } from '../cache/atomic.ts';
-import { planMemory, formatPlan, type MemoryPlan } from '../memory/plan.ts';
+import { planMemory, formatPlan, permitsFor, type MemoryPlan } from '../memory/plan.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import { PermitPool } from './permits.ts';
 import { RowScreen } from './row-screen.ts';
@@ -172,7 +172,7 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     : `preparing ${cacheDir}`);
 
   const labels = new LabelRules(data.classes);
-  const permits = new PermitPool(Math.max(plan.permits, shardImages + 2 * plan.decodeConcurrency + 8));
+  const permits = new PermitPool(Math.max(plan.permits, permitsFor(shardImages, plan.decodeConcurrency)));
   const rejects = new RejectsLog(cacheDir, existing && resume ? resume.rejectsBytes : 0);
   const { width, height, channels, fit } = config.image;
   const now = new Date().toISOString();
