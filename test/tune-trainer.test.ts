@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { validateConfig, type LoadedConfig } from '../src/config/load.ts';
 import { planMemory } from '../src/memory/plan.ts';
-import { estimateTrialMemory } from '../src/memory/trial-estimate.ts';
+import { estimateTrialMemory, wasmHeapRefusal } from '../src/memory/trial-estimate.ts';
 import { selectBackend } from '../src/model/backend.ts';
 import { createOracle, describeSearch } from '../src/tune/search-setup.ts';
 import { TrainerTrialRunner } from '../src/tune/trainer-runner.ts';
@@ -119,6 +119,15 @@ describe('trial memory estimate', () => {
     // notebook-size model at 128x128, batch 32: weights 4 x 4 B x params
     const params = big.components.find((c) => c.name === 'parameters')!;
     assert.equal(params.bytes, 16 * big.parameters);
+  });
+
+  it('refuses on wasm a trial whose tensors cannot fit the 4 GiB heap', () => {
+    const config = tinyConfig({ image: { width: 128, height: 128 }, train: { batchSize: 32 } });
+    const plan = planMemory(config);
+    const notebook = estimateTrialMemory({ values: { filters_1: 32, filters_2: 64, filters_3: 128, dense_units: 64 }, config, plan, numClasses: 3 });
+    const largest = estimateTrialMemory({ values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256 }, config, plan, numClasses: 3 });
+    assert.equal(wasmHeapRefusal(notebook), null);
+    assert.match(wasmHeapRefusal(largest) ?? '', /more than the wasm backend's 4096 MB heap/);
   });
 
   it('the tuner skips a trial that does not fit as INFEASIBLE (real estimate, tiny budget)', async () => {

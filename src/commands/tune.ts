@@ -1,13 +1,14 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { loadManifest } from '../data/cache-access.ts';
-import { estimateTrialMemory } from '../memory/trial-estimate.ts';
+import { estimateTrialMemory, wasmHeapRefusal } from '../memory/trial-estimate.ts';
 import { planMemory } from '../memory/plan.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import { selectBackend, type BackendName } from '../model/backend.ts';
 import { runPrepare } from '../prepare/run-prepare.ts';
 import type { Output } from '../report/output.ts';
 import { hyperbandSchedule } from '../tune/hyperband.ts';
+import type { HyperparameterValues } from '../tune/hyperparameters.ts';
 import { createOracle, describeSearch, objectiveOf, type SearchOverrides } from '../tune/search-setup.ts';
 import { TrainerTrialRunner } from '../tune/trainer-runner.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
@@ -48,9 +49,12 @@ export function tuneCommand(): Command {
       const rss = new RssSampler(200).start();
 
       const prepared = await runPrepare(config, { output });
-      await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output);
+      const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output);
       const manifest = loadManifest(prepared.cacheDir);
       const plan = planMemory(config);
+      const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
+      const estimate = (values: HyperparameterValues) =>
+        estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
       const search = describeSearch(config, prepared.cacheKey, overrides);
       const objective = objectiveOf(config);
       announce(output, search.algorithm, config.tuner, overrides, objective.name, objective.direction);
@@ -71,7 +75,8 @@ export function tuneCommand(): Command {
           search,
           createOracle: (state) => createOracle(search, config, overrides, state),
           runner,
-          estimateMB: (values) => estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length }).totalMB,
+          estimateMB: (values) => estimate(values).totalMB,
+          backendRefusal: backend.name === 'wasm' ? (values) => wasmHeapRefusal(estimate(values)) : undefined,
           limitMB: config.memory.limitMB,
           overwrite: Boolean(options.overwrite),
           output,

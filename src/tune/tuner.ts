@@ -41,6 +41,8 @@ export interface TunerOptions {
   /** Peak-memory estimate of a trial in MB, made before its model is built; may throw for values that cannot make a model. */
   estimateMB: (values: HyperparameterValues) => number;
   limitMB: number;
+  /** Why the backend cannot hold a trial whatever the budget (e.g. wasm's 4 GiB heap), or null. */
+  backendRefusal?: (values: HyperparameterValues) => string | null;
   overwrite?: boolean;
   output?: Output;
   /** Aborting stops after the current epoch; the trial is saved as STOPPED and resumes on the next run. */
@@ -211,9 +213,12 @@ async function runTrial(store: TrialStore, plan: OracleTrial, record: TrialRecor
     return record;
   }
   record.estimateMB = estimateMB;
-  if (estimateMB > options.limitMB) {
+  const refusal = estimateMB > options.limitMB
+    ? `estimated peak ${estimateMB} MB exceeds memory.limitMB ${options.limitMB}`
+    : (options.backendRefusal?.(plan.values) ?? null);
+  if (refusal) {
     record.seconds = elapsed();
-    store.writeTrial(finish(record, 'INFEASIBLE', `estimated peak ${estimateMB} MB exceeds memory.limitMB ${options.limitMB}`));
+    store.writeTrial(finish(record, 'INFEASIBLE', refusal));
     return record;
   }
 
