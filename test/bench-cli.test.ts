@@ -64,20 +64,20 @@ test('bench scale: one fresh process per size, points + chart + JSON lines; swee
   const out = path.join(dir, 'scale.jsonl');
   const chart = path.join(dir, 'scale.svg');
   const dataDir = path.join(dir, 'scale-data');
-  const r = await runCli(['bench', 'scale', '--config', configFile, '--sizes', '20,40', '--image-size', '64', '--limit-mb', '1024',
+  const r = await runCli(['bench', 'scale', '--config', configFile, '--sizes', '16,32', '--image-size', '32', '--limit-mb', '1024',
     '--data-dir', dataDir, '--json', '--out', out, '--chart', chart], { timeoutMs: 240_000 });
   assert.equal(r.code, 0, r.stderr);
   const summary = JSON.parse(r.stdout) as { points: { images: number; limitMB: number; peakRssMB: number; prepare: { imagesPerSecond: number } | null; feed: unknown; error: string | null }[]; peakRssSpread: number | null };
-  assert.deepEqual(summary.points.map((p) => [p.images, p.limitMB, p.error]), [[20, 1024, null], [40, 1024, null]]);
+  assert.deepEqual(summary.points.map((p) => [p.images, p.limitMB, p.error]), [[16, 1024, null], [32, 1024, null]]);
   for (const p of summary.points) assert.ok(p.peakRssMB > 0 && p.prepare!.imagesPerSecond > 0 && p.feed);
   assert.equal(typeof summary.peakRssSpread, 'number');
   assert.match(readFileSync(chart, 'utf8'), /^<svg[\s\S]*<\/svg>\s*$/);
   assert.equal(readFileSync(out, 'utf8').trim().split('\n').length, 2);
 
   // the second run reuses the synthesized set; 64 MB cannot hold even the runtime
-  const sweep = await runCli(['bench', 'sweep', '--config', configFile, '--limits', '64', '--size', '20', '--image-size', '64',
+  const sweep = await runCli(['bench', 'sweep', '--config', configFile, '--limits', '64', '--size', '16', '--image-size', '32',
     '--data-dir', dataDir, '--no-save', '--chart', path.join(dir, 'sweep.svg')], { timeoutMs: 120_000 });
   assert.equal(sweep.code, 0, sweep.stderr);
-  assert.match(sweep.stderr, /reusing 20 synthetic images/);
-  assert.match(sweep.stdout, /\| 64 \| 20 \|.*memory plan does not fit/);
+  assert.match(sweep.stderr, /reusing 16 synthetic images/);
+  assert.match(sweep.stdout, /\| 64 \| 16 \|.*memory plan does not fit/);
 });
