@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
 import { commandContext, type CommandContext } from '../commands/context.ts';
+import { ensureDemoData } from '../images/synth/demo.ts';
 import { renderBenchChart } from './chart.ts';
 import { ensureSynthDataset } from './datasets.ts';
 import { describeMachine, machineInfo } from './machine.ts';
@@ -63,6 +64,8 @@ export async function runStagesAction(stageNames: string[], command: Command, tr
   const { options, output } = ctx;
   const stages = selectStages(stageNames);
   const config = ctx.config();
+  // the default config points at the built-in demo set: a fresh clone benchmarks it, synthesized once
+  await ensureDemoData(config, output);
   const settings = suiteSettings(config, {
     quick: Boolean(options.quick),
     images: options.images as number | undefined,

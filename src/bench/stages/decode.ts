@@ -25,13 +25,13 @@ export async function listImages(config: LoadedConfig, count: number): Promise<s
 }
 
 /**
- * Decode + resize to raw pixels with the same sharp operations as src/images/decode.ts (EXIF
- * rotate, resize with the configured fit, sRGB or b-w, no alpha), but without its checks.
+ * Decode + resize to raw pixels with the same sharp operations as src/images/decode.ts (resize
+ * with the configured fit, sRGB or b-w, no alpha), but without its checks. Keep the two in step,
+ * or the efficiency compares different work.
  */
 export async function decodeResize(bytes: Buffer, image: LoadedConfig['image']): Promise<Buffer> {
   const { width, height, channels, fit, maxInputPixels } = image;
   return sharp(bytes, { failOn: 'truncated', limitInputPixels: maxInputPixels, sequentialRead: true })
-    .rotate()
     .resize(width, height, fit === 'inside' ? { fit: 'inside', withoutEnlargement: false } : { fit, background: { r: 0, g: 0, b: 0 } })
     .toColourspace(channels === 3 ? 'srgb' : 'b-w')
     .removeAlpha()
