@@ -108,6 +108,7 @@ describe('report on a fixture run', () => {
     }
     // leaderboard: one bar per scored trial (the failed one has no score)
     assert.equal(marks(svg('leaderboard'), 'rect'), fixture.trials - 1);
+    assert.equal(marks(svg('leaderboard'), 'text'), fixture.trials - 1);
     for (const hp of fixture.hyperparameters) {
       assert.equal(marks(svg(`hp-${hp}`), 'symbol'), fixture.trials - 1);
       assert.deepEqual(axisTitles(svg(`hp-${hp}`)), [hp, 'val_accuracy']);

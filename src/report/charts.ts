@@ -117,13 +117,16 @@ export function leaderboardSpec(trials: TrialPoint[], objective: string): ChartS
     width: 420,
     height: { step: 18 },
     data: { values },
-    mark: 'bar',
     encoding: {
       y: { field: 'trial', type: 'nominal', title: 'Trial', sort: { field: 'score', order: lowerIsBetter ? 'ascending' : 'descending' } },
-      x: { field: 'score', type: 'quantitative', title: objective },
-      color: { field: 'status', type: 'nominal', title: 'Status' },
+      x: { field: 'score', type: 'quantitative', title: objective, ...(lowerIsBetter ? {} : { scale: { domain: [0, 1] } }) },
       tooltip: [{ field: 'trial' }, { field: 'score', format: '.4f' }],
     },
+    // close scores look alike as bars: each carries its value
+    layer: [
+      { mark: 'bar', encoding: { color: { field: 'status', type: 'nominal', title: 'Status', legend: { orient: 'bottom' } } } },
+      { mark: { type: 'text', align: 'left', dx: 3 }, encoding: { text: { field: 'score', type: 'quantitative', format: '.4f' } } },
+    ],
   };
 }
 
