@@ -10,6 +10,7 @@ import { planMemory } from '../src/memory/plan.ts';
 import { PermitPool } from '../src/prepare/permits.ts';
 import { RowScreen } from '../src/prepare/row-screen.ts';
 import { streamRecords, newProbe, type Outcome, type RecordSink } from '../src/prepare/pipeline.ts';
+import { ImageRejection } from '../src/images/decode.ts';
 
 const ROWS = 200_000;
 
@@ -94,6 +95,49 @@ test('200,000 rows through a slow sink never exceed the planned permits, and rea
     assert.ok(maxReadAhead <= readAheadBound, `read ahead ${maxReadAhead} rows > parser buffer bound ${readAheadBound}`);
     assert.ok(readAheadBound < ROWS / 10, 'the bound is meaningful (far below the file size)');
     assert.equal(permits.inFlight, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--limit stops decoding at the limit: no permit-full of rows decoded and dropped', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'galactic-limit-'));
+  try {
+    const csvPath = path.join(dir, 'rows.csv');
+    const lines = ['asset_id,gz2class'];
+    for (let i = 0; i < 5000; i++) lines.push(`${100000 + i},Ei`);
+    writeFileSync(csvPath, `${lines.join('\n')}\n`);
+    const config = validateConfig({ data: { csv: csvPath, imageDir: dir }, image: { width: 8, height: 8 }, cache: { shardImages: 100 } }, 'inline', dir);
+    const permits = new PermitPool(planMemory(config).permits);
+    const csv = await openCsv(csvPath, [{ column: 'asset_id', knob: 'data.idColumn' }], config.data.maxRowBytes);
+    const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount });
+    const LIMIT = 250;
+    let accepted = 0;
+    let decodes = 0;
+    const probe = newProbe();
+    await streamRecords({
+      source: csv, permits, probe,
+      screen: (row) => screen.screen(row),
+      // every 10th image is corrupt: the gate must reopen for those
+      decode: async (candidate) => {
+        decodes++;
+        await new Promise((resolve) => setImmediate(resolve));
+        if (candidate.row % 10 === 0) throw new ImageRejection('corrupt-image', 'test');
+        return new Uint8Array(8 * 8 * 3);
+      },
+      decodeConcurrency: 4,
+      limit: { records: LIMIT, alreadyAccepted: 0 },
+      sink: {
+        get done() { return accepted >= LIMIT; },
+        handle(outcome: Outcome) {
+          if (outcome.kind === 'record' && accepted < LIMIT) accepted++;
+          permits.release();
+        },
+      },
+    });
+    assert.equal(accepted, LIMIT);
+    // 250 records need rows 1..277 (every 10th rejected); at most the decode concurrency more
+    assert.ok(decodes <= 278 + 4, `decoded ${decodes} rows for ${LIMIT} records`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -3,6 +3,7 @@ import { ImageRejection } from '../images/decode.ts';
 import type { CsvRow, CsvSource } from '../ingest/csv-source.ts';
 import type { PermitPool } from './permits.ts';
 import { pullSource } from './pull-source.ts';
+import { LimitGate } from './limit-gate.ts';
 import { inRowOrder } from './row-order.ts';
 import type { Candidate, Rejected, Screened } from './row-screen.ts';
 
@@ -45,6 +46,8 @@ export interface PipelineStages {
   decodeConcurrency: number;
   sink: RecordSink;
   probe?: PipelineProbe;
+  /** --limit: records wanted in total and records already in the cache (resume). */
+  limit?: { records: number | null; alreadyAccepted: number };
 }
 
 export function newProbe(): PipelineProbe {
@@ -54,12 +57,20 @@ export function newProbe(): PipelineProbe {
 export async function streamRecords(stages: PipelineStages): Promise<void> {
   const { source, permits, screen, decode, decodeConcurrency, sink } = stages;
   const probe = stages.probe ?? newProbe();
+  const gate = new LimitGate(stages.limit?.records ?? null, stages.limit?.alreadyAccepted ?? 0);
 
   const decodeOne = async (candidate: Candidate): Promise<DecodedRecord | Rejected> => {
     probe.decoding++;
     probe.maxDecoding = Math.max(probe.maxDecoding, probe.decoding);
     try {
-      const pixels = await decode(candidate);
+      let pixels: Uint8Array;
+      try {
+        pixels = await decode(candidate);
+      } catch (error) {
+        gate.resolved(false);
+        throw error;
+      }
+      gate.resolved(true);
       probe.decoded++;
       return { kind: 'record', seq: candidate.seq, row: candidate.row, id: candidate.id, label: candidate.label, pixels };
     } catch (error) {
@@ -72,8 +83,12 @@ export async function streamRecords(stages: PipelineStages): Promise<void> {
 
   try {
     await lastValueFrom(
-      pullSource(source, permits, () => sink.done, probe).pipe(
-        map(screen),
+      pullSource(source, permits, () => sink.done, probe, gate).pipe(
+        map((row) => {
+          const item = screen(row);
+          if (item.kind === 'candidate') gate.candidate();
+          return item;
+        }),
         // rows rejected by the cheap checks pass synchronously; only candidates occupy a decode slot
         mergeMap((item) => (item.kind === 'candidate' ? from(decodeOne(item)) : of(item)), decodeConcurrency),
         inRowOrder<Outcome>(1),

@@ -1,6 +1,7 @@
 import { Observable } from 'rxjs';
 import type { CsvRow, CsvSource } from '../ingest/csv-source.ts';
 import type { PermitPool } from './permits.ts';
+import type { LimitGate } from './limit-gate.ts';
 
 /**
  * The CSV as an Observable that only emits rows it holds a permit for: it takes a permit, then
@@ -8,13 +9,14 @@ import type { PermitPool } from './permits.ts';
  * reorder buffer, concatMap's queue) therefore never hold more than `permits` rows, and the file
  * is read only as fast as permits come back. (`from(asyncIterable)` would pull eagerly.)
  */
-export function pullSource(csv: CsvSource, permits: PermitPool, shouldStop: () => boolean, probe?: { pulled: number }): Observable<CsvRow> {
+export function pullSource(csv: CsvSource, permits: PermitPool, shouldStop: () => boolean, probe?: { pulled: number }, gate?: LimitGate): Observable<CsvRow> {
   return new Observable<CsvRow>((subscriber) => {
     let stopped = false;
     (async () => {
       for (;;) {
         await permits.acquire();
-        if (stopped || shouldStop()) {
+        while (gate && !gate.open && !gate.exhausted && !stopped && !shouldStop()) await gate.changed();
+        if (stopped || shouldStop() || gate?.exhausted) {
           permits.release();
           break;
         }

@@ -227,6 +227,7 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
       decodeConcurrency: plan.decodeConcurrency,
       sink: builder,
       probe,
+      limit: { records: limit, alreadyAccepted: existing?.totals.images ?? 0 },
     });
     manifest = await builder.finish();
   } finally {
