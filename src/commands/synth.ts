@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
-import { synthesizeDataset, synthOutputs } from '../images/synth/dataset.ts';
+import { synthesizeDataset, synthOutputList } from '../images/synth/dataset.ts';
 import { minimumHazardCount } from '../images/synth/hazards.ts';
 import { commandContext } from './context.ts';
 
@@ -24,7 +24,7 @@ export function synthCommand(): Command {
     .option('--size <px>', 'image side in pixels', integerFlag('--size', 16), 424)
     .option('--hazards', `plant bad records (missing, empty, truncated, non-image, PNG, grayscale, CMYK, huge images, duplicate ids, bad labels and ids, short rows) and list them in hazards.json; needs --count >= ${minimumHazardCount}`, false)
     .option('--imbalance', 'Galaxy Zoo 2 class proportions (about 45% E, 53% S, 2% A) instead of balanced classes', false)
-    .option('--force', `write into a non-empty --out, first removing only what synth writes there (${synthOutputs.join(', ')})`, false)
+    .option('--force', `write into a non-empty --out, first removing only what synth writes there (${synthOutputList})`, false)
     .option('--threads <n>', 'render threads (default: one per core)', integerFlag('--threads', 1))
     .action(async (_options: unknown, command: Command) => {
       const { options, output } = commandContext(command);

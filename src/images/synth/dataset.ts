@@ -49,6 +49,8 @@ export const hazardsFileName = 'hazards.json';
 export const imagesDirName = 'images';
 /** Everything synth writes into --out, and so everything --force may remove. */
 export const synthOutputs = [imagesDirName, joinedCsvName, gz2CsvName, mappingCsvName, hazardsFileName] as const;
+/** The list above for messages: "images/, galaxy_df_final.csv, ..." */
+export const synthOutputList = synthOutputs.map((name) => (name === imagesDirName ? `${name}/` : name)).join(', ');
 
 export const joinedHeader = ['asset_id', 'dr7objid', 'gz2class', 'ra', 'dec'] as const;
 export const gz2Header = ['dr7objid', 'ra', 'dec', 'gz2_class', 'total_votes', 'total_classifications', ...voteFractionColumns] as const;
@@ -58,7 +60,7 @@ export class SynthOutputNotEmptyError extends UserError {
   constructor(dir: string, entries: string[]) {
     const shown = entries.slice(0, 5).join(', ') + (entries.length > 5 ? `, ... (${entries.length} entries)` : '');
     super(`--out ${dir} is not empty (it contains ${shown}); nothing was written. Choose a new or empty folder, `
-      + `or pass --force to replace what synth writes there (${synthOutputs.join(', ')}); other files are left alone.`);
+      + `or pass --force to replace what synth writes there (${synthOutputList}); other files are left alone.`);
   }
 }
 

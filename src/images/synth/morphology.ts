@@ -53,7 +53,7 @@ export function sampleGz2Class(kind: MorphologyKind, rng: Rng): string {
   if (rng.next() < 0.2) return `Se${pickWeighted(rng, { r: 45, b: 20, n: 35 })}${odd}`;
   const bar = rng.next() < 0.3 ? 'B' : '';
   const bulge = pickWeighted(rng, { a: 10, b: 35, c: 40, d: 15 });
-  if (rng.next() < 0.22) return `S${bar}${bulge}${odd}`;
+  if (rng.next() < 0.28) return `S${bar}${bulge}${odd}`;
   const arms = pickWeighted(rng, { '1': 5, '2': 55, '3': 14, '4': 7, '+': 5, '?': 14 });
   const winding = pickWeighted(rng, { t: 30, m: 45, l: 25 });
   return `S${bar}${bulge}${arms}${winding}${odd}`;

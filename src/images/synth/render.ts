@@ -111,6 +111,10 @@ function skyNoise(): Float32Array {
   return noiseTable;
 }
 
+function mix(a: Colour, b: Colour, t: number): Colour {
+  return { r: a.r + (b.r - a.r) * t, g: a.g + (b.g - a.g) * t, b: a.b + (b.b - a.b) * t };
+}
+
 function jitter(rng: Rng, colour: Colour, amount: number): Colour {
   return {
     r: colour.r * (1 + rng.uniform(-amount, amount)),
@@ -289,7 +293,9 @@ function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spiral'; e
     }
     return f;
   };
-  addProfile(scene, { cx, cy, scale: h, q, angle }, exponentialLookup(), centralDisk * (1 - bt * 0.5), diskColour, modulate);
+  // a fifth of disks are red and dead (passive spirals, S0-like): colour alone must not give the class away
+  const colour = rng.next() < 0.2 ? mix(diskColour, ellipticalColour, rng.uniform(0.5, 1)) : diskColour;
+  addProfile(scene, { cx, cy, scale: h, q, angle }, exponentialLookup(), centralDisk * (1 - bt * 0.5), colour, modulate);
   addProfile(scene, { cx, cy, scale: bulgeRe, q: Math.min(1, q + 0.3), angle }, sersicLookup(rng.uniform(1.5, 3.5)),
     centralDisk * bt * rng.uniform(0.6, 1.2), jitter(rng, bulgeColour, 0.08));
   if (m.barred) {
@@ -388,9 +394,9 @@ function drawArtifact(scene: Scene): void {
   const { canvas, rng, n, psf, cx, cy } = scene;
   const k = n / 212;
   const kind = rng.next();
-  if (kind < 0.5) {
+  if (kind < 0.46) {
     drawBrightStar(scene, cx, cy, rng.uniform(0.5, 1.5));
-  } else if (kind < 0.75) {
+  } else if (kind < 0.71) {
     // SDSS exposes g, r and i at different moments: a satellite leaves three offset coloured lines
     const angle = rng.uniform(0, Math.PI);
     const offset = rng.uniform(-0.25, 0.25) * n;
@@ -402,7 +408,7 @@ function drawArtifact(scene: Scene): void {
       canvas.addLine(cx - Math.sin(angle) * d, cy + Math.cos(angle) * d, angle, n * 1.5, flux, psf * rng.uniform(0.7, 1.1), 0, colour);
     });
     if (rng.next() < 0.5) canvas.addGaussian(cx, cy, rng.uniform(5, 40), psf, psf, 0, starColour(rng));
-  } else if (kind < 0.9) {
+  } else if (kind < 0.86) {
     // hot pixels (single detector pixels: never blurred by the PSF) and a bad column
     const hot = 15 + rng.int(40);
     for (let j = 0; j < hot; j++) canvas.addPixel(rng.uniform(0, n), rng.uniform(0, n), rng.uniform(60, 400), starColour(rng));
