@@ -169,7 +169,9 @@ async function benchFlat(trials: number): Promise<void> {
   await selectBackend(backend);
   const search = describeSearch(config, path.basename(cacheDir));
   const inner = new TrainerTrialRunner({ config, cacheDir });
-  const perTrial: { peakRssMB: number; numTensors: number; rssAfterMB: number }[] = [];
+  const perTrial: { peakRssMB: number; numTensors: number; rssAfterMB: number; heapUsedMB: number; wasmHeapMB: number; externalMB: number }[] = [];
+  const wasmHeapMB = () => ((tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.byteLength ?? 0) / MiB;
+  const gc = (globalThis as { gc?: () => void }).gc;
   const baselineTensors = tf.memory().numTensors;
   const runner: TrialRunner = {
     run: async (request) => {
@@ -177,7 +179,12 @@ async function benchFlat(trials: number): Promise<void> {
       try {
         return await inner.run({ ...request, onEpochEnd: (info) => { peak = Math.max(peak, info.record.peakRssMB); return request.onEpochEnd(info); } });
       } finally {
-        perTrial.push({ peakRssMB: peak, numTensors: tf.memory().numTensors, rssAfterMB: Math.round(process.memoryUsage.rss() / MiB) });
+        gc?.(); // with --expose-gc: separates garbage not yet collected from memory still referenced
+        const usage = process.memoryUsage();
+        perTrial.push({
+          peakRssMB: peak, numTensors: tf.memory().numTensors, rssAfterMB: Math.round(usage.rss / MiB),
+          heapUsedMB: Math.round(usage.heapUsed / MiB), wasmHeapMB: Math.round(wasmHeapMB()), externalMB: Math.round(usage.external / MiB),
+        });
       }
     },
   };
@@ -196,6 +203,9 @@ async function benchFlat(trials: number): Promise<void> {
   console.log(`\nflat memory: ${summary.completed} trials of a fixed-size model at 32x32 in ${seconds.toFixed(1)} s (backend ${backend})`);
   console.log(`per-trial peak RSS MB: ${perTrial.map((p) => Math.round(p.peakRssMB)).join(' ')}`);
   console.log(`trial 3 ${t3.toFixed(1)} MB, trial ${perTrial.length} ${tLast.toFixed(1)} MB: ${driftPct >= 0 ? '+' : ''}${driftPct.toFixed(1)}%`);
+  console.log(`after each trial${gc ? ' (after gc)' : ''}: rss ${perTrial.map((p) => p.rssAfterMB).join(' ')}`);
+  console.log(`  js heap used ${perTrial.map((p) => p.heapUsedMB).join(' ')}`);
+  console.log(`  wasm heap ${perTrial.map((p) => p.wasmHeapMB).join(' ')}; external ${perTrial.map((p) => p.externalMB).join(' ')}`);
   console.log(`numTensors after every trial = baseline ${baselineTensors}: ${tensorsFlat} (${perTrial.map((p) => p.numTensors).join(' ')})`);
   console.log(JSON.stringify({ part: 'flat', backend, trials: perTrial.length, trial3PeakRssMB: t3, lastPeakRssMB: tLast, driftPct: Math.round(driftPct * 10) / 10, baselineTensors, tensorsFlat, seconds: Math.round(seconds) }));
 }

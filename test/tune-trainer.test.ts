@@ -44,7 +44,7 @@ function tinyConfig(overrides: Record<string, unknown> = {}): LoadedConfig {
 
 before(async () => {
   writeFixtureCache(cacheDir, patternRecords(48, 32, 1), { classes: ['elliptical', 'spiral', 'artifact'], height: 32, width: 32, channels: 3, shardImages: 16 });
-  await selectBackend('cpu');
+  await selectBackend('wasm');
 });
 
 describe('tuner on the real trainer', () => {

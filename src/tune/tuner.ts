@@ -2,6 +2,7 @@ import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { UserError } from '../core/errors.ts';
 import type { Output } from '../report/output.ts';
 import { shouldStopEarly, TRIAL_MONITOR } from './early-stopping.ts';
+import { collectHeap } from './heap-collection.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 import { acquireTunerLock } from './lock.ts';
 import { isBetter, type Objective, type Oracle, type OracleStateBase, type OracleTrial } from './oracle.ts';
@@ -125,6 +126,7 @@ async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<Tun
     if (record.status === 'RUNNING' || record.status === 'STOPPED') {
       ranNow++;
       record = await runTrial(store, plan, record, objective, options);
+      collectHeap();
       if (record.status === 'STOPPED') {
         store.writeOracle(options.search, oracle.getState());
         throw new TuneInterruptedError(record.id, record.initialEpoch + record.metrics.length);
