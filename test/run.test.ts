@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runCli } from './support/run-cli.ts';
+import { cliPath, repoRoot, runCli } from './support/run-cli.ts';
 
 /**
  * `galactic run` end to end on a tiny synthetic set (150 images at 32x32, 2 trials x 1 epoch,
- * 2 training epochs), then again to check that every stage is skipped, then with a changed
- * training setting to check that only training and the report run again.
+ * 2 training epochs): killed mid-search and resumed, then again to check that every stage is
+ * skipped, then with a changed training setting to check that only training and the report run.
  */
 
 interface StageFlags { skipped: boolean }
@@ -16,6 +17,7 @@ interface RunJson {
   runDir: string;
   report: string;
   stages: Record<'data' | 'prepare' | 'tune' | 'train' | 'report', StageFlags & Record<string, unknown>>;
+  // (tune carries ranNow and completed; train carries reason)
   seconds: number;
   peakRssMB: number;
   limitMB: number;
@@ -23,6 +25,21 @@ interface RunJson {
 
 function skippedFlags(summary: RunJson): Record<string, boolean> {
   return Object.fromEntries(Object.entries(summary.stages).map(([name, s]) => [name, s.skipped]));
+}
+
+/** Runs the CLI and SIGKILLs it once `done()` holds (checked every 100 ms); resolves with the ending signal or exit code. */
+function runUntil(args: string[], done: () => boolean): Promise<string | number | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, stdio: 'ignore', env: { ...process.env, NO_COLOR: '1' } });
+    const timer = setInterval(() => {
+      if (done()) child.kill('SIGKILL');
+    }, 100);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearInterval(timer);
+      resolve(signal ?? code);
+    });
+  });
 }
 
 function parseSummary(stdout: string): RunJson {
@@ -61,11 +78,25 @@ describe('galactic run', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  it('runs every stage and writes every artefact', async () => {
+  it('killed during the search, resumes it on the next run and finishes, writing every artefact', async () => {
+    // SIGKILL as soon as the first trial is on disk as completed: no chance to clean up
+    const firstTrial = path.join(root, 'tuning', 'trial_0000', 'trial.json');
+    const killed = await runUntil(['run', '--config', configFile, '--quiet'], () => {
+      try {
+        return JSON.parse(readFileSync(firstTrial, 'utf8')).status === 'COMPLETED';
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(killed, 'SIGKILL', 'the run ended before the first trial completed');
+
     const result = await runCli(['run', '--config', configFile, '--json'], { timeoutMs: 240_000 });
     assert.equal(result.code, 0, result.stderr);
     const summary = parseSummary(result.stdout);
-    assert.deepEqual(skippedFlags(summary), { data: true, prepare: false, tune: false, train: false, report: false });
+    // prepare finished before the kill; the search resumes with the trial it had not run
+    assert.deepEqual(skippedFlags(summary), { data: true, prepare: true, tune: false, train: false, report: false });
+    assert.equal(summary.stages.tune.ranNow, 1);
+    assert.equal(summary.stages.tune.completed, 2);
     assert.equal(summary.limitMB, 2048);
     assert.ok(summary.peakRssMB > 0);
 
@@ -85,6 +116,7 @@ describe('galactic run', () => {
     assert.equal(timeline.limitMB, 2048);
     assert.ok(timeline.samples.length > 2);
     assert.deepEqual(timeline.stages.map((s: { name: string }) => s.name), ['data', 'prepare', 'tune', 'train']);
+    assert.ok(timeline.stages.find((s: { name: string }) => s.name === 'train').itemsPerSecond > 0);
     const html = readFileSync(summary.report, 'utf8');
     assert.match(html, /<img src="data:image\/png;base64,/);
     // piped stderr is not a TTY: plain lines only
