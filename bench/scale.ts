@@ -1,7 +1,7 @@
 /**
  * The project's published bench figures (bench/README.md), reproduced with one command:
  *
- *   npx tsx bench/scale.ts [--sizes 2000,10000,50000] [--limit-mb 1024] [--limits 768,1024,2048,4096,8192] [--skip-stages]
+ *   npx tsx bench/scale.ts [--sizes 2000,10000,50000] [--limit-mb 1024] [--limits 512,768,1024,2048,4096,8192] [--skip-stages]
  *
  * Runs, in this order, and keeps each command's stdout (the markdown tables) in bench/figures/:
  *   1. galactic bench scale --sizes ... --limit-mb ...                  → figures/scale.md + scale.svg
@@ -36,7 +36,7 @@ function run(args: string[], figure: string): void {
 mkdirSync(figures, { recursive: true });
 run(['bench', 'scale', '--config', 'bench/bench.config.json', '--sizes', flag('--sizes', '2000,10000,50000'), '--limit-mb', flag('--limit-mb', '1024'),
   '--chart', path.join(figures, 'scale.svg')], 'scale.md');
-run(['bench', 'sweep', '--config', 'bench/bench.config.json', '--limits', flag('--limits', '768,1024,2048,4096,8192'), '--size', '2000',
+run(['bench', 'sweep', '--config', 'bench/bench.config.json', '--limits', flag('--limits', '512,768,1024,2048,4096,8192'), '--size', '2000',
   '--chart', path.join(figures, 'sweep.svg')], 'sweep.md');
 if (!process.argv.includes('--skip-stages')) {
   run(['bench', 'all', '--quick', '--config', 'bench/bench.config.json'], 'stages.md');
