@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runCli } from './support/run-cli.ts';
+import { cliPath, runCli } from './support/run-cli.ts';
 
 /** `galactic tune` end to end on 32x32 synthetic images: 2 trials of 2 epochs on a tiny space. */
 
@@ -54,6 +55,42 @@ describe('galactic tune', () => {
     assert.match(result.stderr, /holds a different search \(algorithm was "random", now "hyperband"/);
     assert.match(result.stderr, /--overwrite/);
     assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  it('after SIGKILL mid-trial, a rerun takes over the lock, resumes that trial at its last epoch and ends with the same trials', async () => {
+    const base = JSON.parse(readFileSync(configFile, 'utf8'));
+    const withDir = (dir: string) => {
+      const file = path.join(root, `${dir}.config.json`);
+      writeFileSync(file, JSON.stringify({ ...base, tuner: { ...base.tuner, dir, epochs: 3, patience: null } }));
+      return file;
+    };
+    const reference = await runCli(['tune', '--config', withDir('tuning-reference'), '--backend', 'wasm']);
+    assert.equal(reference.code, 0, reference.stderr);
+
+    const killedConfig = withDir('tuning-killed');
+    const killed = await new Promise<{ signal: string | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [cliPath, 'tune', '--config', killedConfig, '--backend', 'wasm'], { env: { ...process.env, NO_COLOR: '1' } });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('trial 0001 epoch 2/3')) child.kill('SIGKILL');
+      });
+      child.on('close', (_code, signal) => resolve({ signal, stderr }));
+    });
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+    const trialFile = (dir: string, id: string) => JSON.parse(readFileSync(path.join(root, dir, `trial_${id}`, 'trial.json'), 'utf8'));
+    // the kill lands while epoch 2 is being saved or after: the last saved epoch is 1 or 2
+    const saved = (trialFile('tuning-killed', '0001').metrics as unknown[]).length;
+    assert.ok(saved >= 1 && saved <= 2, `saved epochs: ${saved}`);
+    const resumed = await runCli(['tune', '--config', killedConfig, '--backend', 'wasm']);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /taking over the stale tuner lock/);
+    assert.match(resumed.stderr, new RegExp(`trial 0001: resuming from epoch ${saved} of 3`));
+    assert.doesNotMatch(resumed.stderr, /trial 0000 epoch/, 'a completed trial is never rerun');
+    for (const id of ['0000', '0001']) {
+      assert.deepEqual(trialFile('tuning-killed', id).values, trialFile('tuning-reference', id).values);
+      assert.deepEqual(trialFile('tuning-killed', id).metrics.map((m: { epoch: number }) => m.epoch), [1, 2, 3]);
+    }
   });
 
   it('rejects an unknown algorithm as a usage error', async () => {
