@@ -300,7 +300,13 @@ function configSection(config: LoadedConfig | null, run: RunFiles): ReportSectio
     const rows = Object.entries(run.metadata).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : v]);
     parts.push(`<h3>Model metadata</h3>${table(['field', 'value'], rows, 'metadata')}`);
   }
+  // the versions that trained the model (from metadata.json) first, then those that drew the report
+  const trainedWith = run.metadata?.versions && typeof run.metadata.versions === 'object'
+    ? Object.entries(run.metadata.versions as Record<string, unknown>).map(([k, v]): [string, unknown] => [`${k} (training)`, v])
+    : [];
   const versions: [string, unknown][] = [
+    ...trainedWith,
+    ['backend (training)', backendOf(run)],
     ['galactic', pkg.version],
     ['node', process.versions.node],
     ['vega', vega.version],
