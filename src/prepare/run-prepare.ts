@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
 import sharp from 'sharp';
 import { UserError } from '../core/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
@@ -166,6 +167,10 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
 
   sharp.cache(false);
   sharp.concurrency(plan.sharpThreads);
+  const heapLimitMB = Math.floor(v8.getHeapStatistics().heap_size_limit / 1048576);
+  if (heapLimitMB < plan.heapMB) {
+    output.warn(`the V8 heap limit is ${heapLimitMB} MB but the plan needs ${plan.heapMB} MB of JS heap; run node with --max-old-space-size=${plan.heapMB}`);
+  }
   output.info(`memory plan (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(plan)}`);
   output.info(existing
     ? `resuming ${cacheDir} after row ${committedRow} (${existing.shards.length} shards, ${existing.totals.images} images already written)`
