@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { acquireTunerLock, TunerLockedError } from '../src/tune/lock.ts';
 import { TuningDirMismatchError } from '../src/tune/search-setup.ts';
-import { LOCK_FILE, type TrialRecord } from '../src/tune/trial-store.ts';
+import { LOCK_FILE, TuningDirNotWritableError, type TrialRecord } from '../src/tune/trial-store.ts';
 import { runTuner, TooManyFailuresError, TuneInterruptedError, type TuneSummary } from '../src/tune/tuner.ts';
 import { FakeTrialRunner, type FakeFault } from './support/fake-trial-runner.ts';
 import { captureOutput, fakeTunerOptions, type FakeTunerSetup } from './support/fake-tuner.ts';
@@ -210,6 +210,15 @@ describe('tuner with a fake trial runner', () => {
     const fresh = await tune({ dir, maxTrials: 2, space: otherSpace, overwrite: true });
     assert.equal(fresh.summary.trials, 2);
     assert.ok(trials(dir).every((t) => Object.keys(t.values).join() === 'filters_1'));
+  });
+});
+
+describe('tuning folder', () => {
+  it('an unwritable tuner.dir is a clear error', async () => {
+    const file = path.join(root, 'a-file');
+    writeFileSync(file, 'not a folder');
+    await assert.rejects(tune({ dir: path.join(file, 'tuning'), maxTrials: 1 }), (error: unknown) =>
+      error instanceof TuningDirNotWritableError && /Set tuner.dir to a folder you can write to/.test(error.message));
   });
 });
 

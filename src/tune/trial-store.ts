@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
@@ -102,9 +102,23 @@ function readJson<T>(file: string): T | null {
 
 export const LOCK_FILE = 'tuner.lock';
 
+export class TuningDirNotWritableError extends UserError {
+  constructor(dir: string, detail: string) {
+    super(`tuning folder ${dir} cannot be created or written (${detail}). Set tuner.dir to a folder you can write to, or fix its permissions.`);
+  }
+}
+
 export class TrialStore {
   constructor(readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
+    try {
+      mkdirSync(dir, { recursive: true });
+      const probe = path.join(dir, `.write-probe-${process.pid}`);
+      writeFileSync(probe, '');
+      rmSync(probe);
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException;
+      throw new TuningDirNotWritableError(dir, e.code ?? e.message);
+    }
   }
 
   get oracleFile(): string {
