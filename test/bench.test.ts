@@ -102,3 +102,19 @@ test('bench chart renders to a standalone SVG with both panels', async () => {
   assert.match(svg, /images\/s/);
   assert.match(svg, /<\/svg>\s*$/);
 });
+
+test('pointConfig keeps the base image/model settings and replaces data paths, cache and budget', async () => {
+  const { validateConfig } = await import('../src/config/load.ts');
+  const { pointConfig } = await import('../src/bench/points.ts');
+  const base = validateConfig({ data: { csv: 'a.csv', imageDir: 'img', limit: 5 }, image: { width: 32, height: 32 }, memory: { limitMB: 4096 } }, 'base', '/base');
+  const dataset = { dir: '/d', csv: '/d/galaxy_df_final.csv', imageDir: '/d/images', count: 100, imageSize: 424, seed: 7, synthSeconds: 1, diskBytes: 1 };
+  const raw = pointConfig(base, dataset, 1024, '/scratch/cache');
+  const loaded = validateConfig(raw, 'point', '/');
+  assert.equal(loaded.image.width, 32);
+  assert.equal(loaded.memory.limitMB, 1024);
+  assert.equal(loaded.data.csv, '/d/galaxy_df_final.csv');
+  assert.equal(loaded.data.limit, null);
+  assert.equal(loaded.cache.dir, '/scratch/cache');
+  const fromDefaults = validateConfig(pointConfig(null, dataset, 768, '/c'), 'point', '/');
+  assert.equal(fromDefaults.image.width, 128);
+});
