@@ -7,7 +7,9 @@ import sharp from 'sharp';
 import { validateConfig } from '../src/config/load.ts';
 import { Output } from '../src/report/output.ts';
 import { demoDataRoot, ensureDemoData } from '../src/images/synth/demo.ts';
-import { synthesizeDataset, gz2Header, joinedHeader, mappingHeader, type SynthOptions } from '../src/images/synth/dataset.ts';
+import {
+  gz2Header, joinedHeader, mappingHeader, synthesizeDataset, SynthOutputNotDirectoryError, SynthOutputUnwritableError, type SynthOptions,
+} from '../src/images/synth/dataset.ts';
 import { hazardKinds, hazardRules, plantedHazardCount } from '../src/images/synth/hazards.ts';
 import { runCli } from './support/run-cli.ts';
 
@@ -277,6 +279,14 @@ test('synth refuses a non-empty --out without --force and writes nothing', async
   assert.ok(r.stderr.includes(out));
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   assert.deepEqual(readdirSync(out), ['notes.txt']);
+});
+
+test('an --out that is a file, or lies under one, is one clear error', async () => {
+  const file = dir('a-file');
+  writeFileSync(file, 'not a folder');
+  await assert.rejects(synthesizeDataset({ ...base, out: file, hazards: false, count: 2 }, quiet), SynthOutputNotDirectoryError);
+  await assert.rejects(synthesizeDataset({ ...base, out: path.join(file, 'sub'), hazards: false, count: 2 }, quiet), SynthOutputUnwritableError);
+  assert.equal(readFileSync(file, 'utf8'), 'not a folder');
 });
 
 test('--force replaces only what synth writes', async () => {

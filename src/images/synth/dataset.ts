@@ -70,6 +70,12 @@ export class SynthOutputNotDirectoryError extends UserError {
   }
 }
 
+export class SynthOutputUnwritableError extends UserError {
+  constructor(dir: string, cause: string) {
+    super(`cannot write into --out ${dir} (${cause}). Choose a folder you can write to.`);
+  }
+}
+
 export function validateSynthOptions(options: SynthOptions): void {
   const positive = (flag: string, value: number, min = 1): void => {
     if (!Number.isInteger(value) || value < min) throw new UsageError(`${flag} must be an integer of at least ${min} (got ${value}).`);
@@ -96,7 +102,15 @@ function prepareOutputDir(out: string, force: boolean): void {
       for (const entry of entries) if (ours.has(entry)) rmSync(path.join(out, entry), { recursive: true, force: true });
     }
   }
-  mkdirSync(path.join(out, imagesDirName), { recursive: true });
+  try {
+    mkdirSync(path.join(out, imagesDirName), { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'EEXIST') {
+      throw new SynthOutputUnwritableError(out, (error as Error).message);
+    }
+    throw error;
+  }
 }
 
 /** A record as it ends up in the files, after any hazard is applied. */
