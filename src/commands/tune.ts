@@ -12,7 +12,8 @@ import type { HyperparameterValues } from '../tune/hyperparameters.ts';
 import { createOracle, describeSearch, objectiveOf, type SearchOverrides } from '../tune/search-setup.ts';
 import { TrainerTrialRunner } from '../tune/trainer-runner.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
-import { formatLeaderboard, runTuner } from '../tune/tuner.ts';
+import { formatLeaderboard } from '../tune/leaderboard.ts';
+import { runTuner } from '../tune/tuner.ts';
 import { commandContext } from './context.ts';
 
 function positiveInt(value: string): number {

@@ -1,13 +1,11 @@
-import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { UserError } from '../core/errors.ts';
-import type { Output } from '../report/output.ts';
-import { shouldStopEarly, TRIAL_MONITOR } from './early-stopping.ts';
 import { collectHeap } from './heap-collection.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
+import { describeTrial, rankTrials, type LeaderboardEntry } from './leaderboard.ts';
 import { acquireTunerLock } from './lock.ts';
-import { isBetter, type Objective, type Oracle, type OracleStateBase, type OracleTrial } from './oracle.ts';
+import type { Objective, Oracle, OracleStateBase } from './oracle.ts';
 import { searchDifferences, TuningDirMismatchError } from './search-setup.ts';
-import type { EpochRecord, TrialRunner } from './trial-runner.ts';
+import { executeTrial, newTrialRecord, type TrialExecutionOptions } from './trial-execution.ts';
 import { TrialStore, type BestHyperparameters, type SearchDescription, type TrialRecord } from './trial-store.ts';
 
 /**
@@ -28,36 +26,23 @@ export class TooManyFailuresError extends UserError {
 }
 
 export class TuneInterruptedError extends UserError {
-  constructor(trialId: string, epochs: number) {
-    super(`tuning interrupted during trial ${trialId} after epoch ${epochs}; its checkpoint is saved. Rerun 'galactic tune' to resume it.`, 130);
+  /** `epochs` null: interrupted before the trial started. */
+  constructor(trialId: string, epochs: number | null) {
+    super(epochs === null
+      ? `tuning interrupted before trial ${trialId} started. Rerun 'galactic tune' to continue.`
+      : `tuning interrupted during trial ${trialId} after epoch ${epochs}; its checkpoint is saved. Rerun 'galactic tune' to resume it.`, 130);
   }
 }
 
-export interface TunerOptions {
+export interface TunerOptions extends Omit<TrialExecutionOptions, 'patience'> {
   dir: string;
+  /** The search; its patience is the per-trial early stopping. */
   search: SearchDescription;
   /** Builds the oracle, from saved state when resuming. */
   createOracle: (state?: OracleStateBase) => Oracle;
-  runner: TrialRunner;
-  /** Peak-memory estimate of a trial in MB, made before its model is built; may throw for values that cannot make a model. */
-  estimateMB: (values: HyperparameterValues) => number;
-  limitMB: number;
-  /** Why the backend cannot hold a trial whatever the budget (e.g. wasm's 4 GiB heap), or null. */
-  backendRefusal?: (values: HyperparameterValues) => string | null;
   overwrite?: boolean;
-  output?: Output;
-  /** Aborting stops after the current epoch; the trial is saved as STOPPED and resumes on the next run. */
-  signal?: AbortSignal;
   maxConsecutiveFailures?: number;
   leaderboardSize?: number;
-}
-
-export interface LeaderboardEntry {
-  trialId: string;
-  values: HyperparameterValues;
-  score: number;
-  bestEpoch: number | null;
-  epochs: number;
 }
 
 export interface TuneSummary {
@@ -118,14 +103,14 @@ async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<Tun
       break;
     }
     const plan = decision.trial;
-    if (options.signal?.aborted) throw new TuneInterruptedError(plan.id, plan.initialEpoch);
+    if (options.signal?.aborted) throw new TuneInterruptedError(plan.id, null);
     // The schedule (and the generator position) reaches disk before the trial starts.
     store.writeOracle(options.search, oracle.getState());
 
-    let record = store.readTrial(plan.id) ?? newRecord(plan);
+    let record = store.readTrial(plan.id) ?? newTrialRecord(plan);
     if (record.status === 'RUNNING' || record.status === 'STOPPED') {
       ranNow++;
-      record = await runTrial(store, plan, record, objective, options);
+      record = await executeTrial(store, plan, record, objective, { ...options, patience: options.search.patience });
       collectHeap();
       if (record.status === 'STOPPED') {
         store.writeOracle(options.search, oracle.getState());
@@ -153,183 +138,9 @@ async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<Tun
   return summary;
 }
 
-function newRecord(plan: OracleTrial): TrialRecord {
-  return {
-    id: plan.id,
-    values: plan.values,
-    status: 'RUNNING',
-    metrics: [],
-    bestEpoch: null,
-    score: null,
-    seconds: 0,
-    peakRssMB: null,
-    epochs: plan.epochs,
-    initialEpoch: plan.initialEpoch,
-    parentId: plan.parentId,
-    ...(plan.bracket !== undefined ? { bracket: plan.bracket, round: plan.round } : {}),
-    checkpoint: null,
-    bestCheckpoint: null,
-  };
-}
-
-/** Where a trial starts: its own latest checkpoint (resume), its parent's best (promotion), or fresh weights. */
-function startingPoint(store: TrialStore, record: TrialRecord, output?: Output): { initialEpoch: number; checkpoint: string | null } {
-  if (record.checkpoint) {
-    return { initialEpoch: record.initialEpoch + record.metrics.length, checkpoint: store.checkpointPath(record.id, record.checkpoint) };
-  }
-  if (record.parentId !== null) {
-    const parent = store.readTrial(record.parentId);
-    if (parent?.bestCheckpoint && existsSync(store.checkpointPath(parent.id, parent.bestCheckpoint))) {
-      return { initialEpoch: record.initialEpoch, checkpoint: store.checkpointPath(parent.id, parent.bestCheckpoint) };
-    }
-    output?.warn(`trial ${record.id}: the best checkpoint of its parent trial ${record.parentId} is missing; training it from scratch`);
-    record.initialEpoch = 0;
-  }
-  return { initialEpoch: record.initialEpoch, checkpoint: null };
-}
-
-function objectiveValue(record: EpochRecord, objective: Objective): number {
-  return record[objective.name];
-}
-
-function finish(record: TrialRecord, status: TrialRecord['status'], reason?: string): TrialRecord {
-  record.status = status;
-  if (reason !== undefined) record.reason = reason;
-  else delete record.reason;
-  return record;
-}
-
-async function runTrial(store: TrialStore, plan: OracleTrial, record: TrialRecord, objective: Objective, options: TunerOptions): Promise<TrialRecord> {
-  const { output } = options;
-  const started = Date.now();
-  const secondsBefore = record.seconds;
-  const elapsed = () => secondsBefore + (Date.now() - started) / 1000;
-
-  // Memory check before any model exists.
-  let estimateMB: number;
-  try {
-    estimateMB = options.estimateMB(plan.values);
-  } catch (error) {
-    record.seconds = elapsed();
-    store.writeTrial(finish(record, 'FAILED', `cannot build a model from these values: ${(error as Error).message}`));
-    return record;
-  }
-  record.estimateMB = estimateMB;
-  const refusal = estimateMB > options.limitMB
-    ? `estimated peak ${estimateMB} MB exceeds memory.limitMB ${options.limitMB}`
-    : (options.backendRefusal?.(plan.values) ?? null);
-  if (refusal) {
-    record.seconds = elapsed();
-    store.writeTrial(finish(record, 'INFEASIBLE', refusal));
-    return record;
-  }
-
-  const start = startingPoint(store, record, output);
-  if (record.initialEpoch + record.metrics.length >= record.epochs || shouldStopEarly(record.metrics, TRIAL_MONITOR, options.search.patience)) {
-    // Killed after its last epoch was saved but before it was marked finished.
-    store.writeTrial(finish(record, 'COMPLETED'));
-    return record;
-  }
-  record.status = 'RUNNING';
-  store.writeTrial(record);
-  if (start.checkpoint && record.metrics.length > 0) {
-    output?.info(`trial ${record.id}: resuming from epoch ${start.initialEpoch} of ${record.epochs}`);
-  }
-
-  let peakRss = record.peakRssMB ?? 0;
-  let nanAt: number | null = null;
-  let interrupted = false;
-  try {
-    const result = await options.runner.run({
-      trialId: record.id,
-      values: plan.values,
-      epochs: record.epochs,
-      initialEpoch: start.initialEpoch,
-      checkpoint: start.checkpoint,
-      onEpochEnd: async ({ record: epoch, saveCheckpoint }) => {
-        record.metrics.push(epoch);
-        const done = record.initialEpoch + record.metrics.length;
-        peakRss = Math.max(peakRss, epoch.peakRssMB ?? 0, process.memoryUsage().rss / (1024 * 1024));
-        if (Number.isNaN(epoch.loss)) {
-          nanAt = done;
-          return 'stop';
-        }
-        const latest = `checkpoint-${done}`;
-        await saveCheckpoint(store.checkpointPath(record.id, latest));
-        record.checkpoint = latest;
-        const value = objectiveValue(epoch, objective);
-        if (isBetter(value, record.score, objective.direction)) {
-          record.score = value;
-          record.bestEpoch = done;
-          const best = `best-${done}`;
-          copyCheckpoint(store.checkpointPath(record.id, latest), store.checkpointPath(record.id, best));
-          record.bestCheckpoint = best;
-        }
-        record.seconds = elapsed();
-        record.peakRssMB = Math.round(peakRss);
-        store.writeTrial(record);
-        store.pruneCheckpoints(record);
-        if (options.signal?.aborted) {
-          interrupted = true;
-          return 'stop';
-        }
-        return shouldStopEarly(record.metrics, TRIAL_MONITOR, options.search.patience) ? 'stop' : 'continue';
-      },
-    });
-    record.seconds = elapsed();
-    record.peakRssMB = Math.round(peakRss);
-    if (result.stopReason === 'nan-loss' || nanAt !== null) {
-      finish(record, 'FAILED', `loss became NaN at epoch ${nanAt ?? record.initialEpoch + record.metrics.length}`);
-    } else if (interrupted) {
-      finish(record, 'STOPPED', 'interrupted by the user');
-    } else {
-      finish(record, 'COMPLETED');
-      // finished: only the best checkpoint matters now (Hyperband promotion); pruning removes the latest
-      record.checkpoint = null;
-    }
-  } catch (error) {
-    record.seconds = elapsed();
-    record.peakRssMB = peakRss > 0 ? Math.round(peakRss) : null;
-    finish(record, 'FAILED', (error as Error).message || String(error));
-  }
-  store.writeTrial(record);
-  store.pruneCheckpoints(record);
-  return record;
-}
-
-/** Copies a checkpoint folder under a temp name, then renames it: a half-copied best checkpoint never carries the real name. */
-function copyCheckpoint(from: string, to: string): void {
-  const temp = `${to}.tmp-${process.pid}`;
-  rmSync(temp, { recursive: true, force: true });
-  cpSync(from, temp, { recursive: true });
-  rmSync(to, { recursive: true, force: true });
-  renameSync(temp, to);
-}
-
-function describeTrial(output: Output | undefined, record: TrialRecord, objective: Objective): void {
-  if (!output) return;
-  const values = formatValues(record.values);
-  const where = record.parentId !== null ? ` (from trial ${record.parentId}, epochs ${record.initialEpoch}->${record.epochs})` : '';
-  if (record.status === 'COMPLETED') {
-    output.info(`trial ${record.id}${where}: ${objective.name} ${record.score?.toFixed(4) ?? 'n/a'} at epoch ${record.bestEpoch ?? '-'} | ${values} | ${record.seconds.toFixed(1)} s, peak ${record.peakRssMB ?? '?'} MB (est. ${record.estimateMB ?? '?'} MB)`);
-  } else {
-    output.info(`trial ${record.id}${where}: ${record.status} (${record.reason ?? ''}) | ${values}`);
-  }
-}
-
-export function formatValues(values: HyperparameterValues): string {
-  return Object.keys(values).sort()
-    .map((k) => `${k}=${typeof values[k] === 'number' && !Number.isInteger(values[k]) ? (values[k] as number).toPrecision(3) : String(values[k])}`)
-    .join(' ');
-}
-
 function summarize(store: TrialStore, oracle: Oracle, objective: Objective, options: TunerOptions, ranNow: number, endReason: string): TuneSummary {
   const records = oracle.allTrials.map((t) => store.readTrial(t.id)).filter((r): r is TrialRecord => r !== null);
-  const completed = records.filter((r) => r.status === 'COMPLETED' && r.score !== null);
-  completed.sort((a, b) => (isBetter(a.score, b.score, objective.direction) ? -1 : isBetter(b.score, a.score, objective.direction) ? 1 : a.id.localeCompare(b.id)));
-  const leaderboard = completed.slice(0, options.leaderboardSize ?? 10).map((r) => ({
-    trialId: r.id, values: r.values, score: r.score as number, bestEpoch: r.bestEpoch, epochs: r.initialEpoch + r.metrics.length,
-  }));
+  const leaderboard = rankTrials(records, objective, options.leaderboardSize ?? 10);
   const top = leaderboard[0];
   return {
     tuningDir: options.dir,
@@ -343,14 +154,4 @@ function summarize(store: TrialStore, oracle: Oracle, objective: Objective, opti
     leaderboard,
     endReason,
   };
-}
-
-/** The leaderboard as aligned lines for stderr. */
-export function formatLeaderboard(summary: TuneSummary, objective: string): string {
-  if (summary.leaderboard.length === 0) return 'no completed trials';
-  const lines = [`rank  trial  ${objective.padEnd(12)}  epochs  values`];
-  summary.leaderboard.forEach((e, i) => {
-    lines.push(`${String(i + 1).padStart(4)}  ${e.trialId.padEnd(5)}  ${e.score.toFixed(4).padEnd(12)}  ${String(e.epochs).padStart(6)}  ${formatValues(e.values)}`);
-  });
-  return lines.join('\n');
 }

@@ -1,0 +1,184 @@
+import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
+import type { Output } from '../report/output.ts';
+import { shouldStopEarly, TRIAL_MONITOR } from './early-stopping.ts';
+import type { HyperparameterValues } from './hyperparameters.ts';
+import { isBetter, type Objective, type OracleTrial } from './oracle.ts';
+import type { EpochRecord, TrialRunner } from './trial-runner.ts';
+import type { TrialRecord, TrialStore } from './trial-store.ts';
+
+/**
+ * One trial from memory check to final status: estimate its peak memory (INFEASIBLE if it cannot
+ * fit), find where it starts (its own latest checkpoint, its Hyperband parent's best, or fresh
+ * weights), run it through the TrialRunner and persist every epoch in crash-safe order:
+ * checkpoint folder named by the epoch → best-epoch copy → trial.json naming both → prune old folders.
+ */
+
+export interface TrialExecutionOptions {
+  runner: TrialRunner;
+  /** Peak-memory estimate of a trial in MB, made before its model is built; may throw for values that cannot make a model. */
+  estimateMB: (values: HyperparameterValues) => number;
+  limitMB: number;
+  /** Why the backend cannot hold a trial whatever the budget (e.g. wasm's 4 GiB heap), or null. */
+  backendRefusal?: (values: HyperparameterValues) => string | null;
+  /** Per-trial early-stopping patience (tuner.patience); null = off. */
+  patience: number | null;
+  output?: Output;
+  /** Aborting stops after the current epoch; the trial is saved as STOPPED. */
+  signal?: AbortSignal;
+}
+
+export function newTrialRecord(plan: OracleTrial): TrialRecord {
+  return {
+    id: plan.id,
+    values: plan.values,
+    status: 'RUNNING',
+    metrics: [],
+    bestEpoch: null,
+    score: null,
+    seconds: 0,
+    peakRssMB: null,
+    epochs: plan.epochs,
+    initialEpoch: plan.initialEpoch,
+    parentId: plan.parentId,
+    ...(plan.bracket !== undefined ? { bracket: plan.bracket, round: plan.round } : {}),
+    checkpoint: null,
+    bestCheckpoint: null,
+  };
+}
+
+/** Where a trial starts: its own latest checkpoint (resume), its parent's best (promotion), or fresh weights. */
+function startingPoint(store: TrialStore, record: TrialRecord, output?: Output): { initialEpoch: number; checkpoint: string | null } {
+  if (record.checkpoint) {
+    return { initialEpoch: record.initialEpoch + record.metrics.length, checkpoint: store.checkpointPath(record.id, record.checkpoint) };
+  }
+  if (record.parentId !== null) {
+    const parent = store.readTrial(record.parentId);
+    if (parent?.bestCheckpoint && existsSync(store.checkpointPath(parent.id, parent.bestCheckpoint))) {
+      return { initialEpoch: record.initialEpoch, checkpoint: store.checkpointPath(parent.id, parent.bestCheckpoint) };
+    }
+    output?.warn(`trial ${record.id}: the best checkpoint of its parent trial ${record.parentId} is missing; training it from scratch`);
+    record.initialEpoch = 0;
+  }
+  return { initialEpoch: record.initialEpoch, checkpoint: null };
+}
+
+function objectiveValue(record: EpochRecord, objective: Objective): number {
+  return record[objective.name];
+}
+
+function finish(record: TrialRecord, status: TrialRecord['status'], reason?: string): TrialRecord {
+  record.status = status;
+  if (reason !== undefined) record.reason = reason;
+  else delete record.reason;
+  return record;
+}
+
+export async function executeTrial(store: TrialStore, plan: OracleTrial, record: TrialRecord, objective: Objective, options: TrialExecutionOptions): Promise<TrialRecord> {
+  const { output } = options;
+  const started = Date.now();
+  const secondsBefore = record.seconds;
+  const elapsed = () => secondsBefore + (Date.now() - started) / 1000;
+
+  // Memory check before any model exists.
+  let estimateMB: number;
+  try {
+    estimateMB = options.estimateMB(plan.values);
+  } catch (error) {
+    record.seconds = elapsed();
+    store.writeTrial(finish(record, 'FAILED', `cannot build a model from these values: ${(error as Error).message}`));
+    return record;
+  }
+  record.estimateMB = estimateMB;
+  const refusal = estimateMB > options.limitMB
+    ? `estimated peak ${estimateMB} MB exceeds memory.limitMB ${options.limitMB}`
+    : (options.backendRefusal?.(plan.values) ?? null);
+  if (refusal) {
+    record.seconds = elapsed();
+    store.writeTrial(finish(record, 'INFEASIBLE', refusal));
+    return record;
+  }
+
+  const start = startingPoint(store, record, output);
+  if (record.initialEpoch + record.metrics.length >= record.epochs || shouldStopEarly(record.metrics, TRIAL_MONITOR, options.patience)) {
+    // Killed after its last epoch was saved but before it was marked finished.
+    record.checkpoint = null;
+    store.writeTrial(finish(record, 'COMPLETED'));
+    store.pruneCheckpoints(record);
+    return record;
+  }
+  record.status = 'RUNNING';
+  store.writeTrial(record);
+  if (start.checkpoint && record.metrics.length > 0) {
+    output?.info(`trial ${record.id}: resuming from epoch ${start.initialEpoch} of ${record.epochs}`);
+  }
+
+  let peakRss = record.peakRssMB ?? 0;
+  let nanAt: number | null = null;
+  let interrupted = false;
+  try {
+    const result = await options.runner.run({
+      trialId: record.id,
+      values: plan.values,
+      epochs: record.epochs,
+      initialEpoch: start.initialEpoch,
+      checkpoint: start.checkpoint,
+      onEpochEnd: async ({ record: epoch, saveCheckpoint }) => {
+        record.metrics.push(epoch);
+        const done = record.initialEpoch + record.metrics.length;
+        peakRss = Math.max(peakRss, epoch.peakRssMB ?? 0, process.memoryUsage().rss / (1024 * 1024));
+        if (Number.isNaN(epoch.loss)) {
+          nanAt = done;
+          return 'stop';
+        }
+        const latest = `checkpoint-${done}`;
+        await saveCheckpoint(store.checkpointPath(record.id, latest));
+        record.checkpoint = latest;
+        const value = objectiveValue(epoch, objective);
+        if (isBetter(value, record.score, objective.direction)) {
+          record.score = value;
+          record.bestEpoch = done;
+          const best = `best-${done}`;
+          copyCheckpoint(store.checkpointPath(record.id, latest), store.checkpointPath(record.id, best));
+          record.bestCheckpoint = best;
+        }
+        record.seconds = elapsed();
+        record.peakRssMB = Math.round(peakRss);
+        store.writeTrial(record);
+        store.pruneCheckpoints(record);
+        if (options.signal?.aborted) {
+          interrupted = true;
+          return 'stop';
+        }
+        return shouldStopEarly(record.metrics, TRIAL_MONITOR, options.patience) ? 'stop' : 'continue';
+      },
+    });
+    record.seconds = elapsed();
+    record.peakRssMB = Math.round(peakRss);
+    if (result.stopReason === 'nan-loss' || nanAt !== null) {
+      finish(record, 'FAILED', `loss became NaN at epoch ${nanAt ?? record.initialEpoch + record.metrics.length}`);
+    } else if (interrupted) {
+      finish(record, 'STOPPED', 'interrupted by the user');
+    } else {
+      finish(record, 'COMPLETED');
+      // finished: only the best checkpoint matters now (Hyperband promotion); pruning removes the latest
+      record.checkpoint = null;
+    }
+  } catch (error) {
+    record.seconds = elapsed();
+    record.peakRssMB = peakRss > 0 ? Math.round(peakRss) : null;
+    finish(record, 'FAILED', (error as Error).message || String(error));
+  }
+  store.writeTrial(record);
+  store.pruneCheckpoints(record);
+  return record;
+}
+
+/** Copies a checkpoint folder under a temp name, then renames it: a half-copied best checkpoint never carries the real name. */
+function copyCheckpoint(from: string, to: string): void {
+  const temp = `${to}.tmp-${process.pid}`;
+  rmSync(temp, { recursive: true, force: true });
+  cpSync(from, temp, { recursive: true });
+  rmSync(to, { recursive: true, force: true });
+  renameSync(temp, to);
+}
+
