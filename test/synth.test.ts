@@ -7,9 +7,9 @@ import sharp from 'sharp';
 import { validateConfig } from '../src/config/load.ts';
 import { Output } from '../src/report/output.ts';
 import { demoDataRoot, ensureDemoData } from '../src/images/synth/demo.ts';
-import {
-  gz2Header, joinedHeader, mappingHeader, synthesizeDataset, SynthOutputNotDirectoryError, SynthOutputUnwritableError, type SynthOptions,
-} from '../src/images/synth/dataset.ts';
+import { synthesizeDataset, type SynthOptions } from '../src/images/synth/dataset.ts';
+import { gz2Header, joinedHeader, mappingHeader } from '../src/images/synth/layout.ts';
+import { SynthOutputNotDirectoryError, SynthOutputUnwritableError } from '../src/images/synth/output-dir.ts';
 import { hazardKinds, hazardRules, plantedHazardCount } from '../src/images/synth/hazards.ts';
 import { runCli } from './support/run-cli.ts';
 

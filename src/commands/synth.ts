@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
-import { synthesizeDataset, synthOutputList } from '../images/synth/dataset.ts';
+import { synthesizeDataset } from '../images/synth/dataset.ts';
+import { synthOutputList } from '../images/synth/layout.ts';
 import { minimumHazardCount } from '../images/synth/hazards.ts';
 import { commandContext } from './context.ts';
 

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../../config/load.ts';
 import type { Output } from '../../report/output.ts';
-import { gz2CsvName, joinedCsvName, synthesizeDataset } from './dataset.ts';
+import { synthesizeDataset } from './dataset.ts';
+import { gz2CsvName, joinedCsvName } from './layout.ts';
 
 /** Records in the built-in demo data set: enough to train on in minutes on two cores. */
 export const demoImageCount = 1500;

@@ -1,0 +1,46 @@
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../../core/errors.ts';
+import { imagesDirName, synthOutputList, synthOutputs } from './layout.ts';
+
+export class SynthOutputNotEmptyError extends UserError {
+  constructor(dir: string, entries: string[]) {
+    const shown = entries.slice(0, 5).join(', ') + (entries.length > 5 ? `, ... (${entries.length} entries)` : '');
+    super(`--out ${dir} is not empty (it contains ${shown}); nothing was written. Choose a new or empty folder, `
+      + `or pass --force to replace what synth writes there (${synthOutputList}); other files are left alone.`);
+  }
+}
+
+export class SynthOutputNotDirectoryError extends UserError {
+  constructor(dir: string) {
+    super(`--out ${dir} exists and is not a folder. Pass the path of a new or empty folder.`);
+  }
+}
+
+export class SynthOutputUnwritableError extends UserError {
+  constructor(dir: string, cause: string) {
+    super(`cannot write into --out ${dir} (${cause}). Choose a folder you can write to.`);
+  }
+}
+
+/** Refuses a non-empty --out unless forced; with --force removes only synth's own outputs. */
+export function prepareOutputDir(out: string, force: boolean): void {
+  if (existsSync(out)) {
+    if (!statSync(out).isDirectory()) throw new SynthOutputNotDirectoryError(out);
+    const entries = readdirSync(out);
+    if (entries.length > 0) {
+      if (!force) throw new SynthOutputNotEmptyError(out, entries);
+      const ours = new Set<string>(synthOutputs.flatMap((name) => [name, `${name}.partial`]));
+      for (const entry of entries) if (ours.has(entry)) rmSync(path.join(out, entry), { recursive: true, force: true });
+    }
+  }
+  try {
+    mkdirSync(path.join(out, imagesDirName), { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'EEXIST') {
+      throw new SynthOutputUnwritableError(out, (error as Error).message);
+    }
+    throw error;
+  }
+}
