@@ -42,7 +42,7 @@ test('fixed knobs are honoured', () => {
   assert.equal(plan.decodeConcurrency, 3);
   assert.equal(plan.shuffleBufferRecords, 500);
   assert.equal(plan.prefetchBatches, 4);
-  assert.equal(plan.components.find((c) => c.name === "shard buffer")!.bytes, 3 * 100 * recordBytes(config()));
+  assert.equal(plan.components.find((c) => c.name === "shard buffer")!.bytes, 2 * 100 * recordBytes(config()));
 });
 
 test('impossible configs are refused, naming the knob to turn', () => {

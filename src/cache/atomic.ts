@@ -10,16 +10,21 @@ import path from 'node:path';
 
 export const TEMP_SUFFIX = '.tmp';
 
+/** Bytes to write: one buffer, or consecutive parts written in order (no concatenation copy). */
+export type FileBytes = Uint8Array | readonly Uint8Array[];
+
 /** How bytes reach the temp file; tests inject one that fails like a full disk. */
-export type WriteFileFn = (file: string, data: Uint8Array) => Promise<void>;
+export type WriteFileFn = (file: string, data: FileBytes) => Promise<void>;
 
 export const writeAndSync: WriteFileFn = async (file, data) => {
   const handle = await open(file, 'w');
   try {
-    let offset = 0;
-    while (offset < data.byteLength) {
-      const { bytesWritten } = await handle.write(data, offset, data.byteLength - offset);
-      offset += bytesWritten;
+    for (const part of data instanceof Uint8Array ? [data] : data) {
+      let offset = 0;
+      while (offset < part.byteLength) {
+        const { bytesWritten } = await handle.write(part, offset, part.byteLength - offset);
+        offset += bytesWritten;
+      }
     }
     await handle.sync();
   } finally {
@@ -39,7 +44,7 @@ export function syncDir(dir: string): void {
   }
 }
 
-export async function replaceFileAtomic(target: string, data: Uint8Array, write: WriteFileFn = writeAndSync): Promise<void> {
+export async function replaceFileAtomic(target: string, data: FileBytes, write: WriteFileFn = writeAndSync): Promise<void> {
   const temp = `${target}${TEMP_SUFFIX}`;
   try {
     await write(temp, data);

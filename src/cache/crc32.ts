@@ -1,3 +1,4 @@
+import zlib from 'node:zlib';
 /** CRC-32 (IEEE), slicing-by-8 for speed on multi-megabyte shard payloads. */
 const TABLES: Uint32Array[] = (() => {
   const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
@@ -16,7 +17,16 @@ const TABLES: Uint32Array[] = (() => {
   return tables;
 })();
 
+/** zlib's native CRC-32 (Node >= 20.15), several times faster than the JS tables below. */
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+
 export function crc32(bytes: Uint8Array, previous = 0): number {
+  if (nativeCrc32) return nativeCrc32(bytes, previous) >>> 0;
+  return crc32Tables(bytes, previous);
+}
+
+/** The portable fallback (older Node); same values. */
+export function crc32Tables(bytes: Uint8Array, previous = 0): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES;
   let crc = ~previous >>> 0;
   let i = 0;

@@ -30,13 +30,34 @@ export class CorruptShardError extends UserError {
   }
 }
 
-export function encodeShard(shard: Shard): Buffer {
+function checkShape(shard: Shard): void {
   const [n, h, w, c] = shard.shape;
   const bytesPerValue = shard.dtype === 'uint8' ? 1 : 4;
   if (shard.ids.length !== n || shard.labels.length !== n || shard.data.byteLength !== n * h * w * c * bytesPerValue) {
     throw new Error(`encodeShard: inconsistent shard (n=${n}, ids=${shard.ids.length}, labels=${shard.labels.length}, bytes=${shard.data.byteLength})`);
   }
-  return pack({
+}
+
+/** msgpack bin header for `length` bytes (bin8/bin16/bin32, as msgpackr chooses). */
+function binHeader(length: number): Uint8Array {
+  if (length < 0x100) return Uint8Array.of(0xc4, length);
+  if (length < 0x10000) return Uint8Array.of(0xc5, length >> 8, length & 0xff);
+  const header = new Uint8Array(5);
+  header[0] = 0xc6;
+  new DataView(header.buffer).setUint32(1, length);
+  return header;
+}
+
+/**
+ * The shard as a list of byte ranges whose concatenation is exactly `encodeShard`'s bytes, with
+ * the pixel data as one of them, uncopied: the writer hands them to one writev, so a 32 MB
+ * shard is never copied into an encoding buffer.
+ */
+export function encodeShardParts(shard: Shard): Uint8Array[] {
+  checkShape(shard);
+  // the first six fields through msgpackr, then its map header patched from 6 to 8 entries
+  // (msgpackr writes objects with a map16 header, 0xde 0x0006; fixmap 0x86 handled too)
+  const head = pack({
     format: SHARD_FORMAT,
     version: CACHE_FORMAT_VERSION,
     dtype: shard.dtype,
@@ -44,9 +65,15 @@ export function encodeShard(shard: Shard): Buffer {
     ids: shard.ids,
     // int32 little-endian bytes: msgpack has no typed-array type, and bin keeps it compact
     labels: new Uint8Array(shard.labels.buffer, shard.labels.byteOffset, shard.labels.byteLength),
-    data: shard.data,
-    crc32: crc32(shard.data),
   });
+  if (head[0] === 0x86) head[0] = 0x88;
+  else if (head[0] === 0xde && head[1] === 0 && head[2] === 6) head[2] = 8;
+  else throw new Error(`encodeShardParts: unexpected map header 0x${head[0].toString(16)}`);
+  return [head, pack('data'), binHeader(shard.data.byteLength), shard.data, pack('crc32'), pack(crc32(shard.data))];
+}
+
+export function encodeShard(shard: Shard): Buffer {
+  return Buffer.concat(encodeShardParts(shard));
 }
 
 /** Decodes a shard; `data` is a view into `bytes` (no copy). Checks format, shape and checksum. */

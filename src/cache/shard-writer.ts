@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
-import { encodeShard, type CacheDtype, type ShardEntry } from './format.ts';
+import { encodeShardParts, type CacheDtype, type ShardEntry } from './format.ts';
 import { crc32 } from './crc32.ts';
 import { replaceFileAtomic, writeAndSync, type WriteFileFn } from './atomic.ts';
 
@@ -32,7 +32,7 @@ export interface SealedShard {
  * as a shard file atomically (temp file, fsync, rename, fsync folder). Two buffers alternate:
  * while a sealed shard is being encoded and written, the next one fills the other buffer, so
  * decoding does not stall on fsync. The caller writes one sealed shard at a time. Memory is
- * fixed: two shard buffers plus one encoding.
+ * fixed: two shard buffers (the encoding refers to the pixel buffer instead of copying it).
  */
 export class ShardWriter {
   private readonly recordValues: number;
@@ -95,7 +95,7 @@ export class ShardWriter {
   /** Writes a sealed shard as shard number `index`. */
   async writeShard(sealed: SealedShard, index: number): Promise<ShardEntry> {
     const n = sealed.ids.length;
-    const bytes = encodeShard({
+    const parts = encodeShardParts({
       dtype: this.dtype,
       shape: [n, this.shape.height, this.shape.width, this.shape.channels],
       ids: sealed.ids,
@@ -105,13 +105,15 @@ export class ShardWriter {
     const file = shardFileName(index);
     const target = path.join(this.dir, file);
     try {
-      await replaceFileAtomic(target, bytes, this.write);
+      await replaceFileAtomic(target, parts, this.write);
     } catch (error) {
       const e = error as NodeJS.ErrnoException;
       if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw new DiskFullError(target, e.message);
       throw new CacheWriteError(target, e.code ?? e.message);
     }
-    return { file, count: n, bytes: bytes.byteLength, crc32: crc32(bytes) };
+    let fileCrc = 0;
+    for (const part of parts) fileCrc = crc32(part, fileCrc);
+    return { file, count: n, bytes: parts.reduce((sum, part) => sum + part.byteLength, 0), crc32: fileCrc };
   }
 
   /** seal() + writeShard() in one step. */

@@ -124,7 +124,7 @@ export function planMemory(config: LoadedConfig, options: { mappingRows?: number
   const available = limitBytes - fixedBytes;
 
   // The smallest pipeline that can run: one decode, one-image shards, a batch of shuffle buffer.
-  const minimum = DECODE_SLOT_BYTES + SHARP_THREAD_BYTES + 3 * record + permitsFor(1, 1) * record + batchSize * record + batchSize * record * 4;
+  const minimum = DECODE_SLOT_BYTES + SHARP_THREAD_BYTES + 2 * record + permitsFor(1, 1) * record + batchSize * record + batchSize * record * 4;
   if (available < minimum) {
     const needMB = Math.ceil((fixedBytes + minimum) / MiB);
     throw new MemoryPlanError('memory.limitMB',
@@ -142,17 +142,17 @@ export function planMemory(config: LoadedConfig, options: { mappingRows?: number
     `${decodeConcurrency} concurrent decodes x ${DECODE_SLOT_BYTES / MiB} MB + ${sharpThreads * decodeConcurrency} libvips threads x ${SHARP_THREAD_BYTES / MiB} MB`);
 
   // Shards: the writer holds two contiguous shard buffers (one filling while the other is
-  // written) plus the msgpack encoding of the one being written.
+  // written); the encoding writes the pixel buffer as is, so it adds only the ids and labels.
   const shardAuto = config.cache.shardImages === 'auto';
-  const shardCap = Math.max(1, Math.floor((available * 0.15) / (3 * record)));
+  const shardCap = Math.max(1, Math.floor((available * 0.15) / (2 * record)));
   const shardImages = shardAuto
     ? Math.max(1, Math.min(MAX_AUTO_SHARD_IMAGES, Math.floor(TARGET_SHARD_BYTES / record), shardCap))
     : (config.cache.shardImages as number);
-  if (!shardAuto && 3 * shardImages * record > available * 0.5) {
+  if (!shardAuto && 2 * shardImages * record > available * 0.5) {
     throw new MemoryPlanError('cache.shardImages',
-      `cache.shardImages is ${shardImages}: a shard of ${shardImages} x ${record} B images needs ${Math.ceil((3 * shardImages * record) / MiB)} MB (two buffers + encoding), more than half of the ${Math.floor(available / MiB)} MB left under memory.limitMB ${config.memory.limitMB}. Set cache.shardImages to at most ${shardCap} or "auto", or raise memory.limitMB.`);
+      `cache.shardImages is ${shardImages}: a shard of ${shardImages} x ${record} B images needs ${Math.ceil((2 * shardImages * record) / MiB)} MB (two buffers), more than half of the ${Math.floor(available / MiB)} MB left under memory.limitMB ${config.memory.limitMB}. Set cache.shardImages to at most ${shardCap} or "auto", or raise memory.limitMB.`);
   }
-  add('shard buffer', 3 * shardImages * record, `${shardImages} images x ${record} B, two buffers + msgpack encoding`);
+  add('shard buffer', 2 * shardImages * record, `${shardImages} images x ${record} B, two buffers (one filling, one being written)`);
 
   // Permits: a shard's records hold permits until it is flushed; two shards' worth lets the next
   // shard fill while one is written, the extra keeps decoders busy at the seam.

@@ -52,6 +52,8 @@ export interface PrepareOptions {
   /** Injection points for tests: how shard/manifest bytes reach disk, and a hook after each shard. */
   writeFile?: WriteFileFn;
   onCommit?: (manifest: Manifest) => void;
+  /** Replaces decodeImage (benches compare the pipeline against bare sharp with it). */
+  decode?: (file: string, image: LoadedConfig['image']) => Promise<Uint8Array>;
 }
 
 export class CacheDirNotWritableError extends UserError {
@@ -228,7 +230,7 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
         const screened = screen.screen(row);
         return row.row <= committedRow ? ({ kind: 'replayed', seq: row.row, row: row.row } satisfies Replayed) : screened;
       },
-      decode: (candidate) => decodeImage(candidate.file, config.image),
+      decode: (candidate) => (options.decode ?? decodeImage)(candidate.file, config.image),
       decodeConcurrency: plan.decodeConcurrency,
       sink: builder,
       probe,
