@@ -3,24 +3,33 @@ import { convGeometry, type ConvGeometry } from './conv-geometry.ts';
 import { add, convolve, release, slice, transpose, type WasmBackend } from './wasm-primitives.ts';
 
 /**
- * dW[kh,kw,ci,co] = Σ_{n,i,j} x[n, i·s + kh - pt, j·s + kw - pl, ci] · dy[n,i,j,co]
- * is itself a convolution: treat x as a batch of Cin one-"pixel-plane" images whose channels are
- * the N examples ([Cin,H,W,N]) and dy as a filter [H',W',N,Cout]; the forward stride becomes the
- * filter dilation and the output [Cin,kh,kw,Cout] is transposed back to [kh,kw,Cin,Cout].
- * All arithmetic runs in XNNPACK's convolution; JS only does index bookkeeping.
+ * dW[kh,kw,ci,co] = Σ_{n,i,j} x[n, i·s + kh − pt, j·s + kw − pl, ci] · dy[n,i,j,co] is itself a
+ * convolution: x as [Cin, H, W, N] (the examples become channels) convolved with dy as
+ * [H', W', N, Cout] for filter; the forward stride becomes the filter's dilation; the output
+ * [Cin, kh, kw, Cout] is transposed to [kh, kw, Cin, Cout]. All arithmetic runs in XNNPACK.
+ * (The mirror arrangement, x as the filter, packs a smaller filter but was slower in the
+ * notebook's first layer, where it leaves XNNPACK only Cin = 3 output channels.)
  */
 export function conv2DBackpropFilter({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   const wasm = backend as unknown as WasmBackend;
   const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const filterShape = attrs!.filterShape as [number, number, number, number];
   const g = convGeometry('Conv2DBackpropFilter', x.shape, filterShape, attrs as never);
+  return withDyAsFilter(wasm, x, dy, g);
+}
 
+function withDyAsFilter(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry): tf.TensorInfo {
   const xT = transpose(wasm, x, [3, 1, 2, 0]); // [Cin, H, W, N]
   const dyT = transpose(wasm, dy, [1, 2, 0, 3]); // [H', W', N, Cout]
-  const grad = accumulateOverRowChunks(wasm, xT, dyT, g);
+  // Columns the forward pass read right of the input are zeros: pad just enough for kw outputs
+  // (a surplus column from rounding is sliced off below).
+  const padRight = Math.max(0, g.filterWidth - 1 + (g.outWidth - 1) * g.strideWidth + 1 - g.inWidth - g.padLeft);
+  const grad = bandedConvolution(wasm, xT, dyT, {
+    dilations: [g.strideHeight, g.strideWidth], top: g.padTop, left: g.padLeft, right: padRight, outHeight: g.filterHeight,
+  }); // [Cin, kh, >=kw, Cout]
   release(wasm, xT, dyT);
   let exact = grad;
-  if (grad.shape[1] !== g.filterHeight || grad.shape[2] !== g.filterWidth) {
+  if (grad.shape[2] !== g.filterWidth) {
     exact = slice(wasm, grad, [0, 0, 0, 0], [g.inChannels, g.filterHeight, g.filterWidth, g.outChannels]);
     release(wasm, grad);
   }
@@ -29,39 +38,44 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: Parameters<tf.K
   return dW;
 }
 
-/** Bytes of dy (as a filter) per chunk: small enough to stay in a core's L2 cache. */
+/** Bytes of filter per band: small enough for its packed copy to stay in a core's L2 cache. */
 export const chunking = { filterBytes: 1024 * 1024 };
 
 /**
- * The reduction of this "convolution" runs over H'·W'·N, so XNNPACK's packed filter (dy) is huge
- * and is re-read from memory for every tile of the few output pixels. Splitting dy into bands of
- * rows (each band a filter that fits in cache) and summing the partial gradients keeps the inner
- * loops in cache; only the input rows a band touches are sliced out of xT.
+ * A stride-1 convolution whose output has `outHeight` rows, computed band by band over the
+ * filter's rows and summed. The reduction is over the filter's whole extent, so XNNPACK's packed
+ * filter would be re-read from memory for every tile of the few output pixels; a band whose
+ * filter fits in cache keeps those loops in cache. Each band reads only the input rows it touches
+ * (sliced out), and padding outside the input is passed to XNNPACK, never materialised.
  */
-function accumulateOverRowChunks(wasm: WasmBackend, xT: tf.TensorInfo, dyT: tf.TensorInfo, g: ConvGeometry): tf.TensorInfo {
-  const [cin, h, w, n] = xT.shape as [number, number, number, number];
-  const [oh, ow, , cout] = dyT.shape as [number, number, number, number];
-  const rowBytes = ow * n * cout * 4;
-  const rowsPerChunk = Math.max(1, Math.floor(chunking.filterBytes / rowBytes));
-  // Columns the forward pass read right of the input are zeros: pad just enough for kw outputs.
-  const padRight = Math.max(0, g.filterWidth - 1 + (ow - 1) * g.strideWidth + 1 - w - g.padLeft);
+function bandedConvolution(
+  wasm: WasmBackend,
+  input: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  conv: { dilations: [number, number]; top: number; left: number; right: number; outHeight: number },
+): tf.TensorInfo {
+  const [batch, h, w, channels] = input.shape as [number, number, number, number];
+  const [fh, fw, , outChannels] = filter.shape as [number, number, number, number];
+  const [dh] = conv.dilations;
+  const rowsPerBand = Math.max(1, Math.floor(chunking.filterBytes / (fw * channels * outChannels * 4)));
   let total: tf.TensorInfo | null = null;
-  for (let r0 = 0; r0 < oh; r0 += rowsPerChunk) {
-    const rows = Math.min(rowsPerChunk, oh - r0);
-    // Padded-input rows this band reads: from r0·s - padTop, spanning (rows-1)·s + kh rows.
-    const first = r0 * g.strideHeight - g.padTop;
-    const last = first + (rows - 1) * g.strideHeight + g.filterHeight; // exclusive
+  for (let r0 = 0; r0 < fh; r0 += rowsPerBand) {
+    const rows = Math.min(rowsPerBand, fh - r0);
+    // Input rows this band reads (unpadded coordinates): outHeight + (rows−1)·dh from here.
+    const first = r0 * dh - conv.top;
+    const last = first + (rows - 1) * dh + conv.outHeight; // exclusive
     const from = Math.max(0, first);
     const to = Math.min(h, last);
-    const band = rows === oh ? dyT : slice(wasm, dyT, [r0, 0, 0, 0], [rows, ow, n, cout]);
-    const input = from === 0 && to === h ? xT : slice(wasm, xT, [0, from, 0, 0], [cin, to - from, w, n]);
-    const partial = convolve(wasm, input, band, {
+    if (to <= from) continue; // the band only meets padding: it adds nothing
+    const band = rows === fh ? filter : slice(wasm, filter, [r0, 0, 0, 0], [rows, fw, channels, outChannels]);
+    const inputRows = from === 0 && to === h ? input : slice(wasm, input, [0, from, 0, 0], [batch, to - from, w, channels]);
+    const partial = convolve(wasm, inputRows, band, {
       strides: [1, 1],
-      dilations: [g.strideHeight, g.strideWidth],
-      pads: [from - first, padRight, last - to, g.padLeft],
-    }); // [Cin, kh, >=kw, Cout]
-    if (band !== dyT) release(wasm, band);
-    if (input !== xT) release(wasm, input);
+      dilations: conv.dilations,
+      pads: [from - first, conv.right, last - to, conv.left],
+    });
+    if (band !== filter) release(wasm, band);
+    if (inputRows !== input) release(wasm, inputRows);
     if (total === null) {
       total = partial;
     } else {
@@ -70,5 +84,6 @@ function accumulateOverRowChunks(wasm: WasmBackend, xT: tf.TensorInfo, dyT: tf.T
       total = sum;
     }
   }
-  return total!;
+  if (total === null) throw new Error('bandedConvolution: every band fell into padding');
+  return total;
 }
