@@ -9,7 +9,7 @@ import { Output } from '../src/report/output.ts';
 import { demoDataRoot, ensureDemoData } from '../src/images/synth/demo.ts';
 import { synthesizeDataset, type SynthOptions } from '../src/images/synth/dataset.ts';
 import { gz2Header, joinedHeader, mappingHeader } from '../src/images/synth/layout.ts';
-import { SynthOutputNotDirectoryError, SynthOutputUnwritableError } from '../src/images/synth/output-dir.ts';
+import { asOutputError, SynthOutputNotDirectoryError, SynthOutputUnwritableError } from '../src/images/synth/output-dir.ts';
 import { hazardKinds, hazardRules, plantedHazardCount } from '../src/images/synth/hazards.ts';
 import { runCli } from './support/run-cli.ts';
 
@@ -287,6 +287,12 @@ test('an --out that is a file, or lies under one, is one clear error', async () 
   await assert.rejects(synthesizeDataset({ ...base, out: file, hazards: false, count: 2 }, quiet), SynthOutputNotDirectoryError);
   await assert.rejects(synthesizeDataset({ ...base, out: path.join(file, 'sub'), hazards: false, count: 2 }, quiet), SynthOutputUnwritableError);
   assert.equal(readFileSync(file, 'utf8'), 'not a folder');
+  // a full disk while a worker writes: reported as the same user error, without the worker's stack
+  const full = asOutputError(Object.assign(new Error('synth worker failed: ENOSPC: no space left on device, open \'x.jpg\'\n    at write'), { code: 'ENOSPC' }), '/data');
+  assert.ok(full instanceof SynthOutputUnwritableError);
+  assert.match((full as Error).message, /^cannot write into --out \/data \(ENOSPC: no space left on device, open 'x.jpg'\)/);
+  const bug = new TypeError('a programming error');
+  assert.equal(asOutputError(bug, '/data'), bug, 'other errors pass through');
 });
 
 test('--force replaces only what synth writes', async () => {

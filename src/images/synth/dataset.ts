@@ -6,7 +6,7 @@ import { writeCatalogues } from './catalogues.ts';
 import { DatasetPlan } from './dataset-plan.ts';
 import { expectedOutcome, minimumHazardCount, plantedHazardCount, type ExpectedOutcome } from './hazards.ts';
 import { gz2CsvName, hazardsFileName, imagesDirName, mappingCsvName } from './layout.ts';
-import { prepareOutputDir } from './output-dir.ts';
+import { asOutputError, prepareOutputDir } from './output-dir.ts';
 import { RenderPool } from './worker-pool.ts';
 
 /**
@@ -72,13 +72,20 @@ export async function synthesizeDataset(options: SynthOptions, output: Output): 
       images++;
       progress.update(images);
     });
+  } catch (error) {
+    throw asOutputError(error, out);
   } finally {
     await pool.close();
   }
   const renderSeconds = (performance.now() - started) / 1000;
   progress.stop(`synth: ${images} images (${options.size}x${options.size}) in ${renderSeconds.toFixed(1)} s on ${pool.threads} threads`);
 
-  const catalogues = writeCatalogues(plan, out);
+  let catalogues: ReturnType<typeof writeCatalogues>;
+  try {
+    catalogues = writeCatalogues(plan, out);
+  } catch (error) {
+    throw asOutputError(error, out);
+  }
   let hazards: SynthSummary['hazards'] = null;
   if (options.hazards) {
     const expected = expectedOutcome(catalogues.joined, options.count);

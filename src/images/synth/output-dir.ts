@@ -19,7 +19,7 @@ export class SynthOutputNotDirectoryError extends UserError {
 
 export class SynthOutputUnwritableError extends UserError {
   constructor(dir: string, cause: string) {
-    super(`cannot write into --out ${dir} (${cause}). Choose a folder you can write to.`);
+    super(`cannot write into --out ${dir} (${cause}). Choose a folder you can write to, on a disk with free space.`);
   }
 }
 
@@ -37,10 +37,16 @@ export function prepareOutputDir(out: string, force: boolean): void {
   try {
     mkdirSync(path.join(out, imagesDirName), { recursive: true });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'EEXIST') {
-      throw new SynthOutputUnwritableError(out, (error as Error).message);
-    }
-    throw error;
+    throw asOutputError(error, out);
   }
+}
+
+/** File-system failures the user can fix (permissions, read-only or full disk) become a UserError. */
+const outputErrorCodes = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST', 'ENOSPC', 'EDQUOT']);
+
+export function asOutputError(error: unknown, out: string): unknown {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (!code || !outputErrorCodes.has(code)) return error;
+  const message = (error as Error).message.replace(/^synth worker failed: /, '').split('\n')[0];
+  return new SynthOutputUnwritableError(out, message);
 }

@@ -34,7 +34,7 @@ class RenderWorker {
       if (!pending) return;
       this.pending.delete(reply.id);
       if (reply.ok) pending.resolve(reply.bytes);
-      else pending.reject(new Error(`synth worker failed: ${reply.error}`));
+      else pending.reject(Object.assign(new Error(`synth worker failed: ${reply.error}`), { code: reply.code }));
     });
     const fail = (error: Error): void => {
       this.failure = error;
