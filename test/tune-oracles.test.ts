@@ -6,6 +6,8 @@ import { hyperbandSchedule, HyperbandOracle, type HyperbandState } from '../src/
 import { BooleanParam, Choice, Fixed, Float, hashValues, Int, SearchSpace } from '../src/tune/hyperparameters.ts';
 import type { Objective, Oracle, OracleTrial } from '../src/tune/oracle.ts';
 import { RandomSearchOracle } from '../src/tune/random-search.ts';
+import { BayesianOracle } from '../src/tune/bayesian.ts';
+import { GaussianProcess } from '../src/tune/gaussian-process.ts';
 
 const objective: Objective = { name: 'val_accuracy', direction: 'max' };
 
@@ -196,5 +198,45 @@ describe('Hyperband schedule', () => {
     const next = oracle.next() as { trial: OracleTrial };
     const completed = round0.slice(5).sort((a, b) => (b.values.x as number) - (a.values.x as number));
     assert.equal(next.trial.parentId, completed[0].id);
+  });
+});
+
+describe('BayesianOracle', () => {
+  const space = () => SearchSpace.fromConfig({
+    x: { type: 'float', min: 0, max: 1, step: null, sampling: 'linear' },
+    y: { type: 'float', min: 0, max: 1, step: null, sampling: 'linear' },
+  });
+  // a smooth objective with its peak at (0.7, 0.3)
+  const score = (t: OracleTrial) => 1 - ((t.values.x as number) - 0.7) ** 2 - ((t.values.y as number) - 0.3) ** 2;
+
+  it('the Gaussian process interpolates its observations and is unsure far from them', () => {
+    const gp = new GaussianProcess([[0.1], [0.5], [0.9]], [1, 3, 2]);
+    for (const [x, y] of [[0.1, 1], [0.5, 3], [0.9, 2]]) assert.ok(Math.abs(gp.predict([x]).mean - y) < 0.01);
+    assert.ok(gp.predict([0.5]).std < gp.predict([3]).std);
+  });
+
+  it('is deterministic, never repeats values, and after its random start proposes better values than random', () => {
+    const run = () => drain(new BayesianOracle(space(), objective, { maxTrials: 20, epochs: 1, seed: 42 }), score);
+    const trials = run();
+    assert.deepEqual(trials.map((t) => t.values), run().map((t) => t.values));
+    assert.equal(trials.length, 20);
+    assert.equal(new Set(trials.map((t) => hashValues(t.values))).size, 20);
+    const initial = trials.slice(0, 6).map(score);
+    const modelled = trials.slice(6).map(score);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    assert.ok(mean(modelled) > mean(initial), `modelled ${mean(modelled)} vs random ${mean(initial)}`);
+    assert.ok(Math.max(...modelled) > 0.99, 'finds the peak region');
+  });
+
+  it('minimises a loss objective and resumes identically from saved state', () => {
+    const lossObjective: Objective = { name: 'val_loss', direction: 'min' };
+    const loss = (t: OracleTrial) => 1 - score(t);
+    const options = { maxTrials: 12, epochs: 1, seed: 7 };
+    const whole = drain(new BayesianOracle(space(), lossObjective, options), loss);
+    const first = new BayesianOracle(space(), lossObjective, options);
+    const part = drain(first, loss, 8);
+    const rest = drain(new BayesianOracle(space(), lossObjective, options, JSON.parse(JSON.stringify(first.getState()))), loss);
+    assert.deepEqual([...part, ...rest].map((t) => t.values), whole.map((t) => t.values));
+    assert.ok(Math.min(...whole.slice(6).map(loss)) < Math.min(...whole.slice(0, 6).map(loss)));
   });
 });

@@ -22,13 +22,13 @@ function positiveInt(value: string): number {
   return n;
 }
 
-const ALGORITHMS = ['random', 'hyperband'];
+const ALGORITHMS = ['random', 'hyperband', 'bayesian'];
 const BACKENDS = ['auto', 'node', 'wasm', 'cpu'];
 
 export function tuneCommand(): Command {
   return new Command('tune')
     .description('search hyperparameters (RandomSearch or Hyperband) on the cached shards; resumes an interrupted search')
-    .option('--algorithm <name>', 'random or hyperband (overrides tuner.algorithm)')
+    .option('--algorithm <name>', 'random, hyperband or bayesian (overrides tuner.algorithm)')
     .option('--max-trials <n>', 'most trials (overrides tuner.maxTrials; caps Hyperband too)', positiveInt)
     .option('--overwrite', 'delete the trials in tuner.dir and start the search afresh', false)
     .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu (overrides backend)')
@@ -113,12 +113,16 @@ export function tuneCommand(): Command {
 
 function announce(
   output: Output,
-  algorithm: 'random' | 'hyperband',
+  algorithm: 'random' | 'hyperband' | 'bayesian',
   tuner: { maxTrials: number; epochs: number; dir: string; hyperband: { factor: number; iterations: number } },
   overrides: SearchOverrides,
   objective: string,
   direction: string,
 ): void {
+  if (algorithm === 'bayesian') {
+    output.info(`tuning: Bayesian optimisation (Gaussian process, UCB), up to ${overrides.maxTrials ?? tuner.maxTrials} trials of up to ${tuner.epochs} epochs, objective ${objective} (${direction}), folder ${tuner.dir}`);
+    return;
+  }
   if (algorithm === 'random') {
     output.info(`tuning: RandomSearch, up to ${overrides.maxTrials ?? tuner.maxTrials} trials of up to ${tuner.epochs} epochs, objective ${objective} (${direction}), folder ${tuner.dir}`);
     return;

@@ -133,7 +133,8 @@ export const notebookSpace = {
 
 export const tunerSchema = z
   .object({
-    algorithm: z.enum(['random', 'hyperband']).default('random'),
+    algorithm: z.enum(['random', 'hyperband', 'bayesian']).default('random')
+      .describe('random: RandomSearch; hyperband: Hyperband on tuner.epochs and tuner.hyperband; bayesian: Gaussian process with UCB after 3 x dimensions random trials.'),
     maxTrials: int(1).default(30),
     epochs: int(1).default(50).describe('Epochs per trial (RandomSearch) or maxEpochs (Hyperband).'),
     objective: z.enum(['val_accuracy', 'val_loss', 'accuracy', 'loss']).default('val_accuracy'),

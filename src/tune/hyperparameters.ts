@@ -20,6 +20,14 @@ export interface Hyperparameter {
   readonly cardinality: number;
   /** Every value, in order (only for finite hyperparameters). */
   enumerate(): HyperparameterValue[];
+  /** The value as a coordinate in [0, 1] (on the log scale for log sampling): what the Bayesian oracle models. */
+  unit(value: HyperparameterValue): number;
+}
+
+/** Position of x in [min, max], linearly or on the log scale. */
+function rangeUnit(x: number, min: number, max: number, sampling: 'linear' | 'log'): number {
+  if (max === min) return 0.5;
+  return sampling === 'log' ? (Math.log(x) - Math.log(min)) / (Math.log(max) - Math.log(min)) : (x - min) / (max - min);
 }
 
 /** keras-tuner's `Int(name, min, max, step, sampling)`: values min, min+step, ... <= max. */
@@ -46,6 +54,10 @@ export class Int implements Hyperparameter {
 
   enumerate(): number[] {
     return Array.from({ length: this.cardinality }, (_, i) => this.min + i * this.step);
+  }
+
+  unit(value: HyperparameterValue): number {
+    return rangeUnit(value as number, this.min, this.max, this.sampling);
   }
 
   private snap(x: number): number {
@@ -85,6 +97,10 @@ export class Float implements Hyperparameter {
     const step = this.step;
     return Array.from({ length: this.cardinality }, (_, i) => roundFloat(this.min + i * step));
   }
+
+  unit(value: HyperparameterValue): number {
+    return rangeUnit(value as number, this.min, this.max, this.sampling);
+  }
 }
 
 /** keras-tuner's `Choice(name, values)`. */
@@ -101,6 +117,12 @@ export class Choice implements Hyperparameter {
   enumerate(): HyperparameterValue[] {
     return [...new Set(this.values)];
   }
+
+  /** The centre of the value's slot, as keras-tuner's value_to_prob does. */
+  unit(value: HyperparameterValue): number {
+    const distinct = this.enumerate();
+    return (Math.max(0, distinct.indexOf(value)) + 0.5) / distinct.length;
+  }
 }
 
 /** keras-tuner's `Boolean(name)`. */
@@ -115,6 +137,10 @@ export class BooleanParam implements Hyperparameter {
   enumerate(): boolean[] {
     return [false, true];
   }
+
+  unit(value: HyperparameterValue): number {
+    return value === true ? 0.75 : 0.25;
+  }
 }
 
 /** keras-tuner's `Fixed(name, value)`: part of every values set, never searched. */
@@ -128,6 +154,10 @@ export class Fixed implements Hyperparameter {
 
   enumerate(): HyperparameterValue[] {
     return [this.value];
+  }
+
+  unit(): number {
+    return 0.5;
   }
 }
 

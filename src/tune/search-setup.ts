@@ -1,5 +1,6 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { UserError } from '../core/errors.ts';
+import { BayesianOracle } from './bayesian.ts';
 import { HyperbandOracle, type HyperbandState } from './hyperband.ts';
 import { canonicalJson, SearchSpace } from './hyperparameters.ts';
 import type { Objective, Oracle, OracleStateBase } from './oracle.ts';
@@ -9,7 +10,7 @@ import type { SearchDescription } from './trial-store.ts';
 /** Turns the config (plus command-line overrides) into the search the tuner runs and the oracle that schedules it. */
 
 export interface SearchOverrides {
-  algorithm?: 'random' | 'hyperband';
+  algorithm?: 'random' | 'hyperband' | 'bayesian';
   /** From --max-trials; for Hyperband only an explicit value caps the schedule. */
   maxTrials?: number;
 }
@@ -78,6 +79,9 @@ export function createOracle(search: SearchDescription, config: LoadedConfig, ov
       seed: search.seed,
       maxTrials: overrides.maxTrials ?? null,
     }, state as HyperbandState | undefined);
+  }
+  if (search.algorithm === 'bayesian') {
+    return new BayesianOracle(space, objective, { maxTrials: overrides.maxTrials ?? config.tuner.maxTrials, epochs: search.epochs, seed: search.seed }, state);
   }
   return new RandomSearchOracle(space, objective, {
     maxTrials: overrides.maxTrials ?? config.tuner.maxTrials,

@@ -43,7 +43,7 @@ export interface TrialRecord {
 
 /** Everything that makes two searches the same search; stored in oracle.json and compared on resume. */
 export interface SearchDescription {
-  algorithm: 'random' | 'hyperband';
+  algorithm: 'random' | 'hyperband' | 'bayesian';
   objective: string;
   direction: 'max' | 'min';
   space: unknown;
