@@ -17,17 +17,37 @@ export function batchMatMul(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
     return runOriginal('BatchMatMul', args);
   }
   const plain = (t: tf.TensorInfo, flip: boolean): tf.TensorInfo => {
-    if (!flip) return t;
     const [r, c] = t.shape.slice(-2) as [number, number];
     const flat = reshape(backend, t, [r, c]);
+    if (!flip) return flat;
     const turned = transpose(backend, flat, [1, 0]);
     release(backend, flat);
     return turned;
   };
-  const a2 = plain(a, transposeA);
-  const b2 = plain(b, transposeB);
-  const out = runOriginal('BatchMatMul', { ...args, inputs: { a: a2, b: b2 }, attrs: { ...args.attrs, transposeA: false, transposeB: false } });
-  if (a2 !== a) release(backend, a2);
-  if (b2 !== b) release(backend, b2);
+  const multiply = (left: tf.TensorInfo, right: tf.TensorInfo) =>
+    runOriginal('BatchMatMul', { ...args, inputs: { a: left, b: right }, attrs: { ...args.attrs, transposeA: false, transposeB: false } });
+  const size = (t: tf.TensorInfo) => t.shape.reduce((p, q) => p * q, 1);
+  let product: tf.TensorInfo;
+  if (transposeB && !transposeA && size(b) > size(a)) {
+    // a·bᵀ = (b·aᵀ)ᵀ: transpose the small operand and the result instead of the large b
+    // (the dense layer's dx = dy·Wᵀ with W [features, units]); XNNPACK packs only aᵀ.
+    const left = plain(b, false);
+    const right = plain(a, true);
+    const flipped = multiply(left, right);
+    release(backend, left, right);
+    const [rows, cols] = flipped.shape.slice(-2) as [number, number];
+    const flat = reshape(backend, flipped, [rows, cols]);
+    release(backend, flipped);
+    product = transpose(backend, flat, [1, 0]);
+    release(backend, flat);
+  } else {
+    const left = plain(a, transposeA);
+    const right = plain(b, transposeB);
+    product = multiply(left, right);
+    release(backend, left, right);
+  }
+  const outShape = [...(a.shape.length >= b.shape.length ? a.shape : b.shape).slice(0, -2), ...product.shape.slice(-2)];
+  const out = reshape(backend, product, outShape);
+  release(backend, product);
   return out;
 }

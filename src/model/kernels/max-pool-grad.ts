@@ -37,6 +37,10 @@ export function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   const out = backend.typedArrayFromHeap(dx) as Float32Array;
   out.fill(0);
   const rowStride = w * c;
+  if (fh === 2 && fw === 2 && sh === 2 && sw === 2 && padTop === 0 && padLeft === 0 && oh * 2 <= h && ow * 2 <= w) {
+    routePairs(x, g, out, n, h, oh, ow, c, rowStride);
+    return dx;
+  }
   for (let b = 0; b < n; b++) {
     for (let i = 0; i < oh; i++) {
       const r0 = Math.max(0, i * sh - padTop);
@@ -61,4 +65,29 @@ export function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
     }
   }
   return dx;
+}
+
+/** The notebook's 2x2/2 pool unrolled: four comparisons in window order, first maximum wins. */
+function routePairs(x: Float32Array, g: Float32Array, out: Float32Array, n: number, h: number, oh: number, ow: number, c: number, rowStride: number): void {
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < oh; i++) {
+      let top = (b * h + 2 * i) * rowStride;
+      let o = (b * oh + i) * ow * c;
+      for (let j = 0; j < ow; j++, top += 2 * c) {
+        const bottom = top + rowStride;
+        for (let ch = 0; ch < c; ch++, o++) {
+          const p00 = top + ch;
+          const p01 = p00 + c;
+          const p10 = bottom + ch;
+          const p11 = p10 + c;
+          let best = p00;
+          let max = x[p00]!;
+          if (x[p01]! > max) { max = x[p01]!; best = p01; }
+          if (x[p10]! > max) { max = x[p10]!; best = p10; }
+          if (x[p11]! > max) best = p11;
+          out[best] = g[o]!;
+        }
+      }
+    }
+  }
 }
