@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { addStageOptions, positiveInt, runStagesAction, scaleCommand, sweepCommand } from '../bench/commands.ts';
@@ -49,12 +50,15 @@ async function benchTrainAction(command: Command): Promise<void> {
     `bench train: ${result.backend}: ${result.imagesPerSecond} images/s, ${result.msPerStep.median} ms per step ` +
       `(min ${result.msPerStep.min}, max ${result.msPerStep.max}, ${result.msPerStep.steps} steps; batch ${result.batch}, ${result.size}x${result.size})`,
   );
+  output.info(`bench train: ${result.cpuMsPerStep} ms of CPU per step (${result.imagesPerCpuSecond} images per CPU-second; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores)`);
   output.info('bench train: most expensive kernels of one profiled step:');
   for (const line of formatKernelTable(result.topKernels)) output.info(line);
   output.result({
     backend: result.backend,
     imagesPerSecond: result.imagesPerSecond,
     msPerStep: result.msPerStep,
+    cpuMsPerStep: result.cpuMsPerStep,
+    imagesPerCpuSecond: result.imagesPerCpuSecond,
     topKernels: result.topKernels,
     backendReason: result.backendReason,
     size: result.size,

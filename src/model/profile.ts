@@ -40,6 +40,13 @@ export interface TrainBenchResult {
   backendReason: string | null;
   imagesPerSecond: number;
   msPerStep: { median: number; min: number; max: number; steps: number };
+  /**
+   * CPU time of this process per step (median). The wasm backend is single-threaded, so on an
+   * idle machine it equals the wall time; on a shared one it shows what the step costs when the
+   * process gets the core to itself (wall time also counts waiting for the CPU).
+   */
+  cpuMsPerStep: number;
+  imagesPerCpuSecond: number;
   topKernels: KernelCost[];
   /** Every kernel of the profiled step, most expensive first. */
   kernels: KernelCost[];
@@ -88,10 +95,14 @@ export async function benchTrainingStep(options: TrainBenchOptions): Promise<Tra
     options.output?.info(`bench train: warm-up step (${options.batch} images of ${options.size}x${options.size}x${channels})`);
     await step();
     const times: number[] = [];
+    const cpuTimes: number[] = [];
     for (let i = 0; i < options.steps; i++) {
       const started = performance.now();
+      const cpuStarted = process.cpuUsage();
       await step();
       times.push(performance.now() - started);
+      const cpu = process.cpuUsage(cpuStarted);
+      cpuTimes.push((cpu.user + cpu.system) / 1000);
       options.output?.info(`bench train: step ${i + 1}/${options.steps} ${times.at(-1)!.toFixed(0)} ms`);
     }
     // A separate profiled step: per-kernel timing adds a little overhead, so it is not in the rate.
@@ -105,6 +116,8 @@ export async function benchTrainingStep(options: TrainBenchOptions): Promise<Tra
       backendReason: choice?.reason ?? null,
       imagesPerSecond: round(options.batch / (msMedian / 1000), 2),
       msPerStep: { median: round(msMedian), min: round(Math.min(...times)), max: round(Math.max(...times)), steps: times.length },
+      cpuMsPerStep: round(median(cpuTimes)),
+      imagesPerCpuSecond: round(options.batch / (median(cpuTimes) / 1000), 2),
       topKernels: kernels.slice(0, 5),
       kernels,
       size: options.size,
