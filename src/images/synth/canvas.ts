@@ -226,17 +226,24 @@ export function upsample2x(src: Uint8Array, n: number, wide: Uint16Array = new U
       wide[o + 3] = here + src[s + j];
     }
   }
+  // vertical pass two bytes at a time: each 32-bit word holds two 16-bit lanes (at most
+  // 4 x 1020 + 8, so no carry crosses lanes), written out as one little-endian 16-bit pair
   const out = new Uint8Array(2 * n * rowOut);
+  const wide2 = new Uint32Array(wide.buffer, wide.byteOffset, (n * rowOut) >> 1);
+  const out2 = new Uint16Array(out.buffer, out.byteOffset, out.length >> 1);
+  const words = rowOut >> 1;
   for (let y = 0; y < n; y++) {
-    const here = y * rowOut;
-    const above = (y > 0 ? y - 1 : 0) * rowOut;
-    const below = (y < n - 1 ? y + 1 : y) * rowOut;
-    const top = 2 * y * rowOut;
-    const bottom = top + rowOut;
-    for (let x = 0; x < rowOut; x++) {
-      const h = 3 * wide[here + x];
-      out[top + x] = (h + wide[above + x] + 8) >> 4;
-      out[bottom + x] = (h + wide[below + x] + 8) >> 4;
+    const here = y * words;
+    const above = (y > 0 ? y - 1 : 0) * words;
+    const below = (y < n - 1 ? y + 1 : y) * words;
+    const top = 2 * y * words;
+    const bottom = top + words;
+    for (let x = 0; x < words; x++) {
+      const h = 3 * wide2[here + x] + 0x00080008;
+      const a = ((h + wide2[above + x]) >>> 4) & 0x00ff00ff;
+      const b = ((h + wide2[below + x]) >>> 4) & 0x00ff00ff;
+      out2[top + x] = a | (a >>> 8);
+      out2[bottom + x] = b | (b >>> 8);
     }
   }
   return out;
