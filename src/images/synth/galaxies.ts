@@ -171,19 +171,37 @@ export function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spi
   }
 }
 
-/** cos and sin of φ0 - m k ln r over r in [0, 8) disk scale lengths. */
+const phaseBins = 4096;
+const phaseMax = 8;
+const turnBins = 4096;
+let logRadius: Float64Array | null = null;
+let unitCircle: { cos: Float32Array; sin: Float32Array } | null = null;
+
+/**
+ * cos and sin of φ0 - m k ln r over r in [0, 8) disk scale lengths, from per-thread tables of
+ * ln r and of one turn of the unit circle: per image, a multiply and two lookups per bin.
+ */
 function armPhaseTable(arms: number, windingRate: number, phase: number): { cos: Float32Array; sin: Float32Array; scale: number; last: number } {
-  const bins = 4096;
-  const max = 8;
-  const cos = new Float32Array(bins + 1);
-  const sin = new Float32Array(bins + 1);
-  for (let i = 0; i <= bins; i++) {
-    const r = Math.max((i + 0.5) / bins * max, 1e-3);
-    const g = phase - arms * windingRate * Math.log(r);
-    cos[i] = Math.cos(g);
-    sin[i] = Math.sin(g);
+  if (!logRadius || !unitCircle) {
+    logRadius = new Float64Array(phaseBins + 1);
+    for (let i = 0; i <= phaseBins; i++) logRadius[i] = Math.log(((i + 0.5) / phaseBins) * phaseMax);
+    unitCircle = { cos: new Float32Array(turnBins), sin: new Float32Array(turnBins) };
+    for (let k = 0; k < turnBins; k++) {
+      unitCircle.cos[k] = Math.cos((2 * Math.PI * k) / turnBins);
+      unitCircle.sin[k] = Math.sin((2 * Math.PI * k) / turnBins);
+    }
   }
-  return { cos, sin, scale: bins / max, last: bins };
+  const cos = new Float32Array(phaseBins + 1);
+  const sin = new Float32Array(phaseBins + 1);
+  const rate = arms * windingRate;
+  const perTurn = turnBins / (2 * Math.PI);
+  for (let i = 0; i <= phaseBins; i++) {
+    const turns = (phase - rate * logRadius[i]) * perTurn;
+    const k = (turns - Math.floor(turns / turnBins) * turnBins) | 0;
+    cos[i] = unitCircle.cos[k & (turnBins - 1)];
+    sin[i] = unitCircle.sin[k & (turnBins - 1)];
+  }
+  return { cos, sin, scale: phaseBins / phaseMax, last: phaseBins };
 }
 
 let exponential: Lookup | null = null;
