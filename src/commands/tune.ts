@@ -1,19 +1,14 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { UsageError } from '../core/errors.ts';
-import { loadManifest } from '../data/cache-access.ts';
-import { estimateTrialMemory, wasmHeapRefusal } from '../memory/trial-estimate.ts';
-import { planMemory } from '../memory/plan.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import { selectBackend, type BackendName } from '../model/backend.ts';
 import { runPrepare } from '../prepare/run-prepare.ts';
 import type { Output } from '../report/output.ts';
 import { hyperbandSchedule } from '../tune/hyperband.ts';
-import type { HyperparameterValues } from '../tune/hyperparameters.ts';
-import { createOracle, describeSearch, objectiveOf, type SearchOverrides } from '../tune/search-setup.ts';
-import { TrainerTrialRunner } from '../tune/trainer-runner.ts';
+import { describeSearch, objectiveOf, type SearchOverrides } from '../tune/search-setup.ts';
+import { tuneOnCache } from '../tune/tune-on-cache.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
 import { formatLeaderboard } from '../tune/leaderboard.ts';
-import { runTuner } from '../tune/tuner.ts';
 import { commandContext } from './context.ts';
 
 function positiveInt(value: string): number {
@@ -51,11 +46,6 @@ export function tuneCommand(): Command {
 
       const prepared = await runPrepare(config, { output });
       const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output);
-      const manifest = loadManifest(prepared.cacheDir);
-      const plan = planMemory(config);
-      const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
-      const estimate = (values: HyperparameterValues) =>
-        estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
       const search = describeSearch(config, prepared.cacheKey, overrides);
       const objective = objectiveOf(config);
       announce(output, search.algorithm, config.tuner, overrides, objective.name, objective.direction);
@@ -70,18 +60,16 @@ export function tuneCommand(): Command {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       try {
-        const runner = new EpochLinesRunner(new TrainerTrialRunner({ config, cacheDir: prepared.cacheDir }), output);
-        const summary = await runTuner({
-          dir: config.tuner.dir,
-          search,
-          createOracle: (state) => createOracle(search, config, overrides, state),
-          runner,
-          estimateMB: (values) => estimate(values).totalMB,
-          backendRefusal: backend.name === 'wasm' ? (values) => wasmHeapRefusal(estimate(values)) : undefined,
-          limitMB: config.memory.limitMB,
-          overwrite: Boolean(options.overwrite),
+        const { summary } = await tuneOnCache({
+          config,
+          cacheDir: prepared.cacheDir,
+          cacheKey: prepared.cacheKey,
+          backend,
           output,
+          overrides,
+          overwrite: Boolean(options.overwrite),
           signal: controller.signal,
+          wrapRunner: (inner) => new EpochLinesRunner(inner, output),
         });
         rss.stop();
         output.info(`tuning finished: ${summary.endReason}; ${summary.completed} completed, ${summary.failed} failed, ${summary.infeasible} infeasible of ${summary.trials} trials`);

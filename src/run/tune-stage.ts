@@ -1,14 +1,10 @@
 import type { LoadedConfig } from '../config/load.ts';
-import { readManifest } from '../cache/manifest.ts';
-import { estimateTrialMemory } from '../memory/trial-estimate.ts';
-import { planMemory } from '../memory/plan.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import type { Output, Progress } from '../report/output.ts';
-import { createOracle, describeSearch } from '../tune/search-setup.ts';
-import { TrainerTrialRunner } from '../tune/trainer-runner.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
-import { runTuner, type TuneSummary } from '../tune/tuner.ts';
+import { tuneOnCache } from '../tune/tune-on-cache.ts';
+import type { TuneSummary } from '../tune/tuner.ts';
 
 /**
  * The run's tune stage: the tuner on the prepared cache with the config's search. The tuner's
@@ -45,24 +41,21 @@ export interface TuneStageOptions {
 
 export async function tuneStage(config: LoadedConfig, options: TuneStageOptions): Promise<TuneStageSummary> {
   const { output, cacheDir } = options;
-  await options.ensureBackend();
-  const manifest = readManifest(cacheDir);
-  const plan = planMemory(config);
-  const search = describeSearch(config, options.cacheKey);
-  const trainImages = Math.round(manifest.totals.images * (1 - config.split.validation));
-  const runner = new ProgressTrialRunner(new TrainerTrialRunner({ config, cacheDir, output }), output, config.tuner.maxTrials);
-  const summary = await runTuner({
-    dir: config.tuner.dir,
-    search,
-    createOracle: (state) => createOracle(search, config, {}, state),
-    runner,
-    estimateMB: (values) => estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length }).totalMB,
-    limitMB: config.memory.limitMB,
+  const backend = await options.ensureBackend();
+  let runner: ProgressTrialRunner | null = null;
+  const { summary, trainRecords } = await tuneOnCache({
+    config,
+    cacheDir,
+    cacheKey: options.cacheKey,
+    backend,
     output,
-    signal: options.signal,
     overwrite: options.overwrite,
+    signal: options.signal,
+    trainerOutput: output,
+    wrapRunner: (inner) => (runner = new ProgressTrialRunner(inner, output, config.tuner.maxTrials)),
   });
-  runner.finish(summary);
+  const progress = runner as ProgressTrialRunner | null;
+  progress?.finish(summary);
   if (!summary.best) output.warn(`no tuning trial scored (${summary.failed} failed); training with the config's model defaults`);
   return {
     skipped: summary.ranNow === 0,
@@ -75,7 +68,7 @@ export async function tuneStage(config: LoadedConfig, options: TuneStageOptions)
     endReason: summary.endReason,
     best: summary.best,
     bestValues: summary.best?.values ?? {},
-    imageEpochs: runner.epochsRun * trainImages,
+    imageEpochs: (progress?.epochsRun ?? 0) * trainRecords,
   };
 }
 

@@ -1,7 +1,7 @@
 import type { LoadedConfig } from '../config/load.ts';
 import type { FeedSettings } from '../data/feed.ts';
 import type { Output } from '../report/output.ts';
-import { trainClassifier, type TrainerResult } from '../train/trainer.ts';
+import { disposeModel, trainClassifier, type TrainerResult } from '../train/trainer.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from './trial-runner.ts';
 
 /**
@@ -41,12 +41,8 @@ export class TrainerTrialRunner implements TrialRunner {
       // The trainer reports the tuner's 'stop' as early stopping; both mean "ended on request".
       return { stopReason: result.stopReason === 'early-stopping' ? 'stopped' : result.stopReason };
     } finally {
-      // Trials share one process. buildModel hands Adam in as an object, so the model does not own
-      // (and would not dispose) the optimizer's moment variables: dispose them explicitly.
-      if (result) {
-        result.model.optimizer?.dispose();
-        result.model.dispose();
-      }
+      // Trials share one process: free the model and Adam's moment variables before the next.
+      if (result) disposeModel(result.model);
     }
   }
 }

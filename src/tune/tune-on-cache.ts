@@ -1,0 +1,63 @@
+import type { LoadedConfig } from '../config/load.ts';
+import { loadManifest } from '../data/cache-access.ts';
+import { estimateTrialMemory, wasmHeapRefusal } from '../memory/trial-estimate.ts';
+import { planMemory } from '../memory/plan.ts';
+import type { BackendChoice } from '../model/backend.ts';
+import type { Output } from '../report/output.ts';
+import type { HyperparameterValues } from './hyperparameters.ts';
+import { createOracle, describeSearch, type SearchOverrides } from './search-setup.ts';
+import { TrainerTrialRunner } from './trainer-runner.ts';
+import type { TrialRunner } from './trial-runner.ts';
+import { runTuner, type TuneSummary } from './tuner.ts';
+
+/**
+ * The tuner on a prepared cache, as `galactic tune` and `galactic run` both need it: the search
+ * from the config, per-trial memory estimates sized to this cache's training set, and the wasm
+ * heap refusal (a trial that would exhaust wasm's 4 GiB heap aborts the backend for every later
+ * trial, so it is INFEASIBLE whatever the budget). Callers only choose how progress is shown.
+ */
+export interface TuneOnCacheOptions {
+  config: LoadedConfig;
+  cacheDir: string;
+  cacheKey: string;
+  backend: BackendChoice;
+  output: Output;
+  overrides?: SearchOverrides;
+  overwrite?: boolean;
+  signal?: AbortSignal;
+  /** Wraps the trainer-backed runner, e.g. to draw per-epoch progress. */
+  wrapRunner?: (runner: TrialRunner) => TrialRunner;
+  /** Given to the trainer for per-batch progress; omitted, trials train silently. */
+  trainerOutput?: Output;
+}
+
+export interface TuneOnCacheResult {
+  summary: TuneSummary;
+  /** Records the training side of the split holds (for throughput figures). */
+  trainRecords: number;
+}
+
+export async function tuneOnCache(options: TuneOnCacheOptions): Promise<TuneOnCacheResult> {
+  const { config, cacheDir, backend, output } = options;
+  const overrides = options.overrides ?? {};
+  const manifest = loadManifest(cacheDir);
+  const plan = planMemory(config);
+  const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
+  const estimate = (values: HyperparameterValues) =>
+    estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
+  const search = describeSearch(config, options.cacheKey, overrides);
+  const base = new TrainerTrialRunner({ config, cacheDir, output: options.trainerOutput });
+  const summary = await runTuner({
+    dir: config.tuner.dir,
+    search,
+    createOracle: (state) => createOracle(search, config, overrides, state),
+    runner: options.wrapRunner ? options.wrapRunner(base) : base,
+    estimateMB: (values) => estimate(values).totalMB,
+    backendRefusal: backend.name === 'wasm' ? (values) => wasmHeapRefusal(estimate(values)) : undefined,
+    limitMB: config.memory.limitMB,
+    overwrite: options.overwrite,
+    output,
+    signal: options.signal,
+  });
+  return { summary, trainRecords };
+}
