@@ -25,25 +25,32 @@ export function splitFileName(pattern: string): { prefix: string; suffix: string
 }
 
 export class ImageIndex {
-  /** Open-addressing hash table over the packed names (entry index + 1; 0 = empty), so a lookup allocates nothing. */
-  private readonly table: Uint32Array;
+  /**
+   * Open-addressing hash table over the packed names (entry index + 1; 0 = empty), so a lookup
+   * allocates nothing. Built on the first lookup: a cache hit needs only the digest.
+   */
+  private tableCache: Uint32Array | null = null;
 
   private constructor(
     private readonly packed: Buffer,
     private readonly offsets: Uint32Array,
     /** sha256 over the sorted names: part of the cache key. */
     readonly digest: string,
-  ) {
-    const n = offsets.length - 1;
+  ) {}
+
+  private get table(): Uint32Array {
+    if (this.tableCache) return this.tableCache;
+    const n = this.size;
     let size = 16;
     while (size < n * 2) size *= 2;
-    this.table = new Uint32Array(size);
+    const table = new Uint32Array(size);
     const mask = size - 1;
     for (let i = 0; i < n; i++) {
-      let slot = hashBytes(packed.subarray(offsets[i], offsets[i + 1])) & mask;
-      while (this.table[slot] !== 0) slot = (slot + 1) & mask;
-      this.table[slot] = i + 1;
+      let slot = hashBytes(this.packed.subarray(this.offsets[i], this.offsets[i + 1])) & mask;
+      while (table[slot] !== 0) slot = (slot + 1) & mask;
+      table[slot] = i + 1;
     }
+    return (this.tableCache = table);
   }
 
   get size(): number {
@@ -56,11 +63,12 @@ export class ImageIndex {
   }
 
   has(name: string): boolean {
-    const mask = this.table.length - 1;
+    const table = this.table;
+    const mask = table.length - 1;
     const ascii = isAscii(name);
     const bytes = ascii ? null : Buffer.from(name, 'utf8');
     let slot = (ascii ? hashAscii(name) : hashBytes(bytes!)) & mask;
-    for (let entry = this.table[slot]; entry !== 0; entry = this.table[slot]) {
+    for (let entry = table[slot]; entry !== 0; entry = table[slot]) {
       if (this.equals(entry - 1, name, bytes)) return true;
       slot = (slot + 1) & mask;
     }
