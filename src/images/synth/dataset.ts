@@ -1,4 +1,5 @@
 import { renameSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../../core/errors.ts';
 import type { Output } from '../../report/output.ts';
@@ -64,7 +65,8 @@ export async function synthesizeDataset(options: SynthOptions, output: Output): 
   const plan = new DatasetPlan(options);
   const total = plan.imageCount();
 
-  const pool = await RenderPool.start(options.threads);
+  // a handful of images does not pay for starting a worker per core
+  const pool = await RenderPool.start(Math.max(1, Math.min(options.threads ?? availableParallelism(), Math.ceil(total / 8))));
   const progress = output.progress('synth', total, 'images');
   let images = 0;
   try {
