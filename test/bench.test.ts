@@ -118,3 +118,18 @@ test('pointConfig keeps the base image/model settings and replaces data paths, c
   const fromDefaults = validateConfig(pointConfig(null, dataset, 768, '/c'), 'point', '/');
   assert.equal(fromDefaults.image.width, 128);
 });
+
+test('combinePasses: median images/s with min and max, the largest peak', async () => {
+  const { combinePasses } = await import('../src/bench/points.ts');
+  const a = point(2000, 400);
+  const b = { ...point(2000, 430), prepare: { imagesPerSecond: 70, peakRssMB: 300, seconds: 6, efficiency: null }, feed: { imagesPerSecond: 600, peakRssMB: 410, seconds: 2, efficiency: null } };
+  const c = { ...point(2000, 410), prepare: { imagesPerSecond: 30, peakRssMB: 320, seconds: 9, efficiency: null }, feed: null };
+  const combined = combinePasses([a, b, c]);
+  assert.equal(combined.peakRssMB, 430);
+  assert.deepEqual(combined.passes?.prepareImagesPerSecond, { median: 50, min: 30, max: 70, n: 3 });
+  assert.deepEqual(combined.passes?.feedImagesPerSecond, { median: 750, min: 600, max: 900, n: 2 });
+  assert.equal(combined.prepare?.imagesPerSecond, 50);
+  assert.equal(combined.prepare?.peakRssMB, 390);
+  assert.match(pointTable([combined], 'images'), /50\.0 \[30\.0–70\.0\].*430 \(median 410\)/);
+  assert.equal(combinePasses([a]), a);
+});

@@ -8,7 +8,7 @@ import { ensureDemoData } from '../images/synth/demo.ts';
 import { renderBenchChart } from './chart.ts';
 import { ensureSynthDataset } from './datasets.ts';
 import { describeMachine, machineInfo } from './machine.ts';
-import { chartPoints, measurePoint, peakSpread, pointTable, throughputSpread, type PointResult } from './points.ts';
+import { chartPoints, combinePasses, measurePoint, peakSpread, pointTable, throughputSpread, type PointResult } from './points.ts';
 import { appendResults, defaultResultsFile, type StageResult } from './results.ts';
 import { runSuite, selectStages, suiteSettings, type TrainStageRunner } from './suite.ts';
 import { stageTable } from './table.ts';
@@ -100,7 +100,8 @@ function addPointOptions(command: Command): Command {
     .option('--image-size <px>', 'side of the synthesized JPEGs (Galaxy Zoo 2: 424)', positiveInt('--image-size'), 424)
     .option('--seed <n>', 'synthesis seed', (v) => Number(v), 7)
     .option('--data-dir <dir>', 'where synthetic data sets are kept between runs', 'bench/.scale')
-    .option('--chart <file.svg>', 'write the SVG chart here (default: beside the results file)'));
+    .option('--chart <file.svg>', 'write the SVG chart here (default: beside the results file)')
+    .option('--passes <n>', 'measure every point n times (alternating grid order); median [min–max] images/s, largest peak', positiveInt('--passes'), 1));
 }
 
 async function runPoints(
@@ -113,23 +114,34 @@ async function runPoints(
   const dataDir = path.resolve(options.dataDir as string);
   const machineBefore = machineInfo();
   output.info(`bench ${kind}: ${describeMachine(machineBefore)}`);
-  const points: PointResult[] = [];
-  for (const { size, limitMB } of grid) {
-    const dataset = await ensureSynthDataset(dataDir, size, { imageSize: options.imageSize as number, seed: options.seed as number, output });
-    output.info(`bench ${kind}: ${size} images under memory.limitMB ${limitMB} (prepare cold + 1 feed epoch, fresh process)`);
-    const point = await measurePoint(base, dataset, limitMB, path.join(dataDir, 'scratch'));
-    output.info(point.error
-      ? `  -> ${point.error}`
-      : `  -> prepare ${point.prepare?.imagesPerSecond ?? '–'} images/s, feed ${point.feed?.imagesPerSecond ?? '–'} images/s, peak RSS ${point.peakRssMB} MB, ${point.seconds} s`);
-    points.push(point);
+  const passes = (options.passes as number | undefined) ?? 1;
+  const measured = new Map<string, PointResult[]>();
+  const raw: { pass: number; point: PointResult }[] = [];
+  for (let pass = 0; pass < passes; pass++) {
+    // every other pass runs the grid backwards, so a load that drifts during the run does not
+    // line up with the x axis
+    const order = pass % 2 === 0 ? grid : [...grid].reverse();
+    for (const { size, limitMB } of order) {
+      const key = `${size}/${limitMB}`;
+      if (measured.get(key)?.some((p) => p.error && p.plannedMB === null)) continue; // refused by the planner: refused on every pass
+      const dataset = await ensureSynthDataset(dataDir, size, { imageSize: options.imageSize as number, seed: options.seed as number, output });
+      output.info(`bench ${kind}: ${size} images under memory.limitMB ${limitMB} (prepare cold + 1 feed epoch, fresh process${passes > 1 ? `, pass ${pass + 1}/${passes}` : ''})`);
+      const point = await measurePoint(base, dataset, limitMB, path.join(dataDir, 'scratch'));
+      output.info(point.error
+        ? `  -> ${point.error}`
+        : `  -> prepare ${point.prepare?.imagesPerSecond ?? '–'} images/s, feed ${point.feed?.imagesPerSecond ?? '–'} images/s, peak RSS ${point.peakRssMB} MB, ${point.seconds} s`);
+      measured.set(key, [...(measured.get(key) ?? []), point]);
+      raw.push({ pass, point });
+    }
   }
+  const points = grid.map(({ size, limitMB }) => combinePasses(measured.get(`${size}/${limitMB}`)!));
   const machine = machineInfo();
   const time = new Date().toISOString();
   const by = kind === 'scale' ? 'images' : 'limitMB';
   const spreads = { peakRss: peakSpread(points), prepareImagesPerSecond: throughputSpread(points, 'prepare'), feedImagesPerSecond: throughputSpread(points, 'feed') };
   const file = resultsFile(options);
   if (file) {
-    appendResults(file, points.map((point) => ({ kind, time, machine, loadAverageBefore: machineBefore.loadAverage1m, point })));
+    appendResults(file, raw.map(({ pass, point }) => ({ kind, time, machine, loadAverageBefore: machineBefore.loadAverage1m, pass, point })));
     output.info(`bench ${kind}: results appended to ${file}`);
   }
   const chartFile = path.resolve((options.chart as string | undefined)

@@ -6,6 +6,7 @@ import { planMemory } from '../memory/plan.ts';
 import type { ChartPoint } from './chart.ts';
 import { runPointInChild } from './child-point.ts';
 import type { SynthDataset } from './datasets.ts';
+import { formatSpread, roundSpread, spread, type Spread } from './stats.ts';
 import { markdownTable } from './table.ts';
 
 /**
@@ -27,6 +28,8 @@ export interface PointResult {
   dataset: { dir: string; diskMB: number; synthSeconds: number };
   /** The planner's refusal or the child's error; the other figures are then empty. */
   error: string | null;
+  /** With --passes > 1: median [min-max] over the passes (the figures above are then medians, peak RSS the max). */
+  passes?: { n: number; prepareImagesPerSecond: Spread | null; feedImagesPerSecond: Spread | null; peakRssMB: Spread | null };
 }
 
 /** The config a point runs with: the base config's image/model/feed settings, the data set, the budget. */
@@ -102,6 +105,42 @@ export async function measurePoint(
   }
 }
 
+/**
+ * One point measured in several passes → one row: median images/s with min and max, and the
+ * largest peak (a budget must hold on every pass). A pass that failed makes the point failed.
+ */
+export function combinePasses(passes: PointResult[]): PointResult {
+  const first = passes[0]!;
+  if (passes.length === 1) return first;
+  const failed = passes.find((p) => p.error);
+  if (failed) return { ...failed, passes: { n: passes.length, prepareImagesPerSecond: null, feedImagesPerSecond: null, peakRssMB: null } };
+  const of = (values: (number | undefined)[]) => {
+    const v = values.filter((x): x is number => typeof x === 'number');
+    return v.length > 0 ? roundSpread(spread(v)) : null;
+  };
+  const prepareIps = of(passes.map((p) => p.prepare?.imagesPerSecond));
+  const feedIps = of(passes.map((p) => p.feed?.imagesPerSecond));
+  const peak = of(passes.map((p) => p.peakRssMB))!;
+  const stage = (key: 'prepare' | 'feed', ips: Spread | null) => {
+    const all = passes.map((p) => p[key]).filter((x) => x !== null);
+    if (all.length === 0 || !ips) return null;
+    return {
+      imagesPerSecond: ips.median,
+      peakRssMB: Math.max(...all.map((x) => x.peakRssMB)),
+      seconds: spread(all.map((x) => x.seconds)).median,
+      efficiency: all[0]!.efficiency,
+    };
+  };
+  return {
+    ...first,
+    prepare: stage('prepare', prepareIps),
+    feed: stage('feed', feedIps),
+    peakRssMB: peak.max,
+    seconds: spread(passes.map((p) => p.seconds)).median,
+    passes: { n: passes.length, prepareImagesPerSecond: prepareIps, feedImagesPerSecond: feedIps, peakRssMB: peak },
+  };
+}
+
 const fixed = (x: number | null | undefined, d = 0) => (x === null || x === undefined ? null : x.toFixed(d));
 
 /** The scale/sweep table; `by` picks the first column. */
@@ -113,11 +152,11 @@ export function pointTable(points: PointResult[], by: 'images' | 'limitMB'): str
       by === 'images' ? p.images : p.limitMB,
       by === 'images' ? p.limitMB : p.images,
       fixed(p.plannedMB),
-      fixed(p.prepare?.imagesPerSecond, 1),
+      p.passes?.prepareImagesPerSecond ? formatSpread(p.passes.prepareImagesPerSecond) : fixed(p.prepare?.imagesPerSecond, 1),
       fixed(p.prepare?.peakRssMB),
-      fixed(p.feed?.imagesPerSecond, 1),
+      p.passes?.feedImagesPerSecond ? formatSpread(p.passes.feedImagesPerSecond) : fixed(p.feed?.imagesPerSecond, 1),
       fixed(p.feed?.peakRssMB),
-      p.error ? null : fixed(p.peakRssMB),
+      p.error ? null : p.passes?.peakRssMB ? `${fixed(p.peakRssMB)} (median ${fixed(p.passes.peakRssMB.median)})` : fixed(p.peakRssMB),
       p.error && !p.prepare ? null : fixed(p.seconds),
       fixed(p.cacheMB),
       p.error ?? '',
