@@ -35,9 +35,9 @@ function run(args: string[], figure: string): void {
 
 mkdirSync(figures, { recursive: true });
 run(['bench', 'scale', '--config', 'bench/bench.config.json', '--sizes', flag('--sizes', '2000,10000,50000'), '--limit-mb', flag('--limit-mb', '1024'),
-  '--chart', path.join(figures, 'scale.svg')], 'scale.md');
-run(['bench', 'sweep', '--config', 'bench/bench.config.json', '--limits', flag('--limits', '512,768,1024,2048,4096,8192'), '--size', '2000',
-  '--chart', path.join(figures, 'sweep.svg')], 'sweep.md');
+  '--chart', 'bench/figures/scale.svg'], 'scale.md');
+run(['bench', 'sweep', '--config', 'bench/bench.config.json', '--limits', flag('--limits', '512,768,1024,2048,4096,8192'), '--size', '2000', '--passes', '3',
+  '--chart', 'bench/figures/sweep.svg'], 'sweep.md');
 if (!process.argv.includes('--skip-stages')) {
   run(['bench', 'all', '--quick', '--config', 'bench/bench.config.json'], 'stages.md');
 }

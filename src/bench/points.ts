@@ -94,7 +94,8 @@ export async function measurePoint(
       plannedMB: prep?.plannedMB ?? planned,
       prepare: pick(prep),
       feed: pick(feed),
-      peakRssMB: outcome.peakRssMB,
+      // the parent samples every 100 ms; the child's own figures include the kernel's high-water mark
+      peakRssMB: Math.max(outcome.peakRssMB, prep?.peakRssMB ?? 0, feed?.peakRssMB ?? 0),
       seconds: outcome.seconds,
       cacheMB: typeof prep?.detail?.cacheMB === 'number' ? prep.detail.cacheMB : null,
       dataset: dataInfo,
