@@ -6,11 +6,6 @@ import { shuffledIndices, type DatasetPlan, type PlannedRecord } from './dataset
 import { hazardDetails, hazardRules, type HazardEntry, type PlantedHazard } from './hazards.ts';
 import { gz2CsvName, gz2Header, imagesDirName, joinedCsvName, joinedHeader, mappingCsvName, mappingHeader } from './layout.ts';
 
-/**
- * Writes the three catalogues of a planned data set. Each goes through a temporary name;
- * galaxy_df_final.csv is renamed into place only by `commit()`, after everything else
- * (hazards.json included) is complete, so its presence means the data set is whole.
- */
 export interface WrittenCatalogues {
   /** hazard entries for the joined layout and for the gz2 layout */
   joined: HazardEntry[];
@@ -28,6 +23,11 @@ function gz2Row(p: PlannedRecord): string[] {
     ...voteFractionColumns.map((c) => record.votes.fractions[c])];
 }
 
+/**
+ * Writes the three catalogues of a planned data set. Each goes through a temporary name;
+ * galaxy_df_final.csv is renamed into place only by `commit()`, after everything else
+ * (hazards.json included) is complete, so its presence means the data set is whole.
+ */
 export function writeCatalogues(plan: DatasetPlan, out: string): WrittenCatalogues {
   const { count, seed } = plan.options;
   const joined = new CsvFile(path.join(out, joinedCsvName), joinedHeader);

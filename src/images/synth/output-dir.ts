@@ -31,7 +31,11 @@ export function prepareOutputDir(out: string, force: boolean): void {
     if (entries.length > 0) {
       if (!force) throw new SynthOutputNotEmptyError(out, entries);
       const ours = new Set<string>(synthOutputs.flatMap((name) => [name, `${name}.partial`]));
-      for (const entry of entries) if (ours.has(entry)) rmSync(path.join(out, entry), { recursive: true, force: true });
+      try {
+        for (const entry of entries) if (ours.has(entry)) rmSync(path.join(out, entry), { recursive: true, force: true });
+      } catch (error) {
+        throw asOutputError(error, out);
+      }
     }
   }
   try {
