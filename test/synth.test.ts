@@ -119,7 +119,17 @@ test('vote fractions agree with the class', async () => {
     assert.ok(Math.abs(f[0] + f[1] + f[2] - 1) < 0.005, 'task 1 fractions sum to 1');
     const winner = 'ESA'[f.indexOf(Math.max(...f))];
     assert.equal(winner, label[0], `votes for ${label}: ${f.join(' ')}`);
-    if (label.startsWith('Se')) assert.ok(Number(row[edgeOn]) >= 0.5, 'edge-on disks have edge-on votes');
+    // follow-up questions: at least 0.6 yes exactly when the class string says so, at most 0.3 otherwise
+    const followUps: [number, boolean][] = [
+      [edgeOn, label.startsWith('Se')],
+      [column('t03_bar_a06_bar_fraction'), label.startsWith('SB')],
+      [column('t04_spiral_a08_spiral_fraction'), /^SB?[a-d][1-4+?]/.test(label)],
+    ];
+    for (const [i, yes] of followUps) {
+      const value = Number(row[i]);
+      if (yes) assert.ok(value >= 0.6, `${gz2.header[i]} ${value} for ${label}`);
+      else assert.ok(value <= 0.3, `${gz2.header[i]} ${value} for ${label}`);
+    }
     checked++;
   }
   assert.ok(checked > 30);

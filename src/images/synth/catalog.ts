@@ -128,7 +128,8 @@ function sampleVotes(rng: Rng, kind: MorphologyKind, gz2class: string): VoteSumm
         : { elliptical: second, spiral: third, artifact: winner };
   const fraction = (count: number, of: number): string => (of > 0 ? count / of : 0).toFixed(3);
   const disk = task1.spiral;
-  const share = (yes: boolean): number => Math.round(disk * (yes ? rng.uniform(0.6, 1) : rng.uniform(0, 0.3)));
+  // rounded away from the threshold, so even a handful of votes keeps yes >= 0.6 and no <= 0.3
+  const share = (yes: boolean): number => (yes ? Math.ceil(disk * rng.uniform(0.6, 1)) : Math.floor(disk * rng.uniform(0, 0.3)));
   const isDisk = kind === 'spiral';
   const edgeOn = isDisk && gz2class.startsWith('Se');
   const barred = isDisk && gz2class.startsWith('SB');
