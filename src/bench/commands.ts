@@ -20,9 +20,13 @@ import { stageTable } from './table.ts';
  */
 
 export function positiveInt(name: string) {
+  return integerAtLeast(name, 1);
+}
+
+function integerAtLeast(name: string, min: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer (got '${value}')`);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer of at least ${min} (got '${value}')`);
     return n;
   };
 }
@@ -98,7 +102,7 @@ function baseConfig(ctx: CommandContext): LoadedConfig | null {
 function addPointOptions(command: Command): Command {
   return addResultOptions(command
     .option('--image-size <px>', 'side of the synthesized JPEGs (Galaxy Zoo 2: 424)', positiveInt('--image-size'), 424)
-    .option('--seed <n>', 'synthesis seed', (v) => Number(v), 7)
+    .option('--seed <n>', 'synthesis seed', integerAtLeast('--seed', 0), 7)
     .option('--data-dir <dir>', 'where synthetic data sets are kept between runs', 'bench/.scale')
     .option('--chart <file.svg>', 'write the SVG chart here (default: beside the results file)')
     .option('--passes <n>', 'measure every point n times (alternating grid order); median [min–max] images/s, largest peak', positiveInt('--passes'), 1));
