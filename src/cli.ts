@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UserError } from './core/errors.ts';
+import { GALACTIC_VERSION } from './core/version.ts';
 import { benchCommand } from './commands/bench.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { planCommand } from './commands/plan.ts';
@@ -12,12 +12,11 @@ import { synthCommand } from './commands/synth.ts';
 import { trainCommand } from './commands/train.ts';
 import { tuneCommand } from './commands/tune.ts';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('galactic')
     .description('Train a galaxy-morphology classifier on data sets far larger than memory.')
-    .version(pkg.version, '-V, --version')
+    .version(GALACTIC_VERSION, '-V, --version')
     .option('-c, --config <file>', 'pipeline config file', 'pipeline.config.json')
     .option('--json', 'print one machine-readable summary object on stdout', false)
     .option('-q, --quiet', 'no progress output on stderr', false)

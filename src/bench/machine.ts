@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { GALACTIC_VERSION } from '../core/version.ts';
 
 /**
  * The machine a measurement was taken on. Every bench result carries it: a throughput figure
@@ -32,14 +33,6 @@ export function packageVersion(name: string): string | null {
   }
 }
 
-function galacticVersion(): string | null {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? null;
-  } catch {
-    return null;
-  }
-}
 
 function libvipsVersion(): string | null {
   try {
@@ -58,7 +51,7 @@ export function machineInfo(backend: string | null = null): MachineInfo {
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     node: process.version,
     versions: {
-      galactic: galacticVersion(),
+      galactic: GALACTIC_VERSION,
       sharp: packageVersion('sharp'),
       libvips: libvipsVersion(),
       '@tensorflow/tfjs': packageVersion('@tensorflow/tfjs'),

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
 import sharp from 'sharp';
@@ -23,6 +23,8 @@ import { PermitPool } from './permits.ts';
 import { RowScreen } from './row-screen.ts';
 import { CacheBuilder, type ResumeState } from './cache-builder.ts';
 import { newProbe, streamRecords, type Replayed } from './pipeline.ts';
+import { GALACTIC_VERSION } from '../core/version.ts';
+import { probeWritableDir } from '../core/writable-dir.ts';
 
 /**
  * `galactic prepare` as a library call: checks everything that can stop a run before any work,
@@ -62,18 +64,10 @@ export class CacheDirNotWritableError extends UserError {
   }
 }
 
-const TOOL_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 function ensureWritable(dir: string, reportAs: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-    const probe = path.join(dir, `.write-probe-${process.pid}`);
-    writeFileSync(probe, '');
-    rmSync(probe);
-  } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    throw new CacheDirNotWritableError(reportAs, e.code ?? e.message);
-  }
+  const problem = probeWritableDir(dir);
+  if (problem) throw new CacheDirNotWritableError(reportAs, problem);
 }
 
 /** A complete manifest whose shard files are all there with the recorded sizes. */
@@ -194,7 +188,7 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
       image: { width, height, channels, fit },
       dtype: config.cache.dtype,
       shardImages,
-      toolVersion: TOOL_VERSION,
+      toolVersion: GALACTIC_VERSION,
       createdAt: existing?.createdAt ?? now,
     },
     writer: new ShardWriter(cacheDir, shardImages, { height, width, channels }, config.cache.dtype, options.writeFile),

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as vega from 'vega';
@@ -12,6 +12,7 @@ import {
 import { escapeHtml, figure, formatNumber, note, reportPage, sampleGrid, table, type ReportSection, type SampleCard } from './page.ts';
 import { readRunFiles, readTuningFiles, type RunFiles, type TuningFiles } from './run-files.ts';
 import { cachePixelSource, imageFolderPixelSource, sampleThumbnails, type PixelSource } from './thumbnails.ts';
+import { GALACTIC_VERSION } from '../core/version.ts';
 
 /**
  * Builds `runs/<name>/report.html` (self-contained: inline SVG charts and CSS, thumbnails as
@@ -42,7 +43,6 @@ export interface ReportSummary {
   seconds: number;
 }
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export async function writeReport(options: ReportOptions): Promise<ReportSummary> {
   const started = performance.now();
@@ -307,7 +307,7 @@ function configSection(config: LoadedConfig | null, run: RunFiles): ReportSectio
   const versions: [string, unknown][] = [
     ...trainedWith,
     ['backend (training)', backendOf(run)],
-    ['galactic', pkg.version],
+    ['galactic', GALACTIC_VERSION],
     ['node', process.versions.node],
     ['vega', vega.version],
     ['vega-lite', vl.version],

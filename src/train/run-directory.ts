@@ -15,7 +15,7 @@ import type { EpochRecord } from './trainer.ts';
  * `runs/<name>` is always a whole run (the previous one, or the new one).
  */
 
-export const GALACTIC_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export { GALACTIC_VERSION } from '../core/version.ts';
 
 export interface RunMetadata {
   format: 'galactic-run';

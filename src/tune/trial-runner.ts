@@ -1,3 +1,4 @@
+import type { EpochRecord } from '../train/trainer.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 
 /**
@@ -6,17 +7,8 @@ import type { HyperparameterValues } from './hyperparameters.ts';
  * tests use a fake one, so everything above training is testable without tfjs.
  */
 
-/** One finished epoch, as the trainer reports it (docs/interfaces.md §6). */
-export interface EpochRecord {
-  epoch: number;
-  loss: number;
-  accuracy: number;
-  val_loss: number;
-  val_accuracy: number;
-  seconds: number;
-  imagesPerSecond: number;
-  peakRssMB: number;
-}
+// One finished epoch, as the trainer reports it (docs/interfaces.md §6); a type-only import, so tfjs is not loaded.
+export type { EpochRecord };
 
 export interface EpochEndInfo {
   record: EpochRecord;

@@ -1,9 +1,10 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 import type { OracleStateBase, TrialStatus } from './oracle.ts';
 import type { EpochRecord } from './trial-runner.ts';
+import { probeWritableDir } from '../core/writable-dir.ts';
 
 /**
  * The tuning directory on disk:
@@ -110,15 +111,8 @@ export class TuningDirNotWritableError extends UserError {
 
 export class TrialStore {
   constructor(readonly dir: string) {
-    try {
-      mkdirSync(dir, { recursive: true });
-      const probe = path.join(dir, `.write-probe-${process.pid}`);
-      writeFileSync(probe, '');
-      rmSync(probe);
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException;
-      throw new TuningDirNotWritableError(dir, e.code ?? e.message);
-    }
+    const problem = probeWritableDir(dir);
+    if (problem) throw new TuningDirNotWritableError(dir, problem);
   }
 
   get oracleFile(): string {
