@@ -12,13 +12,6 @@ export class UserError extends Error {
   }
 }
 
-/** A command that a later issue fills in; refuses clearly instead of pretending to work. */
-export class NotYetAvailableError extends UserError {
-  constructor(command: string) {
-    super(`'galactic ${command}' is not available yet in this version.`, 2);
-  }
-}
-
 /** Wrong command-line usage (unknown command, bad flag value). */
 export class UsageError extends UserError {
   constructor(message: string) {
