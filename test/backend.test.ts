@@ -189,18 +189,25 @@ describe('no leaks: tensor count and bytes are flat across training steps', () =
 
 describe('galactic bench train (CLI)', () => {
   test('--json prints one object with backend, images/s, ms per step and the top kernels', async () => {
-    const result = await runCli(['bench', 'train', '--backend', 'wasm', '--size', '32', '--batch', '4', '--steps', '2', '--json']);
+    const result = await runCli(['bench', 'train', '--backend', 'wasm', '--size', '32', '--batch', '4', '--steps', '2', '--threads', '2', '--json']);
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.trim().split('\n');
     assert.equal(lines.length, 1, 'exactly one line on stdout');
     const summary = JSON.parse(lines[0]!) as { backend: string; imagesPerSecond: number; msPerStep: { median: number; min: number; max: number }; topKernels: { kernel: string; ms: number; share: number }[] };
     assert.equal(summary.backend, 'wasm');
+    assert.equal((summary as { threads?: number }).threads, 2);
     assert.ok(summary.imagesPerSecond > 0);
     assert.ok(summary.msPerStep.min <= summary.msPerStep.median && summary.msPerStep.median <= summary.msPerStep.max);
     assert.equal(summary.topKernels.length, 5);
     assert.ok(summary.topKernels.every((k) => typeof k.kernel === 'string' && k.ms >= 0 && k.share >= 0 && k.share <= 1));
     assert.match(result.stderr, /Intel|AMD|cores/);
     assert.match(result.stderr, /images\/s/);
+  });
+
+  test('--threads outside 1-8 is a usage error before any work', async () => {
+    const result = await runCli(['bench', 'train', '--threads', '9']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /galactic: --threads must be auto or a whole number from 1 to 8 \(got '9'\)/);
   });
 
   test('forcing tfjs-node fails with the reason and no stack trace', async () => {

@@ -100,3 +100,13 @@ test('the committed JSON Schema is generated from the zod definition', () => {
   assert.deepEqual(committed, JSON.parse(JSON.stringify(configJsonSchema())));
   assert.equal(JSON.parse(readFileSync(path.join(repoRoot, 'pipeline.config.json'), 'utf8')).$schema, './pipeline.config.schema.json');
 });
+
+test('threads is "auto" by default and a bad count names the knob and its range', () => {
+  assert.equal(loadConfig(writeConfig(JSON.stringify(minimal))).threads, 'auto');
+  assert.equal(loadConfig(writeConfig(JSON.stringify({ ...minimal, threads: 2 }))).threads, 2);
+  assert.throws(() => loadConfig(writeConfig(JSON.stringify({ ...minimal, threads: 'all' }))),
+    (e: Error) => e instanceof ConfigInvalidError && e.message.includes('threads has an invalid value (must be "auto" or a whole number from 1 to 8)'));
+  assert.throws(() => loadConfig(writeConfig(JSON.stringify({ ...minimal, threads: 9 }))),
+    (e: Error) => e instanceof ConfigInvalidError && /threads must be at most 8/.test(e.message));
+});
+

@@ -18,7 +18,7 @@ test('the plan sizes every buffer from the budget and its components sum to the 
   assert.equal(plan.limitBytes, 8192 * MiB);
   assert.equal(plan.totalBytes, plan.components.reduce((s, c) => s + c.bytes, 0));
   assert.ok(plan.totalBytes <= plan.limitBytes);
-  assert.deepEqual(plan.components.map((c) => c.name), ['runtime', 'model', 'seen ids', 'image index', 'decode', 'shard buffer', 'in flight', 'feed prefetch', 'feed shuffle']);
+  assert.deepEqual(plan.components.map((c) => c.name), ['runtime', 'model', 'wasm thread pool', 'seen ids', 'image index', 'decode', 'shard buffer', 'in flight', 'feed prefetch', 'feed shuffle']);
   assert.equal(plan.decodeConcurrency, 2);
   assert.equal(plan.sharpThreads, 1);
   // auto shards: about 32 MB of 128x128x3 uint8 records
@@ -27,6 +27,15 @@ test('the plan sizes every buffer from the budget and its components sum to the 
   assert.equal(plan.batchSize, 32);
   assert.equal(plan.prefetchBatches, 2);
   assert.ok(plan.heapMB >= 96);
+});
+
+test('the threaded wasm pool is reserved only when wasm may run on more than one thread', () => {
+  const names = (over: Record<string, unknown>, cpus: number) => planMemory(config({ memory: { limitMB: 2048 }, ...over }), { cpus }).components.map((c) => c.name);
+  assert.ok(names({}, 2).includes('wasm thread pool'));
+  assert.ok(!names({}, 1).includes('wasm thread pool'));
+  assert.ok(!names({ threads: 1 }, 2).includes('wasm thread pool'));
+  assert.ok(!names({ backend: 'cpu' }, 2).includes('wasm thread pool'));
+  assert.equal(planMemory(config({ memory: { limitMB: 2048 } }), { cpus: 2 }).components.find((c) => c.name === 'wasm thread pool')?.bytes, 80 * MiB);
 });
 
 test('a smaller budget shrinks the auto knobs and still fits', () => {

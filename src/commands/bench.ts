@@ -20,7 +20,8 @@ export function benchCommand(): Command {
     .addOption(new Option('--backend <name>', 'bench train: backend to train on').choices(['auto', 'node', 'wasm', 'cpu']).default('auto'))
     .option('--size <px>', 'bench train: image side in pixels', positiveInt('--size'), 128)
     .option('--batch <n>', 'bench train: images per training step', positiveInt('--batch'), 32)
-    .option('--steps <n>', 'bench train: timed steps after the warm-up step', positiveInt('--steps'), 5);
+    .option('--steps <n>', 'bench train: timed steps after the warm-up step', positiveInt('--steps'), 5)
+    .option('--threads <n>', 'bench train: wasm compute threads, 1-8 or auto (every core)', wasmThreads, 'auto');
   addStageOptions(command);
   command.addCommand(scaleCommand().exitOverride());
   command.addCommand(sweepCommand().exitOverride());
@@ -44,10 +45,11 @@ async function benchTrainAction(command: Command): Promise<void> {
     size: options.size as number,
     batch: options.batch as number,
     steps: options.steps as number,
+    threads: options.threads as 'auto' | number,
     output,
   });
   output.info(
-    `bench train: ${result.backend}: ${result.imagesPerSecond} images/s, ${result.msPerStep.median} ms per step ` +
+    `bench train: ${result.backend}${result.threads ? ` (${result.threads} thread${result.threads === 1 ? '' : 's'})` : ''}: ${result.imagesPerSecond} images/s, ${result.msPerStep.median} ms per step ` +
       `(min ${result.msPerStep.min}, max ${result.msPerStep.max}, ${result.msPerStep.steps} steps; batch ${result.batch}, ${result.size}x${result.size})`,
   );
   output.info(`bench train: ${result.cpuMsPerStep} ms of CPU per step (${result.imagesPerCpuSecond} images per CPU-second; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores)`);
@@ -61,9 +63,17 @@ async function benchTrainAction(command: Command): Promise<void> {
     imagesPerCpuSecond: result.imagesPerCpuSecond,
     topKernels: result.topKernels,
     backendReason: result.backendReason,
+    threads: result.threads,
     size: result.size,
     batch: result.batch,
     parameters: result.parameters,
     machine: { ...machine, backend: result.backend },
   });
+}
+
+function wasmThreads(value: string): 'auto' | number {
+  if (value === 'auto') return 'auto';
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 8) throw new UsageError(`--threads must be auto or a whole number from 1 to 8 (got '${value}')`);
+  return n;
 }

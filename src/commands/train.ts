@@ -37,7 +37,7 @@ export function trainCommand(): Command {
       let values: HyperparameterValues = {};
       if (options.hp) values = readHyperparameters(path.resolve(options.hp as string));
       else if (options.fromTuner) values = tunerBestValues(config);
-      const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output);
+      const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output, { threads: config.threads });
       const prepared = await runPrepare(config, { output });
       const summary = await trainRun(config, {
         cacheDir: prepared.cacheDir,

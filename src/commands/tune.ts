@@ -45,7 +45,7 @@ export function tuneCommand(): Command {
       const rss = new RssSampler(200).start();
 
       const prepared = await runPrepare(config, { output });
-      const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output);
+      const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output, { threads: config.threads });
       const search = describeSearch(config, prepared.cacheKey, overrides);
       const objective = objectiveOf(config);
       announce(output, search.algorithm, config.tuner, overrides, objective.name, objective.direction);

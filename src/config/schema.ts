@@ -169,6 +169,10 @@ export const configSchema = z
     split: splitSchema.default(splitSchema.parse({})),
     feed: feedSchema.default(feedSchema.parse({})),
     backend: z.enum(['auto', 'node', 'wasm', 'cpu']).default('auto'),
+    threads: z
+      .union([z.literal('auto'), int(1, 8)], { message: 'must be "auto" or a whole number from 1 to 8' })
+      .default('auto')
+      .describe('Compute threads of the wasm backend (XNNPACK thread pool over worker_threads): "auto" = every core available, at most 8; 1 = the single-threaded build. tfjs-node manages its own threads.'),
     model: modelSchema.default(modelSchema.parse({})),
     train: trainSchema.default(trainSchema.parse({})),
     tuner: tunerSchema.default(tunerSchema.parse({})),

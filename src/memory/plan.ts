@@ -1,7 +1,8 @@
-import os from 'node:os';
 import { statSync } from 'node:fs';
+import os from 'node:os';
 import { UserError } from '../core/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
+import { resolveWasmThreads } from '../model/thread-count.ts';
 
 /**
  * The one memory planner (design principle 1): every queue, buffer and concurrency level of the
@@ -41,6 +42,8 @@ export const RUNTIME_BYTES = 128 * MiB;
 export const DECODE_SLOT_BYTES = 16 * MiB;
 /** Per libvips worker thread: thread stack and per-thread tile buffers. */
 export const SHARP_THREAD_BYTES = 8 * MiB;
+/** The threaded wasm build's 8 pthread workers, each its own V8 isolate (measured +70 MB RSS after init). */
+export const WASM_POOL_BYTES = 80 * MiB;
 /** tfjs engine, kernels and bookkeeping before any model exists. */
 export const TFJS_BASE_BYTES = 64 * MiB;
 /** One gz2 mapping entry: object id + image id strings and a Map slot (V8 measured ~100 bytes). */
@@ -113,6 +116,10 @@ export function planMemory(config: LoadedConfig, options: { mappingRows?: number
   add('runtime', RUNTIME_BYTES, 'node, V8 baseline, sharp/libvips loaded');
   const model = modelReserve(config);
   add('model', model.bytes, model.detail);
+  const wasmThreads = config.backend === 'wasm' || config.backend === 'auto' ? resolveWasmThreads(config.threads, cpus) : 1;
+  if (wasmThreads > 1) {
+    add('wasm thread pool', WASM_POOL_BYTES, `threaded XNNPACK build, ${wasmThreads} threads: 8 pthread workers (reserved even if backend "auto" finds tfjs-node)`);
+  }
   const mappingRows = config.data.layout === 'gz2' ? (options.mappingRows ?? fileRowsUpperBound(config.data.mappingCsv)) : 0;
   if (config.data.layout === 'gz2') {
     add('gz2 mapping', mappingRows * MAPPING_ENTRY_BYTES, `${mappingRows} rows x ${MAPPING_ENTRY_BYTES} B (objid -> asset_id map)`);

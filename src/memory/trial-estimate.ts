@@ -6,7 +6,7 @@ import { recordBytes, type MemoryComponent, type MemoryPlan } from './plan.ts';
 /**
  * Peak memory of one tuner trial, estimated before its model is built so that a trial that
  * cannot fit `memory.limitMB` is recorded INFEASIBLE instead of taking the process down:
- * the measured runtime baseline, the model's training memory (`estimateModelMemory`, shared with
+ * the measured runtime baseline (plus the wasm thread pool when the plan reserves one), the model's training memory (`estimateModelMemory`, shared with
  * the memory plan), and the feed's buffers — the prefetched float32 batches the plan sized and the
  * shuffle buffer (the plan's capacity, or the training records when there are fewer: the feed
  * never allocates more slots than it can fill). The estimate lands within about 10% of the
@@ -52,6 +52,8 @@ export function estimateTrialMemory(input: TrialEstimateInput): TrialMemoryEstim
 
   const runtime = input.runtimeBytes ?? RUNTIME_BASELINE_BYTES;
   add('runtime', runtime, `measured baseline: node + tfjs + backend (${Math.round(runtime / MiB)} MB)`);
+  const pool = plan.components.find((c) => c.name === 'wasm thread pool');
+  if (pool) add(pool.name, pool.bytes, pool.detail);
   components.push(...model.components);
   const prefetch = plan.components.find((c) => c.name === 'feed prefetch');
   if (prefetch) add(prefetch.name, prefetch.bytes, prefetch.detail);

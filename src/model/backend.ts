@@ -4,6 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.ts';
 import type { Output } from '../report/output.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
+import { resolveWasmThreads } from './thread-count.ts';
+import { prepareWasmThreads } from './wasm-threads.ts';
 
 /**
  * The one place that picks the tfjs backend (design principle 6). Everything else imports
@@ -15,6 +17,13 @@ export interface BackendChoice {
   name: BackendName;
   reason: string;
   skipped: { name: BackendName; why: string }[];
+  /** Compute threads of the wasm backend's XNNPACK pool (wasm only). */
+  threads?: number;
+}
+
+export interface BackendOptions {
+  /** Threads for the wasm backend: 'auto' = every core available (default). Fixed once wasm has initialised in this process. */
+  threads?: 'auto' | number;
 }
 
 /** The tfjs registry name of each backend (tfjs-node registers itself as 'tensorflow'). */
@@ -96,13 +105,15 @@ async function tryNode(): Promise<Attempt> {
 }
 
 let wasmPathsSet = false;
+/** XNNPACK's pool size once the wasm backend initialised in this process. */
+let wasmThreads: number | null = null;
 
-async function tryWasm(): Promise<Attempt> {
+async function tryWasm(options: BackendOptions, output?: Output): Promise<Attempt> {
+  let wasm: typeof import('@tensorflow/tfjs-backend-wasm');
   try {
-    const wasm = await import(WASM_PACKAGE);
+    wasm = await import(WASM_PACKAGE);
     if (!wasmPathsSet) {
-      // In Node the .wasm binaries are read from the package folder; threads are unavailable
-      // there (tfjs disables them under Node), so tfjs loads the single-threaded SIMD build.
+      // In Node the .wasm binaries are read from the package folder.
       const require = createRequire(import.meta.url);
       const dir = path.dirname(require.resolve(`${WASM_PACKAGE}/dist/tfjs-backend-wasm-simd.wasm`));
       wasm.setWasmPaths(dir + path.sep);
@@ -111,10 +122,39 @@ async function tryWasm(): Promise<Attempt> {
   } catch (error) {
     return { ok: false, why: `${WASM_PACKAGE} could not be loaded: ${(error as Error).message}` };
   }
-  const attempt = await activate('wasm');
+  // Once initialised the backend keeps its pool: later selections report what it has.
+  const threads = wasmThreads ?? resolveWasmThreads(options.threads ?? 'auto');
+  let attempt = await activateWasm(wasm, threads);
+  if (!attempt.ok && threads > 1) {
+    // The threaded build needs worker_threads and shared memory; the single-threaded one does not.
+    output?.info(`backend wasm: the ${threads}-thread build did not start (${attempt.why}); using one thread`);
+    attempt = await activateWasm(wasm, 1);
+  }
   // After initialisation, so the backend's own kernels (which ours call) have run their setup.
-  if (attempt.ok) registerWasmTrainingKernels();
+  if (attempt.ok) {
+    registerWasmTrainingKernels();
+    // A pool that could not be created reports -1; XNNPACK then runs on the calling thread.
+    wasmThreads = Math.max(1, wasm.getThreadsCount());
+  }
   return attempt;
+}
+
+/** A threaded start that neither resolves nor fails in this long (a pthread worker that never loads) falls back to one thread. */
+const THREADED_START_TIMEOUT_MS = 60_000;
+
+async function activateWasm(wasm: typeof import('@tensorflow/tfjs-backend-wasm'), threads: number): Promise<Attempt> {
+  const endOverride = prepareWasmThreads(wasm, threads);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    if (threads === 1) return await activate('wasm');
+    const timedOut = new Promise<Attempt>((resolve) => {
+      timer = setTimeout(() => resolve({ ok: false, why: `its worker threads did not load within ${THREADED_START_TIMEOUT_MS / 1000} s` }), THREADED_START_TIMEOUT_MS);
+    });
+    return await Promise.race([activate('wasm'), timedOut]);
+  } finally {
+    clearTimeout(timer);
+    endOverride();
+  }
 }
 
 async function activate(name: BackendName): Promise<Attempt> {
@@ -128,7 +168,7 @@ async function activate(name: BackendName): Promise<Attempt> {
   }
 }
 
-const ATTEMPTS: Record<BackendName, () => Promise<Attempt>> = {
+const ATTEMPTS: Record<BackendName, (options: BackendOptions, output?: Output) => Promise<Attempt>> = {
   node: tryNode,
   wasm: tryWasm,
   cpu: () => activate('cpu'),
@@ -146,19 +186,22 @@ const CHOSEN_BECAUSE: Record<BackendName, string> = {
  * Picks and activates a backend. `auto` tries tfjs-node, then wasm (with the project's kernels),
  * then cpu; a forced backend that cannot load is a BackendUnavailableError.
  */
-export async function selectBackend(preference: 'auto' | BackendName, output?: Output): Promise<BackendChoice> {
+export async function selectBackend(preference: 'auto' | BackendName, output?: Output, options: BackendOptions = {}): Promise<BackendChoice> {
   const order = preference === 'auto' ? AUTO_ORDER : [preference];
   const skipped: BackendChoice['skipped'] = [];
   for (const name of order) {
-    const attempt = await ATTEMPTS[name]();
+    const attempt = await ATTEMPTS[name](options, output);
     if (attempt.ok) {
-      const reason = preference === 'auto' ? `auto: ${CHOSEN_BECAUSE[name]}` : `requested (--backend or "backend" in the config): ${CHOSEN_BECAUSE[name]}`;
+      const threads = name === 'wasm' ? (wasmThreads ?? 1) : undefined;
+      const because = threads === undefined ? CHOSEN_BECAUSE[name] : `${CHOSEN_BECAUSE[name]}, ${threads} thread${threads === 1 ? '' : 's'}`;
+      const reason = preference === 'auto' ? `auto: ${because}` : `requested (--backend or "backend" in the config): ${because}`;
       for (const s of skipped) output?.info(`backend ${s.name} skipped: ${s.why}`);
       output?.info(`backend: ${name} (${reason})`);
-      return { name, reason, skipped };
+      return threads === undefined ? { name, reason, skipped } : { name, reason, skipped, threads };
     }
     if (preference !== 'auto') throw new BackendUnavailableError(name, attempt.why);
     skipped.push({ name, why: attempt.why });
   }
   throw new BackendUnavailableError('cpu', skipped.map((s) => `${s.name}: ${s.why}`).join('; '));
 }
+

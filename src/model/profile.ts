@@ -23,6 +23,8 @@ export interface TrainBenchOptions {
   values?: HyperparameterValues;
   seed?: number;
   output?: Output;
+  /** wasm: XNNPACK threads ('auto' = every core); fixed once wasm has initialised in the process. */
+  threads?: 'auto' | number;
   /** Skip selectBackend (the caller already activated a backend, e.g. with a different kernel set). */
   keepCurrentBackend?: boolean;
 }
@@ -38,12 +40,13 @@ export interface KernelCost {
 export interface TrainBenchResult {
   backend: string;
   backendReason: string | null;
+  /** wasm: XNNPACK threads the step ran on. */
+  threads: number | null;
   imagesPerSecond: number;
   msPerStep: { median: number; min: number; max: number; steps: number };
   /**
-   * CPU time of this process per step (median). The wasm backend is single-threaded, so on an
-   * idle machine it equals the wall time; on a shared one it shows what the step costs when the
-   * process gets the core to itself (wall time also counts waiting for the CPU).
+   * CPU time of this process per step (median), all threads. With one wasm thread it equals the
+   * wall time on an idle machine; with more it shows how busy the pool kept the cores.
    */
   cpuMsPerStep: number;
   imagesPerCpuSecond: number;
@@ -82,7 +85,7 @@ export function kernelCosts(profile: Awaited<ReturnType<typeof tf.profile>>): Ke
 
 export async function benchTrainingStep(options: TrainBenchOptions): Promise<TrainBenchResult> {
   let choice: BackendChoice | null = null;
-  if (!options.keepCurrentBackend) choice = await selectBackend(options.backend, options.output);
+  if (!options.keepCurrentBackend) choice = await selectBackend(options.backend, options.output, { threads: options.threads ?? 'auto' });
   const channels = options.channels ?? 3;
   const numClasses = options.numClasses ?? 3;
   const inputShape: [number, number, number] = [options.size, options.size, channels];
@@ -114,6 +117,7 @@ export async function benchTrainingStep(options: TrainBenchOptions): Promise<Tra
     return {
       backend: tf.getBackend(),
       backendReason: choice?.reason ?? null,
+      threads: choice?.threads ?? null,
       imagesPerSecond: round(options.batch / (msMedian / 1000), 2),
       msPerStep: { median: round(msMedian), min: round(Math.min(...times)), max: round(Math.max(...times)), steps: times.length },
       cpuMsPerStep: round(median(cpuTimes)),

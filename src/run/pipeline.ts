@@ -101,7 +101,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
 
     // the backend is chosen once, for both the search and the final training
     let backend: BackendChoice | null = null;
-    const ensureBackend = async () => (backend ??= await selectBackend(options.backend ?? config.backend, output));
+    const ensureBackend = async () => (backend ??= await selectBackend(options.backend ?? config.backend, output, { threads: config.threads }));
 
     // 3. tune: the tuner's own resume makes a finished search a no-op
     started = begin('tune');

@@ -9,7 +9,7 @@ import type { TrainStageRunner } from '../suite.ts';
  * (training can never be faster than the batches arrive).
  */
 export const trainStage: TrainStageRunner = async ({ config, cacheDir, settings, feed, output }) => {
-  const choice = await selectBackend(config.backend, output);
+  const choice = await selectBackend(config.backend, output, { threads: config.threads });
   const batches = settings.quick ? 4 : 10;
   output.info(`bench train: ${batches} batches x ${settings.repeats} repeats on ${choice.name} (first batch of each repeat is warm-up)`);
   const measured = await measureRepeats(settings.repeats, async () => {
