@@ -8,6 +8,7 @@ import { readShard } from '../src/cache/reader.ts';
 import { ShardWriter } from '../src/cache/shard-writer.ts';
 import { CorruptShardError, MANIFEST_FORMAT, CACHE_FORMAT_VERSION, type Manifest } from '../src/cache/format.ts';
 import { writeFixture, writeFixtureConfig } from './support/prepare-fixture.ts';
+import { ChannelStatsAccumulator, addPlain, simdKernel } from '../src/prepare/channel-stats.ts';
 import { runCli } from './support/run-cli.ts';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'galactic-cache-'));
@@ -45,6 +46,30 @@ test('ShardWriter writes shards that readShard reads back and checks', async () 
   bytes[bytes.length - 5] ^= 0xff;
   writeFileSync(file, bytes);
   await assert.rejects(readShard(dir, entry), (e: unknown) => e instanceof CorruptShardError && /checksum mismatch.*prepare --force/.test(e.message));
+});
+
+test('channel sums: the SIMD kernel equals the plain loop exactly (1 and 3 channels, partial groups, records over one chunk)', () => {
+  const kernel = simdKernel();
+  assert.ok(kernel, 'WebAssembly SIMD is available on Node 20');
+  let seed = 12345;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24);
+  for (const channels of [1, 3]) {
+    // 48 * 16384 is one kernel chunk; 424x424x3 and 2,000,001 cross it; 3 and 51 leave a partial group
+    for (const length of [0, 3, 51, 96, 128 * 128 * 3, 424 * 424 * 3, 2_000_001 - (2_000_001 % channels)]) {
+      const pixels = new Uint8Array(length);
+      for (let i = 0; i < length; i++) pixels[i] = random();
+      if (length > 200) pixels.fill(255, 0, 200); // saturated runs: the largest squares
+      const plain = { sum: new Array<number>(channels).fill(0), squares: new Array<number>(channels).fill(0) };
+      addPlain(pixels, channels, plain.sum, plain.squares);
+      const simd = { sum: new Array<number>(channels).fill(0), squares: new Array<number>(channels).fill(0) };
+      kernel.add(pixels, channels, simd.sum, simd.squares);
+      assert.deepEqual(simd, plain, `${channels} channels, ${length} bytes`);
+    }
+  }
+  const all255 = new Uint8Array(48 * 16384 * 2 + 48).fill(255);
+  const stats = new ChannelStatsAccumulator(3);
+  stats.add(all255);
+  assert.deepEqual(stats.state(), { sum: [1, 1, 1].map(() => 255 * all255.length / 3), sumSquares: [1, 1, 1].map(() => 255 * 255 * all255.length / 3), count: all255.length / 3 });
 });
 
 test('readManifest: absent, incomplete and damaged caches are user errors that say what to run', async () => {
