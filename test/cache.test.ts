@@ -9,6 +9,8 @@ import { ShardWriter } from '../src/cache/shard-writer.ts';
 import { CorruptShardError, MANIFEST_FORMAT, CACHE_FORMAT_VERSION, type Manifest } from '../src/cache/format.ts';
 import { writeFixture, writeFixtureConfig } from './support/prepare-fixture.ts';
 import { ChannelStatsAccumulator, addPlain, simdKernel } from '../src/prepare/channel-stats.ts';
+import { crc32, crc32Combine } from '../src/cache/crc32.ts';
+import { DIRECT_MIN_BYTES, DIRECT_STAGE_BYTES, writeDirectAndSync } from '../src/cache/atomic.ts';
 import { runCli } from './support/run-cli.ts';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'galactic-cache-'));
@@ -70,6 +72,31 @@ test('channel sums: the SIMD kernel equals the plain loop exactly (1 and 3 chann
   const stats = new ChannelStatsAccumulator(3);
   stats.add(all255);
   assert.deepEqual(stats.state(), { sum: [1, 1, 1].map(() => 255 * all255.length / 3), sumSquares: [1, 1, 1].map(() => 255 * 255 * all255.length / 3), count: all255.length / 3 });
+});
+
+test('crc32Combine gives the CRC of a concatenation from the pieces\' CRCs', () => {
+  const bytes = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 2654435761) >>> 24);
+  for (const [a, b] of [[0, 0], [0, 9], [9, 0], [1, 1], [13, 65_536], [70_000, 0], [3, 69_997]]) {
+    const first = bytes.subarray(0, a);
+    const second = bytes.subarray(a, a + b);
+    assert.equal(crc32Combine(crc32(first), crc32(second), b), crc32(bytes.subarray(0, a + b)), `${a} + ${b}`);
+  }
+});
+
+test('writeDirectAndSync writes exactly the parts (O_DIRECT through the staging buffer, or the buffered fallback)', async () => {
+  const dir = tmp();
+  const big = Uint8Array.from({ length: DIRECT_MIN_BYTES + 3 * DIRECT_STAGE_BYTES + 4097 }, (_, i) => (i * 31) & 0xff);
+  const cases: Uint8Array[][] = [
+    [Uint8Array.of(1, 2, 3), big, Uint8Array.of(4, 5)], // unaligned parts around a big one, a padded last block
+    [big.subarray(0, DIRECT_MIN_BYTES)], // exactly aligned, no padding
+    [Uint8Array.of(9, 8, 7)], // small: buffered
+  ];
+  for (const [i, parts] of cases.entries()) {
+    const file = path.join(dir, `f${i}`);
+    writeFileSync(file, new Uint8Array(DIRECT_MIN_BYTES * 2).fill(0xee)); // a longer file is replaced, not overwritten in place
+    await writeDirectAndSync(file, parts);
+    assert.ok(Buffer.from(readFileSync(file)).equals(Buffer.concat(parts)), `case ${i}`);
+  }
 });
 
 test('readManifest: absent, incomplete and damaged caches are user errors that say what to run', async () => {

@@ -40,3 +40,48 @@ export function crc32Tables(bytes: Uint8Array, previous = 0): number {
   for (; i < bytes.length; i++) crc = t0[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
   return ~crc >>> 0;
 }
+
+/*
+ * CRC-32 of a concatenation from the CRCs of its pieces (zlib's crc32_combine, x^n mod p form):
+ * the shard writer checksums each record once as it arrives and derives the file's CRC from the
+ * pixel data's, instead of a second pass over 32 MB per shard.
+ */
+const POLY = 0xedb88320;
+
+/** a * b modulo the CRC polynomial (reflected bit order); a must not be 0. */
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** x^(2^k) modulo p, k = 0..31. */
+const X2N: number[] = (() => {
+  const table = [0x40000000];
+  for (let k = 1; k < 32; k++) table.push(multModP(table[k - 1], table[k - 1]));
+  return table;
+})();
+
+/** x^(n * 2^k) modulo p. */
+function x2nModP(n: number, k: number): number {
+  let p = 0x80000000;
+  while (n > 0) {
+    if (n % 2 === 1) p = multModP(X2N[k & 31], p);
+    n = Math.floor(n / 2);
+    k++;
+  }
+  return p;
+}
+
+/** crc32(A ‖ B) from crc32(A), crc32(B) and B's length in bytes. */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  return (multModP(x2nModP(lengthB, 3), crcA) ^ crcB) >>> 0;
+}

@@ -51,9 +51,10 @@ function binHeader(length: number): Uint8Array {
 /**
  * The shard as a list of byte ranges whose concatenation is exactly `encodeShard`'s bytes, with
  * the pixel data as one of them, uncopied: the writer hands them to one writev, so a 32 MB
- * shard is never copied into an encoding buffer.
+ * shard is never copied into an encoding buffer. `dataCrc32` is crc32(shard.data) when the caller
+ * already has it (the shard writer checksums records as they arrive).
  */
-export function encodeShardParts(shard: Shard): Uint8Array[] {
+export function encodeShardParts(shard: Shard, dataCrc32 = crc32(shard.data)): Uint8Array[] {
   checkShape(shard);
   // the first six fields through msgpackr, then its map header patched from 6 to 8 entries
   // (msgpackr writes objects with a map16 header, 0xde 0x0006; fixmap 0x86 handled too)
@@ -69,7 +70,7 @@ export function encodeShardParts(shard: Shard): Uint8Array[] {
   if (head[0] === 0x86) head[0] = 0x88;
   else if (head[0] === 0xde && head[1] === 0 && head[2] === 6) head[2] = 8;
   else throw new Error(`encodeShardParts: unexpected map header 0x${head[0].toString(16)}`);
-  return [head, pack('data'), binHeader(shard.data.byteLength), shard.data, pack('crc32'), pack(crc32(shard.data))];
+  return [head, pack('data'), binHeader(shard.data.byteLength), shard.data, pack('crc32'), pack(dataCrc32)];
 }
 
 export function encodeShard(shard: Shard): Buffer {

@@ -1,4 +1,4 @@
-import { openSync, writeSync, fsyncSync, closeSync, ftruncateSync, fstatSync } from 'node:fs';
+import { openSync, writeSync, fsync, closeSync, ftruncateSync, fstatSync } from 'node:fs';
 import path from 'node:path';
 import type { RejectReason } from '../images/decode.ts';
 import { REJECTS_FILE } from './manifest.ts';
@@ -40,9 +40,9 @@ export class RejectsLog {
     this.length += line.byteLength;
   }
 
-  /** Makes the lines written so far durable (before a manifest records their length). */
-  sync(): void {
-    fsyncSync(this.fd);
+  /** Makes the lines written so far durable (before a manifest records their length); off the event loop. */
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => fsync(this.fd, (error) => (error ? reject(error) : resolve())));
   }
 
   close(): void {

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { encodeShardParts, type CacheDtype, type ShardEntry } from './format.ts';
-import { crc32 } from './crc32.ts';
-import { replaceFileAtomic, writeAndSync, type WriteFileFn } from './atomic.ts';
+import { crc32, crc32Combine } from './crc32.ts';
+import { replaceFileAtomic, writeDirectAndSync, type WriteFileFn } from './atomic.ts';
 
 export class DiskFullError extends UserError {
   constructor(file: string, detail: string) {
@@ -25,6 +25,8 @@ export interface SealedShard {
   ids: string[];
   labels: number[];
   data: Uint8Array;
+  /** crc32 of `data`, gathered record by record. */
+  dataCrc32: number;
 }
 
 /**
@@ -41,13 +43,14 @@ export class ShardWriter {
   private active = 0;
   private ids: string[] = [];
   private labels: number[] = [];
+  private dataCrc32 = 0;
 
   constructor(
     private readonly dir: string,
     private readonly shardImages: number,
     private readonly shape: { height: number; width: number; channels: number },
     private readonly dtype: CacheDtype,
-    private readonly write: WriteFileFn = writeAndSync,
+    private readonly write: WriteFileFn = writeDirectAndSync,
   ) {
     this.recordValues = shape.height * shape.width * shape.channels;
     this.bytesPerValue = dtype === 'uint8' ? 1 : 4;
@@ -75,6 +78,8 @@ export class ShardWriter {
       const view = new DataView(buffer.buffer, buffer.byteOffset);
       for (let i = 0; i < pixels.length; i++) view.setFloat32((at + i) * 4, pixels[i], true);
     }
+    const recordBytes = this.recordValues * this.bytesPerValue;
+    this.dataCrc32 = crc32(buffer.subarray(this.ids.length * recordBytes, (this.ids.length + 1) * recordBytes), this.dataCrc32);
     this.ids.push(id);
     this.labels.push(label);
   }
@@ -85,10 +90,12 @@ export class ShardWriter {
       ids: this.ids,
       labels: this.labels,
       data: this.buffers[this.active].subarray(0, this.ids.length * this.recordValues * this.bytesPerValue),
+      dataCrc32: this.dataCrc32,
     };
     this.active ^= 1;
     this.ids = [];
     this.labels = [];
+    this.dataCrc32 = 0;
     return sealed;
   }
 
@@ -101,7 +108,7 @@ export class ShardWriter {
       ids: sealed.ids,
       labels: Int32Array.from(sealed.labels),
       data: sealed.data,
-    });
+    }, sealed.dataCrc32);
     const file = shardFileName(index);
     const target = path.join(this.dir, file);
     try {
@@ -111,8 +118,13 @@ export class ShardWriter {
       if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw new DiskFullError(target, e.message);
       throw new CacheWriteError(target, e.code ?? e.message);
     }
+    // the file's CRC without a second pass over the pixels: the parts before the data, then the
+    // data's own CRC combined in, then the parts after it
+    const dataIndex = parts.indexOf(sealed.data);
     let fileCrc = 0;
-    for (const part of parts) fileCrc = crc32(part, fileCrc);
+    for (const part of parts.slice(0, dataIndex)) fileCrc = crc32(part, fileCrc);
+    fileCrc = crc32Combine(fileCrc, sealed.dataCrc32, sealed.data.byteLength);
+    for (const part of parts.slice(dataIndex + 1)) fileCrc = crc32(part, fileCrc);
     return { file, count: n, bytes: parts.reduce((sum, part) => sum + part.byteLength, 0), crc32: fileCrc };
   }
 

@@ -119,7 +119,7 @@ export class CacheBuilder implements RecordSink {
     if (this.options.writer.count > 0) await this.sealShard();
     await this.settle();
     const manifest = this.manifest(true, this.snapshot());
-    this.options.rejects.sync();
+    await this.options.rejects.sync();
     await writeManifest(this.options.cacheDir, manifest, this.options.writeManifestFile);
     return manifest;
   }
@@ -154,7 +154,7 @@ export class CacheBuilder implements RecordSink {
     const { writer, rejects, permits, cacheDir } = this.options;
     const entry = await writer.writeShard(sealed, index);
     this.shards.push(entry);
-    rejects.sync();
+    await rejects.sync();
     const manifest = this.manifest(false, snapshot);
     await writeManifest(cacheDir, manifest, this.options.writeManifestFile);
     permits.release(held);
