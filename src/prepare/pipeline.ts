@@ -1,4 +1,4 @@
-import { EMPTY, concatMap, from, lastValueFrom, map, mergeMap, of } from 'rxjs';
+import { EMPTY, asapScheduler, concatMap, from, lastValueFrom, map, mergeMap, observeOn, of } from 'rxjs';
 import { ImageRejection } from '../images/decode.ts';
 import type { CsvRow, CsvSource } from '../ingest/csv-source.ts';
 import type { PermitPool } from './permits.ts';
@@ -91,6 +91,9 @@ export async function streamRecords(stages: PipelineStages): Promise<void> {
         }),
         // rows rejected by the cheap checks pass synchronously; only candidates occupy a decode slot
         mergeMap((item) => (item.kind === 'candidate' ? from(decodeOne(item)) : of(item)), decodeConcurrency),
+        // the sink's per-record work (copy, checksum, channel sums) runs in a microtask after the
+        // decode slot has been refilled, so a finished decode starts its successor first
+        observeOn(asapScheduler),
         inRowOrder<Outcome>(1),
         concatMap((outcome) => {
           const pending = sink.handle(outcome);
