@@ -13,12 +13,18 @@ const config = (over: Record<string, Record<string, unknown>> = {}) => validateC
   ...Object.fromEntries(Object.entries(over).filter(([k]) => k !== 'data')),
 }, 'inline', '/tmp');
 
-test('the plan sizes every buffer from the budget and its components sum to the total', () => {
+test('the plan sizes every buffer from the budget; each phase sums its components and the peak is the larger one', () => {
   const plan = planMemory(config({ memory: { limitMB: 8192 } }), { cpus: 2 });
   assert.equal(plan.limitBytes, 8192 * MiB);
-  assert.equal(plan.totalBytes, plan.components.reduce((s, c) => s + c.bytes, 0));
+  const phaseSum = (phase: string) => plan.components.filter((c) => !c.phase || c.phase === phase).reduce((s, c) => s + c.bytes, 0);
+  assert.equal(plan.phaseBytes.prepare, phaseSum('prepare'));
+  assert.equal(plan.phaseBytes.train, phaseSum('train'));
+  assert.equal(plan.totalBytes, Math.max(plan.phaseBytes.prepare, plan.phaseBytes.train));
   assert.ok(plan.totalBytes <= plan.limitBytes);
-  assert.deepEqual(plan.components.map((c) => c.name), ['runtime', 'model', 'wasm thread pool', 'seen ids', 'image index', 'decode', 'shard buffer', 'in flight', 'feed prefetch', 'feed shuffle']);
+  assert.deepEqual(plan.components.map((c) => `${c.phase ?? 'all'}:${c.name}`), [
+    'all:runtime', 'prepare:seen ids', 'prepare:image index', 'train:tfjs', 'train:model', 'train:wasm thread pool',
+    'prepare:decode', 'prepare:shard buffer', 'prepare:in flight', 'train:feed prefetch', 'train:feed shuffle',
+  ]);
   assert.equal(plan.decodeConcurrency, 2);
   assert.equal(plan.sharpThreads, 1);
   // auto shards: about 32 MB of 128x128x3 uint8 records
@@ -40,8 +46,8 @@ test('the threaded wasm pool is reserved only when wasm may run on more than one
 
 test('a smaller budget shrinks the auto knobs and still fits', () => {
   const big = planMemory(config({ memory: { limitMB: 8192 } }), { cpus: 2 });
-  const small = planMemory(config({ memory: { limitMB: 1024 } }), { cpus: 2 });
-  assert.ok(small.totalBytes <= 1024 * MiB);
+  const small = planMemory(config({ memory: { limitMB: 2048 } }), { cpus: 2 });
+  assert.ok(small.totalBytes <= 2048 * MiB);
   assert.ok(small.shuffleBufferRecords < big.shuffleBufferRecords);
 });
 
@@ -67,11 +73,28 @@ test('impossible configs are refused, naming the knob to turn', () => {
     assert.match(error.message, /cache\.shardImages is 100000: .* Set cache\.shardImages to at most \d+ or "auto"/);
     return true;
   });
-  assert.throws(() => planMemory(config({ feed: { shuffleBuffer: 40_000 }, memory: { limitMB: 1024 } })), (error: unknown) => {
+  assert.throws(() => planMemory(config({ feed: { shuffleBuffer: 40_000 }, memory: { limitMB: 2048 } })), (error: unknown) => {
     assert.ok(error instanceof MemoryPlanError);
     assert.equal(error.knob, 'feed.shuffleBuffer');
+    assert.match(error.message, /the train phase needs \d+ MB, \d+ MB over memory\.limitMB 2048\. Lower feed\.shuffleBuffer/);
     return true;
   });
+});
+
+test("the notebook's model does not fit 1024 MB for training, but prepare alone does: each caller asks only for its phases", () => {
+  const tight = config({ memory: { limitMB: 1024 } });
+  assert.throws(() => planMemory(tight, { cpus: 2 }), (error: unknown) => {
+    assert.ok(error instanceof MemoryPlanError);
+    assert.equal(error.knob, 'memory.limitMB');
+    assert.match(error.message, /memory\.limitMB is 1024 but in the train phase the runtime, tfjs and the model alone need \d+ MB .* Raise memory\.limitMB to at least \d+ \(or choose a smaller train\.batchSize, image size or model\)/);
+    return true;
+  });
+  const prepareOnly = planMemory(tight, { cpus: 2, need: ['prepare'] });
+  assert.ok(prepareOnly.phaseBytes.prepare <= 1024 * MiB);
+  assert.ok(prepareOnly.phaseBytes.train > 1024 * MiB, 'the train phase is still sized and shown');
+  // the model line is the tuner's estimate for config.model (the two cannot disagree)
+  const model = prepareOnly.components.find((c) => c.name === 'model')!;
+  assert.ok(model.bytes > 1000 * MiB && model.bytes < 1500 * MiB, `${model.bytes / MiB} MB`);
 });
 
 test('the gz2 mapping is counted in the plan', () => {
@@ -83,15 +106,17 @@ test('the gz2 mapping is counted in the plan', () => {
 test('galactic plan prints the table on stderr, --json the plan on stdout; prepare refuses an impossible plan before any work', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'galactic-plan-'));
   const file = path.join(dir, 'c.json');
-  writeFileSync(file, JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 1024 } }));
+  writeFileSync(file, JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 2048 } }));
   const human = await runCli(['plan', '--config', file]);
   assert.equal(human.code, 0, human.stderr);
   assert.equal(human.stdout, '');
   assert.match(human.stderr, /feed shuffle .* MB/);
-  assert.match(human.stderr, /total .* of 1024\.0 MB limit/);
+  assert.match(human.stderr, /prepare total .* MB .*\n[\s\S]*train total .* MB/);
+  assert.match(human.stderr, /peak \(larger phase\) .* of 2048\.0 MB limit/);
   const json = await runCli(['plan', '--config', file, '--json']);
-  const plan = JSON.parse(json.stdout) as { limitMB: number; permits: number; components: unknown[] };
-  assert.equal(plan.limitMB, 1024);
+  const plan = JSON.parse(json.stdout) as { limitMB: number; permits: number; components: unknown[]; phaseBytes: { prepare: number; train: number } };
+  assert.equal(plan.limitMB, 2048);
+  assert.ok(plan.phaseBytes.prepare > 0 && plan.phaseBytes.train > 0);
   assert.ok(plan.permits > 0 && plan.components.length > 0);
 
   writeFileSync(file, JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 64 } }));

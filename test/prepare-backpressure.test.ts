@@ -35,7 +35,7 @@ test('200,000 rows through a slow sink never exceed the planned permits, and rea
       cache: { shardImages: 500 },
       memory: { limitMB: 1024, decodeConcurrency: 3 },
     }, 'inline', dir);
-    const plan = planMemory(config);
+    const plan = planMemory(config, { need: ['prepare'] });
     const permits = new PermitPool(plan.permits);
     const csv = await openCsv(csvPath, [{ column: 'asset_id', knob: 'data.idColumn' }], config.data.maxRowBytes);
     const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount });
@@ -108,7 +108,7 @@ test('--limit stops decoding at the limit: no permit-full of rows decoded and dr
     for (let i = 0; i < 5000; i++) lines.push(`${100000 + i},Ei`);
     writeFileSync(csvPath, `${lines.join('\n')}\n`);
     const config = validateConfig({ data: { csv: csvPath, imageDir: dir }, image: { width: 8, height: 8 }, cache: { shardImages: 100 } }, 'inline', dir);
-    const permits = new PermitPool(planMemory(config).permits);
+    const permits = new PermitPool(planMemory(config, { need: ['prepare'] }).permits);
     const csv = await openCsv(csvPath, [{ column: 'asset_id', knob: 'data.idColumn' }], config.data.maxRowBytes);
     const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount });
     const LIMIT = 250;

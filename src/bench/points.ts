@@ -77,7 +77,7 @@ export async function measurePoint(
   // a budget the planner refuses is a result of the sweep (with the planner's words), not a crash
   let planned: number;
   try {
-    planned = Math.round(planMemory(validateConfig(raw, configFile, scratch)).totalBytes / MiB);
+    planned = Math.round(planMemory(validateConfig(raw, configFile, scratch), { need: ['prepare'] }).phaseBytes.prepare / MiB);
   } catch (error) {
     if (!(error instanceof UserError)) throw error;
     rmSync(scratch, { recursive: true, force: true });

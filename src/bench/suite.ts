@@ -76,7 +76,8 @@ export async function runSuite(
   output: Output,
   trainStage: TrainStageRunner | null,
 ): Promise<SuiteReport> {
-  const plan = planMemory(config); // refuses an impossible budget before any work
+  // refuses an impossible budget before any work; the model only matters when the suite trains
+  const plan = planMemory(config, { need: trainStage && stages.includes('train') ? ['prepare', 'train'] : ['prepare'] });
   const scratchDir = mkdtempSync(path.join(os.tmpdir(), 'galactic-bench-'));
   const results: Record<string, StageResult | Record<string, unknown>> = {};
   let backend: string | null = null;
@@ -108,15 +109,15 @@ export async function runSuite(
       output.info(`bench feed: shard read ceiling, then ${settings.epochs} epoch(s) x ${settings.repeats} repeats`);
       const shardRead = await benchShardRead(prepared.cacheDir, settings.repeats, config.memory.limitMB);
       results.shardRead = shardRead;
-      feed = await benchFeed(prepared.config, prepared.cacheDir, { repeats: settings.repeats, epochs: settings.epochs, ceiling: shardRead, plannedMB: plannedMB(prepared.config) });
+      feed = await benchFeed(prepared.config, prepared.cacheDir, { repeats: settings.repeats, epochs: settings.epochs, ceiling: shardRead, plannedMB: plannedMB(prepared.config, 'feed') });
       results.feed = feed;
     }
     if (stages.includes('train') && prepared) {
       if (!trainStage) throw new Error('runSuite: the train stage was asked for without a runner');
       const train = await trainStage({ config: prepared.config, cacheDir: prepared.cacheDir, settings, feed, output });
-      // the plan covers training too (its model reserve), so the train peak is compared with it as well
+      // the train peak is compared with the plan's train phase (model, pool, feed)
       results.train = 'plannedMB' in train.result && train.result.plannedMB == null
-        ? { ...train.result, plannedMB: plannedMB(prepared.config) }
+        ? { ...train.result, plannedMB: plannedMB(prepared.config, 'train') }
         : train.result;
       backend = train.backend;
     }

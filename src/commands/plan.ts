@@ -8,8 +8,10 @@ export function planCommand(): Command {
     .action((_opts, command: Command) => {
       const ctx = commandContext(command);
       const config = ctx.config();
+      // The table first, whichever phase does not fit: it shows what to turn.
+      const shown = planMemory(config, { need: [] });
+      if (!ctx.output.json) process.stderr.write(`memory plan for ${config.configPath} (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(shown)}\n`);
       const plan = planMemory(config);
       if (ctx.output.json) ctx.output.result({ limitMB: config.memory.limitMB, ...plan });
-      else process.stderr.write(`memory plan for ${config.configPath} (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(plan)}\n`);
     });
 }

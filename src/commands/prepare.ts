@@ -18,7 +18,7 @@ export function prepareCommand(): Command {
     .action(async (_opts, command: Command) => {
       const ctx = commandContext(command);
       const config = ctx.config();
-      planMemory(config); // an impossible budget is refused before anything, demo data included
+      planMemory(config, { need: ['prepare'] }); // an impossible budget is refused before anything, demo data included
       await ensureDemoData(config, ctx.output);
       const summary = await runPrepare(config, {
         output: ctx.output,

@@ -42,7 +42,8 @@ export interface FeedSettings {
 /** Buffer sizes from the config: explicit `feed` values, otherwise the memory planner's. */
 export function feedSettings(config: LoadedConfig): FeedSettings {
   const auto = config.feed.shuffleBuffer === 'auto' || config.feed.prefetch === 'auto';
-  const plan = auto ? planMemory(config) : null;
+  // need: [] because the feed also runs without a model (bench feed); trainRun checks the model fits.
+  const plan = auto ? planMemory(config, { need: [] }) : null;
   return {
     batchSize: config.train.batchSize,
     shuffleBufferRecords: config.feed.shuffleBuffer === 'auto' ? plan!.shuffleBufferRecords : config.feed.shuffleBuffer,

@@ -3,15 +3,23 @@ import os from 'node:os';
 import { UserError } from '../core/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { resolveWasmThreads } from '../model/thread-count.ts';
+import { estimateModelMemory } from './model-memory.ts';
 
 /**
  * The one memory planner (design principle 1): every queue, buffer and concurrency level of the
  * pipeline is sized here from `memory.limitMB`, and a config that cannot fit is refused before
  * any work with the knob to turn. The figures are deliberately conservative upper bounds; the
  * assumptions behind each one are in its `detail` and in docs/prepare.md.
+ *
+ * Work runs in two phases that never overlap: `prepare` (decoders, shard buffers, records in
+ * flight, the id index) and `train` (the model, the wasm thread pool, the feed's buffers). Each is
+ * sized against what the runtime leaves; the peak is the runtime plus the larger phase.
  */
 
-export interface MemoryComponent { name: string; bytes: number; detail: string }
+export type MemoryPhase = 'prepare' | 'train';
+export const MEMORY_PHASES: readonly MemoryPhase[] = ['prepare', 'train'];
+/** `phase` absent: held for the whole process (the runtime). */
+export interface MemoryComponent { name: string; bytes: number; detail: string; phase?: MemoryPhase }
 export interface MemoryPlan {
   limitBytes: number;
   decodeConcurrency: number;
@@ -23,7 +31,20 @@ export interface MemoryPlan {
   prefetchBatches: number;
   batchSize: number;
   components: MemoryComponent[];
+  /** Each phase's bytes, the runtime included. */
+  phaseBytes: Record<MemoryPhase, number>;
+  /** The peak: the larger phase. */
   totalBytes: number;
+}
+
+export interface PlanOptions {
+  mappingRows?: number;
+  cpus?: number;
+  /**
+   * Phases the caller will run: a phase listed here that cannot fit is refused (MemoryPlanError);
+   * the others are still sized and shown. Default: both.
+   */
+  need?: readonly MemoryPhase[];
 }
 
 export class MemoryPlanError extends UserError {
@@ -76,67 +97,66 @@ function fileRowsUpperBound(file: string | null): number {
   }
 }
 
-/**
- * Model reserve under the notebook's architecture assumption: conv(f1) → pool → conv(f2) → pool →
- * conv(f3) → dense(u) → dense(classes), float32. Activations are kept for the backward pass and
- * gradients are of the same size (x3 with tfjs temporaries); weights are held 4 times
- * (weights, gradients, Adam's two moments).
- */
-function modelReserve(config: LoadedConfig): { bytes: number; detail: string } {
-  const { width, height, channels } = config.image;
-  const [f1 = 32, f2 = f1, f3 = f2] = config.model.filters;
-  const k = config.model.kernelSize;
-  const hw = width * height;
-  const activationsPerImage = hw * f1 + (hw / 4) * f2 + (hw / 16) * f3;
-  const activations = 3 * 4 * activationsPerImage * config.train.batchSize;
-  const flatten = Math.ceil(height / 4) * Math.ceil(width / 4) * f3;
-  const params = k * k * (channels * f1 + f1 * f2 + f2 * f3) + flatten * config.model.denseUnits
-    + config.model.denseUnits * config.data.classes.length;
-  const weights = 4 * 4 * params;
-  return {
-    bytes: Math.ceil(TFJS_BASE_BYTES + activations + weights),
-    detail: `tfjs ${TFJS_BASE_BYTES / MiB} MB + activations 3x${config.train.batchSize}x${Math.round(activationsPerImage)} floats + ${params} params x4 copies`,
-  };
-}
-
 /** Records in flight end to end for a shard size and decode concurrency. */
 export function permitsFor(shardImages: number, decodeConcurrency: number): number {
   return 2 * shardImages + 2 * decodeConcurrency + 8;
 }
 
-export function planMemory(config: LoadedConfig, options: { mappingRows?: number; cpus?: number } = {}): MemoryPlan {
+export function planMemory(config: LoadedConfig, options: PlanOptions = {}): MemoryPlan {
   const limitBytes = config.memory.limitMB * MiB;
   const record = recordBytes(config);
   const cpus = options.cpus ?? os.availableParallelism();
+  const need = new Set(options.need ?? MEMORY_PHASES);
   const batchSize = config.train.batchSize;
   const components: MemoryComponent[] = [];
-  const add = (name: string, bytes: number, detail: string) => components.push({ name, bytes: Math.ceil(bytes), detail });
+  const add = (phase: MemoryPhase | undefined, name: string, bytes: number, detail: string) =>
+    components.push(phase ? { name, bytes: Math.ceil(bytes), detail, phase } : { name, bytes: Math.ceil(bytes), detail });
+  const sum = (phase: MemoryPhase) => components.filter((c) => !c.phase || c.phase === phase).reduce((s, c) => s + c.bytes, 0);
 
-  // Fixed costs: independent of any knob except the data and the model.
-  add('runtime', RUNTIME_BYTES, 'node, V8 baseline, sharp/libvips loaded');
-  const model = modelReserve(config);
-  add('model', model.bytes, model.detail);
-  const wasmThreads = config.backend === 'wasm' || config.backend === 'auto' ? resolveWasmThreads(config.threads, cpus) : 1;
-  if (wasmThreads > 1) {
-    add('wasm thread pool', WASM_POOL_BYTES, `threaded XNNPACK build, ${wasmThreads} threads: 8 pthread workers (reserved even if backend "auto" finds tfjs-node)`);
-  }
+  add(undefined, 'runtime', RUNTIME_BYTES, 'node, V8 baseline, sharp/libvips loaded');
+
+  // prepare, fixed: what the data itself costs.
   const mappingRows = config.data.layout === 'gz2' ? (options.mappingRows ?? fileRowsUpperBound(config.data.mappingCsv)) : 0;
   if (config.data.layout === 'gz2') {
-    add('gz2 mapping', mappingRows * MAPPING_ENTRY_BYTES, `${mappingRows} rows x ${MAPPING_ENTRY_BYTES} B (objid -> asset_id map)`);
+    add('prepare', 'gz2 mapping', mappingRows * MAPPING_ENTRY_BYTES, `${mappingRows} rows x ${MAPPING_ENTRY_BYTES} B (objid -> asset_id map)`);
   }
   const csvRows = fileRowsUpperBound(config.data.csv);
-  add('seen ids', csvRows * ID_ENTRY_BYTES, `<= ${csvRows} ids x ${ID_ENTRY_BYTES} B (duplicate-id detection)`);
-  add('image index', csvRows * 24, `<= ${csvRows} names packed (~24 B each, sorted buffer + offsets)`);
-  const fixedBytes = components.reduce((s, c) => s + c.bytes, 0);
-  const available = limitBytes - fixedBytes;
+  add('prepare', 'seen ids', csvRows * ID_ENTRY_BYTES, `<= ${csvRows} ids x ${ID_ENTRY_BYTES} B (duplicate-id detection)`);
+  add('prepare', 'image index', csvRows * 24, `<= ${csvRows} names packed (~24 B each, sorted buffer + offsets)`);
 
-  // The smallest pipeline that can run: one decode, one-image shards, a batch of shuffle buffer.
-  const minimum = DECODE_SLOT_BYTES + SHARP_THREAD_BYTES + 2 * record + permitsFor(1, 1) * record + batchSize * record + batchSize * record * 4;
-  if (available < minimum) {
-    const needMB = Math.ceil((fixedBytes + minimum) / MiB);
-    throw new MemoryPlanError('memory.limitMB',
-      `memory.limitMB is ${config.memory.limitMB} but the runtime, model and index alone need ${Math.ceil(fixedBytes / MiB)} MB and the smallest pipeline ${Math.ceil(minimum / MiB)} MB more. Raise memory.limitMB to at least ${needMB} (or reduce image size / model size).`);
+  // train, fixed: the engine, the configured model's training memory (the estimate the tuner's
+  // INFEASIBLE rule uses too) and the threaded wasm build's workers.
+  add('train', 'tfjs', TFJS_BASE_BYTES, 'tfjs engine, backend and kernels before any model');
+  try {
+    const model = estimateModelMemory({}, config, batchSize, config.data.classes.length);
+    add('train', 'model', model.totalBytes, `config.model at batch ${batchSize}: ${model.components.map((c) => `${c.name} ${Math.ceil(c.bytes / MiB)} MB`).join(', ')}`);
+  } catch (error) {
+    // config.model may not suit the image size (e.g. too deep for 16x16); only training cares.
+    if (need.has('train') || !(error instanceof UserError)) throw error;
+    add('train', 'model', 0, `config.model cannot be built: ${error.message}`);
   }
+  const wasmThreads = config.backend === 'wasm' || config.backend === 'auto' ? resolveWasmThreads(config.threads, cpus) : 1;
+  if (wasmThreads > 1) {
+    add('train', 'wasm thread pool', WASM_POOL_BYTES, `threaded XNNPACK build, ${wasmThreads} threads: 8 pthread workers (reserved even if backend "auto" finds tfjs-node)`);
+  }
+
+  // The smallest pipeline of each phase: one decode, one-image shards; a batch of shuffle buffer and one prefetched batch.
+  const floatRecord = config.image.width * config.image.height * config.image.channels * 4;
+  const smallest: Record<MemoryPhase, number> = {
+    prepare: DECODE_SLOT_BYTES + SHARP_THREAD_BYTES + 2 * record + permitsFor(1, 1) * record,
+    train: batchSize * record + 2 * batchSize * floatRecord,
+  };
+  const room: Record<MemoryPhase, number> = { prepare: limitBytes - sum('prepare'), train: limitBytes - sum('train') };
+  for (const phase of MEMORY_PHASES) {
+    if (!need.has(phase) || room[phase] >= smallest[phase]) continue;
+    const fixedMB = Math.ceil((limitBytes - room[phase]) / MiB);
+    const needMB = Math.ceil((limitBytes - room[phase] + smallest[phase]) / MiB);
+    const what = phase === 'prepare' ? 'the runtime and the id index' : 'the runtime, tfjs and the model';
+    const smaller = phase === 'prepare' ? 'a smaller image size' : 'a smaller train.batchSize, image size or model';
+    throw new MemoryPlanError('memory.limitMB',
+      `memory.limitMB is ${config.memory.limitMB} but in the ${phase} phase ${what} alone need ${fixedMB} MB and its smallest pipeline ${Math.ceil(smallest[phase] / MiB)} MB more. Raise memory.limitMB to at least ${needMB} (or choose ${smaller}).`);
+  }
+  const available = Math.max(0, room.prepare);
 
   // Decoding: one image per core by default, each with one libvips thread (parallel images scale
   // better than parallel tiles of one small image), capped by 20% of what is left.
@@ -145,7 +165,7 @@ export function planMemory(config: LoadedConfig, options: { mappingRows?: number
     ? Math.max(1, Math.min(cpus, 4, Math.floor((available * 0.2) / (DECODE_SLOT_BYTES + SHARP_THREAD_BYTES))))
     : (config.memory.decodeConcurrency as number);
   const sharpThreads = Math.max(1, Math.floor(cpus / decodeConcurrency));
-  add('decode', decodeConcurrency * DECODE_SLOT_BYTES + sharpThreads * decodeConcurrency * SHARP_THREAD_BYTES,
+  add('prepare', 'decode', decodeConcurrency * DECODE_SLOT_BYTES + sharpThreads * decodeConcurrency * SHARP_THREAD_BYTES,
     `${decodeConcurrency} concurrent decodes x ${DECODE_SLOT_BYTES / MiB} MB + ${sharpThreads * decodeConcurrency} libvips threads x ${SHARP_THREAD_BYTES / MiB} MB`);
 
   // Shards: the writer holds two contiguous shard buffers (one filling while the other is
@@ -155,41 +175,39 @@ export function planMemory(config: LoadedConfig, options: { mappingRows?: number
   const shardImages = shardAuto
     ? Math.max(1, Math.min(MAX_AUTO_SHARD_IMAGES, Math.floor(TARGET_SHARD_BYTES / record), shardCap))
     : (config.cache.shardImages as number);
-  if (!shardAuto && 2 * shardImages * record > available * 0.5) {
+  if (!shardAuto && need.has('prepare') && 2 * shardImages * record > available * 0.5) {
     throw new MemoryPlanError('cache.shardImages',
       `cache.shardImages is ${shardImages}: a shard of ${shardImages} x ${record} B images needs ${Math.ceil((2 * shardImages * record) / MiB)} MB (two buffers), more than half of the ${Math.floor(available / MiB)} MB left under memory.limitMB ${config.memory.limitMB}. Set cache.shardImages to at most ${shardCap} or "auto", or raise memory.limitMB.`);
   }
-  add('shard buffer', 2 * shardImages * record, `${shardImages} images x ${record} B, two buffers (one filling, one being written)`);
+  add('prepare', 'shard buffer', 2 * shardImages * record, `${shardImages} images x ${record} B, two buffers (one filling, one being written)`);
 
   // Permits: a shard's records hold permits until it is flushed; two shards' worth lets the next
   // shard fill while one is written, the extra keeps decoders busy at the seam.
   const permits = permitsFor(shardImages, decodeConcurrency);
-  add('in flight', permits * record, `${permits} permits x ${record} B decoded record (row pulled -> shard flushed)`);
+  add('prepare', 'in flight', permits * record, `${permits} permits x ${record} B decoded record (row pulled -> shard flushed)`);
 
   // Feed: prefetch holds float32 batches; the shuffle buffer holds cache records.
   const prefetchBatches = config.feed.prefetch === 'auto' ? 2 : (config.feed.prefetch as number);
-  const floatRecord = config.image.width * config.image.height * config.image.channels * 4;
-  add('feed prefetch', (prefetchBatches + 1) * batchSize * floatRecord, `${prefetchBatches}+1 batches x ${batchSize} x ${floatRecord} B float32`);
-  const used = components.reduce((s, c) => s + c.bytes, 0);
+  add('train', 'feed prefetch', (prefetchBatches + 1) * batchSize * floatRecord, `${prefetchBatches}+1 batches x ${batchSize} x ${floatRecord} B float32`);
   let shuffleBufferRecords: number;
   if (config.feed.shuffleBuffer === 'auto') {
     // half of the remaining headroom, the rest stays free for allocator slack and GC lag
-    const room = Math.floor(((limitBytes - used) * 0.5) / record);
-    shuffleBufferRecords = Math.max(batchSize, Math.min(MAX_AUTO_SHUFFLE_RECORDS, room));
+    const headroom = Math.floor(((limitBytes - sum('train')) * 0.5) / record);
+    shuffleBufferRecords = Math.max(batchSize, Math.min(MAX_AUTO_SHUFFLE_RECORDS, headroom));
   } else {
     shuffleBufferRecords = config.feed.shuffleBuffer as number;
   }
-  add('feed shuffle', shuffleBufferRecords * record, `${shuffleBufferRecords} records x ${record} B`);
+  add('train', 'feed shuffle', shuffleBufferRecords * record, `${shuffleBufferRecords} records x ${record} B`);
 
-  const totalBytes = components.reduce((s, c) => s + c.bytes, 0);
-  if (totalBytes > limitBytes) {
-    const over = Math.ceil((totalBytes - limitBytes) / MiB);
-    const knob = config.feed.shuffleBuffer !== 'auto' ? 'feed.shuffleBuffer'
-      : !decodeAuto ? 'memory.decodeConcurrency'
-        : config.feed.prefetch !== 'auto' ? 'feed.prefetch'
-          : !shardAuto ? 'cache.shardImages' : 'memory.limitMB';
+  const phaseBytes: Record<MemoryPhase, number> = { prepare: sum('prepare'), train: sum('train') };
+  for (const phase of MEMORY_PHASES) {
+    if (!need.has(phase) || phaseBytes[phase] <= limitBytes) continue;
+    const over = Math.ceil((phaseBytes[phase] - limitBytes) / MiB);
+    const knob = phase === 'prepare'
+      ? (!decodeAuto ? 'memory.decodeConcurrency' : !shardAuto ? 'cache.shardImages' : 'memory.limitMB')
+      : (config.feed.shuffleBuffer !== 'auto' ? 'feed.shuffleBuffer' : config.feed.prefetch !== 'auto' ? 'feed.prefetch' : 'memory.limitMB');
     throw new MemoryPlanError(knob,
-      `the plan needs ${Math.ceil(totalBytes / MiB)} MB, ${over} MB over memory.limitMB ${config.memory.limitMB}. Lower ${knob}${knob === 'memory.limitMB' ? '' : ' (or set it to "auto")'} or raise memory.limitMB to at least ${Math.ceil(totalBytes / MiB)}.`);
+      `the ${phase} phase needs ${Math.ceil(phaseBytes[phase] / MiB)} MB, ${over} MB over memory.limitMB ${config.memory.limitMB}. Lower ${knob}${knob === 'memory.limitMB' ? '' : ' (or set it to "auto")'} or raise memory.limitMB to at least ${Math.ceil(phaseBytes[phase] / MiB)}.`);
   }
 
   // V8 old space holds only JS objects (pixel buffers are external): ids, index, mapping, slack.
@@ -198,16 +216,24 @@ export function planMemory(config: LoadedConfig, options: { mappingRows?: number
 
   return {
     limitBytes, decodeConcurrency, sharpThreads, permits, shardImages, heapMB,
-    shuffleBufferRecords, prefetchBatches, batchSize, components, totalBytes,
+    shuffleBufferRecords, prefetchBatches, batchSize, components, phaseBytes,
+    totalBytes: Math.max(phaseBytes.prepare, phaseBytes.train),
   };
 }
 
-/** The plan as an aligned table (for `galactic plan` and the start of `prepare`). */
+/** The plan as an aligned table, grouped by phase (for `galactic plan` and the start of `prepare`). */
 export function formatPlan(plan: MemoryPlan): string {
   const mb = (b: number) => `${(b / MiB).toFixed(1)} MB`;
-  const width = Math.max(...plan.components.map((c) => c.name.length), 'total'.length);
-  const lines = plan.components.map((c) => `  ${c.name.padEnd(width)}  ${mb(c.bytes).padStart(10)}  ${c.detail}`);
-  lines.push(`  ${'total'.padEnd(width)}  ${mb(plan.totalBytes).padStart(10)}  of ${mb(plan.limitBytes)} limit (${((100 * plan.totalBytes) / plan.limitBytes).toFixed(0)}%)`);
+  const width = Math.max(...plan.components.map((c) => c.name.length), 'peak (larger phase)'.length);
+  const row = (c: MemoryComponent) => `  ${c.name.padEnd(width)}  ${mb(c.bytes).padStart(10)}  ${c.detail}`;
+  const percent = (b: number) => `${((100 * b) / plan.limitBytes).toFixed(0)}%`;
+  const lines = plan.components.filter((c) => !c.phase).map(row);
+  for (const phase of MEMORY_PHASES) {
+    lines.push(`  ${phase} phase:`);
+    lines.push(...plan.components.filter((c) => c.phase === phase).map(row));
+    lines.push(`  ${`${phase} total`.padEnd(width)}  ${mb(plan.phaseBytes[phase]).padStart(10)}  runtime + ${phase} phase (${percent(plan.phaseBytes[phase])} of the limit)`);
+  }
+  lines.push(`  ${'peak (larger phase)'.padEnd(width)}  ${mb(plan.totalBytes).padStart(10)}  of ${mb(plan.limitBytes)} limit (${percent(plan.totalBytes)}); the phases never overlap`);
   lines.push(`  decode concurrency ${plan.decodeConcurrency}, sharp threads ${plan.sharpThreads}, permits ${plan.permits}, shard ${plan.shardImages} images, heap ${plan.heapMB} MB, shuffle buffer ${plan.shuffleBufferRecords} records, prefetch ${plan.prefetchBatches} batches of ${plan.batchSize}`);
   return lines.join('\n');
 }

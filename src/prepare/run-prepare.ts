@@ -105,7 +105,7 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   const data = config.data;
 
   // Everything that can stop a run, before any work (the plan is refined once the mapping is counted).
-  planMemory(config);
+  planMemory(config, { need: ['prepare'] });
   checkFileNamePattern(data.fileName);
   const index = await ImageIndex.build(data.imageDir, data.fileName);
   const inputs = cacheKeyInputs(config, index, limit);
@@ -133,7 +133,7 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   const mapping = data.layout === 'gz2' && data.mappingCsv
     ? await loadGz2Mapping(data.mappingCsv, data.mappingObjectColumn, data.mappingImageColumn, data.maxRowBytes)
     : null;
-  const plan: MemoryPlan = planMemory(config, { mappingRows: mapping?.size });
+  const plan: MemoryPlan = planMemory(config, { mappingRows: mapping?.size, need: ['prepare'] });
   const csv: CsvSource = await openCsv(data.csv, [
     { column: data.idColumn, knob: 'data.idColumn' },
     { column: data.labelColumn, knob: 'data.labelColumn' },

@@ -2,6 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedConfig } from '../config/load.ts';
+import { loadManifest } from '../data/cache-access.ts';
+import { MemoryPlanError, planMemory } from '../memory/plan.ts';
+import { estimateTrialMemory, wasmHeapRefusal } from '../memory/trial-estimate.ts';
 import { UserError } from '../core/errors.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import { resolveArchitecture, type HyperparameterValues } from '../model/architecture.ts';
@@ -100,11 +103,31 @@ export function finalValues(config: LoadedConfig, values: HyperparameterValues, 
 
 const round = (x: number, digits = 4) => (Number.isFinite(x) ? Math.round(x * 10 ** digits) / 10 ** digits : x);
 
+/**
+ * Refuses, before any work, a final training whose model cannot fit memory.limitMB (or the wasm
+ * heap): the estimate the tuner's INFEASIBLE rule uses, for the values actually trained.
+ */
+export function checkTrainingFits(config: LoadedConfig, cacheDir: string, values: HyperparameterValues, backend: BackendChoice['name']): void {
+  const manifest = loadManifest(cacheDir);
+  const plan = planMemory(config, { need: [] });
+  const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
+  const estimate = estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
+  if (estimate.totalBytes > plan.limitBytes) {
+    const parts = estimate.components.map((c) => `${c.name} ${Math.ceil(c.bytes / 1048576)} MB`).join(', ');
+    throw new MemoryPlanError('memory.limitMB',
+      `training this model needs an estimated ${estimate.totalMB} MB (${parts}), more than memory.limitMB ${config.memory.limitMB}. ` +
+        `Raise memory.limitMB to at least ${estimate.totalMB}, or lower train.batchSize (now ${config.train.batchSize}), the image size or the model's filters and dense units.`);
+  }
+  const heap = backend === 'wasm' ? wasmHeapRefusal(estimate) : null;
+  if (heap) throw new MemoryPlanError('train.batchSize', `this model cannot train on the wasm backend: ${heap}`);
+}
+
 export async function trainRun(config: LoadedConfig, options: TrainRunOptions): Promise<TrainRunSummary> {
   const { output } = options;
+  const { values, source } = finalValues(config, options.values, output);
+  checkTrainingFits(config, options.cacheDir, values, options.backend.name);
   const started = performance.now();
   const sampler = new RssSampler().start();
-  const { values, source } = finalValues(config, options.values, output);
   const epochs = options.epochs ?? config.train.epochs;
   const name = options.name ?? config.runs.name;
   const runDir = path.join(config.runs.dir, name);

@@ -41,7 +41,8 @@ export async function tuneOnCache(options: TuneOnCacheOptions): Promise<TuneOnCa
   const { config, cacheDir, backend, output } = options;
   const overrides = options.overrides ?? {};
   const manifest = loadManifest(cacheDir);
-  const plan = planMemory(config);
+  // Trials are refused one by one (INFEASIBLE) from their own values, not from config.model.
+  const plan = planMemory(config, { need: [] });
   const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
   const estimate = (values: HyperparameterValues) =>
     estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });

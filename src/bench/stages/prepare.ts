@@ -30,8 +30,16 @@ export function scratchConfig(config: LoadedConfig, scratchDir: string): LoadedC
   return { ...config, cache: { ...config.cache, dir: path.join(scratchDir, 'cache') } };
 }
 
-export function plannedMB(config: LoadedConfig): number {
-  return Math.round(planMemory(config).totalBytes / MiB);
+/**
+ * What the plan allows the stage: prepare its phase; the feed the runtime and the feed's own
+ * buffers (it runs without a model); train the whole train phase.
+ */
+export function plannedMB(config: LoadedConfig, stage: 'prepare' | 'feed' | 'train' = 'prepare'): number {
+  const plan = planMemory(config, { need: [] });
+  if (stage === 'prepare') return Math.round(plan.phaseBytes.prepare / MiB);
+  if (stage === 'train') return Math.round(plan.phaseBytes.train / MiB);
+  const feed = plan.components.filter((c) => !c.phase || c.name.startsWith('feed ')).reduce((s, c) => s + c.bytes, 0);
+  return Math.round(feed / MiB);
 }
 
 export async function benchPrepare(
