@@ -207,3 +207,20 @@ test("a whole training step's gradients on a small CNN match the cpu backend's",
     assert.ok(error <= TOLERANCE, `gradient ${i}: relative error ${error.toExponential(2)}`);
   });
 });
+
+test('Identity (tf.clone) on wasm shares memory by reference count: each copy outlives the other, and both free it', () => {
+  tf.setBackend('wasm');
+  const before = tf.memory();
+  const a = tf.tensor1d([1, 2, 3, 4]);
+  const b = tf.clone(a);
+  assert.equal(tf.memory().numDataBuffers, before.numDataBuffers + 1, 'one buffer, not two');
+  a.dispose();
+  assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3, 4]);
+  const c = tf.clone(b);
+  b.dispose();
+  assert.deepEqual(Array.from(c.dataSync()), [1, 2, 3, 4]);
+  c.dispose();
+  assert.equal(tf.memory().numTensors, before.numTensors);
+  assert.equal(tf.memory().numDataBuffers, before.numDataBuffers);
+  assert.equal(tf.memory().numBytes, before.numBytes);
+});
