@@ -145,7 +145,9 @@ export async function decodeImage(input: string | Buffer, image: ImageSettings):
     // sharp's limitInputPixels rejects from the header alone, before any pixel is decoded.
     // no EXIF auto-orientation: survey cutouts carry none, and it costs ~10% of a decode
     let pipeline = sharp(input, { failOn: 'truncated', limitInputPixels: maxInputPixels, sequentialRead: true })
-      .resize(width, height, fit === 'inside' ? { fit: 'inside', withoutEnlargement: false } : { fit, background: { r: 0, g: 0, b: 0 } });
+      // contain letterboxes on sharp's default background, opaque black; passing it explicitly
+      // would have sharp parse the colour again for every image
+      .resize(width, height, fit === 'inside' ? { fit: 'inside', withoutEnlargement: false } : { fit });
     pipeline = channels === 3 ? pipeline.toColourspace('srgb') : pipeline.toColourspace('b-w');
     const { data, info } = await pipeline.removeAlpha().raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== channels) {
