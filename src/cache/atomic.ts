@@ -23,12 +23,15 @@ function partsOf(data: FileBytes): readonly Uint8Array[] {
 export const writeAndSync: WriteFileFn = async (file, data) => {
   const handle = await open(file, 'w');
   try {
-    for (const part of partsOf(data)) {
-      let offset = 0;
-      while (offset < part.byteLength) {
-        const { bytesWritten } = await handle.write(part, offset, part.byteLength - offset);
-        offset += bytesWritten;
-      }
+    // writev: a shard is several hundred parts (its records); libuv continues after short
+    // writes but reports an error that follows some progress only as a short count, so the
+    // rest is written again, which then fails with that error
+    let parts = partsOf(data).filter((part) => part.byteLength > 0);
+    while (parts.length > 0) {
+      let { bytesWritten } = await handle.writev(parts as Uint8Array[]);
+      let done = 0;
+      while (done < parts.length && bytesWritten >= parts[done].byteLength) bytesWritten -= parts[done++].byteLength;
+      parts = done < parts.length ? [parts[done].subarray(bytesWritten), ...parts.slice(done + 1)] : [];
     }
     await handle.sync();
   } finally {

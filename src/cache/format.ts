@@ -30,11 +30,18 @@ export class CorruptShardError extends UserError {
   }
 }
 
-function checkShape(shard: Shard): void {
+/** A shard to encode: `data` may be given as consecutive pieces (the records), never concatenated. */
+export type ShardToEncode = Omit<Shard, 'data'> & { data: Uint8Array | readonly Uint8Array[] };
+
+function dataPieces(shard: ShardToEncode): readonly Uint8Array[] {
+  return shard.data instanceof Uint8Array ? [shard.data] : shard.data;
+}
+
+function checkShape(shard: ShardToEncode, dataBytes: number): void {
   const [n, h, w, c] = shard.shape;
   const bytesPerValue = shard.dtype === 'uint8' ? 1 : 4;
-  if (shard.ids.length !== n || shard.labels.length !== n || shard.data.byteLength !== n * h * w * c * bytesPerValue) {
-    throw new Error(`encodeShard: inconsistent shard (n=${n}, ids=${shard.ids.length}, labels=${shard.labels.length}, bytes=${shard.data.byteLength})`);
+  if (shard.ids.length !== n || shard.labels.length !== n || dataBytes !== n * h * w * c * bytesPerValue) {
+    throw new Error(`encodeShard: inconsistent shard (n=${n}, ids=${shard.ids.length}, labels=${shard.labels.length}, bytes=${dataBytes})`);
   }
 }
 
@@ -50,12 +57,16 @@ function binHeader(length: number): Uint8Array {
 
 /**
  * The shard as a list of byte ranges whose concatenation is exactly `encodeShard`'s bytes, with
- * the pixel data as one of them, uncopied: the writer hands them to one writev, so a 32 MB
- * shard is never copied into an encoding buffer. `dataCrc32` is crc32(shard.data) when the caller
- * already has it (the shard writer checksums records as they arrive).
+ * the pixel data as one or more of them, uncopied: the writer streams them to the file, so the
+ * records are never copied into an encoding (or a shard) buffer. `dataCrc32` is crc32 of the
+ * data when the caller already has it (the shard writer checksums records as they arrive).
+ * The data pieces are parts[3 .. length - 3]: three parts before them, two after.
  */
-export function encodeShardParts(shard: Shard, dataCrc32 = crc32(shard.data)): Uint8Array[] {
-  checkShape(shard);
+export function encodeShardParts(shard: ShardToEncode, dataCrc32?: number): Uint8Array[] {
+  const pieces = dataPieces(shard);
+  const dataBytes = pieces.reduce((sum, piece) => sum + piece.byteLength, 0);
+  checkShape(shard, dataBytes);
+  if (dataCrc32 === undefined) dataCrc32 = pieces.reduce((crc, piece) => crc32(piece, crc), 0);
   // the first six fields through msgpackr, then its map header patched from 6 to 8 entries
   // (msgpackr writes objects with a map16 header, 0xde 0x0006; fixmap 0x86 handled too)
   const head = pack({
@@ -70,7 +81,7 @@ export function encodeShardParts(shard: Shard, dataCrc32 = crc32(shard.data)): U
   if (head[0] === 0x86) head[0] = 0x88;
   else if (head[0] === 0xde && head[1] === 0 && head[2] === 6) head[2] = 8;
   else throw new Error(`encodeShardParts: unexpected map header 0x${head[0].toString(16)}`);
-  return [head, pack('data'), binHeader(shard.data.byteLength), shard.data, pack('crc32'), pack(dataCrc32)];
+  return [head, pack('data'), binHeader(dataBytes), ...pieces, pack('crc32'), pack(dataCrc32)];
 }
 
 export function encodeShard(shard: Shard): Buffer {

@@ -20,29 +20,31 @@ export function shardFileName(index: number): string {
   return `shard-${String(index).padStart(5, '0')}.msgpack`;
 }
 
-/** A full shard handed over for writing; its buffer stays untouched until the write is done. */
+/** A full shard handed over for writing; its records stay untouched until the write is done. */
 export interface SealedShard {
   ids: string[];
   labels: number[];
-  data: Uint8Array;
-  /** crc32 of `data`, gathered record by record. */
+  /** Each record's bytes, in order: the decoder's own buffers (uint8), never copied into a shard buffer. */
+  records: Uint8Array[];
+  /** crc32 of the records' bytes concatenated, gathered record by record. */
   dataCrc32: number;
 }
 
 /**
- * Collects decoded records in row order into a preallocated contiguous buffer and writes them
- * as a shard file atomically (temp file, fsync, rename, fsync folder). Two buffers alternate:
- * while a sealed shard is being encoded and written, the next one fills the other buffer, so
- * decoding does not stall on fsync. The caller writes one sealed shard at a time. Memory is
- * fixed: two shard buffers (the encoding refers to the pixel buffer instead of copying it).
+ * Collects decoded records in row order and writes them as a shard file atomically (temp file,
+ * fsync, rename, fsync folder). The records are kept as they came from the decoder and handed to
+ * the file writer as parts of the encoding: no shard buffer, no copy into one (the direct writer
+ * copies each byte once, into its aligned staging buffer). While a sealed shard is being written,
+ * the next one collects, so decoding does not stall on fsync; the caller writes one sealed shard
+ * at a time. Memory: the records held are those whose permits are not back yet (plan: in flight).
+ * The caller must not reuse a record's buffer after append.
  */
 export class ShardWriter {
   private readonly recordValues: number;
   private readonly bytesPerValue: number;
-  private readonly buffers: [Uint8Array, Uint8Array];
-  private active = 0;
   private ids: string[] = [];
   private labels: number[] = [];
+  private records: Uint8Array[] = [];
   private dataCrc32 = 0;
 
   constructor(
@@ -54,8 +56,6 @@ export class ShardWriter {
   ) {
     this.recordValues = shape.height * shape.width * shape.channels;
     this.bytesPerValue = dtype === 'uint8' ? 1 : 4;
-    const bytes = shardImages * this.recordValues * this.bytesPerValue;
-    this.buffers = [new Uint8Array(bytes), new Uint8Array(bytes)];
   }
 
   get count(): number {
@@ -69,32 +69,25 @@ export class ShardWriter {
   append(id: string, label: number, pixels: Uint8Array): void {
     if (this.full) throw new Error('ShardWriter: append to a full shard');
     if (pixels.length !== this.recordValues) throw new Error(`ShardWriter: record ${id} has ${pixels.length} values, expected ${this.recordValues}`);
-    const buffer = this.buffers[this.active];
-    const at = this.ids.length * this.recordValues;
-    if (this.dtype === 'uint8') {
-      buffer.set(pixels, at);
-    } else {
+    let bytes = pixels;
+    if (this.dtype !== 'uint8') {
       // float32 caches keep the 0..255 values; normalization stays the feed's job
-      const view = new DataView(buffer.buffer, buffer.byteOffset);
-      for (let i = 0; i < pixels.length; i++) view.setFloat32((at + i) * 4, pixels[i], true);
+      bytes = new Uint8Array(pixels.length * this.bytesPerValue);
+      const view = new DataView(bytes.buffer);
+      for (let i = 0; i < pixels.length; i++) view.setFloat32(i * 4, pixels[i], true);
     }
-    const recordBytes = this.recordValues * this.bytesPerValue;
-    this.dataCrc32 = crc32(buffer.subarray(this.ids.length * recordBytes, (this.ids.length + 1) * recordBytes), this.dataCrc32);
+    this.dataCrc32 = crc32(bytes, this.dataCrc32);
+    this.records.push(bytes);
     this.ids.push(id);
     this.labels.push(label);
   }
 
-  /** Hands the collected records over for writing and switches to the other buffer. */
+  /** Hands the collected records over for writing and starts a new shard. */
   seal(): SealedShard {
-    const sealed = {
-      ids: this.ids,
-      labels: this.labels,
-      data: this.buffers[this.active].subarray(0, this.ids.length * this.recordValues * this.bytesPerValue),
-      dataCrc32: this.dataCrc32,
-    };
-    this.active ^= 1;
+    const sealed = { ids: this.ids, labels: this.labels, records: this.records, dataCrc32: this.dataCrc32 };
     this.ids = [];
     this.labels = [];
+    this.records = [];
     this.dataCrc32 = 0;
     return sealed;
   }
@@ -107,7 +100,7 @@ export class ShardWriter {
       shape: [n, this.shape.height, this.shape.width, this.shape.channels],
       ids: sealed.ids,
       labels: Int32Array.from(sealed.labels),
-      data: sealed.data,
+      data: sealed.records,
     }, sealed.dataCrc32);
     const file = shardFileName(index);
     const target = path.join(this.dir, file);
@@ -118,13 +111,13 @@ export class ShardWriter {
       if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw new DiskFullError(target, e.message);
       throw new CacheWriteError(target, e.code ?? e.message);
     }
-    // the file's CRC without a second pass over the pixels: the parts before the data, then the
-    // data's own CRC combined in, then the parts after it
-    const dataIndex = parts.indexOf(sealed.data);
+    // the file's CRC without a second pass over the pixels: the three parts before the records,
+    // the records' own CRC combined in, then the two parts after them
+    const dataBytes = n * this.recordValues * this.bytesPerValue;
     let fileCrc = 0;
-    for (const part of parts.slice(0, dataIndex)) fileCrc = crc32(part, fileCrc);
-    fileCrc = crc32Combine(fileCrc, sealed.dataCrc32, sealed.data.byteLength);
-    for (const part of parts.slice(dataIndex + 1)) fileCrc = crc32(part, fileCrc);
+    for (const part of parts.slice(0, 3)) fileCrc = crc32(part, fileCrc);
+    fileCrc = crc32Combine(fileCrc, sealed.dataCrc32, dataBytes);
+    for (const part of parts.slice(parts.length - 2)) fileCrc = crc32(part, fileCrc);
     return { file, count: n, bytes: parts.reduce((sum, part) => sum + part.byteLength, 0), crc32: fileCrc };
   }
 
