@@ -54,15 +54,36 @@ function firstFiles(config: LoadedConfig, count: number): string[] {
   return lines.slice(0, count).map((l) => path.join(config.data.imageDir, `${l.split(',')[0]}.jpg`));
 }
 
-/** Wall-clock rate and process CPU (all threads, libvips included) per image. */
-interface Rate { imagesPerSecond: number; cpuMsPerImage: number }
+/**
+ * Wall-clock rate, process CPU (all threads, libvips included) per image, and the cores other
+ * processes kept busy meanwhile (machine busy time from /proc/stat minus this process's CPU):
+ * on a shared machine a pair whose two runs saw different foreign load is not a fair pair.
+ */
+interface Rate { imagesPerSecond: number; cpuMsPerImage: number; foreignCores: number | null }
+
+/** Busy CPU milliseconds of the whole machine (all cores), or null off Linux. */
+function machineBusyMs(): number | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = fields[3] + fields[4]; // idle + iowait
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0); // user..steal
+    return ((total - idle) * 1000) / 100; // USER_HZ = 100
+  } catch {
+    return null;
+  }
+}
 
 async function measure(images: () => Promise<number>): Promise<Rate> {
   const cpu = process.cpuUsage();
+  const busy = machineBusyMs();
   const started = performance.now();
   const n = await images();
+  const wallMs = performance.now() - started;
   const used = process.cpuUsage(cpu);
-  return { imagesPerSecond: n / ((performance.now() - started) / 1000), cpuMsPerImage: (used.user + used.system) / 1000 / n };
+  const busyAfter = machineBusyMs();
+  const ownMs = (used.user + used.system) / 1000;
+  const foreignCores = busy === null || busyAfter === null ? null : Math.max(0, (busyAfter - busy - ownMs) / wallMs);
+  return { imagesPerSecond: n / (wallMs / 1000), cpuMsPerImage: ownMs / n, foreignCores };
 }
 
 async function bareDecode(files: string[], config: LoadedConfig, concurrency: number): Promise<number> {
@@ -93,19 +114,21 @@ const results: Record<string, unknown> = {};
 if (!skip.has('throughput')) {
   const count = Number(values.throughput);
   const config = loadConfig(writeConfig('throughput'));
-  const plan = planMemory(config);
+  const plan = planMemory(config, { need: ['prepare'] }); // the plan prepare itself runs with
   sharp.cache(false);
   sharp.concurrency(plan.sharpThreads);
   const files = firstFiles(config, count);
   const quiet = new Output({ quiet: true });
   const bare: Rate[] = [];
   const prep: Rate[] = [];
-  await bareDecode(files.slice(0, 100), config, plan.decodeConcurrency); // warm the page cache and libvips
+  for (const file of files) readFileSync(file); // every file in the page cache, for both sides alike
+  await bareDecode(files.slice(0, 100), config, plan.decodeConcurrency); // warm libvips
   // alternated, so load from other processes hits both alike; CPU per image is the steadier figure on a shared machine
   for (let r = 0; r < Number(values.repeats); r++) {
     bare.push(await measure(() => bareDecode(files, config, plan.decodeConcurrency)));
     prep.push(await measure(async () => (await runPrepare(config, { output: quiet, force: true, limit: count })).images));
-    console.error(`repeat ${r + 1}: bare ${bare.at(-1)!.imagesPerSecond.toFixed(1)} images/s (${bare.at(-1)!.cpuMsPerImage.toFixed(2)} CPU ms/image), prepare ${prep.at(-1)!.imagesPerSecond.toFixed(1)} images/s (${prep.at(-1)!.cpuMsPerImage.toFixed(2)} CPU ms/image)`);
+    const foreign = (rate: Rate) => (rate.foreignCores === null ? '' : `, other processes ${rate.foreignCores.toFixed(2)} cores`);
+    console.error(`repeat ${r + 1}: bare ${bare.at(-1)!.imagesPerSecond.toFixed(1)} images/s (${bare.at(-1)!.cpuMsPerImage.toFixed(2)} CPU ms/image${foreign(bare.at(-1)!)}), prepare ${prep.at(-1)!.imagesPerSecond.toFixed(1)} images/s (${prep.at(-1)!.cpuMsPerImage.toFixed(2)} CPU ms/image${foreign(prep.at(-1)!)})`);
   }
   const wall = median(prep.map((p) => p.imagesPerSecond)) / median(bare.map((b) => b.imagesPerSecond));
   const cpu = median(bare.map((b) => b.cpuMsPerImage)) / median(prep.map((p) => p.cpuMsPerImage));
