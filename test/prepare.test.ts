@@ -119,8 +119,12 @@ test('--force rebuilds the same bytes; --limit keeps the first N usable records'
   const config = loadConfig(configFile);
   const first = await runPrepare(config, { output: quiet });
   const bytes = shardBytes(first.cacheDir);
+  // what a crash may leave: a temp file, a shard no manifest lists, a .stale file from the
+  // background delete of an earlier run; --force must leave none of them behind
+  for (const name of ['shard-00000.msgpack.tmp', 'shard-00099.msgpack', 'shard-00098.msgpack.stale']) writeFileSync(path.join(first.cacheDir, name), 'x');
   const forced = await runPrepare(config, { output: quiet, force: true });
   assert.equal(forced.cacheHit, false);
+  assert.deepEqual(readdirSync(forced.cacheDir).filter((f) => /\.(tmp|stale)$|00099|00098/.test(f)), [], 'stray files removed before prepare returns');
   const rebuilt = shardBytes(forced.cacheDir);
   for (const f of Object.keys({ ...rebuilt, ...bytes })) assert.equal(Buffer.from(rebuilt[f] ?? "", "base64").toString(), Buffer.from(bytes[f] ?? "", "base64").toString(), `${f} differs after --force`);
 
