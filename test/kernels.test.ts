@@ -3,6 +3,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel } from '../src/model/architecture.ts';
 import { selectBackend } from '../src/model/backend.ts';
+import { chunking, gemmChunking } from '../src/model/kernels/conv2d-backprop-filter.ts';
 import { convolve, type WasmBackend } from '../src/model/kernels/wasm-primitives.ts';
 
 /**
@@ -86,6 +87,28 @@ describe('Conv2DBackpropFilter (wasm) matches cpu', () => {
       compare('Conv2DBackpropFilter', () => tf.engine().runKernel('Conv2DBackpropFilter', { x: t4(x), dy: t4(dy) },
         { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: s.filter }) as tf.Tensor);
     });
+  }
+});
+
+test('Conv2DBackpropFilter split into many pieces (matrix-product chunks at stride 1, filter bands at stride 2) still matches cpu', () => {
+  const saved = { matrixBytes: gemmChunking.matrixBytes, filterBytes: chunking.filterBytes };
+  try {
+    gemmChunking.matrixBytes = 4 * 27 * 1000; // 1,000 rows per product: 9 chunks, the last one short
+    chunking.filterBytes = 2048; // a band of one or two filter rows
+    for (const c of [
+      { n: 2, h: 64, w: 64, cin: 3, cout: 8, k: 3, stride: 1, pad: 'valid' },
+      { n: 2, h: 64, w: 64, cin: 3, cout: 8, k: 3, stride: 1, pad: 'same' },
+      { n: 2, h: 40, w: 40, cin: 3, cout: 8, k: 3, stride: 2, pad: 'valid' },
+    ] as ConvCase[]) {
+      const s = convShapes(c);
+      const x = random(s.x, 11);
+      const dy = random(s.dy, 12);
+      compare(`Conv2DBackpropFilter s${c.stride} ${c.pad}`, () => tf.engine().runKernel('Conv2DBackpropFilter', { x: t4(x), dy: t4(dy) },
+        { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: s.filter }) as tf.Tensor);
+    }
+  } finally {
+    Object.assign(gemmChunking, { matrixBytes: saved.matrixBytes });
+    Object.assign(chunking, { filterBytes: saved.filterBytes });
   }
 });
 
