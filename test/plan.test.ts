@@ -27,8 +27,8 @@ test('the plan sizes every buffer from the budget; each phase sums its component
   ]);
   assert.equal(plan.decodeConcurrency, 2);
   assert.equal(plan.sharpThreads, 1);
-  // auto shards: about 32 MB of 128x128x3 uint8 records
-  assert.equal(plan.shardImages, Math.floor((32 * MiB) / (128 * 128 * 3)));
+  // auto shards: about 16 MB of 128x128x3 uint8 records
+  assert.equal(plan.shardImages, Math.floor((16 * MiB) / (128 * 128 * 3)));
   assert.equal(plan.permits, 2 * plan.shardImages + 2 * plan.decodeConcurrency + 8);
   assert.equal(plan.batchSize, 32);
   assert.equal(plan.prefetchBatches, 2);

@@ -73,8 +73,12 @@ export const MAPPING_ENTRY_BYTES = 128;
 export const ID_ENTRY_BYTES = 80;
 /** Shortest plausible CSV data row (id, separator, label, newline): turns a file size into a row bound. */
 export const MIN_CSV_ROW_BYTES = 12;
-/** Shard target when `cache.shardImages` is "auto": big enough for sequential I/O, small enough to resume cheaply. */
-export const TARGET_SHARD_BYTES = 32 * MiB;
+/**
+ * Shard target when `cache.shardImages` is "auto": big enough for sequential I/O, small enough to
+ * resume cheaply; a shard's records stay alive until it is flushed, so this also bounds the RSS
+ * transient of records in flight (32 MB let the peak vary by +15% from run to run; docs/prepare.md).
+ */
+export const TARGET_SHARD_BYTES = 16 * MiB;
 export const MAX_AUTO_SHARD_IMAGES = 8192;
 export const MAX_AUTO_SHUFFLE_RECORDS = 20_000;
 
