@@ -71,13 +71,7 @@ function asShiftedProducts(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInf
     const partial = runWasmKernel(wasm, 'BatchMatMul', { a: shifted, b: dyChunk }, { transposeA: false, transposeB: false });
     release(wasm, shifted);
     if (dyChunk !== dyRows) release(wasm, dyChunk);
-    if (total === null) {
-      total = partial;
-    } else {
-      const sum = add(wasm, total, partial);
-      release(wasm, total, partial);
-      total = sum;
-    }
+    total = addInto(wasm, total, partial);
   }
   release(wasm, rowsOfX, dyRows);
   const dW = reshape(wasm, total!, [kh, kw, cin, cout]);
@@ -143,14 +137,16 @@ function bandedConvolution(
     });
     if (band !== filter) release(wasm, band);
     if (inputRows !== input) release(wasm, inputRows);
-    if (total === null) {
-      total = partial;
-    } else {
-      const sum = add(wasm, total, partial);
-      release(wasm, total, partial);
-      total = sum;
-    }
+    total = addInto(wasm, total, partial);
   }
   if (total === null) throw new Error('bandedConvolution: every band fell into padding');
   return total;
+}
+
+/** The running sum of partial gradients: the first partial, then each added (the inputs released). */
+function addInto(wasm: WasmBackend, total: tf.TensorInfo | null, partial: tf.TensorInfo): tf.TensorInfo {
+  if (total === null) return partial;
+  const sum = add(wasm, total, partial);
+  release(wasm, total, partial);
+  return sum;
 }
