@@ -5,6 +5,7 @@ import { addStageOptions, positiveInt, runStagesAction, scaleCommand, sweepComma
 import { describeMachine, machineInfo } from '../bench/machine.ts';
 import { trainStage } from '../bench/stages/train.ts';
 import type { BackendName } from '../model/backend.ts';
+import { describeThreads, MAX_WASM_THREADS } from '../model/thread-count.ts';
 import { benchTrainingStep, formatKernelTable } from '../model/profile.ts';
 import { commandContext } from './context.ts';
 
@@ -49,7 +50,7 @@ async function benchTrainAction(command: Command): Promise<void> {
     output,
   });
   output.info(
-    `bench train: ${result.backend}${result.threads ? ` (${result.threads} thread${result.threads === 1 ? '' : 's'})` : ''}: ${result.imagesPerSecond} images/s, ${result.msPerStep.median} ms per step ` +
+    `bench train: ${result.backend}${result.threads ? ` (${describeThreads(result.threads)})` : ''}: ${result.imagesPerSecond} images/s, ${result.msPerStep.median} ms per step ` +
       `(min ${result.msPerStep.min}, max ${result.msPerStep.max}, ${result.msPerStep.steps} steps; batch ${result.batch}, ${result.size}x${result.size})`,
   );
   output.info(`bench train: ${result.cpuMsPerStep} ms of CPU per step (${result.imagesPerCpuSecond} images per CPU-second; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores)`);
@@ -74,6 +75,6 @@ async function benchTrainAction(command: Command): Promise<void> {
 function wasmThreads(value: string): 'auto' | number {
   if (value === 'auto') return 'auto';
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 8) throw new UsageError(`--threads must be auto or a whole number from 1 to 8 (got '${value}')`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WASM_THREADS) throw new UsageError(`--threads must be auto or a whole number from 1 to ${MAX_WASM_THREADS} (got '${value}')`);
   return n;
 }

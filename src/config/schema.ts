@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_WASM_THREADS } from '../model/thread-count.ts';
 
 /**
  * The one definition of the pipeline config: zod validates it at load time and the JSON Schema
@@ -170,7 +171,7 @@ export const configSchema = z
     feed: feedSchema.default(feedSchema.parse({})),
     backend: z.enum(['auto', 'node', 'wasm', 'cpu']).default('auto'),
     threads: z
-      .union([z.literal('auto'), int(1, 8)], { message: 'must be "auto" or a whole number from 1 to 8' })
+      .union([z.literal('auto'), int(1, MAX_WASM_THREADS)], { message: `must be "auto" or a whole number from 1 to ${MAX_WASM_THREADS}` })
       .default('auto')
       .describe('Compute threads of the wasm backend (XNNPACK thread pool over worker_threads): "auto" = every core available, at most 8; 1 = the single-threaded build. tfjs-node manages its own threads.'),
     model: modelSchema.default(modelSchema.parse({})),

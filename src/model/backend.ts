@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.ts';
 import type { Output } from '../report/output.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
-import { resolveWasmThreads } from './thread-count.ts';
+import { describeThreads, resolveWasmThreads } from './thread-count.ts';
 import { prepareWasmThreads } from './wasm-threads.ts';
 
 /**
@@ -193,7 +193,7 @@ export async function selectBackend(preference: 'auto' | BackendName, output?: O
     const attempt = await ATTEMPTS[name](options, output);
     if (attempt.ok) {
       const threads = name === 'wasm' ? (wasmThreads ?? 1) : undefined;
-      const because = threads === undefined ? CHOSEN_BECAUSE[name] : `${CHOSEN_BECAUSE[name]}, ${threads} thread${threads === 1 ? '' : 's'}`;
+      const because = threads === undefined ? CHOSEN_BECAUSE[name] : `${CHOSEN_BECAUSE[name]}, ${describeThreads(threads)}`;
       const reason = preference === 'auto' ? `auto: ${because}` : `requested (--backend or "backend" in the config): ${because}`;
       for (const s of skipped) output?.info(`backend ${s.name} skipped: ${s.why}`);
       output?.info(`backend: ${name} (${reason})`);
@@ -204,4 +204,3 @@ export async function selectBackend(preference: 'auto' | BackendName, output?: O
   }
   throw new BackendUnavailableError('cpu', skipped.map((s) => `${s.name}: ${s.why}`).join('; '));
 }
-

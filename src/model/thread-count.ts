@@ -11,3 +11,8 @@ export function resolveWasmThreads(threads: 'auto' | number, cpus: number = os.a
   const wanted = threads === 'auto' ? cpus : threads;
   return Math.max(1, Math.min(MAX_WASM_THREADS, Math.floor(wanted)));
 }
+
+/** "1 thread", "2 threads": how the backend reason and `bench train` name the pool. */
+export function describeThreads(threads: number): string {
+  return `${threads} thread${threads === 1 ? '' : 's'}`;
+}
