@@ -16,7 +16,7 @@ import { validateConfig } from '../src/config/load.ts';
 import { measureFeed } from '../src/data/measure-feed.ts';
 import { selectBackend, type BackendName } from '../src/model/backend.ts';
 import { runPrepare } from '../src/prepare/run-prepare.ts';
-import { Output } from '../src/report/output.ts';
+import { Output } from '../src/core/console.ts';
 import { measureTraining } from '../src/train/measure-training.ts';
 
 const { values } = parseArgs({

@@ -18,7 +18,7 @@ import sharp from 'sharp';
 import { loadConfig, type LoadedConfig } from '../src/config/load.ts';
 import { planMemory } from '../src/memory/plan.ts';
 import { runPrepare, type PrepareSummary } from '../src/prepare/run-prepare.ts';
-import { Output } from '../src/report/output.ts';
+import { Output } from '../src/core/console.ts';
 
 const { values } = parseArgs({
   options: {

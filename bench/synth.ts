@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Output } from '../src/report/output.ts';
+import { Output } from '../src/core/console.ts';
 import { synthesizeDataset } from '../src/images/synth/dataset.ts';
 import { renderRecord } from '../src/images/synth/render.ts';
 import { encodeImage } from '../src/images/synth/encode.ts';

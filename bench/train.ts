@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { machineInfo, describeMachine } from '../src/bench/machine.ts';
 import { selectBackend } from '../src/model/backend.ts';
 import { benchTrainingStep, formatKernelTable, type TrainBenchResult } from '../src/model/profile.ts';
-import { Output } from '../src/report/output.ts';
+import { Output } from '../src/core/console.ts';
 
 const { values } = parseArgs({
   options: {

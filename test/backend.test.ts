@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, countParameters, describeArchitecture, InvalidHyperparameterError, ArchitectureTooDeepError } from '../src/model/architecture.ts';
 import { asMissingKernelError, BackendUnavailableError, MissingKernelError, selectBackend, withKernelCheck } from '../src/model/backend.ts';
-import { Output } from '../src/report/output.ts';
+import { Output } from '../src/core/console.ts';
 import { runCli } from './support/run-cli.ts';
 
 const NOTEBOOK = { filters: [32, 64, 128], kernelSize: 3, denseUnits: 64, dropout: 0, learningRate: 0.001 };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { formatDuration, Output } from '../src/report/output.ts';
+import { formatDuration, Output } from '../src/core/console.ts';
 
 function capture(tty: boolean): { stream: NodeJS.WritableStream; text: () => string } {
   const stream = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync, stat
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, type LoadedConfig } from '../src/config/load.ts';
-import { Output } from '../src/report/output.ts';
+import { Output } from '../src/core/console.ts';
 import { runPrepare, CacheDirNotWritableError } from '../src/prepare/run-prepare.ts';
 import { readManifest } from '../src/cache/manifest.ts';
 import { readShard } from '../src/cache/reader.ts';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { validateConfig } from '../src/config/load.ts';
-import { Output } from '../src/report/output.ts';
+import { Output } from '../src/core/console.ts';
 import { demoDataRoot, ensureDemoData } from '../src/images/synth/demo.ts';
 import { synthesizeDataset, type SynthOptions } from '../src/images/synth/dataset.ts';
 import { gz2Header, joinedHeader, mappingHeader } from '../src/images/synth/layout.ts';

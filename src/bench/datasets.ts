@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSy
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../core/errors.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 
 /**
  * Synthetic data sets for the scale and sweep runs, made by `galactic synth` and kept between

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../core/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { machineInfo, type MachineInfo } from './machine.ts';
 import type { StageResult } from './results.ts';
 import { benchDecode, listImages } from './stages/decode.ts';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
-import { Output } from '../report/output.ts';
+import { Output } from '../core/console.ts';
 
 /** Options every command accepts (defined once on the program). */
 export interface GlobalOptions {

@@ -3,7 +3,7 @@ import { UsageError } from '../core/errors.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import { selectBackend, type BackendName } from '../model/backend.ts';
 import { runPrepare } from '../prepare/run-prepare.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { hyperbandSchedule } from '../tune/hyperband.ts';
 import { describeSearch, objectiveOf, type SearchOverrides } from '../tune/search-setup.ts';
 import { tuneOnCache } from '../tune/tune-on-cache.ts';

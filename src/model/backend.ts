@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
 import { describeThreads, resolveWasmThreads } from './thread-count.ts';
 import { prepareWasmThreads } from './wasm-threads.ts';

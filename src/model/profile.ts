@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { buildModel, countParameters, type HyperparameterValues } from './architecture.ts';
 import { selectBackend, withKernelCheck, type BackendChoice, type BackendName } from './backend.ts';
 

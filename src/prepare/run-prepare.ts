@@ -5,7 +5,7 @@ import v8 from 'node:v8';
 import sharp from 'sharp';
 import { UserError } from '../core/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { decodeImage } from '../images/decode.ts';
 import { openCsv, type CsvSource } from '../ingest/csv-source.ts';
 import { ImageIndex } from '../ingest/image-index.ts';

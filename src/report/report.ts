@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { LoadedConfig } from '../config/load.ts';
-import type { Output } from './output.ts';
+import type { Output } from '../core/console.ts';
 import {
   confusionSpec, hyperparameterSpec, leaderboardSpec, learningCurveSpec, memorySpec, perClassSpec, renderChart,
   throughputSpec, type ChartSpec,

@@ -1,6 +1,6 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { demoDataRoot, demoImageCount, ensureDemoData } from '../images/synth/demo.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 
 /**
  * The run's first stage: the demo config's data set is synthesized on first use (synth's

@@ -3,7 +3,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 import { selectBackend, type BackendChoice, type BackendName } from '../model/backend.ts';
 import { runPrepare, type PrepareSummary } from '../prepare/run-prepare.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { writeReport, type ReportSummary } from '../report/report.ts';
 import { readRunMetadata } from '../train/run-directory.ts';
 import { finalValues, trainRun, type TrainRunSummary } from '../train/run-training.ts';

@@ -1,7 +1,7 @@
 import type { LoadedConfig } from '../config/load.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 import type { BackendChoice } from '../model/backend.ts';
-import type { Output, Progress } from '../report/output.ts';
+import type { Output, Progress } from '../core/console.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
 import { tuneOnCache } from '../tune/tune-on-cache.ts';
 import type { TuneSummary } from '../tune/tuner.ts';

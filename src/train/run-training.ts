@@ -9,7 +9,7 @@ import { UserError } from '../core/errors.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import { resolveArchitecture, type HyperparameterValues } from '../model/architecture.ts';
 import type { BackendChoice } from '../model/backend.ts';
-import type { Output, Progress } from '../report/output.ts';
+import type { Output, Progress } from '../core/console.ts';
 import { evaluateValidation } from './metrics.ts';
 import { configDigest, GALACTIC_VERSION, writeRunDirectory, type RunMetadata } from './run-directory.ts';
 import { disposeModel, trainClassifier, type EpochRecord } from './trainer.ts';

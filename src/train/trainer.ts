@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Manifest } from '../cache/format.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { buildModel, type HyperparameterValues } from '../model/architecture.ts';
 import { withKernelCheck } from '../model/backend.ts';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.ts';

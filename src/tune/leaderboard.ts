@@ -1,4 +1,4 @@
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 import { isBetter, type Objective } from './oracle.ts';
 import type { TrialRecord } from './trial-store.ts';

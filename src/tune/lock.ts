@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { LOCK_FILE } from './trial-store.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type { LoadedConfig } from '../config/load.ts';
 import type { FeedSettings } from '../data/feed.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { disposeModel, trainClassifier, type TrainerResult } from '../train/trainer.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from './trial-runner.ts';
 

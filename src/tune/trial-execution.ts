@@ -1,5 +1,5 @@
 import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { shouldStopEarly, TRIAL_MONITOR } from './early-stopping.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 import { isBetter, type Objective, type OracleTrial } from './oracle.ts';

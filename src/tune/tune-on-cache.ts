@@ -3,7 +3,7 @@ import { loadManifest } from '../data/cache-access.ts';
 import { estimateTrialMemory, wasmHeapRefusal } from '../memory/trial-estimate.ts';
 import { planMemory } from '../memory/plan.ts';
 import type { BackendChoice } from '../model/backend.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 import { createOracle, describeSearch, type SearchOverrides } from './search-setup.ts';
 import { TrainerTrialRunner } from './trainer-runner.ts';

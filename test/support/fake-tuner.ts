@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { Output } from '../../src/report/output.ts';
+import { Output } from '../../src/core/console.ts';
 import { HyperbandOracle, type HyperbandState } from '../../src/tune/hyperband.ts';
 import { SearchSpace } from '../../src/tune/hyperparameters.ts';
 import type { Objective, OracleStateBase } from '../../src/tune/oracle.ts';

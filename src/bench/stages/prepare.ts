@@ -4,7 +4,7 @@ import { readManifest } from '../../cache/manifest.ts';
 import type { LoadedConfig } from '../../config/load.ts';
 import { planMemory } from '../../memory/plan.ts';
 import { runPrepare, type PrepareSummary } from '../../prepare/run-prepare.ts';
-import { Output } from '../../report/output.ts';
+import { Output } from '../../core/console.ts';
 import type { StageResult } from '../results.ts';
 import { measureRepeats, stageResult } from '../repeat.ts';
 

@@ -2,7 +2,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../../core/errors.ts';
-import type { Output } from '../../report/output.ts';
+import type { Output } from '../../core/console.ts';
 import { writeCatalogues } from './catalogues.ts';
 import { DatasetPlan } from './dataset-plan.ts';
 import { expectedOutcome, minimumHazardCount, plantedHazardCount, type ExpectedOutcome } from './hazards.ts';

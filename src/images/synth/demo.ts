@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../../config/load.ts';
-import type { Output } from '../../report/output.ts';
+import type { Output } from '../../core/console.ts';
 import { synthesizeDataset } from './dataset.ts';
 import { gz2CsvName, joinedCsvName } from './layout.ts';
 
