@@ -10,7 +10,7 @@ import { CorruptShardError, MANIFEST_FORMAT, CACHE_FORMAT_VERSION, type Manifest
 import { writeFixture, writeFixtureConfig } from './support/prepare-fixture.ts';
 import { ChannelStatsAccumulator, addPlain, simdKernel } from '../src/prepare/channel-stats.ts';
 import { crc32, crc32Combine } from '../src/cache/crc32.ts';
-import { DIRECT_MIN_BYTES, DIRECT_STAGE_BYTES, writeDirectAndSync } from '../src/cache/atomic.ts';
+import { DIRECT_MIN_BYTES, DIRECT_STAGE_BYTES, writeDirectAndSync } from '../src/core/atomic-file.ts';
 import { runCli } from './support/run-cli.ts';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'galactic-cache-'));

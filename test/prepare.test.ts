@@ -12,7 +12,7 @@ import { resolveCacheDir } from '../src/cache/key.ts';
 import { DiskFullError } from '../src/cache/shard-writer.ts';
 import { CsvNotFoundError, CsvColumnsError } from '../src/ingest/csv-source.ts';
 import { ImageDirNotFoundError } from '../src/ingest/image-index.ts';
-import { writeAndSync } from '../src/cache/atomic.ts';
+import { writeAndSync } from '../src/core/atomic-file.ts';
 import { writeFixture, writeFixtureConfig, type Fixture } from './support/prepare-fixture.ts';
 import { runCli } from './support/run-cli.ts';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { MANIFEST_FORMAT, CACHE_FORMAT_VERSION, type Manifest } from './format.ts';
-import { replaceFileAtomic, type WriteFileFn } from './atomic.ts';
+import { replaceFileAtomic, type WriteFileFn } from '../core/atomic-file.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const REJECTS_FILE = 'rejects.jsonl';

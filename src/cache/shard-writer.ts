@@ -2,7 +2,7 @@ import path from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { encodeShardParts, type CacheDtype, type ShardEntry } from './format.ts';
 import { crc32, crc32Combine } from './crc32.ts';
-import { replaceFileAtomic, writeDirectAndSync, type WriteFileFn } from './atomic.ts';
+import { replaceFileAtomic, writeDirectAndSync, type WriteFileFn } from '../core/atomic-file.ts';
 
 export class DiskFullError extends UserError {
   constructor(file: string, detail: string) {

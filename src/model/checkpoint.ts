@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:f
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.ts';
-import { replaceFileAtomic } from '../cache/atomic.ts';
+import { replaceFileAtomic } from '../core/atomic-file.ts';
 
 /**
  * A training checkpoint: the model's weights and the optimizer's state (Adam's step count and

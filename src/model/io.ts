@@ -2,7 +2,7 @@ import { readFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.ts';
-import { replaceFileAtomic } from '../cache/atomic.ts';
+import { replaceFileAtomic } from '../core/atomic-file.ts';
 
 /**
  * galactic's own tfjs IO handler for a model folder: `model.json` (layers format, weights manifest

@@ -3,7 +3,7 @@ import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest, type ShardEntry }
 import { writeManifest } from '../cache/manifest.ts';
 import type { RejectsLog } from '../cache/rejects-log.ts';
 import type { SealedShard, ShardWriter } from '../cache/shard-writer.ts';
-import type { WriteFileFn } from '../cache/atomic.ts';
+import type { WriteFileFn } from '../core/atomic-file.ts';
 import { ChannelStatsAccumulator } from './channel-stats.ts';
 import type { PermitPool } from './permits.ts';
 import type { Outcome, RecordSink } from './pipeline.ts';

@@ -17,7 +17,7 @@ import { MANIFEST_FILE, REJECTS_FILE, readManifestIfPresent } from '../cache/man
 import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest } from '../cache/format.ts';
 import { RejectsLog } from '../cache/rejects-log.ts';
 import { ShardWriter } from '../cache/shard-writer.ts';
-import type { WriteFileFn } from '../cache/atomic.ts';
+import type { WriteFileFn } from '../core/atomic-file.ts';
 import { planMemory, formatPlan, permitsFor, type MemoryPlan } from '../memory/plan.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import { PermitPool } from './permits.ts';
