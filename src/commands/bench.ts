@@ -5,7 +5,7 @@ import { addStageOptions, positiveInt, runStagesAction, scaleCommand, sweepComma
 import { describeMachine, machineInfo } from '../bench/machine.ts';
 import { trainStage } from '../bench/stages/train.ts';
 import type { BackendName } from '../model/backend.ts';
-import { describeThreads, MAX_WASM_THREADS } from '../model/thread-count.ts';
+import { describeThreads, MAX_WASM_THREADS } from '../core/thread-count.ts';
 import { benchTrainingStep, formatKernelTable } from '../model/profile.ts';
 import { commandContext } from './context.ts';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_WASM_THREADS } from '../model/thread-count.ts';
+import { MAX_WASM_THREADS } from '../core/thread-count.ts';
 
 /**
  * The one definition of the pipeline config: zod validates it at load time and the JSON Schema

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import os from 'node:os';
 import { UserError } from '../core/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import { resolveWasmThreads } from '../model/thread-count.ts';
+import { resolveWasmThreads } from '../core/thread-count.ts';
 import { estimateModelMemory } from './model-memory.ts';
 
 /**

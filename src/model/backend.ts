@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.ts';
 import type { Output } from '../core/console.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
-import { describeThreads, resolveWasmThreads } from './thread-count.ts';
+import { describeThreads, resolveWasmThreads } from '../core/thread-count.ts';
 import { prepareWasmThreads } from './wasm-threads.ts';
 
 /**
