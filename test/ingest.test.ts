@@ -8,7 +8,8 @@ import { ImageIndex, ImageDirNotFoundError } from '../src/ingest/image-index.ts'
 import { idProblem, checkFileNamePattern, FileNamePatternError, imagePathInside } from '../src/ingest/ids.ts';
 import { LabelRules } from '../src/ingest/labels.ts';
 import { openCsv, CsvColumnsError, CsvNotFoundError, type CsvRow } from '../src/ingest/csv-source.ts';
-import { decodeImage, ImageRejection, sniffImageFormat } from '../src/images/decode.ts';
+import { decodeImage, sniffImageFormat } from '../src/images/decode.ts';
+import { ImageRejection } from '../src/core/reject-reasons.ts';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'galactic-ingest-'));
 

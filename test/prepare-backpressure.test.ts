@@ -10,7 +10,7 @@ import { planMemory } from '../src/memory/plan.ts';
 import { PermitPool } from '../src/prepare/permits.ts';
 import { RowScreen } from '../src/prepare/row-screen.ts';
 import { streamRecords, newProbe, type Outcome, type RecordSink } from '../src/prepare/pipeline.ts';
-import { ImageRejection } from '../src/images/decode.ts';
+import { ImageRejection } from '../src/core/reject-reasons.ts';
 
 const ROWS = 200_000;
 

@@ -1,6 +1,6 @@
 import { openSync, writeSync, fsync, closeSync, ftruncateSync, fstatSync } from 'node:fs';
 import path from 'node:path';
-import type { RejectReason } from '../images/decode.ts';
+import type { RejectReason } from '../core/reject-reasons.ts';
 import { REJECTS_FILE } from './manifest.ts';
 import { DiskFullError, CacheWriteError } from './shard-writer.ts';
 

@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import sharp from 'sharp';
 import type { LoadedConfig } from '../config/load.ts';
+import { ImageRejection } from '../core/reject-reasons.ts';
 
 /**
  * Image decoding for the cache and for `predict`: any format sharp reads (decided by content, not
@@ -8,25 +9,6 @@ import type { LoadedConfig } from '../config/load.ts';
  * configured fit, returned as h*w*c uint8 NHWC bytes. Every failure an input can cause becomes an
  * ImageRejection with a reason from the fixed list, so one bad file never stops a run.
  */
-
-export type RejectReason = 'missing-image' | 'empty-file' | 'corrupt-image' | 'not-an-image' | 'too-large'
-  | 'unlabelled' | 'unknown-label' | 'duplicate-id' | 'invalid-id' | 'malformed-row' | 'unmapped-id';
-
-export const REJECT_REASONS: readonly RejectReason[] = [
-  'missing-image', 'empty-file', 'corrupt-image', 'not-an-image', 'too-large',
-  'unlabelled', 'unknown-label', 'duplicate-id', 'invalid-id', 'malformed-row', 'unmapped-id',
-];
-
-export class ImageRejection extends Error {
-  readonly reason: RejectReason;
-  readonly detail: string;
-  constructor(reason: RejectReason, detail: string) {
-    super(`${reason}: ${detail}`);
-    this.name = 'ImageRejection';
-    this.reason = reason;
-    this.detail = detail;
-  }
-}
 
 export type ImageSettings = LoadedConfig['image'];
 

@@ -1,4 +1,4 @@
-import { REJECT_REASONS, type RejectReason } from '../images/decode.ts';
+import { REJECT_REASONS, type RejectReason } from '../core/reject-reasons.ts';
 import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest, type ShardEntry } from '../cache/format.ts';
 import { writeManifest } from '../cache/manifest.ts';
 import type { RejectsLog } from '../cache/rejects-log.ts';

@@ -1,5 +1,5 @@
 import { EMPTY, asapScheduler, concatMap, from, lastValueFrom, map, mergeMap, observeOn, of } from 'rxjs';
-import { ImageRejection } from '../images/decode.ts';
+import { ImageRejection } from '../core/reject-reasons.ts';
 import type { CsvRow, CsvSource } from '../ingest/csv-source.ts';
 import type { PermitPool } from './permits.ts';
 import { pullSource } from './pull-source.ts';

@@ -1,5 +1,5 @@
 import type { LoadedConfig } from '../config/load.ts';
-import type { RejectReason } from '../images/decode.ts';
+import type { RejectReason } from '../core/reject-reasons.ts';
 import type { CsvRow } from '../ingest/csv-source.ts';
 import { idProblem, imageFileName, imagePathInside } from '../ingest/ids.ts';
 import type { LabelRules } from '../ingest/labels.ts';
