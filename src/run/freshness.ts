@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
+import { canonicalJson } from '../core/canonical-json.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 import { configDigest, readRunMetadata } from '../train/run-directory.ts';
 
@@ -18,16 +19,6 @@ import { configDigest, readRunMetadata } from '../train/run-directory.ts';
 /** Files a finished training leaves in the run folder (docs/interfaces.md §7). */
 export const TRAINED_FILES = ['model.json', 'weights.bin', 'metadata.json', 'history.json', 'metrics.json'] as const;
 
-/** JSON with object keys sorted, so equal values give equal text. */
-export function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 /** Why the trained model in `runDir` cannot be reused for these inputs, or null when it is current. */
 export function staleTrainingReason(runDir: string, inputs: { cacheKey: string; config: LoadedConfig; values: HyperparameterValues }): string | null {
   for (const name of TRAINED_FILES) {
@@ -42,7 +33,7 @@ export function staleTrainingReason(runDir: string, inputs: { cacheKey: string; 
   if (!metadata) return 'metadata.json is missing';
   if (metadata.cacheKey !== inputs.cacheKey) return 'the prepared data changed (cache key)';
   if (metadata.configDigest !== configDigest(inputs.config)) return 'the config changed';
-  if (stableJson(metadata.hyperparameters) !== stableJson(inputs.values)) return 'the hyperparameters changed';
+  if (canonicalJson(metadata.hyperparameters) !== canonicalJson(inputs.values)) return 'the hyperparameters changed';
   return null;
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { HyperparameterSpec } from '../config/schema.ts';
+import { canonicalJson } from '../core/canonical-json.ts';
 import type { Rng } from '../core/rng.ts';
 
 /**
@@ -219,18 +220,6 @@ export function hyperparameterFromSpec(name: string, spec: HyperparameterSpec): 
     case 'fixed':
       return new Fixed(name, spec.value);
   }
-}
-
-/** JSON with sorted keys at every level: equal content always gives equal text. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.keys(value as Record<string, unknown>).sort()
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /** Canonical hash of a values set: the identity behind "never the same values twice". */

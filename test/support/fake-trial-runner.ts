@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hashString } from '../../src/core/rng.ts';
-import { canonicalJson, type HyperparameterValues } from '../../src/tune/hyperparameters.ts';
+import { canonicalJson } from '../../src/core/canonical-json.ts';
+import type { HyperparameterValues } from '../../src/tune/hyperparameters.ts';
 import type { EpochRecord, TrialRunner, TrialRunRequest, TrialRunResult } from '../../src/tune/trial-runner.ts';
 
 /**
