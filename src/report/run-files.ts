@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Timeline } from '../run/timeline.ts';
+import type { Timeline } from '../memory/timeline.ts';
 import type { ClassMetric, EpochPoint, TrialPoint } from './charts.ts';
 
 /**

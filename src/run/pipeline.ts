@@ -9,7 +9,7 @@ import { readRunMetadata } from '../train/run-directory.ts';
 import { finalValues, trainRun, type TrainRunSummary } from '../train/run-training.ts';
 import { ensureDemoStage, type DataStageSummary } from './data-stage.ts';
 import { reportIsCurrent, staleTrainingReason } from './freshness.ts';
-import { TimelineRecorder, writeTimeline, type TimelineStage } from './timeline.ts';
+import { TimelineRecorder, writeTimeline, type TimelineStage } from '../memory/timeline.ts';
 import { tuneStage, type TuneStageSummary } from './tune-stage.ts';
 
 /**

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from '../../src/cache/crc32.ts';
 import { CACHE_FORMAT_VERSION, encodeShard, MANIFEST_FORMAT } from '../../src/cache/format.ts';
-import type { Timeline } from '../../src/run/timeline.ts';
+import type { Timeline } from '../../src/memory/timeline.ts';
 
 /**
  * A fake finished run for report tests: run directory files (docs/interfaces.md §7), a tuning
