@@ -14,9 +14,8 @@ import type { SplitPlan } from './split.ts';
  * The training feed: shards → (train: seeded shard order → bounded shuffle buffer → random
  * flips/quarter turns) → normalized float32 batches → tf.data datasets of `{xs, ys}`.
  *
- * Host batches are built into one reused Float32Array; a tensor is made from it right before
- * each yield (tfjs copies it into the backend; the cpu backend keeps the array it is given, so
- * there it gets a copy). No per-image tensors exist.
+ * Host batches are built into one reused Float32Array, owned by the feed; `batchTensors` copies
+ * it into an array the new tensor owns (docs/interfaces.md §4a). No per-image tensors exist.
  */
 
 /** A batch on the host. Its arrays are reused: valid until the generator is resumed. */
@@ -198,10 +197,13 @@ export async function* toTensors(batches: AsyncIterable<HostBatch>, shape: [numb
   for await (const batch of batches) yield batchTensors(batch, shape);
 }
 
+/**
+ * A tensor pair that owns its memory. tfjs may keep the array handed to `tf.tensor` (the cpu
+ * backend stores it; tfjs-node reads it only when the tensor is first used, possibly after the
+ * feed has refilled its buffer), so the reused host buffer is copied on every backend.
+ */
 export function batchTensors(batch: HostBatch, shape: [number, number, number]): TensorBatch {
-  // the cpu backend stores the given array as the tensor's data, so it must not be our reused buffer
-  const keepsArray = tf.getBackend() === 'cpu';
-  const xs = tf.tensor4d(keepsArray ? batch.xs.slice() : batch.xs, [batch.size, ...shape]);
+  const xs = tf.tensor4d(batch.xs.slice(), [batch.size, ...shape]);
   const ys = tf.tensor1d(Float32Array.from(batch.labels));
   return { xs, ys };
 }
