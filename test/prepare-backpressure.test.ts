@@ -57,8 +57,7 @@ test('200,000 rows through a slow sink never exceed the planned permits, and rea
         const readAhead = csv.linesRead() - 1 - probe.pulled; // header line excluded
         maxReadAhead = Math.max(maxReadAhead, readAhead);
         if (outcome.kind === 'reject') {
-          rejects++;
-          permits.release();
+          rejects++; // its permit came back when it was rejected
           return;
         }
         assert.equal(outcome.kind, 'record');
@@ -75,6 +74,7 @@ test('200,000 rows through a slow sink never exceed the planned permits, and rea
     await streamRecords({
       source: csv,
       permits,
+      orderSlots: new PermitPool(plan.orderSlots),
       screen: (row) => screen.screen(row),
       decode: async () => {
         await new Promise((resolve) => setImmediate(resolve));
@@ -108,7 +108,8 @@ test('--limit stops decoding at the limit: no permit-full of rows decoded and dr
     for (let i = 0; i < 5000; i++) lines.push(`${100000 + i},Ei`);
     writeFileSync(csvPath, `${lines.join('\n')}\n`);
     const config = validateConfig({ data: { csv: csvPath, imageDir: dir }, image: { width: 8, height: 8 }, cache: { shardImages: 100 } }, 'inline', dir);
-    const permits = new PermitPool(planMemory(config, { need: ['prepare'] }).permits);
+    const plan = planMemory(config, { need: ['prepare'] });
+    const permits = new PermitPool(plan.permits);
     const csv = await openCsv(csvPath, [{ column: 'asset_id', knob: 'data.idColumn' }], config.data.maxRowBytes);
     const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount });
     const LIMIT = 250;
@@ -116,7 +117,7 @@ test('--limit stops decoding at the limit: no permit-full of rows decoded and dr
     let decodes = 0;
     const probe = newProbe();
     await streamRecords({
-      source: csv, permits, probe,
+      source: csv, permits, probe, orderSlots: new PermitPool(plan.orderSlots),
       screen: (row) => screen.screen(row),
       // every 10th image is corrupt: the gate must reopen for those
       decode: async (candidate) => {
@@ -130,7 +131,8 @@ test('--limit stops decoding at the limit: no permit-full of rows decoded and dr
       sink: {
         get done() { return accepted >= LIMIT; },
         handle(outcome: Outcome) {
-          if (outcome.kind === 'record' && accepted < LIMIT) accepted++;
+          if (outcome.kind !== 'record') return;
+          if (accepted < LIMIT) accepted++;
           permits.release();
         },
       },

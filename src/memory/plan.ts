@@ -25,6 +25,8 @@ export interface MemoryPlan {
   decodeConcurrency: number;
   sharpThreads: number;
   permits: number;
+  /** Rows pulled but not yet handled in row order (each holds its small outcome, not a record). */
+  orderSlots: number;
   shardImages: number;
   heapMB: number;
   shuffleBufferRecords: number;
@@ -73,6 +75,8 @@ export const MAPPING_ENTRY_BYTES = 128;
 export const ID_ENTRY_BYTES = 80;
 /** Shortest plausible CSV data row (id, separator, label, newline): turns a file size into a row bound. */
 export const MIN_CSV_ROW_BYTES = 12;
+/** One row waiting for its turn in row order: its promise, outcome object, id and reject detail. */
+export const ORDER_SLOT_BYTES = 512;
 /**
  * Shard target when `cache.shardImages` is "auto": big enough for sequential I/O, small enough to
  * resume cheaply; a shard's records stay alive until it is flushed, so this also bounds the RSS
@@ -189,6 +193,8 @@ export function planMemory(config: LoadedConfig, options: PlanOptions = {}): Mem
   // shard fill while one is written, the extra keeps decoders busy at the seam.
   const permits = permitsFor(shardImages, decodeConcurrency);
   add('prepare', 'in flight', permits * record, `${permits} permits x ${record} B decoded record (row pulled -> shard flushed)`);
+  const orderSlots = permits;
+  add('prepare', 'awaiting order', orderSlots * ORDER_SLOT_BYTES, `${orderSlots} rows x ${ORDER_SLOT_BYTES} B outcome waiting for its turn in row order`);
 
   // Feed: prefetch holds float32 batches; the shuffle buffer holds cache records.
   const prefetchBatches = config.feed.prefetch === 'auto' ? 2 : (config.feed.prefetch as number);
@@ -219,7 +225,7 @@ export function planMemory(config: LoadedConfig, options: PlanOptions = {}): Mem
   const heapMB = Math.ceil((jsBytes + 96 * MiB) / MiB);
 
   return {
-    limitBytes, decodeConcurrency, sharpThreads, permits, shardImages, heapMB,
+    limitBytes, decodeConcurrency, sharpThreads, permits, orderSlots, shardImages, heapMB,
     shuffleBufferRecords, prefetchBatches, batchSize, components, phaseBytes,
     totalBytes: Math.max(phaseBytes.prepare, phaseBytes.train),
   };

@@ -12,7 +12,7 @@ import type { Outcome, RecordSink } from './pipeline.ts';
  * The pipeline's sink: takes outcomes in row order, appends records to the shard writer and
  * rejects to rejects.jsonl, and after each shard commits: shard file, rejects fsynced, manifest
  * replaced with the resume state (as of the moment the shard was sealed). Permits of a shard's
- * records come back only then.
+ * records come back only then (a reject's permit came back when it was rejected).
  */
 
 /** What a resumed run needs, stored in the manifest after each shard. */
@@ -92,16 +92,16 @@ export class CacheBuilder implements RecordSink {
   handle(outcome: Outcome): Promise<void> | void {
     const { permits, writer, rejects } = this.options;
     if (this.failure) throw this.failure;
+    // replayed rows are already committed; rows past --limit are dropped unseen. Only a record
+    // still holds its permit (the pipeline returned the others when their row was rejected).
     if (outcome.kind === 'replayed' || this.done) {
-      // replayed rows are already committed; rows past --limit are dropped unseen
-      permits.release();
+      if (outcome.kind === 'record') permits.release();
       return;
     }
     this.rowsExamined = outcome.row;
     if (outcome.kind === 'reject') {
       rejects.append(outcome);
       this.rejectCounts.set(outcome.reason, (this.rejectCounts.get(outcome.reason) ?? 0) + 1);
-      permits.release();
       return;
     }
     writer.append(outcome.id, outcome.label, outcome.pixels);

@@ -4,25 +4,28 @@ import type { PermitPool } from './permits.ts';
 import type { LimitGate } from './limit-gate.ts';
 
 /**
- * The CSV as an Observable that only emits rows it holds a permit for: it takes a permit, then
- * pulls one row from the parser's async iterator. Downstream operators (mergeMap's queue, the
- * reorder buffer, concatMap's queue) therefore never hold more than `permits` rows, and the file
- * is read only as fast as permits come back. (`from(asyncIterable)` would pull eagerly.)
+ * The CSV as an Observable that only emits rows it holds a permit of every pool for: it takes
+ * them (in the order given), then pulls one row from the parser's async iterator. Downstream
+ * operators therefore never hold more rows than the smallest pool, and the file is read only as
+ * fast as permits come back. (`from(asyncIterable)` would pull eagerly.)
  */
-export function pullSource(csv: CsvSource, permits: PermitPool, shouldStop: () => boolean, probe?: { pulled: number }, gate?: LimitGate): Observable<CsvRow> {
+export function pullSource(csv: CsvSource, pools: PermitPool[], shouldStop: () => boolean, probe?: { pulled: number }, gate?: LimitGate): Observable<CsvRow> {
   return new Observable<CsvRow>((subscriber) => {
     let stopped = false;
+    const releaseAll = () => {
+      for (const pool of pools) pool.release();
+    };
     (async () => {
       for (;;) {
-        await permits.acquire();
+        for (const pool of pools) await pool.acquire();
         while (gate && !gate.open && !gate.exhausted && !stopped && !shouldStop()) await gate.changed();
         if (stopped || shouldStop() || gate?.exhausted) {
-          permits.release();
+          releaseAll();
           break;
         }
         const next = await csv.rows.next();
         if (next.done) {
-          permits.release();
+          releaseAll();
           break;
         }
         if (probe) probe.pulled++;

@@ -244,6 +244,7 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     await streamRecords({
       source: csv,
       permits,
+      orderSlots: new PermitPool(plan.orderSlots),
       screen: (row) => {
         const screened = screen.screen(row);
         return row.row <= committedRow ? ({ kind: 'replayed', seq: row.row, row: row.row } satisfies Replayed) : screened;
