@@ -11,6 +11,7 @@ import { schemaCommand } from './commands/schema.ts';
 import { synthCommand } from './commands/synth.ts';
 import { trainCommand } from './commands/train.ts';
 import { tuneCommand } from './commands/tune.ts';
+import { loadConfigModule } from './commands/context.ts';
 
 
 export function buildProgram(): Command {
@@ -21,14 +22,22 @@ export function buildProgram(): Command {
     .option('--json', 'print one machine-readable summary object on stdout', false)
     .option('-q, --quiet', 'no progress output on stderr', false)
     .showHelpAfterError('(run galactic --help for usage)')
+    .hook('preAction', loadConfigModule)
     .exitOverride();
   for (const command of [
     prepareCommand(), planCommand(), inspectCommand(), tuneCommand(), trainCommand(),
     runCommand(), predictCommand(), synthCommand(), benchCommand(), schemaCommand(),
   ]) {
-    program.addCommand(command.exitOverride());
+    program.addCommand(withGlobalOptionsInHelp(command.exitOverride()));
   }
   return program;
+}
+
+/** addCommand does not pass help settings down: every subcommand's --help lists --config, --json, --quiet. */
+function withGlobalOptionsInHelp(command: Command): Command {
+  command.configureHelp({ showGlobalOptions: true });
+  for (const sub of command.commands) withGlobalOptionsInHelp(sub);
+  return command;
 }
 
 /** Runs the CLI; user mistakes print one message and set a non-zero exit code, never a stack trace. */
@@ -50,7 +59,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] && /galactic(\.js)?$|cli\.ts$/.test(process.argv[1]);
+const isEntry = process.argv[1] && /galactic(\.js)?$|cli\.[jt]s$/.test(process.argv[1]);
 if (isEntry) {
   const code = await main(process.argv.slice(2));
   process.exitCode = code;

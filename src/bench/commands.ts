@@ -2,16 +2,12 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.ts';
-import { loadConfig, type LoadedConfig } from '../config/load.ts';
+import type { LoadedConfig } from '../config/load.ts';
 import { commandContext, type CommandContext } from '../commands/context.ts';
-import { ensureDemoData } from '../images/synth/demo.ts';
-import { renderBenchChart } from './chart.ts';
-import { ensureSynthDataset } from './datasets.ts';
 import { describeMachine, machineInfo } from './machine.ts';
-import { chartPoints, combinePasses, measurePoint, peakSpread, pointTable, throughputSpread, type PointResult } from './points.ts';
+import type { PointResult } from './points.ts';
 import { appendResults, defaultResultsFile, type StageResult } from './results.ts';
-import { runSuite, selectStages, suiteSettings, type TrainStageRunner } from './suite.ts';
-import { stageTable } from './table.ts';
+import type { TrainStageRunner } from './suite.ts';
 
 /**
  * The CLI side of `galactic bench`: option parsing, the table on stdout (or the one JSON object
@@ -66,6 +62,10 @@ function resultsFile(options: Record<string, unknown>): string | null {
 export async function runStagesAction(stageNames: string[], command: Command, trainStage: TrainStageRunner | null): Promise<void> {
   const ctx = commandContext(command);
   const { options, output } = ctx;
+  // the measuring modules (tfjs, sharp, the synth renderer) load only when a bench runs
+  const [{ ensureDemoData }, { runSuite, selectStages, suiteSettings }, { stageTable }] = await Promise.all([
+    import('../images/synth/demo.ts'), import('./suite.ts'), import('./table.ts'),
+  ]);
   const stages = selectStages(stageNames);
   const config = ctx.config();
   // the default config points at the built-in demo set: a fresh clone benchmarks it, synthesized once
@@ -96,7 +96,7 @@ export async function runStagesAction(stageNames: string[], command: Command, tr
 
 /** The base config of scale/sweep points: the --config file when it exists, otherwise the defaults. */
 function baseConfig(ctx: CommandContext): LoadedConfig | null {
-  return existsSync(ctx.options.config) ? loadConfig(ctx.options.config) : null;
+  return existsSync(ctx.options.config) ? ctx.config() : null;
 }
 
 function addPointOptions(command: Command): Command {
@@ -114,6 +114,9 @@ async function runPoints(
   grid: { size: number; limitMB: number }[],
 ): Promise<void> {
   const { options, output } = ctx;
+  const [{ renderBenchChart }, { ensureSynthDataset }, { chartPoints, combinePasses, measurePoint, peakSpread, pointTable, throughputSpread }] = await Promise.all([
+    import('./chart.ts'), import('./datasets.ts'), import('./points.ts'),
+  ]);
   const base = baseConfig(ctx);
   const dataDir = path.resolve(options.dataDir as string);
   const machineBefore = machineInfo();

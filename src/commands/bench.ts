@@ -3,10 +3,8 @@ import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { addStageOptions, positiveInt, runStagesAction, scaleCommand, sweepCommand } from '../bench/commands.ts';
 import { describeMachine, machineInfo } from '../bench/machine.ts';
-import { trainStage } from '../bench/stages/train.ts';
 import type { BackendName } from '../model/backend.ts';
 import { describeThreads, MAX_WASM_THREADS } from '../core/thread-count.ts';
-import { benchTrainingStep, formatKernelTable } from '../model/profile.ts';
 import { commandContext } from './context.ts';
 
 /**
@@ -31,6 +29,7 @@ export function benchCommand(): Command {
       await benchTrainAction(self);
       return;
     }
+    const { trainStage } = await import('../bench/stages/train.ts');
     await runStagesAction(stages, self, trainStage);
   });
 }
@@ -41,6 +40,7 @@ async function benchTrainAction(command: Command): Promise<void> {
   if (!['auto', 'node', 'wasm', 'cpu'].includes(backend)) throw new UsageError(`--backend must be auto, node, wasm or cpu (got '${backend}')`);
   const machine = machineInfo();
   output.info(`bench train: ${describeMachine(machine)}`);
+  const { benchTrainingStep, formatKernelTable } = await import('../model/profile.ts');
   const result = await benchTrainingStep({
     backend,
     size: options.size as number,

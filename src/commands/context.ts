@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig, type LoadedConfig } from '../config/load.ts';
+import type { LoadedConfig } from '../config/load.ts';
 import { Output } from '../core/console.ts';
 
 /** Options every command accepts (defined once on the program). */
@@ -16,6 +16,13 @@ export interface CommandContext {
   config(): LoadedConfig;
 }
 
+// zod and the config schema load only once a command runs (cli.ts awaits this before every
+// action), so `galactic --help` and `--version` never pay for them.
+let configModule: typeof import('../config/load.ts') | null = null;
+export async function loadConfigModule(): Promise<void> {
+  configModule ??= await import('../config/load.ts');
+}
+
 export function commandContext(command: Command): CommandContext {
   const options = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
   const output = new Output({ json: Boolean(options.json), quiet: Boolean(options.quiet) });
@@ -23,6 +30,9 @@ export function commandContext(command: Command): CommandContext {
   return {
     options,
     output,
-    config: () => (cached ??= loadConfig(options.config)),
+    config: () => {
+      if (!configModule) throw new Error('commandContext().config() before loadConfigModule()');
+      return (cached ??= configModule.loadConfig(options.config));
+    },
   };
 }

@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { commandContext } from './context.ts';
-import { resolveCacheDir } from '../cache/key.ts';
-import { listCaches, removeCaches, type CacheListing } from '../cache/inventory.ts';
+import type { CacheListing } from '../cache/inventory.ts';
 import path from 'node:path';
 
 const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
@@ -15,7 +14,8 @@ export function inspectCommand(): Command {
   return new Command('inspect')
     .description('list the prepared caches under cache.dir and which one matches the config; --prune removes the others')
     .option('--prune', 'remove every cache that does not match the current config (says what it frees first)', false)
-    .action((_opts, command: Command) => {
+    .action(async (_opts, command: Command) => {
+      const [{ resolveCacheDir }, { listCaches, removeCaches }] = await Promise.all([import('../cache/key.ts'), import('../cache/inventory.ts')]);
       const ctx = commandContext(command);
       const config = ctx.config();
       const { output } = ctx;

@@ -1,11 +1,11 @@
 import { Command } from 'commander';
 import { commandContext } from './context.ts';
-import { planMemory, formatPlan } from '../memory/plan.ts';
 
 export function planCommand(): Command {
   return new Command('plan')
     .description('print the memory plan for the configured budget (every buffer and concurrency level)')
-    .action((_opts, command: Command) => {
+    .action(async (_opts, command: Command) => {
+      const { planMemory, formatPlan } = await import('../memory/plan.ts');
       const ctx = commandContext(command);
       const config = ctx.config();
       // The table first, whichever phase does not fit: it shows what to turn.

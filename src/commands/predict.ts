@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { commandContext } from './context.ts';
-import { selectBackend, type BackendName } from '../model/backend.ts';
-import { loadTrainedModel, predictFiles, type Prediction } from '../predict/predict.ts';
+import type { BackendName } from '../model/backend.ts';
+import type { Prediction } from '../predict/predict.ts';
+import { checkModelFolder } from '../predict/model-folder.ts';
 
 function table(predictions: Prediction[], classes: string[]): string {
   const width = Math.max(4, ...predictions.map((p) => p.file.length));
@@ -35,6 +36,8 @@ export function predictCommand(): Command {
     .action(async (images: string[], _opts, command: Command) => {
       const ctx = commandContext(command);
       const { output, options } = ctx;
+      checkModelFolder(options.model as string); // a wrong --model fails before a backend loads
+      const [{ selectBackend }, { loadTrainedModel, predictFiles }] = await Promise.all([import('../model/backend.ts'), import('../predict/predict.ts')]);
       await selectBackend(options.backend as 'auto' | BackendName, output);
       const trained = await loadTrainedModel(options.model as string);
       try {

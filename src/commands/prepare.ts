@@ -1,8 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { commandContext } from './context.ts';
-import { runPrepare } from '../prepare/run-prepare.ts';
-import { planMemory } from '../memory/plan.ts';
-import { ensureDemoData } from '../images/synth/demo.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -16,6 +13,9 @@ export function prepareCommand(): Command {
     .option('--limit <n>', 'keep only the first N usable records (overrides data.limit)', positiveInt)
     .option('--force', 'rebuild the cache even when a complete one exists', false)
     .action(async (_opts, command: Command) => {
+      const [{ runPrepare }, { planMemory }, { ensureDemoData }] = await Promise.all([
+        import('../prepare/run-prepare.ts'), import('../memory/plan.ts'), import('../images/synth/demo.ts'),
+      ]);
       const ctx = commandContext(command);
       const config = ctx.config();
       planMemory(config, { need: ['prepare'] }); // an impossible budget is refused before anything, demo data included

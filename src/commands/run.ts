@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { runPipeline } from '../run/pipeline.ts';
 import { commandContext } from './context.ts';
 
 export function runCommand(): Command {
@@ -8,6 +7,7 @@ export function runCommand(): Command {
     .addOption(new Option('--backend <name>', 'tfjs backend (overrides the config)').choices(['auto', 'node', 'wasm', 'cpu']))
     .option('--overwrite', 'delete the trials in tuner.dir and start the search afresh (when it holds a different search)', false)
     .action(async (_opts, command: Command) => {
+      const { runPipeline } = await import('../run/pipeline.ts');
       const ctx = commandContext(command);
       const config = ctx.config();
       const summary = await runPipeline(config, {

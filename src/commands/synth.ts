@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
-import { synthesizeDataset } from '../images/synth/dataset.ts';
 import { synthOutputList } from '../images/synth/layout.ts';
 import { minimumHazardCount } from '../images/synth/hazards.ts';
 import { commandContext } from './context.ts';
@@ -29,6 +28,7 @@ export function synthCommand(): Command {
     .option('--threads <n>', 'render threads (default: one per core)', integerFlag('--threads', 1))
     .action(async (_options: unknown, command: Command) => {
       const { options, output } = commandContext(command);
+      const { synthesizeDataset } = await import('../images/synth/dataset.ts');
       const summary = await synthesizeDataset({
         out: String(options.out),
         count: options.count as number,

@@ -2,9 +2,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { commandContext } from './context.ts';
-import { selectBackend, type BackendName } from '../model/backend.ts';
-import { runPrepare } from '../prepare/run-prepare.ts';
-import { readHyperparameters, trainRun, tunerBestValues } from '../train/run-training.ts';
+import type { BackendName } from '../model/backend.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 
 function positiveInt(value: string): number {
@@ -34,6 +32,9 @@ export function trainCommand(): Command {
         throw new UsageError(`--name must use only letters, digits, ., - and _ (got '${String(options.name)}')`);
       }
       const config = ctx.config();
+      const [{ selectBackend }, { runPrepare }, { readHyperparameters, trainRun, tunerBestValues }] = await Promise.all([
+        import('../model/backend.ts'), import('../prepare/run-prepare.ts'), import('../train/run-training.ts'),
+      ]);
       let values: HyperparameterValues = {};
       if (options.hp) values = readHyperparameters(path.resolve(options.hp as string));
       else if (options.fromTuner) values = tunerBestValues(config);

@@ -1,14 +1,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { UsageError } from '../core/errors.ts';
-import { RssSampler } from '../memory/rss-sampler.ts';
-import { selectBackend, type BackendName } from '../model/backend.ts';
-import { runPrepare } from '../prepare/run-prepare.ts';
+import type { BackendName } from '../model/backend.ts';
 import type { Output } from '../core/console.ts';
 import { hyperbandSchedule } from '../tune/hyperband.ts';
-import { describeSearch, objectiveOf, type SearchOverrides } from '../tune/search-setup.ts';
-import { tuneOnCache } from '../tune/tune-on-cache.ts';
+import type { SearchOverrides } from '../tune/search-setup.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
-import { formatLeaderboard } from '../tune/leaderboard.ts';
 import { commandContext } from './context.ts';
 
 function positiveInt(value: string): number {
@@ -37,6 +33,10 @@ export function tuneCommand(): Command {
         throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got '${String(options.backend)}')`);
       }
       const config = ctx.config();
+      const [{ RssSampler }, { selectBackend }, { runPrepare }, { describeSearch, objectiveOf }, { tuneOnCache }, { formatLeaderboard }] = await Promise.all([
+        import('../memory/rss-sampler.ts'), import('../model/backend.ts'), import('../prepare/run-prepare.ts'),
+        import('../tune/search-setup.ts'), import('../tune/tune-on-cache.ts'), import('../tune/leaderboard.ts'),
+      ]);
       const overrides: SearchOverrides = {
         algorithm: options.algorithm as SearchOverrides['algorithm'],
         maxTrials: options.maxTrials as number | undefined,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.ts';
 import { replaceFileAtomic } from '../core/atomic-file.ts';
+import { ModelFilesError } from './model-files-error.ts';
 
 /**
  * galactic's own tfjs IO handler for a model folder: `model.json` (layers format, weights manifest
@@ -14,11 +15,7 @@ import { replaceFileAtomic } from '../core/atomic-file.ts';
 export const MODEL_FILE = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
 
-export class ModelFilesError extends UserError {
-  constructor(dir: string, problem: string) {
-    super(`the model folder ${dir} ${problem}. Point --model at a run folder written by 'galactic train' (runs/<name>), or train again.`);
-  }
-}
+export { ModelFilesError } from './model-files-error.ts';
 
 const BYTES_PER_DTYPE: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8 };
 

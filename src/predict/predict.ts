@@ -8,6 +8,7 @@ import { decodeImage } from '../images/decode.ts';
 import { ImageRejection } from '../core/reject-reasons.ts';
 import { withKernelCheck } from '../model/backend.ts';
 import { loadModel, ModelFilesError } from '../model/io.ts';
+import { checkModelFolder } from './model-folder.ts';
 import { argMax } from '../train/metrics.ts';
 import { readRunMetadata, type RunMetadata } from '../train/run-directory.ts';
 
@@ -36,7 +37,7 @@ export class NoImagesGivenError extends UserError {
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif']);
 
 export async function loadTrainedModel(dir: string): Promise<TrainedModel> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ModelFilesError(dir, 'does not exist');
+  checkModelFolder(dir);
   const metadata = readRunMetadata(dir);
   if (!metadata) throw new ModelFilesError(dir, 'has no metadata.json (classes and normalization are needed to predict)');
   const model = await loadModel(dir);

@@ -2,11 +2,9 @@ import { readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import v8 from 'node:v8';
-import sharp from 'sharp';
 import { UserError } from '../core/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Output } from '../core/console.ts';
-import { decodeImage } from '../images/decode.ts';
 import { openCsv, type CsvSource } from '../ingest/csv-source.ts';
 import { ImageIndex } from '../ingest/image-index.ts';
 import { checkFileNamePattern } from '../ingest/ids.ts';
@@ -185,6 +183,8 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   const removed = Promise.all(removals).catch(() => undefined);
   const committedRow = existing && resume ? resume.committedRow : 0;
 
+  // sharp (libvips) loads only now: a cache hit never needs it
+  const [{ default: sharp }, { decodeImage }] = await Promise.all([import('sharp'), import('../images/decode.ts')]);
   sharp.cache(false);
   sharp.concurrency(plan.sharpThreads);
   const heapLimitMB = Math.floor(v8.getHeapStatistics().heap_size_limit / 1048576);

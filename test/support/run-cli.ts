@@ -4,6 +4,10 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const cliPath = fileURLToPath(new URL('../../bin/galactic.js', import.meta.url));
 
+// tests run the TypeScript sources (through tsx), never a dist/ built from an older checkout;
+// spawned children inherit it
+process.env.GALACTIC_FROM_SOURCE ??= '1';
+
 export interface CliResult {
   code: number | null;
   stdout: string;
