@@ -94,7 +94,7 @@ test('early stopping stops after `patience` epochs without improvement and resto
   }
 });
 
-test('resuming from a checkpoint continues exactly like an uninterrupted run', async () => {
+test('resuming from a checkpoint continues bit for bit like an uninterrupted run', async () => {
   const ck = path.join(root, 'resume');
   const full = await trainClassifier({
     config: config(), cacheDir, values: {}, epochs: 4,
@@ -104,10 +104,8 @@ test('resuming from a checkpoint continues exactly like an uninterrupted run', a
   const resumed = await trainClassifier({ config: config(), cacheDir, values: {}, epochs: 4, initialEpoch: 2, checkpoint: ck });
   disposeModel(resumed.model);
   assert.deepEqual(resumed.history.map((r) => r.epoch), [3, 4]);
-  resumed.history.forEach((r, i) => {
-    const u = full.history[i + 2];
-    assert.ok(Math.abs(r.loss - u.loss) < 1e-5 && Math.abs(r.val_loss - u.val_loss) < 1e-5, `epoch ${r.epoch}: ${r.loss} vs ${u.loss}`);
-  });
+  // bit for bit: the checkpoint carries Adam's running beta powers, not only its step count
+  assert.deepEqual(comparable(resumed.history), comparable(full.history.slice(2)));
 });
 
 test('a NaN loss stops training with stopReason nan-loss', async () => {
