@@ -9,10 +9,9 @@ import { runPrepare, CacheDirNotWritableError } from '../src/prepare/run-prepare
 import { readManifest } from '../src/cache/manifest.ts';
 import { readShard } from '../src/cache/reader.ts';
 import { resolveCacheDir } from '../src/cache/key.ts';
-import { DiskFullError } from '../src/cache/shard-writer.ts';
 import { CsvNotFoundError, CsvColumnsError } from '../src/ingest/csv-source.ts';
 import { ImageDirNotFoundError } from '../src/ingest/image-index.ts';
-import { writeAndSync } from '../src/core/atomic-file.ts';
+import { FileWriteError, writeAndSync } from '../src/core/atomic-file.ts';
 import { writeFixture, writeFixtureConfig, type Fixture } from './support/prepare-fixture.ts';
 import { runCli } from './support/run-cli.ts';
 
@@ -165,7 +164,7 @@ test('disk full during a shard write: one clear error, the last good manifest un
       }
       await writeAndSync(file, data);
     },
-  }), (e: unknown) => e instanceof DiskFullError && /no space left on the device while writing .*shard-00003\.msgpack/.test(e.message));
+  }), (e: unknown) => e instanceof FileWriteError && /could not write .*shard-00003\.msgpack \(ENOSPC\): no space left on the device\..*'galactic prepare' again/.test(e.message));
   assert.equal(readFileSync(path.join(cacheDir, 'manifest.json'), 'utf8'), manifestAtFailure, 'manifest untouched by the failure');
   assert.equal(JSON.parse(manifestAtFailure!).shards.length, 3);
   assert.deepEqual(readdirSync(cacheDir).filter((f) => f.includes('.tmp')), [], 'no temp file left');

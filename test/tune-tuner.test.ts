@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { acquireTunerLock, TunerLockedError } from '../src/tune/lock.ts';
+import { acquireTunerLock, TunerLockedError } from '../src/tune/tuner-lock.ts';
 import { TuningDirMismatchError } from '../src/tune/search-setup.ts';
 import { LOCK_FILE, TuningDirNotWritableError, type TrialRecord } from '../src/tune/trial-store.ts';
 import { runTuner, TooManyFailuresError, TuneInterruptedError, type TuneSummary } from '../src/tune/tuner.ts';

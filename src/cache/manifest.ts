@@ -7,6 +7,9 @@ import { replaceFileAtomic, type WriteFileFn } from '../core/atomic-file.ts';
 export const MANIFEST_FILE = 'manifest.json';
 export const REJECTS_FILE = 'rejects.jsonl';
 
+/** What to do after a refused cache write (FileWriteError's `then`). */
+export const PREPARE_AGAIN = "then run 'galactic prepare' again: it resumes after the last complete shard";
+
 export class CacheNotFoundError extends UserError {
   constructor(cacheDir: string) {
     super(`no prepared cache at ${cacheDir} (manifest.json is missing). Run 'galactic prepare' with the same config first.`);
@@ -59,5 +62,5 @@ export function readManifest(cacheDir: string): Manifest {
 
 /** Replaces manifest.json atomically (stable key order: it is compared across runs). */
 export async function writeManifest(cacheDir: string, manifest: Manifest, write?: WriteFileFn): Promise<void> {
-  await replaceFileAtomic(path.join(cacheDir, MANIFEST_FILE), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), write);
+  await replaceFileAtomic(path.join(cacheDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`, { write, then: PREPARE_AGAIN });
 }

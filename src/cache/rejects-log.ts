@@ -1,8 +1,8 @@
 import { openSync, writeSync, fsync, closeSync, ftruncateSync, fstatSync } from 'node:fs';
 import path from 'node:path';
 import type { RejectReason } from '../core/reject-reasons.ts';
-import { REJECTS_FILE } from './manifest.ts';
-import { DiskFullError, CacheWriteError } from './shard-writer.ts';
+import { PREPARE_AGAIN, REJECTS_FILE } from './manifest.ts';
+import { writeFailure } from '../core/atomic-file.ts';
 
 export interface RejectRecord { row: number; id: string; reason: RejectReason; detail: string }
 
@@ -18,7 +18,11 @@ export class RejectsLog {
 
   constructor(cacheDir: string, committedBytes: number) {
     this.file = path.join(cacheDir, REJECTS_FILE);
-    this.fd = openSync(this.file, 'a+');
+    try {
+      this.fd = openSync(this.file, 'a+');
+    } catch (error) {
+      throw writeFailure(error, this.file, PREPARE_AGAIN);
+    }
     const size = fstatSync(this.fd).size;
     if (size !== committedBytes) ftruncateSync(this.fd, committedBytes);
     this.length = committedBytes;
@@ -33,16 +37,14 @@ export class RejectsLog {
     try {
       writeSync(this.fd, line);
     } catch (error) {
-      const e = error as NodeJS.ErrnoException;
-      if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw new DiskFullError(this.file, e.message);
-      throw new CacheWriteError(this.file, e.code ?? e.message);
+      throw writeFailure(error, this.file, PREPARE_AGAIN);
     }
     this.length += line.byteLength;
   }
 
   /** Makes the lines written so far durable (before a manifest records their length); off the event loop. */
   sync(): Promise<void> {
-    return new Promise((resolve, reject) => fsync(this.fd, (error) => (error ? reject(error) : resolve())));
+    return new Promise((resolve, reject) => fsync(this.fd, (error) => (error ? reject(writeFailure(error, this.file, PREPARE_AGAIN)) : resolve())));
   }
 
   close(): void {

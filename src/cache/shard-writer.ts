@@ -1,20 +1,8 @@
 import path from 'node:path';
-import { UserError } from '../core/errors.ts';
 import { encodeShardParts, type CacheDtype, type ShardEntry } from './format.ts';
 import { crc32, crc32Combine } from './crc32.ts';
 import { replaceFileAtomic, writeDirectAndSync, type WriteFileFn } from '../core/atomic-file.ts';
-
-export class DiskFullError extends UserError {
-  constructor(file: string, detail: string) {
-    super(`no space left on the device while writing ${file} (${detail}). Free disk space (or point cache.dir at a bigger disk) and run 'galactic prepare' again: it resumes after the last complete shard.`);
-  }
-}
-
-export class CacheWriteError extends UserError {
-  constructor(file: string, detail: string) {
-    super(`could not write ${file}: ${detail}. Check that cache.dir is writable, then run 'galactic prepare' again: it resumes after the last complete shard.`);
-  }
-}
+import { PREPARE_AGAIN } from './manifest.ts';
 
 export function shardFileName(index: number): string {
   return `shard-${String(index).padStart(5, '0')}.msgpack`;
@@ -104,13 +92,7 @@ export class ShardWriter {
     }, sealed.dataCrc32);
     const file = shardFileName(index);
     const target = path.join(this.dir, file);
-    try {
-      await replaceFileAtomic(target, parts, this.write);
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException;
-      if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw new DiskFullError(target, e.message);
-      throw new CacheWriteError(target, e.code ?? e.message);
-    }
+    await replaceFileAtomic(target, parts, { write: this.write, then: PREPARE_AGAIN });
     // the file's CRC without a second pass over the pixels: the three parts before the records,
     // the records' own CRC combined in, then the two parts after them
     const dataBytes = n * this.recordValues * this.bytesPerValue;

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { replaceFileAtomicSync } from '../core/atomic-file.ts';
 import { Command } from 'commander';
 
 /** Writes the JSON Schema generated from the zod config definition (for editors). */
@@ -9,7 +9,7 @@ export function schemaCommand(): Command {
     .action(async (opts: { out?: string }) => {
       const { configJsonSchema } = await import('../config/schema.ts');
       const text = `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
-      if (opts.out) writeFileSync(opts.out, text);
+      if (opts.out) replaceFileAtomicSync(opts.out, text);
       else process.stdout.write(text);
     });
 }

@@ -1,22 +1,91 @@
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
 import path from 'node:path';
+import { UserError } from './errors.ts';
 
 /**
- * Crash-safe file replacement: write a temp file beside the target, fsync it, rename it over the
- * target, fsync the folder. After a crash the target is either the old or the new file, whole;
- * at worst a stale temp file is left, which the next run removes.
+ * Every file and folder the product writes goes through here. A file is replaced crash-safely:
+ * written to a temp name beside the target, fsynced, renamed over the target, and the folder
+ * fsynced; after a crash the target is either the old or the new file, whole, and at worst a temp
+ * file `<name>.<pid>.tmp` is left, which the owner of the folder removes on its next run. A
+ * folder is filled under a temp name and renamed into place the same way.
+ *
+ * A write the disk or the permissions refuse (ENOSPC, EDQUOT, EACCES, EPERM, EROFS) becomes one
+ * FileWriteError naming the file and what to do; the temp is removed and the target is untouched.
  */
 
-export const TEMP_SUFFIX = '.tmp';
-
 /** Bytes to write: one buffer, or consecutive parts written in order (no concatenation copy). */
-export type FileBytes = Uint8Array | readonly Uint8Array[];
+export type FileBytes = Uint8Array | string | readonly Uint8Array[];
 
 /** How bytes reach the temp file; tests inject one that fails like a full disk. */
 export type WriteFileFn = (file: string, data: FileBytes) => Promise<void>;
 
+export interface AtomicWriteOptions {
+  /** Replaces the default writer (tests; shards use writeDirectAndSync). */
+  write?: WriteFileFn;
+  /** What the user does after fixing the cause, e.g. "then run 'galactic prepare' again: it resumes". */
+  then?: string;
+}
+
+/** The one temp-name scheme: beside the target, marked with the writer's pid. */
+export function tempPathFor(target: string): string {
+  return `${target}.${process.pid}.tmp`;
+}
+
+/** True for a name tempPathFor made (any pid). */
+export function isTempName(name: string): boolean {
+  return /\.\d+\.tmp$/.test(name);
+}
+
+const FAULT_ADVICE: Record<string, (dir: string) => string> = {
+  ENOSPC: (dir) => `no space left on the device. Free disk space on the device holding ${dir}, or point the output at a bigger disk`,
+  EDQUOT: (dir) => `the disk quota is exceeded. Free space within your quota on the device holding ${dir}, or point the output elsewhere`,
+  EACCES: (dir) => `permission denied. Fix the permissions of ${dir}, or point the output at a folder you can write to`,
+  EPERM: (dir) => `the operation is not permitted. Fix the permissions of ${dir}, or point the output at a folder you can write to`,
+  EROFS: () => `the file system is read-only. Point the output at a folder on a writable disk`,
+};
+
+/** Error codes that are the user's to fix (disk space, quota, permissions, read-only mounts). */
+export const WRITE_FAULT_CODES: readonly string[] = Object.keys(FAULT_ADVICE);
+
+/** A write the disk or the permissions refused; what was there before is unchanged. */
+export class FileWriteError extends UserError {
+  readonly file: string;
+  readonly code: string;
+  constructor(file: string, code: string, then?: string) {
+    const advice = FAULT_ADVICE[code]?.(path.dirname(file)) ?? `the write failed (${code})`;
+    super(`could not write ${file} (${code}): ${advice}${then ? `; ${then}` : ''}. Its previous version, if any, is unchanged.`);
+    this.file = file;
+    this.code = code;
+  }
+}
+
+/** The FileWriteError for a refused write, or the error unchanged (a bug keeps its stack). */
+export function writeFailure(error: unknown, file: string, then?: string): unknown {
+  if (error instanceof FileWriteError) return error;
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code && WRITE_FAULT_CODES.includes(code) ? new FileWriteError(file, code, then) : error;
+}
+
+/**
+ * Test seam: GALACTIC_TEST_WRITE_FAULT="<file name>:<CODE>[:<n>]" makes the n-th (default first)
+ * and every later write of a target with that base name fail with that errno, after its temp file
+ * is written (so the cleanup is exercised). Used only by tests that start the CLI as a child.
+ */
+const faultWrites = new Map<string, number>();
+function injectedFault(target: string): void {
+  const spec = process.env.GALACTIC_TEST_WRITE_FAULT;
+  if (!spec) return;
+  const [name, code, from] = spec.split(':');
+  if (name !== path.basename(target)) return;
+  const count = (faultWrites.get(name) ?? 0) + 1;
+  faultWrites.set(name, count);
+  if (count < Number(from ?? 1)) return;
+  throw Object.assign(new Error(`${code}: injected write fault, write '${target}'`), { code });
+}
+
 function partsOf(data: FileBytes): readonly Uint8Array[] {
+  if (typeof data === 'string') return [Buffer.from(data)];
   return data instanceof Uint8Array ? [data] : data;
 }
 
@@ -38,6 +107,18 @@ export const writeAndSync: WriteFileFn = async (file, data) => {
     await handle.close();
   }
 };
+
+function writeAndSyncSync(file: string, data: FileBytes): void {
+  const fd = openSync(file, 'w');
+  try {
+    for (const part of partsOf(data)) {
+      for (let at = 0; at < part.byteLength;) at += writeSync(fd, part, at);
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Payloads from this size on are written with O_DIRECT by writeDirectAndSync. */
 export const DIRECT_MIN_BYTES = 4 * 1024 * 1024;
@@ -148,14 +229,174 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-export async function replaceFileAtomic(target: string, data: FileBytes, write: WriteFileFn = writeAndSync): Promise<void> {
-  const temp = `${target}${TEMP_SUFFIX}`;
+
+export async function replaceFileAtomic(target: string, data: FileBytes, options: AtomicWriteOptions = {}): Promise<void> {
+  const temp = tempPathFor(target);
   try {
-    await write(temp, data);
+    await (options.write ?? writeAndSync)(temp, data);
+    injectedFault(target);
     await rename(temp, target);
   } catch (error) {
     await rm(temp, { force: true });
-    throw error;
+    throw writeFailure(error, target, options.then);
   }
   await syncDir(path.dirname(target));
+}
+
+/** replaceFileAtomic for callers that must not yield (small JSON state files). */
+export function replaceFileAtomicSync(target: string, data: FileBytes, then?: string): void {
+  const temp = tempPathFor(target);
+  try {
+    writeAndSyncSync(temp, data);
+    injectedFault(target);
+    renameSync(temp, target);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw writeFailure(error, target, then);
+  }
+  syncDirSync(path.dirname(target));
+}
+
+/** `value` as indented JSON with a final newline; NaN and Infinity (not JSON) become null. */
+export function jsonText(value: unknown, indent: number | undefined = 2): string {
+  return `${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), indent)}\n`;
+}
+
+export function writeJsonAtomicSync(target: string, value: unknown, then?: string): void {
+  replaceFileAtomicSync(target, jsonText(value), then);
+}
+
+function syncDirSync(dir: string): void {
+  let fd: number | null = null;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    // some filesystems refuse fsync on a directory; the rename is still atomic there
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+/** Creates a folder (and its parents); a refusal becomes a FileWriteError. */
+export function ensureDir(dir: string, then?: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    throw writeFailure(error, dir, then);
+  }
+}
+
+/**
+ * Replaces folder `target` by one `fill` builds under a temp name: a reader sees the old folder
+ * or the new one, never a half-written one. The old folder is moved aside, the new one renamed
+ * in, then the old one deleted (a crash in between leaves the old one as `<name>.<pid>.old`).
+ */
+export async function replaceDirAtomic(target: string, fill: (dir: string) => Promise<void> | void, then?: string): Promise<void> {
+  const temp = startTempDir(target, then);
+  try {
+    await fill(temp);
+    swapDirIntoPlace(temp, target);
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    throw writeFailure(error, target, then);
+  }
+  syncDirSync(path.dirname(target));
+}
+
+/** replaceDirAtomic for a synchronous fill (a folder copy). */
+export function replaceDirAtomicSync(target: string, fill: (dir: string) => void, then?: string): void {
+  const temp = startTempDir(target, then);
+  try {
+    fill(temp);
+    swapDirIntoPlace(temp, target);
+  } catch (error) {
+    rmSync(temp, { recursive: true, force: true });
+    throw writeFailure(error, target, then);
+  }
+  syncDirSync(path.dirname(target));
+}
+
+function startTempDir(target: string, then?: string): string {
+  const temp = tempPathFor(target);
+  try {
+    mkdirSync(path.dirname(target), { recursive: true });
+    rmSync(temp, { recursive: true, force: true });
+    mkdirSync(temp);
+  } catch (error) {
+    throw writeFailure(error, target, then);
+  }
+  return temp;
+}
+
+function swapDirIntoPlace(temp: string, target: string): void {
+  injectedFault(target);
+  syncDirSync(temp);
+  const old = `${target}.${process.pid}.old`;
+  let moved = false;
+  try {
+    renameSync(target, old);
+    moved = true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  renameSync(temp, target);
+  if (moved) rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * A file written in pieces (a catalogue of many rows) under its temp name and renamed into place
+ * by commit(), so a reader never sees it half-written. abort() removes the temp file.
+ */
+export class AtomicFileWriter {
+  private readonly temp: string;
+  private fd: number | null;
+
+  constructor(readonly target: string, private readonly then?: string) {
+    this.temp = tempPathFor(target);
+    try {
+      this.fd = openSync(this.temp, 'w');
+    } catch (error) {
+      throw writeFailure(error, target, then);
+    }
+  }
+
+  write(data: FileBytes): void {
+    if (this.fd === null) throw new Error(`AtomicFileWriter: write after commit or abort of ${this.target}`);
+    try {
+      for (const part of partsOf(data)) {
+        for (let at = 0; at < part.byteLength;) at += writeSync(this.fd, part, at);
+      }
+    } catch (error) {
+      this.abort();
+      throw writeFailure(error, this.target, this.then);
+    }
+  }
+
+  commit(): void {
+    if (this.fd === null) throw new Error(`AtomicFileWriter: commit after commit or abort of ${this.target}`);
+    try {
+      fsyncSync(this.fd);
+      closeSync(this.fd);
+      this.fd = null;
+      injectedFault(this.target);
+      renameSync(this.temp, this.target);
+    } catch (error) {
+      this.abort();
+      throw writeFailure(error, this.target, this.then);
+    }
+    syncDirSync(path.dirname(this.target));
+  }
+
+  abort(): void {
+    if (this.fd !== null) {
+      try {
+        closeSync(this.fd);
+      } catch {
+        // already closed by a failed commit
+      }
+      this.fd = null;
+    }
+    rmSync(this.temp, { force: true });
+  }
 }

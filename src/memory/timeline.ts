@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { ensureDir, replaceFileAtomicSync } from '../core/atomic-file.ts';
 import path from 'node:path';
 
 /**
@@ -124,13 +124,11 @@ export class TimelineRecorder {
   }
 }
 
-/** Writes the timeline atomically (temp file + rename) so a reader never sees half a file. */
+/** Writes the timeline atomically so a reader never sees half a file. */
 export function writeTimeline(runDir: string, timeline: Timeline): string {
-  mkdirSync(runDir, { recursive: true });
+  ensureDir(runDir);
   const file = path.join(runDir, 'timeline.json');
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(timeline)}\n`);
-  renameSync(tmp, file);
+  replaceFileAtomicSync(file, `${JSON.stringify(timeline)}\n`);
   return file;
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { ensureDir, replaceFileAtomicSync } from '../core/atomic-file.ts';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as vega from 'vega';
@@ -52,7 +52,7 @@ export async function writeReport(options: ReportOptions): Promise<ReportSummary
   const objective = config?.tuner.objective ?? 'val_accuracy';
   const missing: string[] = [];
   const chartsDir = path.join(runDir, 'charts');
-  mkdirSync(chartsDir, { recursive: true });
+  ensureDir(chartsDir);
 
   const specs = chartSpecs(run, tuning, config, objective, missing);
   const progress = options.output?.progress('report', specs.length + 1, 'charts');
@@ -319,7 +319,5 @@ function configSection(config: LoadedConfig | null, run: RunFiles): ReportSectio
 }
 
 function writeAtomic(file: string, content: string | Buffer): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, content);
-  renameSync(tmp, file);
+  replaceFileAtomicSync(file, content, "then rerun the same command: the report is rebuilt from the run's files");
 }

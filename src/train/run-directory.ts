@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { jsonText, replaceDirAtomic } from '../core/atomic-file.ts';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedConfig } from '../config/load.ts';
@@ -62,35 +63,13 @@ export interface RunContents {
   metrics: ValidationMetrics;
 }
 
-/** NaN and Infinity are not JSON; they are written as null. */
-function json(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2);
-}
-
 export async function writeRunDirectory(runDir: string, contents: RunContents): Promise<void> {
-  const parent = path.dirname(runDir);
-  mkdirSync(parent, { recursive: true });
-  const partial = path.join(parent, `.${path.basename(runDir)}.partial-${process.pid}`);
-  rmSync(partial, { recursive: true, force: true });
-  mkdirSync(partial);
-  try {
-    await saveModel(contents.model, partial);
-    writeFileSync(path.join(partial, 'metadata.json'), json(contents.metadata));
-    writeFileSync(path.join(partial, 'history.json'), json(contents.history));
-    writeFileSync(path.join(partial, 'metrics.json'), json(contents.metrics));
-    if (existsSync(runDir)) {
-      const old = path.join(parent, `.${path.basename(runDir)}.old-${process.pid}`);
-      rmSync(old, { recursive: true, force: true });
-      renameSync(runDir, old);
-      renameSync(partial, runDir);
-      rmSync(old, { recursive: true, force: true });
-    } else {
-      renameSync(partial, runDir);
-    }
-  } catch (error) {
-    rmSync(partial, { recursive: true, force: true });
-    throw error;
-  }
+  await replaceDirAtomic(runDir, async (dir) => {
+    await saveModel(contents.model, dir);
+    writeFileSync(path.join(dir, 'metadata.json'), jsonText(contents.metadata));
+    writeFileSync(path.join(dir, 'history.json'), jsonText(contents.history));
+    writeFileSync(path.join(dir, 'metrics.json'), jsonText(contents.metrics));
+  }, 'then run the training again');
 }
 
 export function readRunMetadata(runDir: string): RunMetadata | null {

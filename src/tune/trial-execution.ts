@@ -1,4 +1,5 @@
-import { cpSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync } from 'node:fs';
+import { FileWriteError, replaceDirAtomicSync } from '../core/atomic-file.ts';
 import type { Output } from '../core/console.ts';
 import { shouldStopEarly, TRIAL_MONITOR } from './early-stopping.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
@@ -164,6 +165,8 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
       record.checkpoint = null;
     }
   } catch (error) {
+    // the tuning folder refused a write: nothing more can be saved, and the user must act
+    if (error instanceof FileWriteError) throw error;
     record.seconds = elapsed();
     record.peakRssMB = peakRss > 0 ? Math.round(peakRss) : null;
     finish(record, 'FAILED', (error as Error).message || String(error));
@@ -175,10 +178,6 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
 
 /** Copies a checkpoint folder under a temp name, then renames it: a half-copied best checkpoint never carries the real name. */
 function copyCheckpoint(from: string, to: string): void {
-  const temp = `${to}.tmp-${process.pid}`;
-  rmSync(temp, { recursive: true, force: true });
-  cpSync(from, temp, { recursive: true });
-  rmSync(to, { recursive: true, force: true });
-  renameSync(temp, to);
+  replaceDirAtomicSync(to, (temp) => cpSync(from, temp, { recursive: true }));
 }
 

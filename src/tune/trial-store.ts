@@ -1,4 +1,5 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { ensureDir, isTempName, writeJsonAtomicSync } from '../core/atomic-file.ts';
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
@@ -9,7 +10,7 @@ import { probeWritableDir } from '../core/writable-dir.ts';
 /**
  * The tuning directory on disk:
  *   oracle.json             search description + digest, oracle state (generator, hashes tried, schedule)
- *   tuner.lock              pid, host and start time of the tuner using the folder (lock.ts)
+ *   tuner.lock              pid, host and start time of the tuner using the folder (core/lock.ts)
  *   best_hp.json            {values, score, trialId, objective}: what `train --from-tuner` reads
  *   trial_<id>/trial.json   values, status, per-epoch metrics, score, timings, memory figures
  *   trial_<id>/checkpoint-<n>/  weights + optimizer state after epoch n (the latest only)
@@ -79,17 +80,12 @@ export class TuningStateCorruptError extends UserError {
   }
 }
 
+/** After a refused write of the tuning state: the search resumes from the last trial saved. */
+const TUNE_AGAIN = "then rerun the same command: the search resumes from the last epoch saved";
+
 /** Replaces `file` with the JSON of `value` so that a crash leaves either the old or the new file whole. */
 export function writeJsonAtomic(file: string, value: unknown): void {
-  const temp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(temp, 'w');
-  try {
-    writeSync(fd, `${JSON.stringify(value, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, file);
+  writeJsonAtomicSync(file, value, TUNE_AGAIN);
 }
 
 function readJson<T>(file: string): T | null {
@@ -143,7 +139,7 @@ export class TrialStore {
   }
 
   writeTrial(record: TrialRecord): void {
-    mkdirSync(this.trialDir(record.id), { recursive: true });
+    ensureDir(this.trialDir(record.id), TUNE_AGAIN);
     writeJsonAtomic(path.join(this.trialDir(record.id), 'trial.json'), record);
   }
 
@@ -170,7 +166,7 @@ export class TrialStore {
   clear(): void {
     for (const entry of readdirSync(this.dir)) {
       if (entry === LOCK_FILE) continue;
-      if (entry === 'oracle.json' || entry === 'best_hp.json' || entry.startsWith('trial_') || entry.includes('.tmp-')) {
+      if (entry === 'oracle.json' || entry === 'best_hp.json' || entry.startsWith('trial_') || isTempName(entry)) {
         rmSync(path.join(this.dir, entry), { recursive: true, force: true });
       }
     }

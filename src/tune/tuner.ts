@@ -2,7 +2,7 @@ import { UserError } from '../core/errors.ts';
 import { collectHeap } from './heap-collection.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 import { describeTrial, rankTrials, type LeaderboardEntry } from './leaderboard.ts';
-import { acquireTunerLock } from './lock.ts';
+import { acquireTunerLock } from './tuner-lock.ts';
 import type { Objective, Oracle, OracleStateBase } from './oracle.ts';
 import { searchDifferences, TuningDirMismatchError } from './search-setup.ts';
 import { executeTrial, newTrialRecord, type TrialExecutionOptions } from './trial-execution.ts';

@@ -1,19 +1,17 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { AtomicFileWriter } from '../../core/atomic-file.ts';
 
 /**
  * A CSV written through a temporary name and renamed into place when complete, so a reader
  * never sees a half-written catalogue. Lines are buffered and flushed in ~1 MB writes.
  */
 export class CsvFile {
-  private readonly temp: string;
-  private readonly fd: number;
+  private readonly out: AtomicFileWriter;
   private chunks: string[] = [];
   private buffered = 0;
   rows = 0;
 
-  constructor(private readonly file: string, header: readonly string[]) {
-    this.temp = `${file}.partial`;
-    this.fd = openSync(this.temp, 'w');
+  constructor(file: string, header: readonly string[]) {
+    this.out = new AtomicFileWriter(file);
     this.write(header);
     this.rows = 0;
   }
@@ -29,14 +27,12 @@ export class CsvFile {
 
   close(): void {
     this.flush();
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    renameSync(this.temp, this.file);
+    this.out.commit();
   }
 
   private flush(): void {
     if (this.chunks.length === 0) return;
-    writeSync(this.fd, this.chunks.join(''));
+    this.out.write(this.chunks.join(''));
     this.chunks = [];
     this.buffered = 0;
   }

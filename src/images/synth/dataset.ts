@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { writeJsonAtomicSync } from '../../core/atomic-file.ts';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../../core/errors.ts';
@@ -52,11 +52,6 @@ export function validateSynthOptions(options: SynthOptions): void {
   }
 }
 
-function writeJsonAtomically(file: string, value: unknown): void {
-  writeFileSync(`${file}.partial`, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(`${file}.partial`, file);
-}
-
 export async function synthesizeDataset(options: SynthOptions, output: Output): Promise<SynthSummary> {
   validateSynthOptions(options);
   const out = path.resolve(options.out);
@@ -91,7 +86,7 @@ export async function synthesizeDataset(options: SynthOptions, output: Output): 
   let hazards: SynthSummary['hazards'] = null;
   if (options.hazards) {
     const expected = expectedOutcome(catalogues.joined, options.count);
-    writeJsonAtomically(path.join(out, hazardsFileName), {
+    writeJsonAtomicSync(path.join(out, hazardsFileName), {
       seed: options.seed,
       count: options.count,
       hazards: catalogues.joined,

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { isTempName } from '../../core/atomic-file.ts';
 import { UserError } from '../../core/errors.ts';
 import { imagesDirName, synthOutputList, synthOutputs } from './layout.ts';
 
@@ -30,9 +31,9 @@ export function prepareOutputDir(out: string, force: boolean): void {
     const entries = readdirSync(out);
     if (entries.length > 0) {
       if (!force) throw new SynthOutputNotEmptyError(out, entries);
-      const ours = new Set<string>(synthOutputs.flatMap((name) => [name, `${name}.partial`]));
+      const ours = new Set<string>(synthOutputs);
       try {
-        for (const entry of entries) if (ours.has(entry)) rmSync(path.join(out, entry), { recursive: true, force: true });
+        for (const entry of entries) if (ours.has(entry) || (isTempName(entry) && ours.has(entry.replace(/\.\d+\.tmp$/, '')))) rmSync(path.join(out, entry), { recursive: true, force: true });
       } catch (error) {
         throw asOutputError(error, out);
       }
