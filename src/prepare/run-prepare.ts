@@ -18,6 +18,8 @@ import { ShardWriter } from '../cache/shard-writer.ts';
 import type { WriteFileFn } from '../core/atomic-file.ts';
 import { planMemory, formatPlan, permitsFor, type MemoryPlan } from '../memory/plan.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
+import type { FolderLock } from '../core/lock.ts';
+import { isPrepareLockFile, lockCacheDir } from './cache-lock.ts';
 import { PermitPool } from './permits.ts';
 import { RowScreen } from './row-screen.ts';
 import { CacheBuilder, type ResumeState } from './cache-builder.ts';
@@ -94,7 +96,7 @@ function removeStrayFiles(cacheDir: string, keep: Manifest | null): Promise<void
   const wanted = new Set([MANIFEST_FILE, REJECTS_FILE, ...(keep?.shards.map((s) => s.file) ?? [])]);
   const doomed: string[] = [];
   for (const name of readdirSync(cacheDir)) {
-    if (wanted.has(name)) continue;
+    if (wanted.has(name) || isPrepareLockFile(name)) continue;
     const file = path.join(cacheDir, name);
     try {
       const stale = name.endsWith(STALE_SUFFIX) ? file : `${file}${STALE_SUFFIX}`;
@@ -110,14 +112,16 @@ function removeStrayFiles(cacheDir: string, keep: Manifest | null): Promise<void
 export async function runPrepare(config: LoadedConfig, options: PrepareOptions): Promise<PrepareSummary> {
   const started = performance.now();
   const sampler = new RssSampler(100, 10_000, { processHighWater: true }).start();
+  const held: { lock: FolderLock | null } = { lock: null };
   try {
-    return await prepare(config, options, started, sampler);
+    return await prepare(config, options, started, sampler, held);
   } finally {
+    held.lock?.release();
     sampler.stop();
   }
 }
 
-async function prepare(config: LoadedConfig, options: PrepareOptions, started: number, sampler: RssSampler): Promise<PrepareSummary> {
+async function prepare(config: LoadedConfig, options: PrepareOptions, started: number, sampler: RssSampler, held: { lock: FolderLock | null }): Promise<PrepareSummary> {
   const { output } = options;
   const limit = options.limit === undefined ? config.data.limit : options.limit;
   const data = config.data;
@@ -144,6 +148,8 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     };
   };
 
+  // one prepare per cache folder: a second one waits for the first, then answers from its cache
+  held.lock = await lockCacheDir(cacheDir, output);
   let existing = readManifestIfPresent(cacheDir);
   if (existing?.complete && !options.force && intact(cacheDir, existing)) {
     output.info(`cache hit: ${cacheDir} (${existing.totals.images} images in ${existing.shards.length} shards)`);
