@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -13,16 +13,17 @@ import { ImageRejection } from '../src/core/reject-reasons.ts';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'galactic-ingest-'));
 
-test('ImageIndex lists the folder once, keeps only names fitting the pattern, and finds them', async () => {
+test('ImageIndex lists the folder once, keeps every name fitting the pattern (a folder too: decoding rejects it not-a-file), and finds them', async () => {
   const dir = tmp();
   for (const name of ['3.jpg', '1.jpg', '20.jpg', 'notes.txt', '.DS_Store', 'é.jpg']) writeFileSync(path.join(dir, name), '');
   mkdirSync(path.join(dir, 'sub.jpg'));
   const index = await ImageIndex.build(dir, '{id}.jpg');
-  assert.equal(index.size, 4);
-  for (const name of ['1.jpg', '3.jpg', '20.jpg', 'é.jpg']) assert.ok(index.has(name), name);
-  for (const name of ['2.jpg', 'notes.txt', 'sub.jpg', '.jpg', '']) assert.ok(!index.has(name), name);
+  assert.equal(index.size, 5);
+  for (const name of ['1.jpg', '3.jpg', '20.jpg', 'é.jpg', 'sub.jpg']) assert.ok(index.has(name), name);
+  for (const name of ['2.jpg', 'notes.txt', '.jpg', '']) assert.ok(!index.has(name), name);
   assert.equal(ImageIndex.buildSync(dir, '{id}.jpg').digest, index.digest);
-  assert.equal(ImageIndex.fromNames(['é.jpg', '20.jpg', '3.jpg', '1.jpg']).digest, index.digest, 'the digest does not depend on listing order');
+  assert.equal(index.realDir, realpathSync(dir));
+  assert.equal(ImageIndex.fromNames(['é.jpg', '20.jpg', 'sub.jpg', '3.jpg', '1.jpg']).digest, index.digest, 'the digest does not depend on listing order');
   assert.notEqual(ImageIndex.fromNames(['1.jpg']).digest, index.digest);
   await assert.rejects(ImageIndex.build(path.join(dir, 'missing'), '{id}.jpg'), (e: unknown) => e instanceof ImageDirNotFoundError && /does not exist/.test(e.message));
   assert.throws(() => ImageIndex.buildSync(path.join(dir, '1.jpg'), '{id}.jpg'), /is not a folder/);

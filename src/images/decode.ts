@@ -1,7 +1,9 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import sharp from 'sharp';
 import type { LoadedConfig } from '../config/load.ts';
 import { ImageRejection } from '../core/reject-reasons.ts';
+import { openImageFile } from './image-file.ts';
+import { readJpegColour } from './jpeg-header.ts';
 
 /**
  * Image decoding for the cache and for `predict`: any format sharp reads (decided by content, not
@@ -40,32 +42,52 @@ function maxFileBytes(image: ImageSettings): number {
   return Math.max(64 * 1024 * 1024, image.maxInputPixels * 4);
 }
 
-/** Bytes read for the magic-number sniff (the SVG test looks at up to 64). */
-const HEAD_BYTES = 64;
+/**
+ * Bytes read for the magic-number sniff (the SVG test looks at up to 64); a JPEG's header
+ * segments up to the frame header usually fit too, so the colour check needs no second read.
+ */
+const HEAD_BYTES = 1024;
+
+/** What the cheap checks found: the format, and for the decode the path and head to use. */
+interface Sniffed {
+  format: string;
+  /** CMYK without an embedded profile: converted the way other decoders do (see cmykToRgb). */
+  plainCmyk: boolean;
+  /** What sharp is given: the real path (links resolved once, here) or the buffer. */
+  input: string | Buffer;
+}
+
+export interface DecodeOptions {
+  /**
+   * Real path of the folder every image must stay inside (prepare: data.imageDir; predict: a
+   * folder it was given); a file whose real path leaves it is `outside-image-dir`, unread.
+   * Omitted for a file named explicitly, which may be a link to anywhere.
+   */
+  within?: string | null;
+}
 
 /**
- * The cheap checks before a decode, on the file itself: it exists, is not empty, is not larger
- * than any image within the limit, and starts with a known image signature. Returns its format.
- * Synchronous on purpose: open + fstat + a 64-byte read + close take ~10 us on a local disk,
- * where the promise-based FileHandle round trips through the thread pool cost 150-350 us of CPU
- * per file (the cores are busy decoding), and sharp then reads the file itself, as it does for
- * `sharp(path)`: the file is never read into a JS buffer.
+ * The cheap checks before a decode, on the file itself: it is a regular file (inside `within`),
+ * is not empty, is not larger than any image within the limit, and starts with a known image
+ * signature. Synchronous on purpose: realpath + open + fstat + one head read + close take
+ * ~10-20 us on a local disk, where the promise-based FileHandle round trips through the thread
+ * pool cost 150-350 us of CPU per file (the cores are busy decoding), and sharp then reads the
+ * file itself, as it does for `sharp(path)`: the file is never read into a JS buffer.
  */
-function sniffFile(file: string, image: ImageSettings): string {
-  let fd: number;
+function sniffFile(file: string, image: ImageSettings, within: string | null): Sniffed {
+  const { fd, real, size } = openImageFile(file, within);
   try {
-    fd = openSync(file, 'r');
-  } catch (error) {
-    throw openRejection(file, error as NodeJS.ErrnoException);
-  }
-  try {
-    const stats = fstatSync(fd);
-    if (stats.isDirectory()) throw new ImageRejection('not-an-image', `${file} is a directory`);
-    if (stats.size === 0) throw new ImageRejection('empty-file', `${file} has 0 bytes`);
-    if (stats.size > maxFileBytes(image)) throw new ImageRejection('too-large', `${file} has ${stats.size} bytes, more than any image within image.maxInputPixels`);
-    const head = Buffer.allocUnsafe(Math.min(HEAD_BYTES, stats.size));
-    const read = readSync(fd, head, 0, head.length, 0);
-    return sniffOrReject(head.subarray(0, read), file);
+    if (size === 0) throw new ImageRejection('empty-file', `${file} has 0 bytes`);
+    if (size > maxFileBytes(image)) throw new ImageRejection('too-large', `${file} has ${size} bytes, more than any image within image.maxInputPixels`);
+    const head = Buffer.allocUnsafe(Math.min(HEAD_BYTES, size));
+    const got = readSync(fd, head, 0, head.length, 0);
+    const format = sniffOrReject(head.subarray(0, got), file);
+    const read = (offset: number, length: number): Uint8Array => {
+      if (offset + length <= got) return head.subarray(offset, offset + length);
+      const more = Buffer.allocUnsafe(length);
+      return more.subarray(0, readSync(fd, more, 0, length, offset));
+    };
+    return { format, plainCmyk: format === 'jpeg' && isPlainCmykJpeg(read), input: real };
   } catch (error) {
     if (error instanceof ImageRejection) throw error;
     throw new ImageRejection('corrupt-image', `${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
@@ -74,18 +96,40 @@ function sniffFile(file: string, image: ImageSettings): string {
   }
 }
 
-function openRejection(file: string, error: NodeJS.ErrnoException): ImageRejection {
-  const code = error.code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') return new ImageRejection('missing-image', `${file} does not exist`);
-  if (code === 'EISDIR') return new ImageRejection('not-an-image', `${file} is a directory`);
-  return new ImageRejection('corrupt-image', `${file} cannot be read (${code ?? error.message})`);
+function sniffBuffer(input: Buffer): Sniffed {
+  const format = sniffOrReject(input, '<buffer>');
+  const read = (offset: number, length: number) => input.subarray(offset, offset + length);
+  return { format, plainCmyk: format === 'jpeg' && isPlainCmykJpeg(read), input };
 }
 
+function isPlainCmykJpeg(read: (offset: number, length: number) => Uint8Array): boolean {
+  const colour = readJpegColour(read);
+  return colour !== null && colour.components === 4 && !colour.icc;
+}
+
+/** The detail names the format problem only: no bytes of the file ever reach a message. */
 function sniffOrReject(head: Uint8Array, name: string): string {
   if (head.length === 0) throw new ImageRejection('empty-file', `${name} has 0 bytes`);
-  const format = sniffImageFormat(head.subarray(0, HEAD_BYTES));
-  if (!format) throw new ImageRejection('not-an-image', `${name} starts with bytes ${Buffer.from(head.subarray(0, 8)).toString('hex')}, no image format sharp reads`);
+  const format = sniffImageFormat(head.subarray(0, 64));
+  if (!format) throw new ImageRejection('not-an-image', `${name} is not an image format sharp reads`);
   return format;
+}
+
+/**
+ * CMYK to RGB the way PIL, OpenCV, ImageMagick and browsers do for a CMYK JPEG without an
+ * embedded profile: R = (255 - C)(255 - K) / 255 and likewise for G, B. libvips would instead
+ * assume its own press (SWOP-like) profile, which turns a dark sky (7,7,7) written by such a
+ * tool into (39,23,44). With an embedded profile sharp converts through it, as the others do.
+ */
+function cmykToRgb(cmyk: Buffer, bands: number, pixels: number): Buffer {
+  const rgb = Buffer.allocUnsafe(pixels * 3);
+  for (let i = 0, j = 0; i < pixels; i++, j += bands) {
+    const k = 255 - cmyk[j + 3];
+    rgb[i * 3] = Math.round(((255 - cmyk[j]) * k) / 255);
+    rgb[i * 3 + 1] = Math.round(((255 - cmyk[j + 1]) * k) / 255);
+    rgb[i * 3 + 2] = Math.round(((255 - cmyk[j + 2]) * k) / 255);
+  }
+  return rgb;
 }
 
 /**
@@ -117,20 +161,21 @@ function padToSize(data: Buffer, w: number, h: number, c: number, width: number,
 }
 
 /** sRGB, alpha removed, resized with fit; returns h*w*c uint8 NHWC bytes. Throws ImageRejection. */
-export async function decodeImage(input: string | Buffer, image: ImageSettings): Promise<Uint8Array> {
-  const name = typeof input === 'string' ? input : '<buffer>';
+export async function decodeImage(source: string | Buffer, image: ImageSettings, options: DecodeOptions = {}): Promise<Uint8Array> {
+  const name = typeof source === 'string' ? source : '<buffer>';
   // a path goes to sharp as a path (libvips reads the file itself, like sharp(path) anywhere else)
-  const format = typeof input === 'string' ? sniffFile(input, image) : sniffOrReject(input, name);
+  const { input, format, plainCmyk } = typeof source === 'string' ? sniffFile(source, image, options.within ?? null) : sniffBuffer(source);
   const { width, height, channels, fit, maxInputPixels } = image;
   try {
     // failOn 'truncated': a JPEG cut short is corrupt, not silently grey at the bottom.
     // sharp's limitInputPixels rejects from the header alone, before any pixel is decoded.
     // no EXIF auto-orientation: survey cutouts carry none, and it costs ~10% of a decode
-    let pipeline = sharp(input, { failOn: 'truncated', limitInputPixels: maxInputPixels, sequentialRead: true })
-      // contain letterboxes on sharp's default background, opaque black; passing it explicitly
-      // would have sharp parse the colour again for every image
-      .resize(width, height, fit === 'inside' ? { fit: 'inside', withoutEnlargement: false } : { fit });
-    pipeline = channels === 3 ? pipeline.toColourspace('srgb') : pipeline.toColourspace('b-w');
+    const pipeline = sharp(input, { failOn: 'truncated', limitInputPixels: maxInputPixels, sequentialRead: true });
+    if (plainCmyk) return await decodePlainCmyk(pipeline, image);
+    // contain letterboxes on sharp's default background, opaque black; passing it explicitly
+    // would have sharp parse the colour again for every image
+    pipeline.resize(width, height, fit === 'inside' ? { fit: 'inside', withoutEnlargement: false } : { fit });
+    pipeline.toColourspace(channels === 3 ? 'srgb' : 'b-w');
     const { data, info } = await pipeline.removeAlpha().raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== channels) {
       throw new ImageRejection('corrupt-image', `${name} decoded to ${info.channels} channels, expected ${channels}`);
@@ -143,4 +188,26 @@ export async function decodeImage(input: string | Buffer, image: ImageSettings):
     if (error instanceof ImageRejection) throw error;
     throw await classifySharpError(input, name, format, image);
   }
+}
+
+/**
+ * A CMYK JPEG without a profile: resized in CMYK (shrink-on-load keeps memory at the target
+ * size), converted with cmykToRgb, then grey if asked, then letterboxed like `contain`.
+ */
+async function decodePlainCmyk(pipeline: sharp.Sharp, image: ImageSettings): Promise<Uint8Array> {
+  const { width, height, channels, fit } = image;
+  const boxed = fit === 'inside' || fit === 'contain';
+  const { data, info } = await pipeline
+    .pipelineColourspace('cmyk')
+    .resize(width, height, boxed ? { fit: 'inside', withoutEnlargement: false } : { fit })
+    .toColourspace('cmyk')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels < 4) throw new Error(`CMYK decoded to ${info.channels} channels`);
+  let pixels = cmykToRgb(data, info.channels, info.width * info.height);
+  if (channels === 1) {
+    pixels = await sharp(pixels, { raw: { width: info.width, height: info.height, channels: 3 } }).toColourspace('b-w').raw().toBuffer();
+  }
+  if (info.width !== width || info.height !== height) return padToSize(pixels, info.width, info.height, channels, width, height);
+  return new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength);
 }

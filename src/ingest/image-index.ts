@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { opendirSync, type Dir } from 'node:fs';
+import { opendirSync, realpathSync, type Dir } from 'node:fs';
 import { opendir } from 'node:fs/promises';
 import { UserError } from '../core/errors.ts';
 
@@ -36,6 +36,8 @@ export class ImageIndex {
     private readonly offsets: Uint32Array,
     /** sha256 over the sorted names: part of the cache key. */
     readonly digest: string,
+    /** The folder's real path (links resolved): every image must stay inside it (outside-image-dir). */
+    readonly realDir: string | null,
   ) {}
 
   private get table(): Uint32Array {
@@ -84,7 +86,7 @@ export class ImageIndex {
     return true;
   }
 
-  /** Streams `dir` once, keeping regular-file (or symlink) names that fit the file-name pattern. */
+  /** Streams `dir` once, keeping the names that fit the file-name pattern (whatever they are). */
   static async build(dir: string, fileNamePattern: string): Promise<ImageIndex> {
     let handle: Dir;
     try {
@@ -94,10 +96,12 @@ export class ImageIndex {
     }
     const names: string[] = [];
     const keep = matcher(fileNamePattern);
+    // every kind of entry: a FIFO or folder under an image's name is there, and the decode
+    // stage rejects it `not-a-file` (reporting it missing would be false)
     for await (const entry of handle) {
-      if ((entry.isFile() || entry.isSymbolicLink()) && keep(entry.name)) names.push(entry.name);
+      if (keep(entry.name)) names.push(entry.name);
     }
-    return ImageIndex.fromNames(names);
+    return ImageIndex.fromNames(names, realDirOf(dir));
   }
 
   /** Same as build(), synchronously (for resolveCacheDir, which must not be async). */
@@ -112,15 +116,15 @@ export class ImageIndex {
     const keep = matcher(fileNamePattern);
     try {
       for (let entry = handle.readSync(); entry; entry = handle.readSync()) {
-        if ((entry.isFile() || entry.isSymbolicLink()) && keep(entry.name)) names.push(entry.name);
+        if (keep(entry.name)) names.push(entry.name);
       }
     } finally {
       handle.closeSync();
     }
-    return ImageIndex.fromNames(names);
+    return ImageIndex.fromNames(names, realDirOf(dir));
   }
 
-  static fromNames(names: string[]): ImageIndex {
+  static fromNames(names: string[], realDir: string | null = null): ImageIndex {
     // byte order, so the binary search can compare raw UTF-8; for ASCII it equals the default sort
     const ascii = names.every((n) => Buffer.byteLength(n, 'utf8') === n.length);
     if (ascii) names.sort();
@@ -137,13 +141,21 @@ export class ImageIndex {
     const hash = createHash('sha256');
     hash.update(Buffer.from(offsets.buffer, offsets.byteOffset, offsets.byteLength));
     hash.update(packed);
-    return new ImageIndex(packed, offsets, hash.digest('hex'));
+    return new ImageIndex(packed, offsets, hash.digest('hex'), realDir);
   }
 }
 
 function matcher(pattern: string): (name: string) => boolean {
   const { prefix, suffix } = splitFileName(pattern);
   return (name) => name.length > prefix.length + suffix.length && name.startsWith(prefix) && name.endsWith(suffix);
+}
+
+function realDirOf(dir: string): string {
+  try {
+    return realpathSync.native(dir);
+  } catch (error) {
+    throw notFound(dir, error as NodeJS.ErrnoException);
+  }
 }
 
 function notFound(dir: string, error: NodeJS.ErrnoException): ImageDirNotFoundError {

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../core/errors.ts';
@@ -44,22 +44,33 @@ export async function loadTrainedModel(dir: string): Promise<TrainedModel> {
   return { model, metadata };
 }
 
+/**
+ * An image to classify, and the real folder it must stay inside: a file found in a folder that
+ * was given may not link out of it (outside-image-dir, like prepare's data.imageDir); a file
+ * named on the command line may be a link to anywhere (but never to a FIFO or device).
+ */
+export interface PredictInput {
+  file: string;
+  within: string | null;
+}
+
 /** Files as given, folders expanded (sorted, image extensions, not recursive); a missing path stays, to be reported. */
-export function expandInputs(inputs: string[]): string[] {
-  const files: string[] = [];
+export function expandInputs(inputs: string[]): PredictInput[] {
+  const files: PredictInput[] = [];
   for (const input of inputs) {
-    let isDir = false;
+    let realDir: string | null = null;
     try {
-      isDir = statSync(input).isDirectory();
+      // stat, never open: the argument may be a FIFO
+      if (statSync(input).isDirectory()) realDir = realpathSync.native(input);
     } catch {
       // reported per file by predictFiles
     }
-    if (!isDir) {
-      files.push(input);
+    if (realDir === null) {
+      files.push({ file: input, within: null });
       continue;
     }
     for (const name of readdirSync(input).sort()) {
-      if (IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase())) files.push(path.join(input, name));
+      if (IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase())) files.push({ file: path.join(input, name), within: realDir });
     }
   }
   return files;
@@ -76,7 +87,8 @@ export async function predictFiles(trained: TrainedModel, inputs: string[], opti
   const { width, height, channels } = metadata.image;
   const writer = new ImageWriter({ height, width, channels }, 'uint8', metadata.normalization);
   const batchSize = options.batchSize ?? 32;
-  const files = expandInputs(inputs);
+  const inputsFound = expandInputs(inputs);
+  const files = inputsFound.map((input) => input.file);
   const results: Prediction[] = new Array(files.length);
   const xs = new Float32Array(batchSize * writer.imageSize);
   const pending: number[] = [];
@@ -100,8 +112,7 @@ export async function predictFiles(trained: TrainedModel, inputs: string[], opti
   for (let f = 0; f < files.length; f++) {
     let pixels: Uint8Array;
     try {
-      if (!existsSync(files[f])) throw new ImageRejection('missing-image', `${files[f]} does not exist`);
-      pixels = await decodeImage(files[f], metadata.image);
+      pixels = await decodeImage(files[f], metadata.image, { within: inputsFound[f].within });
     } catch (error) {
       results[f] = { file: files[f], error: describeFailure(error) };
       continue;

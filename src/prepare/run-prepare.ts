@@ -255,7 +255,9 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
         const screened = screen.screen(row);
         return row.row <= committedRow ? ({ kind: 'replayed', seq: row.row, row: row.row } satisfies Replayed) : screened;
       },
-      decode: (candidate) => (options.decode ?? decodeImage)(candidate.file, config.image),
+      decode: options.decode
+        ? (candidate) => options.decode!(candidate.file, config.image)
+        : (candidate) => decodeImage(candidate.file, config.image, { within: index.realDir }),
       decodeConcurrency: plan.decodeConcurrency,
       sink: builder,
       probe,
