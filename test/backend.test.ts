@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, countParameters, describeArchitecture, InvalidHyperparameterError, ArchitectureTooDeepError } from '../src/model/architecture.ts';
 import { asMissingKernelError, BackendUnavailableError, MissingKernelError, selectBackend, withKernelCheck } from '../src/model/backend.ts';
 import { Output } from '../src/core/console.ts';
-import { runCli } from './support/run-cli.ts';
+import { repoRoot, runCli } from './support/run-cli.ts';
 
 const NOTEBOOK = { filters: [32, 64, 128], kernelSize: 3, denseUnits: 64, dropout: 0, learningRate: 0.001 };
 const SMALL = { filters: [4, 8], kernelSize: 3, denseUnits: 8, dropout: 0, learningRate: 0.01 };
@@ -46,6 +47,15 @@ describe('selectBackend', () => {
       tf.dispose([x, y]);
     });
   }
+
+  test("tfjs's 'install tfjs-node' banner never reaches the user on the cpu backend", () => {
+    const script = `import * as tf from '@tensorflow/tfjs'; import { selectBackend } from './src/model/backend.ts';
+      await selectBackend('cpu'); tf.square(tf.tensor1d([1, 2])).dataSync(); console.log('ran');`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'ran\n');
+    assert.doesNotMatch(r.stderr, /looks like you are running TensorFlow\.js in Node\.js/);
+  });
 
   test('forcing tfjs-node, which is not installed, names the package and why its install fails offline', async () => {
     await assert.rejects(selectBackend('node'), (error: unknown) => {

@@ -134,7 +134,10 @@ test('galactic inspect lists caches and which one matches; --prune removes the o
   assert.equal(current.image, '16x16x3 fill uint8');
   assert.ok(current.bytes > 0);
   assert.equal(report.caches.find((c) => c.key === 'leftover')!.status, 'no manifest');
-  assert.match(listed.stderr, /\* [0-9a-f]{16}\s+complete\s+2 shards\s+12 images/);
+  const human = await runCli(['inspect', '--config', small]);
+  assert.match(human.stdout, /^caches under .*\n/);
+  assert.match(human.stdout, /\* [0-9a-f]{16}\s+complete\s+2 shards\s+12 images/);
+  assert.equal(human.stdout.split('\n').filter((l) => /^[* ] \S+ /.test(l)).length, 3, 'one line per cache, on stdout');
 
   const pruned = await runCli(['inspect', '--config', small, '--prune']);
   assert.equal(pruned.code, 0, pruned.stderr);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { formatDuration, Output } from '../src/core/console.ts';
+import { formatDuration, formatSeconds, Output } from '../src/core/console.ts';
 
 function capture(tty: boolean): { stream: NodeJS.WritableStream; text: () => string } {
   const stream = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };
@@ -119,5 +119,12 @@ describe('formatDuration', () => {
     assert.equal(formatDuration(5), '5s');
     assert.equal(formatDuration(75), '1m15s');
     assert.equal(formatDuration(3700), '1h01m');
+  });
+});
+
+describe('formatSeconds', () => {
+  it('keeps two significant figures below ten seconds, whole seconds below a minute, a clock above', () => {
+    assert.deepEqual([0.042, 0.5, 3.21, 9.96, 42.4, 59.4, 75, 3700].map(formatSeconds),
+      ['0.04 s', '0.50 s', '3.2 s', '10 s', '42 s', '59 s', '1m15s', '1h01m']);
   });
 });

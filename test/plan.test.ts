@@ -103,16 +103,19 @@ test('the gz2 mapping is counted in the plan', () => {
   assert.ok(mapping && mapping.bytes === 355_990 * 128);
 });
 
-test('galactic plan prints the table on stderr, --json the plan on stdout; prepare refuses an impossible plan before any work', async () => {
+test('galactic plan prints the table on stdout (also with --quiet), --json only the plan object; prepare refuses an impossible plan before any work', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'galactic-plan-'));
   const file = path.join(dir, 'c.json');
   writeFileSync(file, JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 2048 } }));
   const human = await runCli(['plan', '--config', file]);
   assert.equal(human.code, 0, human.stderr);
-  assert.equal(human.stdout, '');
-  assert.match(human.stderr, /feed shuffle .* MB/);
-  assert.match(human.stderr, /prepare total .* MB .*\n[\s\S]*train total .* MB/);
-  assert.match(human.stderr, /peak \(larger phase\) .* of 2048\.0 MB limit/);
+  assert.equal(human.stderr, '');
+  assert.match(human.stdout, /^memory plan for .*c\.json \(memory\.limitMB 2048\):\n/);
+  assert.match(human.stdout, /feed shuffle .* MB/);
+  assert.match(human.stdout, /prepare total .* MB .*\n[\s\S]*train total .* MB/);
+  assert.match(human.stdout, /peak \(larger phase\) .* of 2048\.0 MB limit/);
+  const quiet = await runCli(['plan', '--config', file, '--quiet']);
+  assert.equal(quiet.stdout, human.stdout);
   const json = await runCli(['plan', '--config', file, '--json']);
   const plan = JSON.parse(json.stdout) as { limitMB: number; permits: number; components: unknown[]; phaseBytes: { prepare: number; train: number } };
   assert.equal(plan.limitMB, 2048);

@@ -87,16 +87,19 @@ test('predict reproduces the validation predictions and reports a corrupt or mis
   assert.match(r.stderr, /2 of 12 image\(s\) could not be classified/);
 });
 
-test('predict on a folder prints a table on stderr and nothing on stdout without --json', async () => {
+test('predict on a folder prints its table on stdout, the same with --quiet', async () => {
   const folder = path.join(root, 'few');
   rmSync(folder, { recursive: true, force: true });
   mkdirSync(folder);
   for (const name of readdirSync(path.join(root, 'data', 'images')).slice(0, 3)) copyFileSync(path.join(root, 'data', 'images', name), path.join(folder, name));
   const r = await runCli(['predict', '--model', path.join(root, 'runs', 'e2e'), '--backend', 'wasm', folder]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, '');
-  assert.match(r.stderr, /file\s+class\s+elliptical\s+spiral\s+artifact/);
-  assert.equal(r.stderr.split('\n').filter((l) => l.startsWith(folder)).length, 3);
+  assert.match(r.stdout, /^file\s+class\s+elliptical\s+spiral\s+artifact\n/);
+  assert.equal(r.stdout.split('\n').filter((l) => l.startsWith(folder)).length, 3);
+  assert.doesNotMatch(r.stderr, /elliptical\s+spiral/);
+  const quiet = await runCli(['predict', '--model', path.join(root, 'runs', 'e2e'), '--backend', 'wasm', '--quiet', folder]);
+  assert.equal(quiet.stdout, r.stdout);
+  assert.equal(quiet.stderr, '');
 });
 
 test('a model folder without weights.bin, and --from-tuner without a tuner result, fail clearly', async () => {

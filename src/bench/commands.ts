@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.ts';
+import { formatSeconds } from '../core/console.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { commandContext, type CommandContext } from '../commands/context.ts';
 import { describeMachine, machineInfo } from './machine.ts';
@@ -136,7 +137,7 @@ async function runPoints(
       const point = await measurePoint(base, dataset, limitMB, path.join(dataDir, 'scratch'));
       output.info(point.error
         ? `  -> ${point.error}`
-        : `  -> prepare ${point.prepare?.imagesPerSecond ?? '–'} images/s, feed ${point.feed?.imagesPerSecond ?? '–'} images/s, peak RSS ${point.peakRssMB} MB, ${point.seconds} s`);
+        : `  -> prepare ${point.prepare?.imagesPerSecond ?? '–'} images/s, feed ${point.feed?.imagesPerSecond ?? '–'} images/s, peak RSS ${point.peakRssMB} MB, ${formatSeconds(point.seconds)}`);
       measured.set(key, [...(measured.get(key) ?? []), point]);
       raw.push({ pass, point });
     }

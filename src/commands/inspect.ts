@@ -28,9 +28,10 @@ export function inspectCommand(): Command {
         keyProblem = (error as Error).message;
       }
       const caches = listCaches(config.cache.dir, currentKey);
-      output.info(`caches under ${config.cache.dir} (* = matches ${config.configPath}):`);
-      for (const cache of caches) output.info(describe(cache));
-      if (caches.length === 0) output.info('  (none)');
+      output.print([
+        `caches under ${config.cache.dir} (* = matches ${config.configPath}):`,
+        ...(caches.length === 0 ? ['  (none)'] : caches.map(describe)),
+      ].join('\n'));
       if (keyProblem) output.warn(`cannot tell which cache matches the config: ${keyProblem}`);
       let pruned: CacheListing[] = [];
       let freedBytes = 0;

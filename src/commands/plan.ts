@@ -10,7 +10,7 @@ export function planCommand(): Command {
       const config = ctx.config();
       // The table first, whichever phase does not fit: it shows what to turn.
       const shown = planMemory(config, { need: [] });
-      if (!ctx.output.json) process.stderr.write(`memory plan for ${config.configPath} (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(shown)}\n`);
+      ctx.output.print(`memory plan for ${config.configPath} (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(shown)}`);
       const plan = planMemory(config);
       if (ctx.output.json) ctx.output.result({ limitMB: config.memory.limitMB, ...plan });
     });

@@ -43,7 +43,7 @@ export function predictCommand(): Command {
       try {
         const predictions = await predictFiles(trained, images, { batchSize: options.batchSize as number });
         const failed = predictions.filter((p) => 'error' in p).length;
-        if (!output.json) output.info(table(predictions, trained.metadata.classes));
+        output.print(table(predictions, trained.metadata.classes));
         if (failed > 0) output.warn(`${failed} of ${predictions.length} image(s) could not be classified`);
         output.result({ predictions });
       } finally {

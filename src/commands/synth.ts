@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
+import { formatSeconds } from '../core/console.ts';
 import { synthOutputList } from '../images/synth/layout.ts';
 import { minimumHazardCount } from '../images/synth/hazards.ts';
 import { commandContext } from './context.ts';
@@ -39,7 +40,7 @@ export function synthCommand(): Command {
         force: Boolean(options.force),
         threads: options.threads as number | undefined,
       }, output);
-      output.info(`synth: wrote ${summary.images} images and the catalogues to ${summary.out} in ${summary.seconds.toFixed(1)} s (${summary.imagesPerSecond} images/s)`);
+      output.info(`synth: wrote ${summary.images} images and the catalogues to ${summary.out} in ${formatSeconds(summary.seconds)} (${summary.imagesPerSecond} images/s)`);
       output.result(summary);
     });
 }

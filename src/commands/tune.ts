@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import type { BackendName } from '../model/backend.ts';
-import type { Output } from '../core/console.ts';
+import { formatSeconds, type Output } from '../core/console.ts';
 import { hyperbandSchedule } from '../tune/hyperband.ts';
 import type { SearchOverrides } from '../tune/search-setup.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
@@ -18,8 +18,8 @@ const BACKENDS = ['auto', 'node', 'wasm', 'cpu'];
 
 export function tuneCommand(): Command {
   return new Command('tune')
-    .description('search hyperparameters (RandomSearch or Hyperband) on the cached shards; resumes an interrupted search')
-    .option('--algorithm <name>', 'random, hyperband or bayesian (overrides tuner.algorithm)')
+    .description('search hyperparameters (RandomSearch, Hyperband or Bayesian optimisation) on the cached shards; resumes an interrupted search')
+    .option('--algorithm <name>', 'search algorithm: random, hyperband or bayesian (overrides tuner.algorithm)')
     .option('--max-trials <n>', 'most trials (overrides tuner.maxTrials; caps Hyperband too)', positiveInt)
     .option('--overwrite', 'delete the trials in tuner.dir and start the search afresh', false)
     .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu (overrides backend)')
@@ -132,7 +132,7 @@ class EpochLinesRunner implements TrialRunner {
       ...request,
       onEpochEnd: (info) => {
         const r = info.record;
-        this.output.info(`  trial ${request.trialId} epoch ${r.epoch}/${request.epochs}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(3)} val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy.toFixed(3)} (${r.seconds.toFixed(1)} s, ${Math.round(r.peakRssMB)} MB)`);
+        this.output.info(`  trial ${request.trialId} epoch ${r.epoch}/${request.epochs}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(3)} val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy.toFixed(3)} (${formatSeconds(r.seconds)}, ${Math.round(r.peakRssMB)} MB)`);
         return request.onEpochEnd(info);
       },
     });

@@ -1,8 +1,10 @@
 import cliProgress from 'cli-progress';
 
 /**
- * Where a command's words go: human progress on stderr (bars on a TTY, periodic single lines
- * otherwise), and with --json exactly one summary object on stdout. Nothing else touches stdout.
+ * Where a command's words go: human progress and diagnostics on stderr (bars on a TTY, periodic
+ * single lines otherwise); a command's human-readable result (the plan, the cache listing, the
+ * prediction table) on stdout, so it can be redirected or piped; with --json exactly one summary
+ * object on stdout instead. --quiet silences progress, never results or warnings.
  *
  * On a TTY every live Progress is one bar of a shared cli-progress MultiBar, so a stage bar, an
  * epoch bar and a batch bar can show at once, and `info` lines print above the bars instead of
@@ -82,6 +84,11 @@ export class Output {
   /** A warning on stderr; shown even with --quiet. */
   warn(message: string): void {
     this.write(`${this.paint('yellow', 'warning')}: ${message}\n`);
+  }
+
+  /** A human-readable result on stdout (`galactic plan > plan.txt`); not with --json, whose object is all stdout holds. */
+  print(text: string): void {
+    if (!this.json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   }
 
   /** The one machine-readable summary: printed on stdout only with --json. */
@@ -258,6 +265,14 @@ export class Progress {
     return `${this.indent}${this.label}: ${this.value}${of} ${this.unit}${timed ? ` (${this.rate()})` : ''}`
       + `${eta ? ` ETA ${eta}` : ''} RSS ${this.output.memoryField()}${extra ? ` ${extra}` : ''}`;
   }
+}
+
+/** A duration for people: 0.042 -> "0.04 s", 3.21 -> "3.2 s", 42.4 -> "42 s", 75 -> "1m15s". */
+export function formatSeconds(seconds: number): string {
+  if (seconds < 0.995) return `${seconds.toFixed(2)} s`;
+  if (seconds < 9.95) return `${seconds.toFixed(1)} s`;
+  if (seconds < 59.5) return `${Math.round(seconds)} s`;
+  return formatDuration(seconds);
 }
 
 /** 75 -> "1m15s", 3700 -> "1h01m". */

@@ -162,6 +162,10 @@ async function activate(name: BackendName): Promise<Attempt> {
     const ok = await tf.setBackend(TFJS_NAME[name]);
     if (!ok) return { ok: false, why: `tfjs could not initialise the '${TFJS_NAME[name]}' backend` };
     await tf.ready();
+    // tfjs's cpu backend prints an "install tfjs-node" banner on its first tensor; galactic has
+    // already said which backend runs and why
+    const cpu = tf.engine().registry.cpu as { firstUse?: boolean } | undefined;
+    if (cpu) cpu.firstUse = false;
     return { ok: true };
   } catch (error) {
     return { ok: false, why: `initialising it failed: ${(error as Error).message}` };

@@ -4,7 +4,7 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import { UserError } from '../core/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import type { Output } from '../core/console.ts';
+import { formatSeconds, type Output } from '../core/console.ts';
 import { openCsv, type CsvSource } from '../ingest/csv-source.ts';
 import { ImageIndex } from '../ingest/image-index.ts';
 import { checkFileNamePattern } from '../ingest/ids.ts';
@@ -273,6 +273,6 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   progress.update(probe.pulled, finalFields());
   progress.stop();
   const result = summary(false, manifest, builder.decodedThisRun);
-  output.info(`prepared ${result.images} images from ${result.rows} rows into ${result.shards} shards (${Object.entries(result.rejected).map(([r, n]) => `${n} ${r}`).join(', ') || 'no rejects'}) in ${result.seconds.toFixed(1)} s, peak RSS ${result.peakRssMB} MB of ${result.limitMB} MB`);
+  output.info(`prepared ${result.images} images from ${result.rows} rows into ${result.shards} shards (${Object.entries(result.rejected).map(([r, n]) => `${n} ${r}`).join(', ') || 'no rejects'}) in ${formatSeconds(result.seconds)}, peak RSS ${result.peakRssMB} MB of ${result.limitMB} MB`);
   return result;
 }

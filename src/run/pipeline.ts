@@ -3,7 +3,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 import { selectBackend, type BackendChoice, type BackendName } from '../model/backend.ts';
 import { runPrepare, type PrepareSummary } from '../prepare/run-prepare.ts';
-import type { Output } from '../core/console.ts';
+import { formatSeconds, type Output } from '../core/console.ts';
 import { writeReport, type ReportSummary } from '../report/report.ts';
 import { readRunMetadata } from '../train/run-directory.ts';
 import { finalValues, trainRun, type TrainRunSummary } from '../train/run-training.ts';
@@ -68,7 +68,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     const stage = recorder.finishStage(name, { seconds: (performance.now() - started) / 1000, items, skipped });
     done += 1;
     overall.update(done, { stage: name });
-    output.info(`[${done}/${STAGES.length}] ${name}: ${skipped ? `skipped (${what})` : `${what} in ${stage.seconds.toFixed(1)} s`}`);
+    output.info(`[${done}/${STAGES.length}] ${name}: ${skipped ? `skipped (${what})` : `${what} in ${formatSeconds(stage.seconds)}`}`);
     return stage;
   };
 

@@ -1,4 +1,4 @@
-import type { Output } from '../core/console.ts';
+import { formatSeconds, type Output } from '../core/console.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 import { isBetter, type Objective } from './oracle.ts';
 import type { TrialRecord } from './trial-store.ts';
@@ -27,7 +27,7 @@ export function describeTrial(output: Output | undefined, record: TrialRecord, o
   const values = formatValues(record.values);
   const where = record.parentId !== null ? ` (from trial ${record.parentId}, epochs ${record.initialEpoch}->${record.epochs})` : '';
   if (record.status === 'COMPLETED') {
-    output.info(`trial ${record.id}${where}: ${objective.name} ${record.score?.toFixed(4) ?? 'n/a'} at epoch ${record.bestEpoch ?? '-'} | ${values} | ${record.seconds.toFixed(1)} s, peak ${record.peakRssMB ?? '?'} MB (est. ${record.estimateMB ?? '?'} MB)`);
+    output.info(`trial ${record.id}${where}: ${objective.name} ${record.score?.toFixed(4) ?? 'n/a'} at epoch ${record.bestEpoch ?? '-'} | ${values} | ${formatSeconds(record.seconds)}, peak ${record.peakRssMB ?? '?'} MB (est. ${record.estimateMB ?? '?'} MB)`);
   } else {
     output.info(`trial ${record.id}${where}: ${record.status} (${record.reason ?? ''}) | ${values}`);
   }

@@ -2,7 +2,7 @@ import { writeJsonAtomicSync } from '../../core/atomic-file.ts';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../../core/errors.ts';
-import type { Output } from '../../core/console.ts';
+import { formatSeconds, type Output } from '../../core/console.ts';
 import { writeCatalogues } from './catalogues.ts';
 import { DatasetPlan } from './dataset-plan.ts';
 import { expectedOutcome, minimumHazardCount, plantedHazardCount, type ExpectedOutcome } from './hazards.ts';
@@ -75,7 +75,7 @@ export async function synthesizeDataset(options: SynthOptions, output: Output): 
     await pool.close();
   }
   const renderSeconds = (performance.now() - started) / 1000;
-  progress.stop(`synth: ${images} images (${options.size}x${options.size}) in ${renderSeconds.toFixed(1)} s on ${pool.threads} threads`);
+  progress.stop(`synth: ${images} images (${options.size}x${options.size}) in ${formatSeconds(renderSeconds)} on ${pool.threads} threads`);
 
   let catalogues: ReturnType<typeof writeCatalogues>;
   try {
