@@ -12,6 +12,8 @@ import { synthCommand } from './commands/synth.ts';
 import { trainCommand } from './commands/train.ts';
 import { tuneCommand } from './commands/tune.ts';
 import { loadConfigModule } from './commands/context.ts';
+import { workerCommand } from './commands/worker.ts';
+import { queueCommand } from './commands/queue.ts';
 
 
 export function buildProgram(): Command {
@@ -27,6 +29,7 @@ export function buildProgram(): Command {
   for (const command of [
     prepareCommand(), planCommand(), inspectCommand(), tuneCommand(), trainCommand(),
     runCommand(), predictCommand(), synthCommand(), benchCommand(), schemaCommand(),
+    workerCommand(), queueCommand(),
   ]) {
     program.addCommand(withGlobalOptionsInHelp(command.exitOverride()));
   }

@@ -6,6 +6,8 @@ import { hyperbandSchedule } from '../tune/hyperband.ts';
 import type { SearchOverrides } from '../tune/search-setup.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
 import { commandContext } from './context.ts';
+import { parseQueueUrl, probeRedis } from '../distributed/redis-connection.ts';
+import { queueTunerLoop } from '../distributed/chief.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -23,6 +25,7 @@ export function tuneCommand(): Command {
     .option('--max-trials <n>', 'most trials (overrides tuner.maxTrials; caps Hyperband too)', positiveInt)
     .option('--overwrite', 'delete the trials in tuner.dir and start the search afresh', false)
     .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu (overrides backend)')
+    .option('--queue <url>', 'be the chief of a distributed search: hand trials to `galactic worker`s through Redis, e.g. redis://127.0.0.1:6379 (docs/distributed.md)')
     .action(async (_opts, command: Command) => {
       const ctx = commandContext(command);
       const { options, output } = ctx;
@@ -32,6 +35,7 @@ export function tuneCommand(): Command {
       if (options.backend !== undefined && !BACKENDS.includes(options.backend as string)) {
         throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got '${String(options.backend)}')`);
       }
+      const queue = options.queue === undefined ? null : parseQueueUrl(options.queue as string);
       const config = ctx.config();
       const [{ RssSampler }, { selectBackend }, { runPrepare }, { describeSearch, objectiveOf }, { tuneOnCache }, { formatLeaderboard }] = await Promise.all([
         import('../memory/rss-sampler.ts'), import('../model/backend.ts'), import('../prepare/run-prepare.ts'),
@@ -41,6 +45,8 @@ export function tuneCommand(): Command {
         algorithm: options.algorithm as SearchOverrides['algorithm'],
         maxTrials: options.maxTrials as number | undefined,
       };
+      // an unreachable Redis is refused before any work
+      if (queue) await probeRedis(queue);
       const started = performance.now();
       const rss = new RssSampler(200).start();
 
@@ -70,6 +76,7 @@ export function tuneCommand(): Command {
           overwrite: Boolean(options.overwrite),
           signal: controller.signal,
           wrapRunner: (inner) => new EpochLinesRunner(inner, output),
+          ...(queue ? { tunerLoop: queueTunerLoop({ queue }) } : {}),
         });
         rss.stop();
         output.info(`tuning finished: ${summary.endReason}; ${summary.completed} completed, ${summary.failed} failed, ${summary.infeasible} infeasible of ${summary.trials} trials`);
@@ -90,6 +97,7 @@ export function tuneCommand(): Command {
           seconds: Math.round((performance.now() - started) / 10) / 100,
           peakRssMB: rss.peakMB,
           limitMB: config.memory.limitMB,
+          ...(queue && 'handoffMs' in summary ? { queue: { url: queue.url, handoffMs: summary.handoffMs } } : {}),
         });
       } finally {
         rss.stop();

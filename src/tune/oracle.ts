@@ -78,9 +78,13 @@ export abstract class Oracle {
 
   abstract readonly algorithm: string;
 
-  /** Schedules the next trial (recorded RUNNING) or says the search is over and why. */
-  next(): OracleDecision {
-    const unfinished = this.unfinished();
+  /**
+   * Schedules the next trial (recorded RUNNING) or says the search is over and why. `inFlight`:
+   * trials a caller running several at once has already handed out (the queue-backed chief);
+   * their unfinished state is theirs, not something to resume again.
+   */
+  next(inFlight: ReadonlySet<string> = new Set()): OracleDecision {
+    const unfinished = this.trials.find((t) => (t.status === 'RUNNING' || t.status === 'STOPPED') && !inFlight.has(t.id));
     if (unfinished) return { kind: 'run', trial: unfinished };
     return this.schedule();
   }

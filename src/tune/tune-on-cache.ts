@@ -8,7 +8,7 @@ import type { HyperparameterValues } from './hyperparameters.ts';
 import { createOracle, describeSearch, type SearchOverrides } from './search-setup.ts';
 import { TrainerTrialRunner } from './trainer-runner.ts';
 import type { TrialRunner } from './trial-runner.ts';
-import { runTuner, type TuneSummary } from './tuner.ts';
+import { runTuner, type TunerOptions, type TuneSummary } from './tuner.ts';
 
 /**
  * The tuner on a prepared cache, as `galactic tune` and `galactic run` both need it: the search
@@ -29,6 +29,29 @@ export interface TuneOnCacheOptions {
   wrapRunner?: (runner: TrialRunner) => TrialRunner;
   /** Given to the trainer for per-batch progress; omitted, trials train silently. */
   trainerOutput?: Output;
+  /** The loop that runs the search; default `runTuner` (trials one at a time, here). A queue-backed chief replaces it. */
+  tunerLoop?: (options: TunerOptions) => Promise<TuneSummary>;
+}
+
+/** The per-trial memory checks for this cache on this machine: peak estimate, and the wasm heap refusal. */
+export function trialMemoryChecks(config: LoadedConfig, cacheDir: string, backend: BackendChoice): {
+  estimateMB: (values: HyperparameterValues) => number;
+  backendRefusal?: (values: HyperparameterValues) => string | null;
+  limitMB: number;
+  trainRecords: number;
+} {
+  const manifest = loadManifest(cacheDir);
+  // Trials are refused one by one (INFEASIBLE) from their own values, not from config.model.
+  const plan = planMemory(config, { need: [] });
+  const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
+  const estimate = (values: HyperparameterValues) =>
+    estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
+  return {
+    estimateMB: (values) => estimate(values).totalMB,
+    backendRefusal: backend.name === 'wasm' ? (values) => wasmHeapRefusal(estimate(values)) : undefined,
+    limitMB: config.memory.limitMB,
+    trainRecords,
+  };
 }
 
 export interface TuneOnCacheResult {
@@ -40,22 +63,15 @@ export interface TuneOnCacheResult {
 export async function tuneOnCache(options: TuneOnCacheOptions): Promise<TuneOnCacheResult> {
   const { config, cacheDir, backend, output } = options;
   const overrides = options.overrides ?? {};
-  const manifest = loadManifest(cacheDir);
-  // Trials are refused one by one (INFEASIBLE) from their own values, not from config.model.
-  const plan = planMemory(config, { need: [] });
-  const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
-  const estimate = (values: HyperparameterValues) =>
-    estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
+  const { trainRecords, ...checks } = trialMemoryChecks(config, cacheDir, backend);
   const search = describeSearch(config, options.cacheKey, overrides);
   const base = new TrainerTrialRunner({ config, cacheDir, output: options.trainerOutput });
-  const summary = await runTuner({
+  const summary = await (options.tunerLoop ?? runTuner)({
     dir: config.tuner.dir,
     search,
     createOracle: (state) => createOracle(search, config, overrides, state),
     runner: options.wrapRunner ? options.wrapRunner(base) : base,
-    estimateMB: (values) => estimate(values).totalMB,
-    backendRefusal: backend.name === 'wasm' ? (values) => wasmHeapRefusal(estimate(values)) : undefined,
-    limitMB: config.memory.limitMB,
+    ...checks,
     overwrite: options.overwrite,
     output,
     signal: options.signal,

@@ -70,7 +70,8 @@ export async function runTuner(options: TunerOptions): Promise<TuneSummary> {
   }
 }
 
-function openOracle(store: TrialStore, options: TunerOptions): Oracle {
+/** The oracle for the folder: fresh, or restored from oracle.json after checking it holds the same search. */
+export function openOracle(store: TrialStore, options: Pick<TunerOptions, 'dir' | 'search' | 'createOracle' | 'overwrite'>): Oracle {
   if (options.overwrite) store.clear();
   const saved = store.readOracle();
   if (!saved) {
@@ -130,6 +131,11 @@ async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<Tun
     }
   }
 
+  return finishSearch(store, oracle, objective, options, ranNow, endReason);
+}
+
+/** The summary of a search that has ended, and its best_hp.json. */
+export function finishSearch(store: TrialStore, oracle: Oracle, objective: Objective, options: Pick<TunerOptions, 'dir' | 'search' | 'leaderboardSize'>, ranNow: number, endReason: string): TuneSummary {
   const summary = summarize(store, oracle, objective, options, ranNow, endReason);
   if (summary.best) {
     const best: BestHyperparameters = { values: summary.best.values, score: summary.best.score, trialId: summary.best.trialId, objective: objective.name };
@@ -138,7 +144,7 @@ async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<Tun
   return summary;
 }
 
-function summarize(store: TrialStore, oracle: Oracle, objective: Objective, options: TunerOptions, ranNow: number, endReason: string): TuneSummary {
+function summarize(store: TrialStore, oracle: Oracle, objective: Objective, options: Pick<TunerOptions, 'dir' | 'search' | 'leaderboardSize'>, ranNow: number, endReason: string): TuneSummary {
   const records = oracle.allTrials.map((t) => store.readTrial(t.id)).filter((r): r is TrialRecord => r !== null);
   const leaderboard = rankTrials(records, objective, options.leaderboardSize ?? 10);
   const top = leaderboard[0];

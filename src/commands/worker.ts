@@ -1,0 +1,57 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { runWorker } from '../distributed/worker.ts';
+import { parseQueueUrl } from '../distributed/redis-connection.ts';
+import type { BackendName } from '../model/backend.ts';
+import { commandContext } from './context.ts';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 1) throw new InvalidArgumentError('must be a number of seconds, at least 1');
+  return n;
+}
+
+export function workerCommand(): Command {
+  return new Command('worker')
+    .description('take tuning trials of the search in --config from a Redis queue (BullMQ) and run them on this machine; see docs/distributed.md')
+    .requiredOption('--queue <url>', 'Redis the chief uses, e.g. redis://10.0.0.5:6379')
+    .option('--concurrency <n>', 'trials run at once in this process', positiveInt, 1)
+    .addOption(new Option('--algorithm <name>', 'the chief\'s --algorithm, when it overrides tuner.algorithm').choices(['random', 'hyperband', 'bayesian']))
+    .addOption(new Option('--backend <name>', 'tfjs backend (overrides backend)').choices(['auto', 'node', 'wasm', 'cpu']))
+    .option('--lease-seconds <s>', 'a job is handed to another worker when this one has not renewed it for this long (it died)', positiveSeconds, 30)
+    .action(async (_opts, command: Command) => {
+      const ctx = commandContext(command);
+      const { options, output } = ctx;
+      const queue = parseQueueUrl(options.queue as string);
+      const config = ctx.config();
+      const controller = new AbortController();
+      const onSignal = () => {
+        if (controller.signal.aborted) process.exit(130);
+        output.warn('stopping: a running trial stops after its current epoch and goes back to the queue (press Ctrl-C again to quit at once; another worker then resumes it after the lease)');
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const summary = await runWorker({
+          config,
+          queue,
+          output,
+          concurrency: options.concurrency as number,
+          leaseSeconds: options.leaseSeconds as number,
+          algorithm: options.algorithm as 'random' | 'hyperband' | 'bayesian' | undefined,
+          backend: options.backend as 'auto' | BackendName | undefined,
+          signal: controller.signal,
+        });
+        output.result(summary);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}

@@ -1,0 +1,118 @@
+import path from 'node:path';
+import { Worker, WaitingError, type Job } from 'bullmq';
+import type { LoadedConfig } from '../config/load.ts';
+import { resolveCacheDir } from '../cache/key.ts';
+import { selectBackend, type BackendChoice, type BackendName } from '../model/backend.ts';
+import { runPrepare } from '../prepare/run-prepare.ts';
+import type { Output } from '../report/output.ts';
+import { describeSearch, type SearchOverrides } from '../tune/search-setup.ts';
+import { searchKey, trialQueueName, workerName } from './names.ts';
+import { probeRedis, watchConnection, type QueueSettings } from './redis-connection.ts';
+import type { TrialJobData, TrialJobResult } from './trial-jobs.ts';
+import { processTrialJob, TuningDirNotSharedError } from './trial-worker.ts';
+
+/**
+ * `galactic worker`: takes trial jobs of the search its config describes from the queue and runs
+ * them one at a time (or `concurrency` at a time), with this machine's memory plan and backend.
+ * The lease (`leaseSeconds`) is how long a job stays this worker's without a heartbeat: a worker
+ * that dies loses its job after that, and another worker resumes the trial from its last epoch.
+ */
+
+export interface WorkerOptions {
+  config: LoadedConfig;
+  queue: QueueSettings;
+  output: Output;
+  concurrency: number;
+  leaseSeconds: number;
+  algorithm?: SearchOverrides['algorithm'];
+  backend?: 'auto' | BackendName;
+  /** Aborting (Ctrl-C) stops taking jobs; a running trial stops after its epoch and its job goes back. */
+  signal: AbortSignal;
+}
+
+export interface WorkerSummary {
+  worker: string;
+  queue: string;
+  jobs: number;
+  trials: Record<string, string>;
+}
+
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let value: Promise<T> | null = null;
+  return () => (value ??= make());
+}
+
+export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> {
+  const { config, queue, output } = options;
+  await probeRedis(queue);
+  const name = workerName();
+  const dataKey = path.basename(resolveCacheDir(config));
+  const search = describeSearch(config, dataKey, { algorithm: options.algorithm });
+  const key = searchKey(search);
+  const queueName = trialQueueName(key);
+  const leaseMs = options.leaseSeconds * 1000;
+  const trials: Record<string, string> = {};
+  let jobs = 0;
+  let fatal: Error | null = null;
+  const stop = new AbortController();
+  options.signal.addEventListener('abort', () => stop.abort(), { once: true });
+
+  const context = {
+    config,
+    search,
+    worker: name,
+    output,
+    heartbeatMs: Math.max(500, Math.floor(leaseMs / 3)),
+    signal: stop.signal,
+    cacheDir: once(async () => (await runPrepare(config, { output })).cacheDir),
+    backend: once<BackendChoice>(() => selectBackend(options.backend ?? config.backend, output, { threads: config.threads })),
+  };
+
+  const processor = async (job: Job<TrialJobData>, token?: string): Promise<TrialJobResult> => {
+    jobs++;
+    try {
+      const result = await processTrialJob(job, token, context);
+      trials[result.trialId] = result.status;
+      return result;
+    } catch (error) {
+      if (error instanceof TuningDirNotSharedError) {
+        // this machine is misconfigured, not the trial: give the job back and stop
+        fatal = error;
+        stop.abort();
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      throw error;
+    }
+  };
+
+  const worker = new Worker<TrialJobData, TrialJobResult>(queueName, processor, {
+    connection: queue.connection,
+    concurrency: options.concurrency,
+    lockDuration: leaseMs,
+    stalledInterval: leaseMs,
+    // a stalled job (its worker died) is always handed on: the trial resumes from its checkpoint
+    maxStalledCount: 1_000_000,
+    name,
+  });
+  worker.on('error', () => undefined); // connection trouble is reported by the watch below
+  worker.on('failed', (job, error) => {
+    if (job && !(error instanceof WaitingError) && error.name !== 'DelayedError' && error.name !== 'WaitingError') {
+      output.warn(`job ${job.id} failed on this worker: ${error.message}`);
+    }
+  });
+  const watch = watchConnection(queue, output, 'a trial in progress keeps training and saving its epochs to tuner.dir');
+  output.info(`worker ${name}: serving the ${search.algorithm} search ${key} (queue ${queueName} on ${queue.url}, tuner.dir ${config.tuner.dir}), ${options.concurrency} job(s) at a time; Ctrl-C finishes or hands back its job`);
+  try {
+    await new Promise<void>((resolve) => {
+      if (stop.signal.aborted) resolve();
+      else stop.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    output.info(`worker ${name}: stopping (a running trial stops after its current epoch and goes back to the queue)`);
+    await worker.close();
+  } finally {
+    watch.close();
+  }
+  if (fatal) throw fatal;
+  return { worker: name, queue: queueName, jobs, trials };
+}

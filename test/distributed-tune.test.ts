@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runCli } from './support/run-cli.ts';
+import { startRedis, type RedisServer } from './support/redis-server.ts';
+import { startWorker, type WorkerProcess } from './support/worker-process.ts';
+
+/**
+ * Distributed tuning end to end on a real redis-server (127.0.0.1, a free port): a chief
+ * (`galactic tune --queue`) and worker processes (`galactic worker`) on 32x32 synthetic images,
+ * compared with a local `galactic tune` of the same search.
+ */
+
+const root = mkdtempSync(path.join(os.tmpdir(), 'galactic-distributed-'));
+let redis: RedisServer;
+const workers: WorkerProcess[] = [];
+const base = {
+  data: { csv: 'data/galaxy_df_final.csv', imageDir: 'data/images' },
+  image: { width: 32, height: 32 },
+  cache: { dir: 'cache' },
+  memory: { limitMB: 2048 },
+  threads: 1,
+  train: { batchSize: 16 },
+  model: { filters: [4, 8, 8], denseUnits: 8 },
+  tuner: {
+    maxTrials: 4, epochs: 3, patience: null, dir: 'tuning',
+    space: {
+      filters_1: { type: 'choice', values: [4, 8] },
+      dense_units: { type: 'int', min: 8, max: 16, step: 8 },
+      learning_rate: { type: 'float', min: 0.001, max: 0.01, sampling: 'log' },
+    },
+  },
+};
+
+function configWithDir(dir: string): string {
+  const file = path.join(root, `${dir}.config.json`);
+  writeFileSync(file, JSON.stringify({ ...base, tuner: { ...base.tuner, dir } }));
+  return file;
+}
+
+interface TrialFile { id: string; values: Record<string, unknown>; status: string; metrics: { epoch: number; loss: number; accuracy: number; val_loss: number; val_accuracy: number; worker?: string }[] }
+
+function trials(dir: string): TrialFile[] {
+  const oracle = JSON.parse(readFileSync(path.join(root, dir, 'oracle.json'), 'utf8')) as { state: { trials: { id: string }[] } };
+  return oracle.state.trials.map((t) => JSON.parse(readFileSync(path.join(root, dir, `trial_${t.id}`, 'trial.json'), 'utf8')) as TrialFile);
+}
+
+/** What must equal a local run's: ids, values, status and every epoch's numbers (not timings, not who ran it). */
+function comparable(list: TrialFile[]) {
+  return list.map((t) => ({
+    id: t.id, values: t.values, status: t.status,
+    history: t.metrics.map((m) => ({ epoch: m.epoch, loss: m.loss, accuracy: m.accuracy, val_loss: m.val_loss, val_accuracy: m.val_accuracy })),
+  }));
+}
+
+function worker(config: string, extra: string[] = []): WorkerProcess {
+  const w = startWorker(['--queue', redis.url, '--config', config, '--backend', 'wasm', '--lease-seconds', '3', ...extra]);
+  workers.push(w);
+  return w;
+}
+
+before(async () => {
+  redis = await startRedis();
+  const synth = await runCli(['synth', '--out', path.join(root, 'data'), '--count', '48', '--size', '32', '--seed', '5']);
+  assert.equal(synth.code, 0, synth.stderr);
+  const local = await runCli(['tune', '--config', configWithDir('tuning-local'), '--backend', 'wasm']);
+  assert.equal(local.code, 0, local.stderr);
+});
+
+after(async () => {
+  await Promise.all(workers.map((w) => w.stop()));
+  await redis?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('galactic tune --queue with galactic worker', () => {
+  it('chief + 2 worker processes run a 4-trial RandomSearch: the trial set and each history equal a local run\'s', async () => {
+    const config = configWithDir('tuning-two');
+    const pair = [worker(config), worker(config)];
+    await Promise.all(pair.map((w) => w.waitFor(/serving the random search/)));
+    const chief = await runCli(['tune', '--config', config, '--backend', 'wasm', '--queue', redis.url, '--json']);
+    assert.equal(chief.code, 0, chief.stderr);
+    const summary = JSON.parse(chief.stdout);
+    assert.equal(summary.trials, 4);
+    assert.equal(summary.completed, 4);
+    assert.equal(summary.queue.handoffMs.length, 4);
+    assert.deepEqual(comparable(trials('tuning-two')), comparable(trials('tuning-local')));
+    // every epoch says which worker trained it, and only these two did
+    const names = new Set(trials('tuning-two').flatMap((t) => t.metrics.map((m) => m.worker)));
+    for (const name of names) assert.match(String(name), /^.+:\d+$/);
+    assert.ok(names.size >= 1 && names.size <= 2, [...names].join(', '));
+    assert.deepEqual(JSON.parse(readFileSync(path.join(root, 'tuning-two', 'best_hp.json'), 'utf8')),
+      JSON.parse(readFileSync(path.join(root, 'tuning-local', 'best_hp.json'), 'utf8')));
+
+    const status = await runCli(['queue', 'status', '--queue', redis.url]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /galactic-tune-[0-9a-f]{16}: 0 waiting, 0 active, 0 delayed, 4 completed, 0 failed; 2 worker\(s\)/);
+    assert.match(status.stdout, /\n {2}worker .+:\d+ \(127\.0\.0\.1:\d+\), idle \d+ s/);
+
+    // Ctrl-C (SIGTERM) on an idle worker: a clean stop
+    assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [0, 0]);
+  });
+
+  it('refuses a Redis that does not answer, naming the URL, before any work', async () => {
+    const config = configWithDir('tuning-unreachable');
+    const chief = await runCli(['tune', '--config', config, '--backend', 'wasm', '--queue', 'redis://127.0.0.1:1']);
+    assert.equal(chief.code, 1);
+    assert.match(chief.stderr, /galactic: cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(connect ECONNREFUSED 127\.0\.0\.1:1\)\. Start it/);
+    assert.doesNotMatch(chief.stderr, /\n\s+at /, 'no stack trace');
+    const lone = await runCli(['worker', '--config', config, '--queue', 'redis://127.0.0.1:1']);
+    assert.equal(lone.code, 1);
+    assert.match(lone.stderr, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+  });
+
+  it('rejects a --queue that is not a Redis URL as a usage error', async () => {
+    const result = await runCli(['worker', '--config', configWithDir('tuning-x'), '--queue', 'http://127.0.0.1:6379']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--queue must be a Redis URL such as redis:\/\/127\.0\.0\.1:6379 \(got 'http:\/\/127\.0\.0\.1:6379': the scheme must be redis:\/\/ or rediss:\/\/\)/);
+  });
+});
