@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
-import { canonicalJson } from '../tune/hyperparameters.ts';
+import { canonicalJson } from '../core/canonical-json.ts';
 import type { SearchDescription } from '../tune/trial-store.ts';
 
 /**

@@ -1,7 +1,7 @@
 import type { RedisOptions as BullRedisOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { UsageError, UserError } from '../core/errors.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 
 /**
  * The `--queue redis://HOST:PORT[/DB]` setting: parsed once into the connection options BullMQ

@@ -3,7 +3,7 @@ import { DelayedError, WaitingError, type Job } from 'bullmq';
 import type { LoadedConfig } from '../config/load.ts';
 import { UserError } from '../core/errors.ts';
 import type { BackendChoice } from '../model/backend.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import type { Objective } from '../tune/oracle.ts';
 import { TrainerTrialRunner } from '../tune/trainer-runner.ts';
 import { executeTrial, newTrialRecord } from '../tune/trial-execution.ts';

@@ -4,7 +4,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import { resolveCacheDir } from '../cache/key.ts';
 import { selectBackend, type BackendChoice, type BackendName } from '../model/backend.ts';
 import { runPrepare } from '../prepare/run-prepare.ts';
-import type { Output } from '../report/output.ts';
+import type { Output } from '../core/console.ts';
 import { describeSearch, type SearchOverrides } from '../tune/search-setup.ts';
 import { searchKey, trialQueueName, workerName } from './names.ts';
 import { probeRedis, watchConnection, type QueueSettings } from './redis-connection.ts';
