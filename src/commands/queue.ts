@@ -1,6 +1,4 @@
 import { Command } from 'commander';
-import { parseQueueUrl } from '../distributed/redis-connection.ts';
-import { formatQueueStatus, queueStatus } from '../distributed/status.ts';
 import { commandContext } from './context.ts';
 
 export function queueCommand(): Command {
@@ -10,6 +8,7 @@ export function queueCommand(): Command {
     .requiredOption('--queue <url>', 'the Redis, e.g. redis://127.0.0.1:6379')
     .action(async (_opts, command: Command) => {
       const ctx = commandContext(command);
+      const [{ parseQueueUrl }, { formatQueueStatus, queueStatus }] = await Promise.all([import('../distributed/redis-connection.ts'), import('../distributed/status.ts')]);
       const settings = parseQueueUrl(ctx.options.queue as string);
       const statuses = await queueStatus(settings);
       if (ctx.options.json) ctx.output.result({ url: settings.url, queues: statuses });

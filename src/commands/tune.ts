@@ -6,8 +6,6 @@ import { hyperbandSchedule } from '../tune/hyperband.ts';
 import type { SearchOverrides } from '../tune/search-setup.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
 import { commandContext } from './context.ts';
-import { parseQueueUrl, probeRedis } from '../distributed/redis-connection.ts';
-import { queueTunerLoop } from '../distributed/chief.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -35,7 +33,8 @@ export function tuneCommand(): Command {
       if (options.backend !== undefined && !BACKENDS.includes(options.backend as string)) {
         throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got '${String(options.backend)}')`);
       }
-      const queue = options.queue === undefined ? null : parseQueueUrl(options.queue as string);
+      const distributed = options.queue === undefined ? null : await import('../distributed/chief.ts');
+      const queue = distributed ? distributed.parseQueueUrl(options.queue as string) : null;
       const config = ctx.config();
       const [{ RssSampler }, { selectBackend }, { runPrepare }, { describeSearch, objectiveOf }, { tuneOnCache }, { formatLeaderboard }] = await Promise.all([
         import('../memory/rss-sampler.ts'), import('../model/backend.ts'), import('../prepare/run-prepare.ts'),
@@ -46,7 +45,7 @@ export function tuneCommand(): Command {
         maxTrials: options.maxTrials as number | undefined,
       };
       // an unreachable Redis is refused before any work
-      if (queue) await probeRedis(queue);
+      if (queue) await distributed?.probeRedis(queue);
       const started = performance.now();
       const rss = new RssSampler(200).start();
 
@@ -76,7 +75,7 @@ export function tuneCommand(): Command {
           overwrite: Boolean(options.overwrite),
           signal: controller.signal,
           wrapRunner: (inner) => new EpochLinesRunner(inner, output),
-          ...(queue ? { tunerLoop: queueTunerLoop({ queue }) } : {}),
+          ...(distributed && queue ? { tunerLoop: distributed.queueTunerLoop({ queue }) } : {}),
         });
         rss.stop();
         output.info(`tuning finished: ${summary.endReason}; ${summary.completed} completed, ${summary.failed} failed, ${summary.infeasible} infeasible of ${summary.trials} trials`);

@@ -1,6 +1,4 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { runWorker } from '../distributed/worker.ts';
-import { parseQueueUrl } from '../distributed/redis-connection.ts';
 import type { BackendName } from '../model/backend.ts';
 import { commandContext } from './context.ts';
 
@@ -27,6 +25,7 @@ export function workerCommand(): Command {
     .action(async (_opts, command: Command) => {
       const ctx = commandContext(command);
       const { options, output } = ctx;
+      const [{ runWorker }, { parseQueueUrl }] = await Promise.all([import('../distributed/worker.ts'), import('../distributed/redis-connection.ts')]);
       const queue = parseQueueUrl(options.queue as string);
       const config = ctx.config();
       const controller = new AbortController();

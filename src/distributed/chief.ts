@@ -2,13 +2,16 @@ import os from 'node:os';
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import { UserError } from '../core/errors.ts';
 import { describeTrial } from '../tune/leaderboard.ts';
-import { acquireTunerLock } from '../tune/lock.ts';
+import { acquireTunerLock } from '../tune/tuner-lock.ts';
 import type { Objective, Oracle, OracleTrial } from '../tune/oracle.ts';
 import { newTrialRecord } from '../tune/trial-execution.ts';
 import { TrialStore, type TrialRecord } from '../tune/trial-store.ts';
 import { finishSearch, openOracle, TooManyFailuresError, type TunerOptions, type TuneSummary } from '../tune/tuner.ts';
 import { searchKey, trialJobId, trialQueueName } from './names.ts';
 import { probeRedis, watchConnection, type QueueSettings } from './redis-connection.ts';
+
+// what the tune and run commands need, loaded with the chief only when --queue is given
+export { parseQueueUrl, probeRedis } from './redis-connection.ts';
 import type { TrialJobData, TrialJobResult } from './trial-jobs.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { processIsAlive } from '../tune/lock.ts';
+import { processIsAlive } from '../core/lock.ts';
 
 /**
  * A worker's claim on one trial, in the trial's folder in the shared tuning folder: the guard that
