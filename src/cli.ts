@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
+import { writeSync } from 'node:fs';
 import { UserError } from './core/errors.ts';
+import { installInterruptHandler, interruptSignal, INTERRUPTED_EXIT_CODE } from './core/interrupt.ts';
 import { GALACTIC_VERSION } from './core/version.ts';
 import { benchCommand } from './commands/bench.ts';
 import { inspectCommand } from './commands/inspect.ts';
@@ -47,6 +49,7 @@ function withGlobalOptionsInHelp(command: Command): Command {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
+    if (process.env.GALACTIC_TEST_NEVER_SETTLE === '1') await new Promise(() => {}); // tests the net below
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (error) {
@@ -64,6 +67,17 @@ export async function main(argv: string[]): Promise<number> {
 
 const isEntry = process.argv[1] && /galactic(\.js)?$|cli\.[jt]s$/.test(process.argv[1]);
 if (isEntry) {
+  installInterruptHandler();
+  // The net under a pipeline that waits on a promise nothing will settle: Node would end with
+  // code 13 and no word; say what happened instead of a silent stop.
+  let settled = false;
+  process.on('exit', () => {
+    if (settled || process.exitCode !== 13) return;
+    writeSync(2, 'galactic: internal error: the command stopped before finishing (it waited for work that could never complete). This is a bug in galactic; please report it with the command you ran. Its outputs may be incomplete; rerunning resumes what was saved.\n');
+    process.exitCode = 70;
+  });
   const code = await main(process.argv.slice(2));
-  process.exitCode = code;
+  settled = true;
+  // interrupted: 130 even when the work happened to finish inside the grace period
+  process.exitCode = interruptSignal.aborted ? INTERRUPTED_EXIT_CODE : code;
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { LoadedConfig } from '../config/load.ts';
 import { Output } from '../core/console.ts';
+import { closeOnInterrupt, interruptSignal, setInvokedCommand } from '../core/interrupt.ts';
 
 /** Options every command accepts (defined once on the program). */
 export interface GlobalOptions {
@@ -12,6 +13,8 @@ export interface GlobalOptions {
 export interface CommandContext {
   options: GlobalOptions & Record<string, unknown>;
   output: Output;
+  /** Aborted by the first Ctrl-C / SIGTERM (the CLI's one handler, core/interrupt.ts). */
+  interrupt: AbortSignal;
   /** Loads and validates the config named by --config (lazily: not every command needs it). */
   config(): LoadedConfig;
 }
@@ -26,10 +29,13 @@ export async function loadConfigModule(): Promise<void> {
 export function commandContext(command: Command): CommandContext {
   const options = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
   const output = new Output({ json: Boolean(options.json), quiet: Boolean(options.quiet) });
+  setInvokedCommand(command.name());
+  closeOnInterrupt(output);
   let cached: LoadedConfig | null = null;
   return {
     options,
     output,
+    interrupt: interruptSignal,
     config: () => {
       if (!configModule) throw new Error('commandContext().config() before loadConfigModule()');
       return (cached ??= configModule.loadConfig(options.config));

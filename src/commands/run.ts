@@ -14,6 +14,7 @@ export function runCommand(): Command {
         output: ctx.output,
         backend: ctx.options.backend as 'auto' | 'node' | 'wasm' | 'cpu' | undefined,
         overwriteSearch: Boolean(ctx.options.overwrite),
+        signal: ctx.interrupt,
       });
       ctx.output.result(summary);
     });

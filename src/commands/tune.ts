@@ -55,15 +55,6 @@ export function tuneCommand(): Command {
       const objective = objectiveOf(config);
       announce(output, search.algorithm, config.tuner, overrides, objective.name, objective.direction);
 
-      // First Ctrl-C: finish the current epoch, save it, stop (the next run resumes). Second: leave now.
-      const controller = new AbortController();
-      const onSignal = () => {
-        if (controller.signal.aborted) process.exit(130);
-        output.warn('stopping after the current epoch (press Ctrl-C again to quit at once; the epoch in progress is then lost)');
-        controller.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
       try {
         const { summary } = await tuneOnCache({
           config,
@@ -73,7 +64,7 @@ export function tuneCommand(): Command {
           output,
           overrides,
           overwrite: Boolean(options.overwrite),
-          signal: controller.signal,
+          signal: ctx.interrupt,
           wrapRunner: (inner) => new EpochLinesRunner(inner, output),
           ...(distributed && queue ? { tunerLoop: distributed.queueTunerLoop({ queue }) } : {}),
         });
@@ -100,8 +91,6 @@ export function tuneCommand(): Command {
         });
       } finally {
         rss.stop();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
       }
     });
 }

@@ -25,6 +25,8 @@ export interface RunOptions {
   backend?: 'auto' | BackendName;
   /** Delete a tuning folder's trials and search afresh (the tuner refuses a folder holding a different search). */
   overwriteSearch?: boolean;
+  /** Aborted on Ctrl-C (the CLI's handler): the search stops after its epoch if that ends in time. */
+  signal?: AbortSignal;
 }
 
 type Skippable<T> = T & { skipped: boolean; seconds: number };
@@ -57,9 +59,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
   // one bar over the stages on a TTY; off a TTY each stage's end is its own line
   const overall = output.progress('run', STAGES.length, 'stages', { ttyOnly: true, rate: false });
   let done = 0;
-  let current: string = STAGES[0];
   const begin = (name: (typeof STAGES)[number]) => {
-    current = name;
     recorder.enter(name);
     overall.update(done, { stage: name });
     return performance.now();
@@ -71,21 +71,6 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     output.info(`[${done}/${STAGES.length}] ${name}: ${skipped ? `skipped (${what})` : `${what} in ${formatSeconds(stage.seconds)}`}`);
     return stage;
   };
-
-  // Ctrl-C during the search stops it after the current epoch, saved (the next run resumes the
-  // trial); anywhere else, or a second Ctrl-C, leaves at once: prepare resumes after its last
-  // complete shard and training restarts.
-  const interrupt = new AbortController();
-  const onSignal = () => {
-    if (current !== 'tune' || interrupt.signal.aborted) {
-      output.close();
-      process.exit(130);
-    }
-    output.warn('stopping the search after the current epoch (Ctrl-C again quits at once); rerun to resume');
-    interrupt.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
 
   try {
     // 1. demo data (only for configs that point at the demo data folder)
@@ -105,7 +90,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
 
     // 3. tune: the tuner's own resume makes a finished search a no-op
     started = begin('tune');
-    const tuned = await tuneStage(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, output, ensureBackend, signal: interrupt.signal, overwrite: options.overwriteSearch });
+    const tuned = await tuneStage(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, output, ensureBackend, signal: options.signal, overwrite: options.overwriteSearch });
     const tuneStageRecord = finish('tune', started, tuned.imageEpochs, tuned.skipped,
       tuned.skipped ? 'the search is finished' : `${tuned.ranNow} trials run, best ${tuned.best ? tuned.best.score.toFixed(4) : '–'}`);
 
@@ -154,8 +139,6 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
       limitMB,
     };
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     recorder.stop();
     overall.clear();
   }

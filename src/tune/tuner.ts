@@ -1,4 +1,5 @@
 import { UserError } from '../core/errors.ts';
+import { invokedCommand } from '../core/interrupt.ts';
 import { collectHeap } from './heap-collection.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 import { describeTrial, rankTrials, type LeaderboardEntry } from './leaderboard.ts';
@@ -29,8 +30,8 @@ export class TuneInterruptedError extends UserError {
   /** `epochs` null: interrupted before the trial started. */
   constructor(trialId: string, epochs: number | null) {
     super(epochs === null
-      ? `tuning interrupted before trial ${trialId} started. Rerun 'galactic tune' to continue.`
-      : `tuning interrupted during trial ${trialId} after epoch ${epochs}; its checkpoint is saved. Rerun 'galactic tune' to resume it.`, 130);
+      ? `tuning interrupted before trial ${trialId} started. Rerun '${invokedCommand()}' to continue.`
+      : `tuning interrupted during trial ${trialId} after epoch ${epochs}; its checkpoint is saved. Rerun '${invokedCommand()}' to resume it.`, 130);
   }
 }
 
