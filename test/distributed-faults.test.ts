@@ -128,7 +128,7 @@ describe('distributed search faults', () => {
     ]);
     assert.match(survivor.stderr(), new RegExp(`trial 0000: resuming from epoch ${killedAfter} on`));
     assert.deepEqual(comparable(trials(dir)), comparable(trials('tuning-local')));
-    assert.equal(await survivor.stop(), 0);
+    assert.equal(await survivor.stop(), 130);
   });
 
   it('the chief SIGKILLed and restarted: the search completes with the same result, no trial rerun', async () => {
@@ -149,7 +149,7 @@ describe('distributed search faults', () => {
       const starts = pair.map((w) => w.stderr().split(`trial ${id}: starting on`).length - 1).reduce((a, b) => a + b, 0);
       assert.equal(starts, 1, `trial ${id} started once`);
     }
-    assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [0, 0]);
+    assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [130, 130]);
   });
 
   it('Redis stopped during a search: a clear message, then the search resumes when Redis is back', async () => {
@@ -167,6 +167,6 @@ describe('distributed search faults', () => {
     assert.match(chief.stderr(), /Redis at redis:\/\/127\.0\.0\.1:\d+ is back; continuing/);
     assert.deepEqual(comparable(trials(dir)), comparable(trials('tuning-local')));
     for (const t of trials(dir)) assert.deepEqual(t.metrics.map((m) => m.epoch), [1, 2, 3, 4]);
-    assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [0, 0]);
+    assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [130, 130]);
   });
 });

@@ -99,8 +99,8 @@ describe('galactic tune --queue with galactic worker', () => {
     assert.match(status.stdout, /galactic-tune-[0-9a-f]{16}: 0 waiting, 0 active, 0 delayed, 4 completed, 0 failed; 2 worker\(s\)/);
     assert.match(status.stdout, /\n {2}worker .+:\d+ \(127\.0\.0\.1:\d+\), idle \d+ s/);
 
-    // Ctrl-C (SIGTERM) on an idle worker: a clean stop
-    assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [0, 0]);
+    // SIGTERM on an idle worker: a clean stop with the CLI's interrupt code
+    assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [130, 130]);
   });
 
   it('refuses a Redis that does not answer, naming the URL, before any work', async () => {

@@ -28,16 +28,7 @@ export function workerCommand(): Command {
       const [{ runWorker }, { parseQueueUrl }] = await Promise.all([import('../distributed/worker.ts'), import('../distributed/redis-connection.ts')]);
       const queue = parseQueueUrl(options.queue as string);
       const config = ctx.config();
-      const controller = new AbortController();
-      const onSignal = () => {
-        if (controller.signal.aborted) process.exit(130);
-        output.warn('stopping: a running trial stops after its current epoch and goes back to the queue (press Ctrl-C again to quit at once; another worker then resumes it after the lease)');
-        controller.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      try {
-        const summary = await runWorker({
+      const summary = await runWorker({
           config,
           queue,
           output,
@@ -45,12 +36,8 @@ export function workerCommand(): Command {
           leaseSeconds: options.leaseSeconds as number,
           algorithm: options.algorithm as 'random' | 'hyperband' | 'bayesian' | undefined,
           backend: options.backend as 'auto' | BackendName | undefined,
-          signal: controller.signal,
+          signal: ctx.interrupt,
         });
         output.result(summary);
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
     });
 }

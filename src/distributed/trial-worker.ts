@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { DelayedError, WaitingError, type Job } from 'bullmq';
 import type { LoadedConfig } from '../config/load.ts';
 import { UserError } from '../core/errors.ts';
@@ -108,9 +108,8 @@ export async function processTrialJob(job: Job<TrialJobData>, token: string | un
     });
     collectHeap();
     if (finished.status === 'STOPPED') {
-      // Ctrl-C on this worker: the epoch is saved; the job goes back for another worker to resume
+      // Ctrl-C on this worker (the job is handed back by the worker loop): the saved epochs stay
       output.info(`trial ${data.trialId}: stopped after epoch ${finished.initialEpoch + finished.metrics.length}; its job is back on the queue`);
-      await job.moveToWait(token);
       throw new WaitingError();
     }
     output.info(`trial ${data.trialId}: ${finished.status}${finished.score !== null ? ` (score ${finished.score.toFixed(4)})` : ''}${finished.reason ? ` (${finished.reason})` : ''}`);
@@ -118,9 +117,4 @@ export async function processTrialJob(job: Job<TrialJobData>, token: string | un
   } finally {
     claim.release();
   }
-}
-
-/** True when `dir` holds no oracle yet (the chief has not started) - for start-up messages. */
-export function tuningFolderStarted(dir: string): boolean {
-  return existsSync(`${dir}/oracle.json`);
 }

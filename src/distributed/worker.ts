@@ -16,6 +16,7 @@ import { processTrialJob, TuningDirNotSharedError } from './trial-worker.ts';
  * them one at a time (or `concurrency` at a time), with this machine's memory plan and backend.
  * The lease (`leaseSeconds`) is how long a job stays this worker's without a heartbeat: a worker
  * that dies loses its job after that, and another worker resumes the trial from its last epoch.
+ * Ctrl-C hands the jobs it holds back to the queue at once.
  */
 
 export interface WorkerOptions {
@@ -68,9 +69,28 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     backend: once<BackendChoice>(() => selectBackend(options.backend ?? config.backend, output, { threads: config.threads })),
   };
 
+  // Ctrl-C: every job this worker holds goes back to the queue at once (the process ends within
+  // the CLI's grace period); the next worker resumes each trial from its last saved epoch
+  const active = new Map<string, { job: Job<TrialJobData>; token?: string }>();
+  const handedBack = new Set<string>();
+  const handBack = async (job: Job<TrialJobData>, token?: string) => {
+    const id = String(job.id);
+    if (handedBack.has(id)) return;
+    handedBack.add(id);
+    await job.moveToWait(token).catch(() => undefined);
+  };
+  stop.signal.addEventListener('abort', () => {
+    for (const { job, token } of active.values()) void handBack(job, token);
+  }, { once: true });
+
   const processor = async (job: Job<TrialJobData>, token?: string): Promise<TrialJobResult> => {
     jobs++;
+    active.set(String(job.id), { job, token });
     try {
+      if (stop.signal.aborted) {
+        await handBack(job, token);
+        throw new WaitingError();
+      }
       const result = await processTrialJob(job, token, context);
       trials[result.trialId] = result.status;
       return result;
@@ -79,10 +99,14 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         // this machine is misconfigured, not the trial: give the job back and stop
         fatal = error;
         stop.abort();
-        await job.moveToWait(token);
+      }
+      if (stop.signal.aborted) {
+        await handBack(job, token);
         throw new WaitingError();
       }
       throw error;
+    } finally {
+      active.delete(String(job.id));
     }
   };
 
@@ -108,7 +132,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       if (stop.signal.aborted) resolve();
       else stop.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    output.info(`worker ${name}: stopping (a running trial stops after its current epoch and goes back to the queue)`);
+    output.info(`worker ${name}: stopping; ${active.size > 0 ? `job(s) ${[...active.keys()].join(', ')} go back to the queue (the next worker resumes from the last saved epoch)` : 'no job in progress'}`);
     await worker.close();
   } finally {
     watch.close();
