@@ -7,6 +7,7 @@ import { buildModel, countParameters, describeArchitecture, InvalidHyperparamete
 import { asMissingKernelError, BackendUnavailableError, MissingKernelError, selectBackend, withKernelCheck } from '../src/model/backend.ts';
 import { Output } from '../src/core/console.ts';
 import { repoRoot, runCli } from './support/run-cli.ts';
+import { AVAILABLE_BACKENDS, HAS_NODE, missingExpectedBackends, testEachBackend } from './support/backends.ts';
 
 const NOTEBOOK = { filters: [32, 64, 128], kernelSize: 3, denseUnits: 64, dropout: 0, learningRate: 0.001 };
 const SMALL = { filters: [4, 8], kernelSize: 3, denseUnits: 8, dropout: 0, learningRate: 0.01 };
@@ -19,7 +20,11 @@ function capture(): { output: Output; text: () => string } {
 }
 
 describe('selectBackend', () => {
-  test('auto skips the missing tfjs-node with its reason, picks wasm and says so', async () => {
+  test('the backends CI expects here load (GALACTIC_TEST_BACKENDS)', () => {
+    assert.deepEqual(missingExpectedBackends(), [], `loaded: ${AVAILABLE_BACKENDS.join(', ')}`);
+  });
+
+  test('auto skips the missing tfjs-node with its reason, picks wasm and says so', { skip: HAS_NODE && 'tfjs-node loads here' }, async () => {
     const { output, text } = capture();
     const choice = await selectBackend('auto', output);
     assert.equal(choice.name, 'wasm');
@@ -31,22 +36,14 @@ describe('selectBackend', () => {
     assert.match(text(), /backend: wasm \(auto/);
   });
 
-  for (const name of ['wasm', 'cpu'] as const) {
-    test(`${name}: the registered backend is the one tf ops run on (one engine)`, async () => {
-      const choice = await selectBackend(name);
-      assert.equal(choice.name, name);
-      assert.equal(tf.getBackend(), name);
-      assert.equal(tf.engine().backendName, name);
-      assert.strictEqual(tf.engine().backend, tf.findBackend(name));
-      const x = tf.tensor1d([1, 2, 3]);
-      const held = tf.findBackend(name)!.numDataIds();
-      const y = tf.square(x);
-      // the op's result is stored by that backend, not by some other engine's
-      assert.equal(tf.findBackend(name)!.numDataIds(), held + 1);
-      assert.deepEqual(Array.from(await y.data()), [1, 4, 9]);
-      tf.dispose([x, y]);
-    });
-  }
+  test('auto picks tfjs-node when it loads and says so', { skip: !HAS_NODE && 'tfjs-node is not installed' }, async () => {
+    const { output, text } = capture();
+    const choice = await selectBackend('auto', output);
+    assert.equal(choice.name, 'node');
+    assert.deepEqual(choice.skipped, []);
+    assert.equal(tf.getBackend(), 'tensorflow');
+    assert.match(text(), /^backend: node \(auto: native TensorFlow/);
+  });
 
   test("tfjs's 'install tfjs-node' banner never reaches the user on the cpu backend", () => {
     const script = `import * as tf from '@tensorflow/tfjs'; import { selectBackend } from './src/model/backend.ts';
@@ -57,11 +54,29 @@ describe('selectBackend', () => {
     assert.doesNotMatch(r.stderr, /looks like you are running TensorFlow\.js in Node\.js/);
   });
 
-  test('forcing tfjs-node, which is not installed, names the package and why its install fails offline', async () => {
+  const TFJS_NAME = { node: 'tensorflow', wasm: 'wasm', cpu: 'cpu' } as const;
+  testEachBackend('the registered backend is the one tf ops run on (one engine)', async (name) => {
+    const tfjsName = TFJS_NAME[name];
+    const choice = await selectBackend(name);
+    assert.equal(choice.name, name);
+    assert.equal(tf.getBackend(), tfjsName);
+    assert.equal(tf.engine().backendName, tfjsName);
+    assert.strictEqual(tf.engine().backend, tf.findBackend(tfjsName));
+    const x = tf.tensor1d([1, 2, 3]);
+    const held = tf.findBackend(tfjsName)!.numDataIds();
+    const y = tf.square(x);
+    // the op's result is stored by that backend, not by some other engine's
+    assert.equal(tf.findBackend(tfjsName)!.numDataIds(), held + 1);
+    assert.deepEqual(Array.from(await y.data()), [1, 4, 9]);
+    tf.dispose([x, y]);
+  }, AVAILABLE_BACKENDS);
+
+  test('forcing tfjs-node, which is not installed, names the package, npm run native and why its install fails offline', { skip: HAS_NODE && 'tfjs-node loads here' }, async () => {
     await assert.rejects(selectBackend('node'), (error: unknown) => {
       assert.ok(error instanceof BackendUnavailableError);
       assert.match(error.message, /backend 'node' is not available/);
       assert.match(error.message, /npm install @tensorflow\/tfjs-node@4\.22\.0/);
+      assert.match(error.message, /'npm run native'/);
       assert.match(error.message, /storage\.googleapis\.com/);
       assert.match(error.message, /--backend wasm/);
       return true;
@@ -154,33 +169,31 @@ describe('buildModel (contract §5)', () => {
 });
 
 describe('no leaks: tensor count and bytes are flat across training steps', () => {
-  for (const name of ['cpu', 'wasm'] as const) {
-    test(name, async () => {
-      await selectBackend(name);
-      const model = buildModel({}, { inputShape: [16, 16, 3], numClasses: 3, seed: 3, defaults: SMALL });
-      const xs = tf.randomUniform([4, 16, 16, 3], 0, 1, 'float32', 1);
-      const ys = tf.tensor1d([0, 1, 2, 0], 'float32');
-      try {
-        await model.trainOnBatch(xs, ys); // creates Adam's slots
-        const before = tf.memory();
-        for (let i = 0; i < 4; i++) await model.trainOnBatch(xs, ys);
-        const after = tf.memory();
-        assert.equal(after.numTensors, before.numTensors, 'numTensors');
-        assert.equal(after.numBytes, before.numBytes, 'numBytes');
-        if (name === 'wasm') {
-          // the wasm heap's own tensor records (our kernels' intermediates) are released too
-          assert.equal((tf.backend() as unknown as { numDataIds(): number }).numDataIds(), tf.engine().backend.numDataIds());
-        }
-      } finally {
-        tf.dispose([xs, ys]);
-        model.optimizer?.dispose();
-        model.dispose();
+  testEachBackend('tensors and bytes before and after four steps', async (name) => {
+    await selectBackend(name);
+    const model = buildModel({}, { inputShape: [16, 16, 3], numClasses: 3, seed: 3, defaults: SMALL });
+    const xs = tf.randomUniform([4, 16, 16, 3], 0, 1, 'float32', 1);
+    const ys = tf.tensor1d([0, 1, 2, 0], 'float32');
+    try {
+      await model.trainOnBatch(xs, ys); // creates Adam's slots
+      const before = tf.memory();
+      for (let i = 0; i < 4; i++) await model.trainOnBatch(xs, ys);
+      const after = tf.memory();
+      assert.equal(after.numTensors, before.numTensors, 'numTensors');
+      assert.equal(after.numBytes, before.numBytes, 'numBytes');
+      if (name === 'wasm') {
+        // the wasm heap's own tensor records (our kernels' intermediates) are released too
+        assert.equal((tf.backend() as unknown as { numDataIds(): number }).numDataIds(), tf.engine().backend.numDataIds());
       }
-    });
-  }
+    } finally {
+      tf.dispose([xs, ys]);
+      model.optimizer?.dispose();
+      model.dispose();
+    }
+  }, AVAILABLE_BACKENDS);
 
-  test('wasm: the backend holds no more data ids after steps than before', async () => {
-    await selectBackend('wasm');
+  testEachBackend('the backend holds no more data ids after steps than before', async (name) => {
+    await selectBackend(name);
     const model = buildModel({}, { inputShape: [20, 20, 3], numClasses: 3, seed: 3, defaults: SMALL });
     const xs = tf.randomUniform([3, 20, 20, 3], 0, 1, 'float32', 2);
     const ys = tf.tensor1d([0, 1, 2], 'float32');
@@ -198,14 +211,15 @@ describe('no leaks: tensor count and bytes are flat across training steps', () =
 });
 
 describe('galactic bench train (CLI)', () => {
-  test('--json prints one object with backend, images/s, ms per step and the top kernels', async () => {
-    const result = await runCli(['bench', 'train', '--backend', 'wasm', '--size', '32', '--batch', '4', '--steps', '2', '--threads', '2', '--json']);
+  testEachBackend('--json prints one object with backend, images/s, ms per step and the top kernels', async (backend) => {
+    const threads = backend === 'wasm' ? ['--threads', '2'] : [];
+    const result = await runCli(['bench', 'train', '--backend', backend, '--size', '32', '--batch', '4', '--steps', '2', ...threads, '--json']);
     assert.equal(result.code, 0, result.stderr);
     const lines = result.stdout.trim().split('\n');
     assert.equal(lines.length, 1, 'exactly one line on stdout');
-    const summary = JSON.parse(lines[0]!) as { backend: string; imagesPerSecond: number; msPerStep: { median: number; min: number; max: number }; topKernels: { kernel: string; ms: number; share: number }[] };
-    assert.equal(summary.backend, 'wasm');
-    assert.equal((summary as { threads?: number }).threads, 2);
+    const summary = JSON.parse(lines[0]!) as { backend: string; threads: number | null; imagesPerSecond: number; msPerStep: { median: number; min: number; max: number }; topKernels: { kernel: string; ms: number; share: number }[] };
+    assert.equal(summary.backend, backend);
+    assert.equal(summary.threads, backend === 'wasm' ? 2 : null);
     assert.ok(summary.imagesPerSecond > 0);
     assert.ok(summary.msPerStep.min <= summary.msPerStep.median && summary.msPerStep.median <= summary.msPerStep.max);
     assert.equal(summary.topKernels.length, 5);
@@ -220,7 +234,7 @@ describe('galactic bench train (CLI)', () => {
     assert.match(result.stderr, /galactic: --threads must be auto or a whole number from 1 to 8 \(got '9'\)/);
   });
 
-  test('forcing tfjs-node fails with the reason and no stack trace', async () => {
+  test('forcing tfjs-node fails with the reason and no stack trace', { skip: HAS_NODE && 'tfjs-node loads here' }, async () => {
     const result = await runCli(['bench', 'train', '--backend', 'node', '--steps', '1']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /galactic: backend 'node' is not available: @tensorflow\/tfjs-node is not installed/);

@@ -13,8 +13,9 @@ import { EarlyStopping } from '../src/train/early-stopping.ts';
 import { evaluateValidation } from '../src/train/metrics.ts';
 import { disposeModel, trainClassifier, type EpochRecord, type TrainerResult } from '../src/train/trainer.ts';
 import { patternRecords, writeFixtureCache } from './support/fixture-cache.ts';
+import { testEachBackend } from './support/backends.ts';
 
-/** Trainer tests on a small hand-made cache (32x32, 300 images) with a tiny CNN on wasm. */
+/** Trainer tests on a small hand-made cache (32x32, 300 images) with a tiny CNN, on every training backend that loads. */
 
 let root: string;
 let cacheDir: string;
@@ -42,7 +43,8 @@ before(async () => {
 
 after(() => rmSync(root, { recursive: true, force: true }));
 
-test('trains above 0.7 validation accuracy, keeps the tensor count flat, and repeats exactly for a seed', async () => {
+testEachBackend('trains above 0.7 validation accuracy, keeps the tensor count flat, and repeats exactly for a seed', async (backend) => {
+  await selectBackend(backend);
   const counts: number[] = [];
   const run = () => trainClassifier({ config: config(), cacheDir, values: {}, epochs: 5, onEpochEnd: () => { counts.push(tf.memory().numTensors); } });
   const first = await run();
@@ -70,8 +72,9 @@ test('trains above 0.7 validation accuracy, keeps the tensor count flat, and rep
   assert.deepEqual(comparable(second.history), comparable(first.history));
 });
 
-test('early stopping stops after `patience` epochs without improvement and restores the best weights', async () => {
-  const checkpoints = path.join(root, 'es');
+testEachBackend('early stopping stops after `patience` epochs without improvement and restores the best weights', async (backend) => {
+  await selectBackend(backend);
+  const checkpoints = path.join(root, `es-${backend}`);
   const cfg = config({ train: { batchSize: 16, earlyStopping: { monitor: 'val_accuracy', patience: 1, restoreBestWeights: true } } });
   const result: TrainerResult = await trainClassifier({
     config: cfg, cacheDir, values: {}, epochs: 12,
@@ -94,8 +97,9 @@ test('early stopping stops after `patience` epochs without improvement and resto
   }
 });
 
-test('resuming from a checkpoint continues bit for bit like an uninterrupted run', async () => {
-  const ck = path.join(root, 'resume');
+testEachBackend('resuming from a checkpoint continues bit for bit like an uninterrupted run', async (backend) => {
+  await selectBackend(backend);
+  const ck = path.join(root, `resume-${backend}`);
   const full = await trainClassifier({
     config: config(), cacheDir, values: {}, epochs: 4,
     onEpochEnd: async ({ epoch, saveCheckpoint }) => { if (epoch === 2) await saveCheckpoint(ck); },
@@ -127,7 +131,8 @@ test('a NaN loss stops training with stopReason nan-loss', async () => {
   assert.equal(result.history.length, 1);
 });
 
-test('balanced class weights give each class the same total weight, and train', async () => {
+testEachBackend('balanced class weights give each class the same total weight, and train', async (backend) => {
+  await selectBackend(backend);
   assert.deepEqual(balancedClassWeights([60, 30, 10]), { 0: 100 / 180, 1: 100 / 90, 2: 100 / 30 });
   assert.deepEqual(balancedClassWeights([5, 0]), { 0: 1, 1: 1 });
   const result = await trainClassifier({ config: config({ train: { batchSize: 16, classWeights: 'balanced', earlyStopping: null } }), cacheDir, values: {}, epochs: 1 });

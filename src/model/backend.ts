@@ -29,6 +29,12 @@ export interface BackendOptions {
 /** The tfjs registry name of each backend (tfjs-node registers itself as 'tensorflow'). */
 const TFJS_NAME: Record<BackendName, string> = { node: 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
 
+/** galactic's name of the active backend ('tensorflow', tfjs-node's registry name, is 'node'). */
+export function activeBackendName(): string {
+  const active = tf.getBackend();
+  return (Object.keys(TFJS_NAME) as BackendName[]).find((name) => TFJS_NAME[name] === active) ?? active;
+}
+
 const NODE_PACKAGE = '@tensorflow/tfjs-node';
 const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
 const NODE_OFFLINE_NOTE =
@@ -39,7 +45,7 @@ export class BackendUnavailableError extends UserError {
   constructor(backend: BackendName, why: string) {
     const advice =
       backend === 'node'
-        ? `Install it with 'npm install ${NODE_PACKAGE}@${tf.version.tfjs}' on a machine that can reach storage.googleapis.com (${NODE_OFFLINE_NOTE}), or use --backend wasm (or backend "auto" in the config).`
+        ? `Build it from TensorFlow's wheel on PyPI with 'npm run native' (Linux x64; python3 with pip, g++, make), or install it with 'npm install ${NODE_PACKAGE}@${tf.version.tfjs}' on a machine that can reach storage.googleapis.com (${NODE_OFFLINE_NOTE}), or use --backend wasm (or backend "auto" in the config).`
         : backend === 'wasm'
           ? `Reinstall it with 'npm install ${WASM_PACKAGE}@${tf.version.tfjs}', or use --backend cpu (slow).`
           : `The cpu backend ships with @tensorflow/tfjs; reinstall it with 'npm install @tensorflow/tfjs@${tf.version.tfjs}'.`;
@@ -81,9 +87,12 @@ export async function withKernelCheck<T>(run: () => Promise<T> | T): Promise<T> 
 
 type Attempt = { ok: true } | { ok: false; why: string };
 
-async function tryNode(): Promise<Attempt> {
+/** Loads tfjs-node (registering its backend) without activating it. */
+async function loadNode(): Promise<Attempt> {
   // A variable specifier: the package is optional, so the type checker must not require it.
   const specifier: string = NODE_PACKAGE;
+  // libtensorflow's C++ info and warning lines go to stderr, past --quiet and --json; errors still show.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   try {
     await import(specifier);
   } catch (error) {
@@ -101,7 +110,12 @@ async function tryNode(): Promise<Attempt> {
       why: `${NODE_PACKAGE} loaded but registered into a different @tensorflow/tfjs-core copy; pin @tensorflow/tfjs to the version ${NODE_PACKAGE} depends on`,
     };
   }
-  return activate('node');
+  return { ok: true };
+}
+
+async function tryNode(): Promise<Attempt> {
+  const loaded = await loadNode();
+  return loaded.ok ? activate('node') : loaded;
 }
 
 let wasmPathsSet = false;
@@ -179,6 +193,23 @@ const ATTEMPTS: Record<BackendName, (options: BackendOptions, output?: Output) =
 };
 
 const AUTO_ORDER: BackendName[] = ['node', 'wasm', 'cpu'];
+
+/** The backends whose packages load here, in `auto`'s order; the active backend stays as it is. */
+export async function availableBackends(): Promise<BackendName[]> {
+  const available: BackendName[] = [];
+  const active = tf.engine().backendName as string | undefined;
+  if ((await loadNode()).ok) available.push('node');
+  // tfjs-node's first import makes itself the active backend
+  if (active && tf.engine().backendName !== active) await tf.setBackend(active);
+  try {
+    await import(WASM_PACKAGE);
+    available.push('wasm');
+  } catch {
+    // not installed: selectBackend('wasm') explains why
+  }
+  available.push('cpu');
+  return available;
+}
 
 const CHOSEN_BECAUSE: Record<BackendName, string> = {
   node: 'native TensorFlow (libtensorflow), the fastest backend',

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Output } from '../core/console.ts';
 import { buildModel, countParameters, type HyperparameterValues } from './architecture.ts';
-import { selectBackend, withKernelCheck, type BackendChoice, type BackendName } from './backend.ts';
+import { activeBackendName, selectBackend, withKernelCheck, type BackendChoice, type BackendName } from './backend.ts';
 
 /**
  * The training-step benchmark behind `galactic bench train`: the notebook's CNN trained with
@@ -115,7 +115,7 @@ export async function benchTrainingStep(options: TrainBenchOptions): Promise<Tra
     const kernels = kernelCosts(profile);
     const msMedian = median(times);
     return {
-      backend: tf.getBackend(),
+      backend: activeBackendName(),
       backendReason: choice?.reason ?? null,
       threads: choice?.threads ?? null,
       imagesPerSecond: round(options.batch / (msMedian / 1000), 2),

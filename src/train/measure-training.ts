@@ -4,7 +4,7 @@ import { loadManifest } from '../data/cache-access.ts';
 import { batchTensors, Feed } from '../data/feed.ts';
 import { splitCache } from '../data/split.ts';
 import { buildModel, type HyperparameterValues } from '../model/architecture.ts';
-import { withKernelCheck } from '../model/backend.ts';
+import { activeBackendName, withKernelCheck } from '../model/backend.ts';
 import { disposeModel } from './trainer.ts';
 
 /**
@@ -47,5 +47,5 @@ export async function measureTraining(config: LoadedConfig, cacheDir: string, op
   } finally {
     disposeModel(model);
   }
-  return { images, batches, seconds, imagesPerSecond: seconds > 0 ? images / seconds : 0, backend: tf.getBackend() };
+  return { images, batches, seconds, imagesPerSecond: seconds > 0 ? images / seconds : 0, backend: activeBackendName() };
 }
