@@ -160,25 +160,50 @@ describe('tuner with a fake trial runner', () => {
     assert.equal(result.infeasible, records.filter((r) => (r.values.filters_1 as number) >= 48).length);
   });
 
-  it('a NaN loss or a throwing trial is FAILED with its reason and the search goes on', async () => {
+  it('a NaN loss is FAILED, an out-of-memory trial INFEASIBLE, a transient failure retried; the search goes on', async () => {
     const dir = freshDir();
-    const { summary } = await tune({
+    let transient = 0;
+    const { summary, text } = await tune({
       dir, maxTrials: 5,
-      fault: (id, epoch) => (id === '0001' && epoch === 1 ? 'nan' : id === '0003' && epoch === 0 ? 'throw' : null),
+      fault: (id, epoch) => {
+        if (id === '0001' && epoch === 1) return 'nan';
+        if (id === '0002' && epoch === 0) return 'oom';
+        if (id === '0003' && epoch === 1 && transient++ < 2) return 'transient';
+        return null;
+      },
     });
     const records = trials(dir);
     assert.equal(records[1].status, 'FAILED');
     assert.match(records[1].reason!, /loss became NaN at epoch 2/);
-    assert.equal(records[3].status, 'FAILED');
-    assert.match(records[3].reason!, /simulated failure/);
+    assert.equal(records[2].status, 'INFEASIBLE');
+    assert.match(records[2].reason!, /^does not fit: WebAssembly\.Memory\.grow\(\): Out of memory/);
+    assert.equal(records[3].status, 'COMPLETED', 'retried twice from its last saved epoch, then completed');
+    assert.equal(transient, 3);
+    assert.match(text, /trial 0003: simulated EMFILE in trial 0003 at epoch 1 \(a transient failure\); retrying from its last saved epoch \(2 of 2\)/);
     assert.equal(summary.completed, 3);
-    assert.equal(summary.failed, 2);
+    assert.equal(summary.failed, 1);
+    assert.equal(summary.infeasible, 1);
+  });
+
+  it('a bug in a trial stops the search with its stack, kept in trial.json; the rerun retries that trial', async () => {
+    const dir = freshDir();
+    await assert.rejects(tune({ dir, maxTrials: 3, fault: (id, epoch) => (id === '0001' && epoch === 1 ? 'throw' : null) }),
+      (error: unknown) => error instanceof TypeError && /simulated failure in trial 0001 at epoch 1/.test(error.message));
+    const broken = trials(dir)[1];
+    assert.equal(broken.status, 'FAILED');
+    assert.equal(broken.error?.name, 'TypeError');
+    assert.match(broken.error?.stack ?? '', /TypeError: simulated failure[^]*\n\s+at /);
+    const rerun = await tune({ dir, maxTrials: 3 });
+    assert.equal(rerun.runner.starts[0].trialId, '0001');
+    assert.equal(rerun.runner.starts[0].initialEpoch, 1, 'from its last saved epoch');
+    assert.equal(rerun.summary.completed, 3);
+    assert.equal(trials(dir)[1].error, undefined);
   });
 
   it('three consecutive failures stop the search with a clear message; a rerun continues', async () => {
     const dir = freshDir();
     await assert.rejects(
-      tune({ dir, maxTrials: 8, fault: (id) => (['0001', '0002', '0003'].includes(id) ? 'throw' : null) }),
+      tune({ dir, maxTrials: 8, fault: (id, epoch) => (['0001', '0002', '0003'].includes(id) && epoch === 0 ? 'nan' : null) }),
       (error: unknown) => error instanceof TooManyFailuresError && /3 trials failed in a row \(last: trial 0003/.test(error.message),
     );
     assert.deepEqual(trials(dir).map((t) => t.status), ['COMPLETED', 'FAILED', 'FAILED', 'FAILED']);

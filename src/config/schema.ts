@@ -142,6 +142,7 @@ export const tunerSchema = z
     direction: z.enum(['max', 'min']).nullable().default(null).describe('null: max for accuracy, min for loss.'),
     patience: int(0).nullable().default(5).describe('Early-stopping patience per trial; null disables it.'),
     dir: z.string().min(1).default('.galactic/tuning'),
+    trialRetries: int(0).default(2).describe('Retries of a trial after a transient failure (a busy resource, a lost connection), each from its last saved epoch.'),
     hyperband: z
       .object({ factor: int(2).default(3), iterations: int(1).default(1) })
       .strict()

@@ -1,5 +1,6 @@
 import { cpSync, existsSync } from 'node:fs';
-import { FileWriteError, replaceDirAtomicSync } from '../core/atomic-file.ts';
+import { replaceDirAtomicSync } from '../core/atomic-file.ts';
+import { classifyTrialError, errorRecord } from './trial-failure.ts';
 import type { Output } from '../core/console.ts';
 import { shouldStopEarly, TRIAL_MONITOR } from './early-stopping.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
@@ -26,6 +27,8 @@ export interface TrialExecutionOptions {
   output?: Output;
   /** Aborting stops after the current epoch; the trial is saved as STOPPED. */
   signal?: AbortSignal;
+  /** How many times a transient failure is retried from the last saved epoch (tuner.trialRetries). */
+  trialRetries?: number;
 }
 
 export function newTrialRecord(plan: OracleTrial): TrialRecord {
@@ -86,7 +89,7 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
     estimateMB = options.estimateMB(plan.values);
   } catch (error) {
     record.seconds = elapsed();
-    store.writeTrial(finish(record, 'FAILED', `cannot build a model from these values: ${(error as Error).message}`));
+    store.writeTrial(finish(record, 'INFEASIBLE', `cannot build a model from these values: ${(error as Error).message}`));
     return record;
   }
   record.estimateMB = estimateMB;
@@ -99,6 +102,36 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
     return record;
   }
 
+  const retries = options.trialRetries ?? 2;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await runTrial(store, plan, record, objective, options, elapsed);
+    } catch (error) {
+      const kind = classifyTrialError(error);
+      record.seconds = elapsed();
+      if (kind === 'transient' && attempt < retries) {
+        output?.warn(`trial ${record.id}: ${(error as Error).message} (a transient failure); retrying from its last saved epoch (${attempt + 1} of ${retries})`);
+        continue;
+      }
+      if (kind === 'user') throw error;
+      if (kind === 'bug') {
+        // fatal: kept with the trial (the next run retries it from its last saved epoch), then the stack is printed
+        record.error = errorRecord(error);
+        store.writeTrial(finish(record, 'FAILED', `unexpected error (a bug): ${(error as Error).message}`));
+        throw error;
+      }
+      const reason = (error as Error).message || String(error);
+      finish(record, kind === 'infeasible' ? 'INFEASIBLE' : 'FAILED', kind === 'infeasible' ? `does not fit: ${reason}` : `${reason} (after ${retries} retries)`);
+      store.writeTrial(record);
+      store.pruneCheckpoints(record);
+      return record;
+    }
+  }
+}
+
+/** One attempt: from the trial's starting point to its end, each epoch saved as it ends. */
+async function runTrial(store: TrialStore, plan: OracleTrial, record: TrialRecord, objective: Objective, options: TrialExecutionOptions, elapsed: () => number): Promise<TrialRecord> {
+  const { output } = options;
   const start = startingPoint(store, record, output);
   if (record.initialEpoch + record.metrics.length >= record.epochs || shouldStopEarly(record.metrics, TRIAL_MONITOR, options.patience)) {
     // Killed after its last epoch was saved but before it was marked finished.
@@ -108,6 +141,8 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
     return record;
   }
   record.status = 'RUNNING';
+  delete record.error;
+  delete record.reason;
   store.writeTrial(record);
   if (start.checkpoint && record.metrics.length > 0) {
     output?.info(`trial ${record.id}: resuming from epoch ${start.initialEpoch} of ${record.epochs}`);
@@ -165,11 +200,8 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
       record.checkpoint = null;
     }
   } catch (error) {
-    // the tuning folder refused a write: nothing more can be saved, and the user must act
-    if (error instanceof FileWriteError) throw error;
-    record.seconds = elapsed();
     record.peakRssMB = peakRss > 0 ? Math.round(peakRss) : null;
-    finish(record, 'FAILED', (error as Error).message || String(error));
+    throw error;
   }
   store.writeTrial(record);
   store.pruneCheckpoints(record);

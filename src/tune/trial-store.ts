@@ -41,6 +41,8 @@ export interface TrialRecord {
   checkpoint: string | null;
   /** Folder (inside the trial folder) with the best epoch's checkpoint. */
   bestCheckpoint: string | null;
+  /** The unexpected error (a bug) that stopped the search in this trial; the next run retries it. */
+  error?: { name: string; message: string; stack: string | null };
 }
 
 /** Everything that makes two searches the same search; stored in oracle.json and compared on resume. */

@@ -75,6 +75,7 @@ export async function tuneOnCache(options: TuneOnCacheOptions): Promise<TuneOnCa
     overwrite: options.overwrite,
     output,
     signal: options.signal,
+    trialRetries: config.tuner.trialRetries,
   });
   return { summary, trainRecords };
 }

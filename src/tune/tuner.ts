@@ -110,7 +110,8 @@ async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<Tun
     store.writeOracle(options.search, oracle.getState());
 
     let record = store.readTrial(plan.id) ?? newTrialRecord(plan);
-    if (record.status === 'RUNNING' || record.status === 'STOPPED') {
+    // RUNNING/STOPPED: interrupted; FAILED with an error: stopped by a bug, retried after the fix
+    if (record.status === 'RUNNING' || record.status === 'STOPPED' || record.error !== undefined) {
       ranNow++;
       record = await executeTrial(store, plan, record, objective, { ...options, patience: options.search.patience });
       collectHeap();

@@ -11,7 +11,7 @@ import type { EpochRecord, TrialRunner, TrialRunRequest, TrialRunResult } from '
  * drive the tuner's persistence, resume and failure handling in milliseconds.
  */
 
-export type FakeFault = 'throw' | 'nan' | 'hang' | 'kill' | null;
+export type FakeFault = 'throw' | 'transient' | 'oom' | 'nan' | 'hang' | 'kill' | null;
 
 export interface FakeRunnerOptions {
   /** Decides per (trial, absolute epoch being trained, 0-based) whether something goes wrong. */
@@ -69,7 +69,9 @@ export class FakeTrialRunner implements TrialRunner {
     });
     for (let epoch = request.initialEpoch; epoch < request.epochs; epoch++) {
       const fault = this.options.fault?.(request.trialId, epoch, request.values) ?? null;
-      if (fault === 'throw') throw new Error(`simulated failure in trial ${request.trialId} at epoch ${epoch}`);
+      if (fault === 'throw') throw new TypeError(`simulated failure in trial ${request.trialId} at epoch ${epoch}`);
+      if (fault === 'transient') throw Object.assign(new Error(`simulated EMFILE in trial ${request.trialId} at epoch ${epoch}`), { code: 'EMFILE' });
+      if (fault === 'oom') throw new RangeError('WebAssembly.Memory.grow(): Out of memory');
       if (fault === 'kill') process.kill(process.pid, 'SIGKILL');
       if (fault === 'hang') {
         this.options.onHang?.();
