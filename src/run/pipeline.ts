@@ -10,7 +10,7 @@ import { finalValues, trainRun, type TrainRunSummary } from '../train/run-traini
 import { ensureDemoStage, type DataStageSummary } from './data-stage.ts';
 import { reportIsCurrent, staleTrainingReason } from './freshness.ts';
 import { TimelineRecorder, writeTimeline, type TimelineStage } from '../memory/timeline.ts';
-import { tuneStage, type TuneStageSummary } from './tune-stage.ts';
+import { tuneStage, type TuneStageOptions, type TuneStageSummary } from './tune-stage.ts';
 
 /**
  * `galactic run`: demo data → prepare → tune → train + evaluate → report, each stage skipped when
@@ -27,6 +27,8 @@ export interface RunOptions {
   overwriteSearch?: boolean;
   /** Aborted on Ctrl-C (the CLI's handler): the search stops after its epoch if that ends in time. */
   signal?: AbortSignal;
+  /** Replaces the tuner loop (`run --queue`: the distributed chief). */
+  tunerLoop?: TuneStageOptions['tunerLoop'];
 }
 
 type Skippable<T> = T & { skipped: boolean; seconds: number };
@@ -90,7 +92,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
 
     // 3. tune: the tuner's own resume makes a finished search a no-op
     started = begin('tune');
-    const tuned = await tuneStage(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, output, ensureBackend, signal: options.signal, overwrite: options.overwriteSearch });
+    const tuned = await tuneStage(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, output, ensureBackend, signal: options.signal, overwrite: options.overwriteSearch, tunerLoop: options.tunerLoop });
     const tuneStageRecord = finish('tune', started, tuned.imageEpochs, tuned.skipped,
       tuned.skipped ? 'the search is finished' : `${tuned.ranNow} trials run, best ${tuned.best ? tuned.best.score.toFixed(4) : '–'}`);
 

@@ -3,7 +3,7 @@ import type { HyperparameterValues } from '../model/architecture.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import type { Output, Progress } from '../core/console.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
-import { tuneOnCache } from '../tune/tune-on-cache.ts';
+import { tuneOnCache, type TuneOnCacheOptions } from '../tune/tune-on-cache.ts';
 import type { TuneSummary } from '../tune/tuner.ts';
 
 /**
@@ -37,6 +37,8 @@ export interface TuneStageOptions {
   /** Aborting stops the search after the current epoch, saved; the next run resumes it. */
   signal?: AbortSignal;
   overwrite?: boolean;
+  /** Replaces the tuner loop (the distributed chief of `run --queue`). */
+  tunerLoop?: TuneOnCacheOptions['tunerLoop'];
 }
 
 export async function tuneStage(config: LoadedConfig, options: TuneStageOptions): Promise<TuneStageSummary> {
@@ -51,6 +53,7 @@ export async function tuneStage(config: LoadedConfig, options: TuneStageOptions)
     output,
     overwrite: options.overwrite,
     signal: options.signal,
+    tunerLoop: options.tunerLoop,
     trainerOutput: output,
     wrapRunner: (inner) => (runner = new ProgressTrialRunner(inner, output, config.tuner.maxTrials)),
   });
