@@ -198,6 +198,29 @@ describe('Sum (wasm) matches cpu', () => {
   }
 });
 
+describe("ReLU's gradient (one ReluGrad kernel on wasm) matches cpu", () => {
+  test('dy passes where x > 0 and is 0 where x <= 0 (zeros, infinities and denormals included)', () => {
+    const x = [-2, -0, 0, 1e-45, -1e-45, 3, Infinity, -Infinity, 3.4e38];
+    const dy = [5, 6, 7, 8, 9, 10, 11, 12, 13];
+    const expected = [0, 0, 0, 8, 0, 10, 11, 0, 13];
+    for (const backend of ['cpu', 'wasm']) {
+      tf.setBackend(backend);
+      const g = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.relu(v).mul(tf.tensor1d(dy)).sum())(tf.tensor1d(x)).dataSync());
+      assert.deepEqual(Array.from(g), expected, backend);
+    }
+  });
+  test('on wasm a NaN activation passes no gradient (as TensorFlow\'s ReluGrad)', () => {
+    tf.setBackend('wasm');
+    const g = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.relu(v).sum())(tf.tensor1d([NaN, -NaN, 1])).dataSync());
+    assert.deepEqual(Array.from(g), [0, 0, 1]);
+  });
+  test('a 4-D activation', () => {
+    const x = random([2, 9, 9, 5], 21);
+    const dy = random([2, 9, 9, 5], 22);
+    compare('ReluGrad', () => tf.grad((v: tf.Tensor) => tf.relu(v).mul(t4(dy)).sum())(t4(x)));
+  });
+});
+
 test("a whole training step's gradients on a small CNN match the cpu backend's", () => {
   const defaults = { filters: [4, 8, 8], kernelSize: 3, denseUnits: 8, dropout: 0, learningRate: 0.001 };
   const x = random([3, 20, 20, 3], 14);

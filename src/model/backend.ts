@@ -5,6 +5,7 @@ import { UserError } from '../core/errors.ts';
 import type { Output } from '../core/console.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
 import { describeThreads, resolveWasmThreads } from '../core/thread-count.ts';
+import { registerNativeReluGrad, registerReluGradient } from './relu-gradient.ts';
 import { prepareWasmThreads } from './wasm-threads.ts';
 
 /**
@@ -115,7 +116,10 @@ async function loadNode(): Promise<Attempt> {
 
 async function tryNode(): Promise<Attempt> {
   const loaded = await loadNode();
-  return loaded.ok ? activate('node') : loaded;
+  if (!loaded.ok) return loaded;
+  const attempt = await activate('node');
+  if (attempt.ok) registerNativeReluGrad();
+  return attempt;
 }
 
 let wasmPathsSet = false;
@@ -227,6 +231,7 @@ export async function selectBackend(preference: 'auto' | BackendName, output?: O
   for (const name of order) {
     const attempt = await ATTEMPTS[name](options, output);
     if (attempt.ok) {
+      registerReluGradient();
       const threads = name === 'wasm' ? (wasmThreads ?? 1) : undefined;
       const because = threads === undefined ? CHOSEN_BECAUSE[name] : `${CHOSEN_BECAUSE[name]}, ${describeThreads(threads)}`;
       const reason = preference === 'auto' ? `auto: ${because}` : `requested (--backend or "backend" in the config): ${because}`;

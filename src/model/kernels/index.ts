@@ -5,6 +5,7 @@ import { conv2DBackpropInput } from './conv2d-backprop-input.ts';
 import { identity } from './identity.ts';
 import { maxPoolGrad } from './max-pool-grad.ts';
 import { rememberOriginal } from './originals.ts';
+import { reluGrad } from './relu-grad.ts';
 import { sum } from './sum.ts';
 
 /**
@@ -20,6 +21,8 @@ export const WASM_TRAINING_KERNELS: { kernelName: string; kernelFunc: tf.KernelF
   { kernelName: 'BatchMatMul', kernelFunc: batchMatMul as tf.KernelFunc },
   { kernelName: 'Sum', kernelFunc: sum as tf.KernelFunc },
   { kernelName: 'Identity', kernelFunc: identity as tf.KernelFunc },
+  // Not a tfjs kernel: TensorFlow's op name, used by the project's ReLU gradient (relu-gradient.ts).
+  { kernelName: 'ReluGrad', kernelFunc: reluGrad as tf.KernelFunc },
 ];
 
 const ours = new WeakSet<tf.KernelFunc>(WASM_TRAINING_KERNELS.map((k) => k.kernelFunc));
