@@ -86,6 +86,23 @@ export async function withKernelCheck<T>(run: () => Promise<T> | T): Promise<T> 
   }
 }
 
+/**
+ * tfjs's cpu backend prints a "Hi, looks like you are running TensorFlow.js in Node.js" banner on
+ * its first tensor, whichever code creates it; galactic says itself which backend runs and why.
+ * Its factory is wrapped once, before anything can have created the backend.
+ */
+function quietCpuBackend(): void {
+  const factory = tf.findBackendFactory('cpu');
+  if (!factory || tf.engine().registry.cpu) return;
+  tf.removeBackend('cpu');
+  tf.registerBackend('cpu', () => {
+    const backend = factory() as tf.KernelBackend & { firstUse?: boolean };
+    backend.firstUse = false;
+    return backend;
+  }, 1);
+}
+quietCpuBackend();
+
 type Attempt = { ok: true } | { ok: false; why: string };
 
 /** Loads tfjs-node (registering its backend) without activating it. */
@@ -180,10 +197,6 @@ async function activate(name: BackendName): Promise<Attempt> {
     const ok = await tf.setBackend(TFJS_NAME[name]);
     if (!ok) return { ok: false, why: `tfjs could not initialise the '${TFJS_NAME[name]}' backend` };
     await tf.ready();
-    // tfjs's cpu backend prints an "install tfjs-node" banner on its first tensor; galactic has
-    // already said which backend runs and why
-    const cpu = tf.engine().registry.cpu as { firstUse?: boolean } | undefined;
-    if (cpu) cpu.firstUse = false;
     return { ok: true };
   } catch (error) {
     return { ok: false, why: `initialising it failed: ${(error as Error).message}` };
