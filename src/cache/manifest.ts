@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { readJsonFileAs } from '../core/json-file.ts';
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { MANIFEST_FORMAT, CACHE_FORMAT_VERSION, type Manifest } from './format.ts';
@@ -28,25 +29,28 @@ export class ManifestUnreadableError extends UserError {
   }
 }
 
+const count = z.number().int().nonnegative();
+/** What a reader relies on; other fields pass through (written by this version, read as they are). */
+const manifestSchema = z.looseObject({
+  format: z.literal(MANIFEST_FORMAT, { error: 'not a galactic manifest' }),
+  version: z.number(),
+  cacheKey: z.string(),
+  classes: z.array(z.string()),
+  image: z.looseObject({ width: count, height: count, channels: count }),
+  dtype: z.enum(['uint8', 'float32']),
+  shardImages: count,
+  shards: z.array(z.looseObject({ file: z.string().regex(/^[^/\\]+$/, 'a file name inside the cache folder'), count, bytes: count, crc32: count })),
+  classCounts: z.array(count),
+  totals: z.looseObject({ rows: count, images: count, rejected: count, bytes: count }),
+  rejects: z.record(z.string(), count),
+  complete: z.boolean(),
+});
+
 /** The manifest if one is there (complete or not); null when absent. Throws when it is damaged. */
 export function readManifestIfPresent(cacheDir: string): Manifest | null {
   const file = path.join(cacheDir, MANIFEST_FILE);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw new ManifestUnreadableError(file, (error as Error).message);
-  }
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(text) as Manifest;
-  } catch (error) {
-    throw new ManifestUnreadableError(file, (error as Error).message);
-  }
-  if (manifest?.format !== MANIFEST_FORMAT) throw new ManifestUnreadableError(file, 'not a galactic manifest');
-  if (manifest.version !== CACHE_FORMAT_VERSION) {
+  const manifest = readJsonFileAs(file, manifestSchema, (detail) => new ManifestUnreadableError(file, detail)) as Manifest | null;
+  if (manifest && manifest.version !== CACHE_FORMAT_VERSION) {
     throw new ManifestUnreadableError(file, `format version ${manifest.version}, this galactic writes ${CACHE_FORMAT_VERSION}`);
   }
   return manifest;

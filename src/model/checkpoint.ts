@@ -1,7 +1,9 @@
 import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { UserError } from '../core/errors.ts';
+import { parseJsonAs } from '../core/json-file.ts';
 import { replaceFileAtomic } from '../core/atomic-file.ts';
 
 /**
@@ -61,6 +63,15 @@ export async function saveCheckpoint(dir: string, model: tf.LayersModel): Promis
   }
 }
 
+const checkpointSchema = z.looseObject({
+  format: z.literal(FORMAT, { error: 'not a galactic checkpoint' }),
+  version: z.union([z.literal(1), z.literal(2)]),
+  data: z.string().regex(/^state-[^/\\]+\.bin$/, 'a state-*.bin file name'),
+  modelWeights: z.number().int().nonnegative(),
+  extraState: z.number().int().nonnegative().optional(),
+  specs: z.array(z.looseObject({ name: z.string(), shape: z.array(z.number().int().nonnegative()), dtype: z.string() })),
+});
+
 function readCheckpointJson(dir: string, required: boolean): CheckpointJson | null {
   const file = path.join(dir, CHECKPOINT_FILE);
   if (!existsSync(file)) {
@@ -68,9 +79,7 @@ function readCheckpointJson(dir: string, required: boolean): CheckpointJson | nu
     return null;
   }
   try {
-    const json = JSON.parse(readFileSync(file, 'utf8')) as CheckpointJson;
-    if (json.format !== FORMAT) throw new Error('not a galactic checkpoint');
-    return json;
+    return parseJsonAs(readFileSync(file, 'utf8'), checkpointSchema, (detail) => new Error(detail)) as unknown as CheckpointJson;
   } catch (error) {
     if (!required) return null;
     throw new CheckpointError(dir, `has an unreadable ${CHECKPOINT_FILE} (${(error as Error).message})`);

@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { z } from 'zod';
 import { jsonText, replaceDirAtomic } from '../core/atomic-file.ts';
+import { UserError } from '../core/errors.ts';
+import { readJsonFileAs } from '../core/json-file.ts';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedConfig } from '../config/load.ts';
@@ -72,8 +75,25 @@ export async function writeRunDirectory(runDir: string, contents: RunContents): 
   }, 'then run the training again');
 }
 
+export class RunMetadataError extends UserError {
+  constructor(file: string, detail: string) {
+    super(`run metadata ${file} is unreadable (${detail}). Train the run again ('galactic train' or 'galactic run') to rewrite its folder.`);
+  }
+}
+
+const runMetadataSchema = z.looseObject({
+  format: z.literal('galactic-run', { error: 'not a galactic run folder' }),
+  version: z.literal(1),
+  classes: z.array(z.string()).min(1),
+  image: z.looseObject({ width: z.number().int().positive(), height: z.number().int().positive(), channels: z.number().int().positive() }),
+  normalization: z.looseObject({}),
+  configDigest: z.string(),
+  cacheKey: z.string(),
+  hyperparameters: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+  split: z.looseObject({ trainImages: z.number().int().nonnegative(), validationImages: z.number().int().nonnegative() }),
+});
+
 export function readRunMetadata(runDir: string): RunMetadata | null {
   const file = path.join(runDir, 'metadata.json');
-  if (!existsSync(file)) return null;
-  return JSON.parse(readFileSync(file, 'utf8')) as RunMetadata;
+  return readJsonFileAs(file, runMetadataSchema, (detail) => new RunMetadataError(file, detail)) as unknown as RunMetadata | null;
 }

@@ -1,4 +1,6 @@
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { z } from 'zod';
+import { readJsonFileAs } from '../core/json-file.ts';
 import { ensureDir, isTempName, writeJsonAtomicSync } from '../core/atomic-file.ts';
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
@@ -90,13 +92,38 @@ export function writeJsonAtomic(file: string, value: unknown): void {
   writeJsonAtomicSync(file, value, TUNE_AGAIN);
 }
 
-function readJson<T>(file: string): T | null {
-  if (!existsSync(file)) return null;
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
-  } catch (error) {
-    throw new TuningStateCorruptError(file, (error as Error).message);
-  }
+const num = z.number().nullable(); // NaN and Infinity are written as null
+const valuesSchema = z.record(z.string(), z.union([z.number(), z.string(), z.boolean()]));
+const statusSchema = z.enum(['RUNNING', 'COMPLETED', 'FAILED', 'INFEASIBLE', 'STOPPED']);
+const trialRecordSchema = z.looseObject({
+  id: z.string(),
+  values: valuesSchema,
+  status: statusSchema,
+  metrics: z.array(z.looseObject({ epoch: z.number(), loss: num, accuracy: num, val_loss: num, val_accuracy: num })),
+  bestEpoch: z.number().nullable(),
+  score: num,
+  seconds: z.number(),
+  peakRssMB: num,
+  epochs: z.number().int(),
+  initialEpoch: z.number().int(),
+  parentId: z.string().nullable(),
+  checkpoint: z.string().nullable(),
+  bestCheckpoint: z.string().nullable(),
+});
+const oracleFileSchema = z.looseObject({
+  format: z.literal('galactic-oracle'),
+  version: z.literal(1),
+  search: z.looseObject({ algorithm: z.string(), objective: z.string(), seed: z.number() }),
+  state: z.looseObject({
+    algorithm: z.string(),
+    rngState: z.number(),
+    tried: z.array(z.string()),
+    trials: z.array(z.looseObject({ id: z.string(), values: valuesSchema, status: statusSchema, score: num })),
+  }),
+});
+
+function readJson<T>(file: string, schema: z.ZodType): T | null {
+  return readJsonFileAs(file, schema, (detail) => new TuningStateCorruptError(file, detail)) as T | null;
 }
 
 export const LOCK_FILE = 'tuner.lock';
@@ -122,9 +149,7 @@ export class TrialStore {
   }
 
   readOracle(): OracleFile | null {
-    const file = readJson<OracleFile>(this.oracleFile);
-    if (file && file.format !== 'galactic-oracle') throw new TuningStateCorruptError(this.oracleFile, 'not a galactic oracle file');
-    return file;
+    return readJson<OracleFile>(this.oracleFile, oracleFileSchema);
   }
 
   writeOracle(search: SearchDescription, state: OracleStateBase): void {
@@ -137,7 +162,7 @@ export class TrialStore {
   }
 
   readTrial(id: string): TrialRecord | null {
-    return readJson<TrialRecord>(path.join(this.trialDir(id), 'trial.json'));
+    return readJson<TrialRecord>(path.join(this.trialDir(id), 'trial.json'), trialRecordSchema);
   }
 
   writeTrial(record: TrialRecord): void {
