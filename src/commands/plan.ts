@@ -3,7 +3,7 @@ import { commandContext } from './context.ts';
 
 export function planCommand(): Command {
   return new Command('plan')
-    .description('print the memory plan for the configured budget (every buffer and concurrency level)')
+    .description('print the memory plan for the configured budget (every buffer and concurrency level) and the time plan (trials, epochs, expected duration)')
     .action(async (_opts, command: Command) => {
       const { planMemory, formatPlan } = await import('../memory/plan.ts');
       const ctx = commandContext(command);
@@ -12,6 +12,13 @@ export function planCommand(): Command {
       const shown = planMemory(config, { need: [] });
       ctx.output.print(`memory plan for ${config.configPath} (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(shown)}`);
       const plan = planMemory(config);
-      if (ctx.output.json) ctx.output.result({ limitMB: config.memory.limitMB, ...plan });
+      // beside the memory plan: how long `galactic run` would take (docs/tuning.md, "Time plan")
+      const { timePlanForPlan } = await import('./time-estimate.ts');
+      const time = await timePlanForPlan(config, ctx.output);
+      if (!ctx.output.json) {
+        const { formatTimePlan } = await import('../tune/time-plan.ts');
+        process.stderr.write(time.plan ? `time plan for galactic run:\n${formatTimePlan(time.plan)}\n` : `${time.problem}\n`);
+      }
+      if (ctx.output.json) ctx.output.result({ limitMB: config.memory.limitMB, ...plan, timePlan: time.plan });
     });
 }

@@ -40,6 +40,11 @@ export function trainCommand(): Command {
       else if (options.fromTuner) values = tunerBestValues(config);
       const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output, { threads: config.threads });
       const prepared = await runPrepare(config, { output });
+      const { announceTime } = await import('../tune/time-plan.ts');
+      await announceTime(config, output, {
+        backend, cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey,
+        train: { values, epochs: (options.epochs as number | undefined) ?? config.train.epochs }, what: 'galactic train',
+      });
       const summary = await trainRun(config, {
         cacheDir: prepared.cacheDir,
         cacheKey: prepared.cacheKey,

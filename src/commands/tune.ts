@@ -54,6 +54,8 @@ export function tuneCommand(): Command {
       const search = describeSearch(config, prepared.cacheKey, overrides);
       const objective = objectiveOf(config);
       announce(output, search.algorithm, config.tuner, overrides, objective.name, objective.direction);
+      const { announceTime } = await import('../tune/time-plan.ts');
+      await announceTime(config, output, { backend, cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, search: overrides, what: 'galactic tune' });
 
       try {
         const { summary } = await tuneOnCache({

@@ -11,6 +11,7 @@ import { ensureDemoStage, type DataStageSummary } from './data-stage.ts';
 import { reportIsCurrent, staleTrainingReason } from './freshness.ts';
 import { TimelineRecorder, writeTimeline, type TimelineStage } from '../memory/timeline.ts';
 import { tuneStage, type TuneStageOptions, type TuneStageSummary } from './tune-stage.ts';
+import { announceTime, searchFinished } from '../tune/time-plan.ts';
 
 /**
  * `galactic run`: demo data → prepare → tune → train + evaluate → report, each stage skipped when
@@ -89,6 +90,15 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     // the backend is chosen once, for both the search and the final training
     let backend: BackendChoice | null = null;
     const ensureBackend = async () => (backend ??= await selectBackend(options.backend ?? config.backend, output, { threads: config.threads }));
+
+    // the expected duration of what is left, before any training starts (a warning over an hour);
+    // nothing to say when the search is over and a model is there (a rerun that skips its stages)
+    if (!(searchFinished(config, prepared.cacheKey) && readRunMetadata(runDir) !== null)) {
+      await announceTime(config, output, {
+        backend: await ensureBackend(), cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey,
+        search: {}, train: { values: null, epochs: config.train.epochs }, what: 'galactic run',
+      });
+    }
 
     // 3. tune: the tuner's own resume makes a finished search a no-op
     started = begin('tune');
