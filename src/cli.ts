@@ -8,6 +8,7 @@ import { inspectCommand } from './commands/inspect.ts';
 import { planCommand } from './commands/plan.ts';
 import { predictCommand } from './commands/predict.ts';
 import { prepareCommand } from './commands/prepare.ts';
+import { reportCommand } from './commands/report.ts';
 import { runCommand } from './commands/run.ts';
 import { schemaCommand } from './commands/schema.ts';
 import { synthCommand } from './commands/synth.ts';
@@ -30,7 +31,7 @@ export function buildProgram(): Command {
     .exitOverride();
   for (const command of [
     prepareCommand(), planCommand(), inspectCommand(), tuneCommand(), trainCommand(),
-    runCommand(), predictCommand(), synthCommand(), benchCommand(), schemaCommand(),
+    runCommand(), reportCommand(), predictCommand(), synthCommand(), benchCommand(), schemaCommand(),
     workerCommand(), queueCommand(),
   ]) {
     program.addCommand(withGlobalOptionsInHelp(command.exitOverride()));

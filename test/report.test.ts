@@ -52,6 +52,10 @@ function axisTitles(svg: string): string[] {
   return [...svg.matchAll(/role-axis-title"[^>]*><text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
 }
 
+function axisLabels(svg: string): string[] {
+  return [...svg.matchAll(/role-axis-label"[^>]*>(.*?)<\/g>/g)].flatMap((m) => [...m[1].matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) => t[1]));
+}
+
 function section(html: string, id: string): string {
   const start = html.indexOf(`<section id="${id}">`);
   assert.ok(start >= 0, `section #${id} is missing`);
@@ -147,6 +151,47 @@ describe('report on a fixture run', () => {
     assert.match(section(html, 'throughput'), /<table class="stages">/);
     assert.match(section(html, 'config'), /<table class="versions">/);
     assert.match(section(html, 'config'), /"backend":"cpu"|cpu/);
+  });
+
+  it('says what the samples section shows, misclassified first', () => {
+    const samples = section(html, 'samples');
+    // 65 validation images in the confusion matrix, 11 off its diagonal
+    assert.match(samples, /<b>5 of 65 validation images; 11 misclassified overall\.<\/b>/);
+    assert.match(samples, /up to 2 images of each true class/);
+    assert.ok(samples.indexOf('class="sample wrong"') < samples.indexOf('class="sample right"'), 'misclassified first');
+    assert.match(samples, /<h3>Misclassified \(2 of the 5 shown\)<\/h3>/);
+  });
+
+  it('fits the leaderboard axis to the scores (0.5 to 0.7), not 0 to 1', () => {
+    // the score axis (the other axis names the trials: 00, 01, ...)
+    const labels = axisLabels(svg('leaderboard')).filter((l) => l.includes('.')).map(Number);
+    assert.ok(labels.length >= 3, `axis labels ${labels.join(', ')}`);
+    assert.ok(Math.min(...labels) >= 0.4 && Math.min(...labels) <= 0.5, `lowest tick ${Math.min(...labels)}`);
+    assert.ok(Math.max(...labels) <= 0.85 && Math.max(...labels) >= 0.7, `highest tick ${Math.max(...labels)}`);
+  });
+
+  it('gives integer hyperparameters integer ticks', () => {
+    for (const hp of ['filters_1', 'dense_units']) {
+      const labels = axisLabels(svg(`hp-${hp}`));
+      const xTicks = labels.filter((l) => !/^0\.\d+$/.test(l)); // the y axis carries the scores
+      assert.ok(xTicks.length >= 2, `${hp}: ${labels.join(', ')}`);
+      for (const tick of xTicks) assert.match(tick, /^\d+$/, `${hp} tick '${tick}'`);
+    }
+  });
+
+  it('uses one memory unit, MiB, everywhere', () => {
+    const text = html.replace(/<[^>]+>/g, ' ');
+    assert.doesNotMatch(text, /\d\s*(MB|GB|KB|kB)\b/);
+    assert.match(text, /\d MiB/);
+  });
+
+  it('shows the metadata as a table of fields, not raw JSON', () => {
+    const config = section(html, 'config');
+    const metadata = config.slice(config.indexOf('<table class="metadata">'), config.indexOf('</table>', config.indexOf('<table class="metadata">')));
+    assert.match(metadata, /<td>split\.trainImages<\/td><td>260<\/td>/);
+    assert.match(metadata, /<td>backend\.name<\/td><td>cpu<\/td>/);
+    assert.match(metadata, /<td>classes<\/td><td>elliptical, spiral, artifact<\/td>/);
+    assert.doesNotMatch(metadata, /[{}]|&quot;/);
   });
 });
 

@@ -108,10 +108,32 @@ export function learningCurveSpec(history: EpochPoint[], metric: 'loss' | 'accur
   };
 }
 
+/**
+ * An axis range fitted to the scores, so trials that differ in the third decimal do not look alike:
+ * a margin of a quarter of their spread below, more above for the value labels, on a grid that
+ * suits the spread, and never outside [0, 1] for an accuracy.
+ */
+export function fittedScoreDomain(scores: number[], bounded: boolean): [number, number] {
+  const lo = Math.min(...scores);
+  const hi = Math.max(...scores);
+  const spread = Math.max(hi - lo, Math.abs(hi) * 0.02, 1e-3);
+  const grid = 10 ** Math.floor(Math.log10(spread / 2));
+  let from = Math.floor((lo - spread * 0.25) / grid) * grid;
+  let to = Math.ceil((hi + spread * 0.45) / grid) * grid;
+  if (bounded) {
+    from = Math.max(0, from);
+    to = Math.min(1, Math.max(to, hi));
+  } else if (lo >= 0) {
+    from = Math.max(0, from);
+  }
+  return [Number(from.toPrecision(12)), Number(to.toPrecision(12))];
+}
+
 /** One bar per finished trial, best first; failed or unfinished trials have no score and no bar. */
 export function leaderboardSpec(trials: TrialPoint[], objective: string): ChartSpec {
   const values = trials.filter((t) => finite(t.score)).map((t) => ({ trial: t.id, score: t.score, status: t.status }));
   const lowerIsBetter = /loss/.test(objective);
+  const domain = values.length > 0 ? fittedScoreDomain(values.map((v) => v.score as number), !lowerIsBetter) : [0, 1];
   return {
     title: `Tuner leaderboard (${objective})`,
     width: 420,
@@ -119,12 +141,12 @@ export function leaderboardSpec(trials: TrialPoint[], objective: string): ChartS
     data: { values },
     encoding: {
       y: { field: 'trial', type: 'nominal', title: 'Trial', sort: { field: 'score', order: lowerIsBetter ? 'ascending' : 'descending' } },
-      x: { field: 'score', type: 'quantitative', title: objective, ...(lowerIsBetter ? {} : { scale: { domain: [0, 1] } }) },
+      x: { field: 'score', type: 'quantitative', title: objective, scale: { domain, zero: false, nice: false } },
       tooltip: [{ field: 'trial' }, { field: 'score', format: '.4f' }],
     },
     // close scores look alike as bars: each carries its value
     layer: [
-      { mark: 'bar', encoding: { color: { field: 'status', type: 'nominal', title: 'Status', legend: { orient: 'bottom' } } } },
+      { mark: { type: 'bar', clip: true }, encoding: { color: { field: 'status', type: 'nominal', title: 'Status', legend: { orient: 'bottom' } } } },
       { mark: { type: 'text', align: 'left', dx: 3 }, encoding: { text: { field: 'score', type: 'quantitative', format: '.4f' } } },
     ],
   };
@@ -132,7 +154,7 @@ export function leaderboardSpec(trials: TrialPoint[], objective: string): ChartS
 
 /** The objective against one hyperparameter (one point per scored trial); log axis for log-sampled floats. */
 export function hyperparameterSpec(
-  trials: TrialPoint[], name: string, objective: string, options: { log?: boolean; domain?: [number, number] } = {},
+  trials: TrialPoint[], name: string, objective: string, options: { log?: boolean; domain?: [number, number]; integerStep?: number } = {},
 ): ChartSpec {
   const values = trials
     .filter((t) => finite(t.score) && t.values[name] !== undefined)
@@ -151,7 +173,9 @@ export function hyperparameterSpec(
           // the searched range, when known, so the points show where in it the trials fell
           ...(options.domain ? { domain: options.domain, nice: false } : {}),
           padding: 12, // points at the ends of the range stay whole
-        } }
+        },
+        // an int hyperparameter takes whole values: ticks on its grid, no 12.5 filters
+        ...(options.integerStep ? { axis: { format: 'd', tickMinStep: options.integerStep } } : {}) }
         : { field: 'value', type: 'nominal', title: name },
       y: { field: 'score', type: 'quantitative', title: objective, scale: { zero: false } },
       tooltip: [{ field: 'trial' }, { field: 'value' }, { field: 'score', format: '.4f' }],

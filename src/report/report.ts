@@ -125,7 +125,7 @@ function chartSpecs(run: RunFiles, tuning: TuningFiles, config: LoadedConfig | n
   if (tuning.trials.some((t) => t.score !== null)) {
     specs.push({ name: 'leaderboard', spec: leaderboardSpec(tuning.trials, objective) });
     for (const hp of tunedHyperparameters(tuning, config)) {
-      specs.push({ name: `hp-${hp.name}`, spec: hyperparameterSpec(tuning.trials, hp.name, objective, { log: hp.log, domain: hp.domain }) });
+      specs.push({ name: `hp-${hp.name}`, spec: hyperparameterSpec(tuning.trials, hp.name, objective, { log: hp.log, domain: hp.domain, integerStep: hp.integerStep }) });
     }
   } else missing.push('tuning trials');
   if (run.metrics) {
@@ -142,7 +142,7 @@ function chartSpecs(run: RunFiles, tuning: TuningFiles, config: LoadedConfig | n
 }
 
 /** Hyperparameters worth a scatter: searched (not fixed) in the config, or varying across trials. */
-function tunedHyperparameters(tuning: TuningFiles, config: LoadedConfig | null): { name: string; log: boolean; domain?: [number, number] }[] {
+function tunedHyperparameters(tuning: TuningFiles, config: LoadedConfig | null): { name: string; log: boolean; domain?: [number, number]; integerStep?: number }[] {
   const names = [...new Set(tuning.trials.flatMap((t) => Object.keys(t.values)))];
   return names
     .filter((name) => {
@@ -152,12 +152,14 @@ function tunedHyperparameters(tuning: TuningFiles, config: LoadedConfig | null):
     })
     .map((name) => {
       const spec = config?.tuner.space[name];
-      if (spec && (spec.type === 'int' || spec.type === 'float')) return { name, log: spec.sampling === 'log', domain: [spec.min, spec.max] as [number, number] };
-      if (spec) return { name, log: false };
-      // without the config: a positive numeric range spanning a decade or more reads better on a log axis
       const numbers = tuning.trials.map((t) => t.values[name]).filter((v): v is number => typeof v === 'number');
+      const allIntegers = numbers.length > 0 && numbers.every((v) => Number.isInteger(v));
+      if (spec && spec.type === 'int') return { name, log: spec.sampling === 'log', domain: [spec.min, spec.max] as [number, number], integerStep: spec.sampling === 'log' ? 1 : (spec.step ?? 1) };
+      if (spec && spec.type === 'float') return { name, log: spec.sampling === 'log', domain: [spec.min, spec.max] as [number, number] };
+      if (spec) return { name, log: false, ...(spec.type === 'choice' && allIntegers ? { integerStep: 1 } : {}) };
+      // without the config: a positive numeric range spanning a decade or more reads better on a log axis
       const min = Math.min(...numbers);
-      return { name, log: numbers.length > 1 && min > 0 && Math.max(...numbers) / min >= 10 };
+      return { name, log: numbers.length > 1 && min > 0 && Math.max(...numbers) / min >= 10, ...(allIntegers ? { integerStep: 1 } : {}) };
     });
 }
 
@@ -236,10 +238,16 @@ function samplesSection(run: RunFiles, thumbnails: Map<string, string>): ReportS
   }));
   const right = cards.filter((c) => c.correct);
   const wrong = cards.filter((c) => !c.correct);
+  const validation = metrics.confusion.flat().reduce((a, b) => a + b, 0);
+  const misclassified = validation - metrics.confusion.reduce((sum, row, i) => sum + (row[i] ?? 0), 0);
+  const perClass = Math.max(...metrics.classes.map((_, k) => cards.filter((c) => c.label === (metrics.classes[k] ?? String(k))).length));
+  const what = `${cards.length} of ${validation} validation images; ${misclassified} misclassified overall.`;
+  const how = `Shown: up to ${perClass} images of each true class, the first in cache order; the misclassified ones among them (${wrong.length}) first, then the correct ones (${right.length}).`;
   return {
     id: 'samples',
     title: 'Validation samples',
-    html: `<h3>Misclassified (${wrong.length})</h3>${sampleGrid(wrong)}<h3>Correct (${right.length})</h3>${sampleGrid(right)}`,
+    html: `<p class="samples-summary"><b>${escapeHtml(what)}</b> ${escapeHtml(how)}</p>`
+      + `<h3>Misclassified (${wrong.length} of the ${cards.length} shown)</h3>${sampleGrid(wrong)}<h3>Correct (${right.length} of the ${cards.length} shown)</h3>${sampleGrid(right)}`,
   };
 }
 
@@ -292,13 +300,12 @@ function configSection(config: LoadedConfig | null, run: RunFiles): ReportSectio
     ];
     parts.push(table(['setting', 'value'], rows));
     const { configPath: _p, configDir: _d, ...plain } = config;
-    parts.push(`<details><summary>Full config (defaults filled in)</summary><pre>${escapeHtml(JSON.stringify(plain, null, 2))}</pre></details>`);
+    parts.push(`<details><summary>Full config (defaults filled in)</summary>${table(['key', 'value'], flattenForTable(plain), 'full-config')}</details>`);
   } else {
     parts.push(note('The config was not given to the report.'));
   }
   if (run.metadata) {
-    const rows = Object.entries(run.metadata).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : v]);
-    parts.push(`<h3>Model metadata</h3>${table(['field', 'value'], rows, 'metadata')}`);
+    parts.push(`<h3>Model metadata</h3>${table(['field', 'value'], flattenForTable(run.metadata), 'metadata')}`);
   }
   // the versions that trained the model (from metadata.json) first, then those that drew the report
   const trainedWith = run.metadata?.versions && typeof run.metadata.versions === 'object'
@@ -316,6 +323,23 @@ function configSection(config: LoadedConfig | null, run: RunFiles): ReportSectio
   ];
   parts.push(`<h3>Versions</h3>${table(['component', 'version'], versions, 'versions')}`);
   return { id: 'config', title: 'Configuration, backend and versions', html: parts.join('') };
+}
+
+/**
+ * Nested JSON as table rows: one row per leaf, named by its dotted path (`split.trainImages`);
+ * a list of plain values is one row, its items joined; a list of objects gets an index (`classes.0.name`).
+ */
+export function flattenForTable(value: unknown, prefix = ''): [string, unknown][] {
+  if (Array.isArray(value)) {
+    if (value.every((v) => v === null || typeof v !== 'object')) return [[prefix, value.length ? value.map((v) => formatNumber(v)).join(', ') : '(none)']];
+    return value.flatMap((v, i) => flattenForTable(v, prefix ? `${prefix}.${i}` : String(i)));
+  }
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>);
+    if (entries.length === 0) return [[prefix, '(none)']];
+    return entries.flatMap(([k, v]) => flattenForTable(v, prefix ? `${prefix}.${k}` : k));
+  }
+  return [[prefix, value === null ? 'null' : value]];
 }
 
 function writeAtomic(file: string, content: string | Buffer): void {

@@ -66,11 +66,6 @@ export function makeFixtureRun(options: { withCache?: boolean } = {}): FixtureRu
     samples,
   };
   writeFileSync(path.join(runDir, 'metrics.json'), JSON.stringify(metrics));
-  writeFileSync(path.join(runDir, 'metadata.json'), JSON.stringify({
-    classes, image: { width: 8, height: 8, channels: 3 }, normalization: 'scale', backend: 'cpu',
-    versions: { galactic: '0.1.0', tfjs: '4.22.0' },
-  }));
-
   const hyperparameters = ['filters_1', 'dense_units', 'learning_rate'];
   const trialValues = [
     { filters_1: 8, dense_units: 32, learning_rate: 0.001, filters_3: 32 },
@@ -78,6 +73,11 @@ export function makeFixtureRun(options: { withCache?: boolean } = {}): FixtureRu
     { filters_1: 8, dense_units: 64, learning_rate: 0.0007, filters_3: 32 },
     { filters_1: 16, dense_units: 32, learning_rate: 0.004, filters_3: 32 },
   ];
+  writeFileSync(path.join(runDir, 'metadata.json'), JSON.stringify({
+    classes, image: { width: 8, height: 8, channels: 3 }, normalization: { kind: 'scale' }, backend: { name: 'cpu', reason: 'requested' },
+    versions: { galactic: '0.1.0', tfjs: '4.22.0' }, cacheKey: 'abc123', hyperparameters: trialValues[2],
+    split: { validation: 0.2, stratify: true, trainImages: 260, validationImages: 65 },
+  }));
   trialValues.forEach((values, i) => {
     const id = String(i).padStart(2, '0');
     const dir = path.join(tuningDir, `trial_${id}`);
