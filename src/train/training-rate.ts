@@ -31,16 +31,37 @@ export interface StepCostOptions {
   values: HyperparameterValues;
   inputShape: [number, number, number];
   numClasses: number;
-  /** Keep timing steps until this much time has passed (at least `minSteps`, at most `maxSteps`). */
+  /** Keep timing steps until this much time has passed (at least `minSteps`, at most `maxSteps`); the median step counts. */
   minSeconds?: number;
   minSteps?: number;
   maxSteps?: number;
 }
 
+/** Seconds of each timed run of `step`: at least `minSteps`, then on until `minSeconds` have passed. */
+async function timeSteps(step: () => Promise<unknown>, minSteps: number, maxSteps: number, minSeconds: number): Promise<number[]> {
+  const times: number[] = [];
+  let total = 0;
+  while (times.length < maxSteps && (times.length < minSteps || total < minSeconds)) {
+    const started = performance.now();
+    await step();
+    const seconds = (performance.now() - started) / 1000;
+    times.push(seconds);
+    total += seconds;
+  }
+  return times;
+}
+
+/** The median step: one step slowed by another process on a shared machine does not move it. */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 export async function measureStepCosts(options: StepCostOptions): Promise<StepCosts> {
   const { config, inputShape, numClasses } = options;
-  const minSeconds = options.minSeconds ?? 1;
-  const minSteps = options.minSteps ?? 2;
+  const minSeconds = options.minSeconds ?? 2;
+  const minSteps = options.minSteps ?? 3;
   const maxSteps = options.maxSteps ?? 30;
   const batchSize = config.train.batchSize;
   const rng = new Rng(config.seed, 'time-plan-batch');
@@ -55,15 +76,11 @@ export async function measureStepCosts(options: StepCostOptions): Promise<StepCo
   try {
     await withKernelCheck(() => model.trainOnBatch(xs, ys));
     const setupSeconds = (performance.now() - setupStarted) / 1000;
+    // the next steps still run slower (heap growth, optimizer slots, JIT): not what an epoch sees
+    await model.trainOnBatch(xs, ys);
+    await model.trainOnBatch(xs, ys);
 
-    let steps = 0;
-    let trainSeconds = 0;
-    while (steps < maxSteps && (steps < minSteps || trainSeconds < minSeconds)) {
-      const started = performance.now();
-      await model.trainOnBatch(xs, ys);
-      trainSeconds += (performance.now() - started) / 1000;
-      steps++;
-    }
+    const trainTimes = await timeSteps(() => model.trainOnBatch(xs, ys), minSteps, maxSteps, minSeconds);
 
     // validation is evaluate(): a forward pass plus the loss and metric, read back per batch
     const evaluate = async () => {
@@ -72,24 +89,17 @@ export async function measureStepCosts(options: StepCostOptions): Promise<StepCo
       tf.dispose(result);
     };
     await evaluate();
-    let evalSteps = 0;
-    let evalSeconds = 0;
-    while (evalSteps < maxSteps && (evalSteps < minSteps || evalSeconds < minSeconds / 2)) {
-      const started = performance.now();
-      await evaluate();
-      evalSeconds += (performance.now() - started) / 1000;
-      evalSteps++;
-    }
+    const evalTimes = await timeSteps(evaluate, minSteps, maxSteps, minSeconds / 2);
 
     const checkpointStarted = performance.now();
     await saveCheckpoint(dir, model);
     const checkpointSeconds = (performance.now() - checkpointStarted) / 1000;
     return {
-      trainSecondsPerImage: trainSeconds / (steps * batchSize),
-      evalSecondsPerImage: evalSeconds / (evalSteps * batchSize),
+      trainSecondsPerImage: median(trainTimes) / batchSize,
+      evalSecondsPerImage: median(evalTimes) / batchSize,
       setupSeconds,
       checkpointSeconds,
-      steps,
+      steps: trainTimes.length,
     };
   } finally {
     disposeModel(model);
