@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import {
 import { tuneOnCache } from '../src/tune/tune-on-cache.ts';
 import { disposeModel, trainClassifier } from '../src/train/trainer.ts';
 import { patternRecords, writeFixtureCache } from './support/fixture-cache.ts';
+import { runCli } from './support/run-cli.ts';
 
 /** The time plan: the work a search schedules, and its duration estimate against the real run. */
 
@@ -124,5 +125,37 @@ describe('the estimate against the real duration (wasm, 32x32, measured in this 
     const again = await planTime({ ...request, measure: () => assert.fail('measured again instead of reading the cache') });
     assert.equal(again.cached, true);
     assert.equal(again.train!.seconds, plan.train!.seconds);
+  });
+});
+
+describe('galactic plan', () => {
+  it('prints the time plan on stdout beside the memory plan, measures once per machine and backend, and puts it in --json', async () => {
+    const dir = mkdtempSync(path.join(root, 'plan-'));
+    const xdg = path.join(dir, 'xdg');
+    writeFileSync(path.join(dir, 'labels.csv'), `asset_id,gz2class\n${Array.from({ length: 500 }, (_, i) => `${i},Ei`).join('\n')}\n\n`);
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({
+      data: { csv: 'labels.csv', imageDir: 'img', limit: 400 }, image: { width: 16, height: 16 }, cache: { dir: 'cache' }, backend: 'wasm',
+      model: { filters: [4, 8], denseUnits: 8 }, train: { epochs: 7 },
+      tuner: { maxTrials: 6, epochs: 5, space: { dense_units: { type: 'int', min: 8, max: 16, step: 8 } } },
+    }));
+    const first = await runCli(['plan', '--config', file], { env: { XDG_CACHE_HOME: xdg } });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^memory plan for /);
+    assert.match(first.stdout, /\ntime plan for galactic run:\n {2}images per epoch {4}320 training \+ 80 validation \(up to 400 CSV rows; not prepared yet/);
+    assert.match(first.stdout, /\n {2}search {14}RandomSearch: 6 trials x up to 5 epochs = up to 30 epochs\n/);
+    assert.match(first.stdout, /\n {2}final training {6}up to 7 epochs, about [\d.]+ (s|min)/);
+    assert.match(first.stdout, /\n {2}total {15}about [\d.]+ (s|min), at most/);
+    assert.match(first.stdout, /rates {15}measured now, cached in .*training-rates\.json/);
+    assert.match(first.stderr, /time plan: timing a few training steps of the CNN with filters 4\/8, dense 8 at 16x16, batch 32 on wasm/);
+
+    const second = await runCli(['plan', '--config', file, '--json'], { env: { XDG_CACHE_HOME: xdg } });
+    assert.equal(second.code, 0, second.stderr);
+    assert.doesNotMatch(second.stderr, /timing a few training steps/);
+    const json = JSON.parse(second.stdout) as { timePlan: TimePlan };
+    assert.equal(json.timePlan.cached, true);
+    assert.equal(json.timePlan.backend, 'wasm');
+    assert.deepEqual([json.timePlan.search!.trials, json.timePlan.search!.epochs, json.timePlan.train!.epochs], [6, 30, 7]);
+    assert.ok(json.timePlan.seconds > 0);
   });
 });

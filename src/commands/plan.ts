@@ -15,10 +15,8 @@ export function planCommand(): Command {
       // beside the memory plan: how long `galactic run` would take (docs/tuning.md, "Time plan")
       const { timePlanForPlan } = await import('./time-estimate.ts');
       const time = await timePlanForPlan(config, ctx.output);
-      if (!ctx.output.json) {
-        const { formatTimePlan } = await import('../tune/time-plan.ts');
-        process.stderr.write(time.plan ? `time plan for galactic run:\n${formatTimePlan(time.plan)}\n` : `${time.problem}\n`);
-      }
+      const { formatTimePlan } = await import('../tune/time-plan.ts');
+      ctx.output.print(time.plan ? `time plan for galactic run:\n${formatTimePlan(time.plan)}` : time.problem!);
       if (ctx.output.json) ctx.output.result({ limitMB: config.memory.limitMB, ...plan, timePlan: time.plan });
     });
 }
