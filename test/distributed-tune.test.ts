@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runCli } from './support/run-cli.ts';
+import { spawn } from 'node:child_process';
+import { cliPath, repoRoot, runCli } from './support/run-cli.ts';
 import { startRedis, type RedisServer } from './support/redis-server.ts';
 import { startWorker, type WorkerProcess } from './support/worker-process.ts';
 
@@ -34,9 +35,9 @@ const base = {
   },
 };
 
-function configWithDir(dir: string): string {
+function configWithDir(dir: string, extra: Record<string, unknown> = {}): string {
   const file = path.join(root, `${dir}.config.json`);
-  writeFileSync(file, JSON.stringify({ ...base, tuner: { ...base.tuner, dir } }));
+  writeFileSync(file, JSON.stringify({ ...base, ...extra, tuner: { ...base.tuner, dir } }));
   return file;
 }
 
@@ -101,6 +102,25 @@ describe('galactic tune --queue with galactic worker', () => {
 
     // SIGTERM on an idle worker: a clean stop with the CLI's interrupt code
     assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [130, 130]);
+  });
+
+  it('a worker that cannot see the tuning folder the chief wrote gives the job back and stops, saying so', async () => {
+    // another seed: another search, so its own queue
+    const chiefConfig = configWithDir('tuning-shared', { seed: 7 });
+    const lone = worker(configWithDir('tuning-elsewhere', { seed: 7 }));
+    await lone.waitFor(/serving the random search/);
+    const chief = spawn(process.execPath, [cliPath, 'tune', '--config', chiefConfig, '--backend', 'wasm', '--queue', redis.url], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+    let chiefErr = '';
+    chief.stderr.on('data', (d: Buffer) => (chiefErr += d.toString()));
+    const chiefExit = new Promise<number | null>((resolve) => chief.on('exit', (code) => resolve(code)));
+    assert.equal((await lone.exited).code, 1, lone.stderr());
+    assert.match(lone.stderr(), /galactic: this worker cannot see the tuning folder the chief wrote: oracle\.json is missing in \S*tuning-elsewhere \(the chief on \S+ uses \S*tuning-shared\)\. tuner\.dir must be one folder every worker and the chief share/);
+    assert.doesNotMatch(lone.stderr(), /\n\s+at /, 'no stack trace');
+    const status = await runCli(['queue', 'status', '--queue', redis.url]);
+    assert.match(status.stdout, /: 1 waiting, 0 active, 0 delayed, 0 completed, 0 failed; 0 worker\(s\)/, 'the job is back on the queue');
+    chief.kill('SIGTERM');
+    assert.equal(await chiefExit, 130, chiefErr);
+    assert.match(chiefErr, /the chief stopped; trial\(s\) 0000 stay on the queue and keep running on the workers/);
   });
 
   it('refuses a Redis that does not answer, naming the URL, before any work', async () => {
