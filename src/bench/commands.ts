@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { positiveInt } from '../core/cli-options.ts';
 import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { formatSeconds } from '../core/console.ts';
@@ -15,10 +16,6 @@ import type { TrainStageRunner } from './suite.ts';
  * with --json), JSON lines appended to the results file, and the chart. The measuring is in
  * suite.ts (stages) and points.ts (scale, sweep).
  */
-
-export function positiveInt(name: string) {
-  return integerAtLeast(name, 1);
-}
 
 function integerAtLeast(name: string, min: number) {
   return (value: string): number => {
@@ -49,9 +46,9 @@ function addResultOptions(command: Command): Command {
 export function addStageOptions(command: Command): Command {
   return addResultOptions(command
     .option('--quick', 'small subset and few repeats: `bench all --quick` takes minutes', false)
-    .option('--images <n>', 'images per repeat (default: 2000, or data.limit; 256 with --quick)', positiveInt('--images'))
-    .option('--repeats <n>', 'repeats per stage; the median is reported with min and max (default 3; 2 with --quick)', positiveInt('--repeats'))
-    .option('--epochs <n>', 'feed epochs per repeat', positiveInt('--epochs')));
+    .option('--images <n>', 'images per repeat (default: 2000, or data.limit; 256 with --quick)', positiveInt)
+    .option('--repeats <n>', 'repeats per stage; the median is reported with min and max (default 3; 2 with --quick)', positiveInt)
+    .option('--epochs <n>', 'feed epochs per repeat', positiveInt));
 }
 
 function resultsFile(options: Record<string, unknown>): string | null {
@@ -102,11 +99,11 @@ function baseConfig(ctx: CommandContext): LoadedConfig | null {
 
 function addPointOptions(command: Command): Command {
   return addResultOptions(command
-    .option('--image-size <px>', 'side of the synthesized JPEGs (Galaxy Zoo 2: 424)', positiveInt('--image-size'), 424)
+    .option('--image-size <px>', 'side of the synthesized JPEGs (Galaxy Zoo 2: 424)', positiveInt, 424)
     .option('--seed <n>', 'synthesis seed', integerAtLeast('--seed', 0), 7)
     .option('--data-dir <dir>', 'where synthetic data sets are kept between runs', 'bench/.scale')
     .option('--chart <file.svg>', 'write the SVG chart here (default: beside the results file)')
-    .option('--passes <n>', 'measure every point n times (alternating grid order); median [min–max] images/s, largest peak', positiveInt('--passes'), 1));
+    .option('--passes <n>', 'measure every point n times (alternating grid order); median [min–max] images/s, largest peak', positiveInt, 1));
 }
 
 async function runPoints(
@@ -174,7 +171,7 @@ export function scaleCommand(): Command {
   return addPointOptions(new Command('scale')
     .description('prepare + one feed epoch of synthetic data sets of growing size under one fixed budget, each in a fresh process: peak RSS should stay flat')
     .addOption(new Option('--sizes <list>', 'data set sizes in images').argParser(intList('--sizes')).default([2000, 10000, 50000], '2000,10000,50000'))
-    .option('--limit-mb <mb>', 'memory.limitMB for every size', positiveInt('--limit-mb'), 1024))
+    .option('--limit-mb <mb>', 'memory.limitMB for every size', positiveInt, 1024))
     .action(async (_options: unknown, command: Command) => {
       const ctx = commandContext(command);
       const sizes = ctx.options.sizes as number[];
@@ -187,7 +184,7 @@ export function sweepCommand(): Command {
   return addPointOptions(new Command('sweep')
     .description('prepare + one feed epoch of one synthetic data set under each budget, each in a fresh process: the peak must stay under every limit')
     .addOption(new Option('--limits <list>', 'memory.limitMB values').argParser(intList('--limits')).default([512, 1024, 4096, 8192], '512,1024,4096,8192'))
-    .option('--size <n>', 'data set size in images', positiveInt('--size'), 2000))
+    .option('--size <n>', 'data set size in images', positiveInt, 2000))
     .action(async (_options: unknown, command: Command) => {
       const ctx = commandContext(command);
       const limits = ctx.options.limits as number[];

@@ -1,4 +1,5 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { backendOption, positiveInt } from '../core/cli-options.ts';
 import { commandContext } from './context.ts';
 import type { BackendName } from '../model/backend.ts';
 import type { Prediction } from '../predict/predict.ts';
@@ -15,22 +16,13 @@ function table(predictions: Prediction[], classes: string[]): string {
   return [header, ...rows].join('\n');
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
 
-function backendName(value: string): 'auto' | BackendName {
-  if (!['auto', 'node', 'wasm', 'cpu'].includes(value)) throw new InvalidArgumentError('must be one of auto, node, wasm, cpu');
-  return value as 'auto' | BackendName;
-}
 
 export function predictCommand(): Command {
   return new Command('predict')
     .description('classify images (files or folders) with a trained model folder (runs/<name>)')
     .requiredOption('--model <dir>', 'run folder written by galactic train')
-    .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu', backendName, 'auto')
+    .addOption(backendOption('tfjs backend', 'auto'))
     .option('--batch-size <n>', 'images per prediction batch', positiveInt, 32)
     .argument('<images...>', 'image files or folders of images')
     .action(async (images: string[], _opts, command: Command) => {

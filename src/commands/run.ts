@@ -1,10 +1,11 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import { backendOption } from '../core/cli-options.ts';
 import { commandContext } from './context.ts';
 
 export function runCommand(): Command {
   return new Command('run')
     .description('the main job: prepare, tune, train, evaluate and report, skipping every stage whose outputs are current')
-    .addOption(new Option('--backend <name>', 'tfjs backend (overrides the config)').choices(['auto', 'node', 'wasm', 'cpu']))
+    .addOption(backendOption('tfjs backend (overrides the config)'))
     .option('--overwrite', 'delete the trials in tuner.dir and start the search afresh (when it holds a different search)', false)
     .option('--queue <url>', 'run the tune stage as the chief of a distributed search over `galactic worker`s, e.g. redis://127.0.0.1:6379 (docs/distributed.md)')
     .action(async (_opts, command: Command) => {

@@ -1,17 +1,11 @@
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { backendOption, positiveInt } from '../core/cli-options.ts';
 import { UsageError } from '../core/errors.ts';
 import { commandContext } from './context.ts';
 import type { BackendName } from '../model/backend.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
-const BACKENDS = ['auto', 'node', 'wasm', 'cpu'];
 
 export function trainCommand(): Command {
   return new Command('train')
@@ -20,10 +14,7 @@ export function trainCommand(): Command {
     .option('--hp <file>', 'hyperparameter values: a JSON map, or a best_hp.json')
     .option('--from-tuner', "use the tuner's best values (<tuner.dir>/best_hp.json)", false)
     .option('--name <run>', 'run folder name under runs.dir (overrides runs.name)')
-    .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu (overrides backend)', (value: string) => {
-      if (!BACKENDS.includes(value)) throw new InvalidArgumentError(`must be one of ${BACKENDS.join(', ')}`);
-      return value;
-    })
+    .addOption(backendOption('tfjs backend (overrides backend)'))
     .action(async (_opts, command: Command) => {
       const ctx = commandContext(command);
       const { options, output } = ctx;

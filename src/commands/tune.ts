@@ -1,4 +1,5 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { backendOption, positiveInt } from '../core/cli-options.ts';
 import { UsageError } from '../core/errors.ts';
 import type { BackendName } from '../model/backend.ts';
 import { formatSeconds, type Output } from '../core/console.ts';
@@ -7,14 +8,8 @@ import type { SearchOverrides } from '../tune/search-setup.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
 import { commandContext } from './context.ts';
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
 
 const ALGORITHMS = ['random', 'hyperband', 'bayesian'];
-const BACKENDS = ['auto', 'node', 'wasm', 'cpu'];
 
 export function tuneCommand(): Command {
   return new Command('tune')
@@ -22,16 +17,13 @@ export function tuneCommand(): Command {
     .option('--algorithm <name>', 'search algorithm: random, hyperband or bayesian (overrides tuner.algorithm)')
     .option('--max-trials <n>', 'most trials (overrides tuner.maxTrials; caps Hyperband too)', positiveInt)
     .option('--overwrite', 'delete the trials in tuner.dir and start the search afresh', false)
-    .option('--backend <name>', 'tfjs backend: auto, node, wasm or cpu (overrides backend)')
+    .addOption(backendOption('tfjs backend (overrides backend)'))
     .option('--queue <url>', 'be the chief of a distributed search: hand trials to `galactic worker`s through Redis, e.g. redis://127.0.0.1:6379 (docs/distributed.md)')
     .action(async (_opts, command: Command) => {
       const ctx = commandContext(command);
       const { options, output } = ctx;
       if (options.algorithm !== undefined && !ALGORITHMS.includes(options.algorithm as string)) {
         throw new UsageError(`--algorithm must be one of ${ALGORITHMS.join(', ')} (got '${String(options.algorithm)}')`);
-      }
-      if (options.backend !== undefined && !BACKENDS.includes(options.backend as string)) {
-        throw new UsageError(`--backend must be one of ${BACKENDS.join(', ')} (got '${String(options.backend)}')`);
       }
       const distributed = options.queue === undefined ? null : await import('../distributed/chief.ts');
       const queue = distributed ? distributed.parseQueueUrl(options.queue as string) : null;

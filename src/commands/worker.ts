@@ -1,12 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { backendOption, positiveInt } from '../core/cli-options.ts';
 import type { BackendName } from '../model/backend.ts';
 import { commandContext } from './context.ts';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
 
 function positiveSeconds(value: string): number {
   const n = Number(value);
@@ -20,7 +15,7 @@ export function workerCommand(): Command {
     .requiredOption('--queue <url>', 'Redis the chief uses, e.g. redis://10.0.0.5:6379')
     .option('--concurrency <n>', 'trials run at once in this process', positiveInt, 1)
     .addOption(new Option('--algorithm <name>', 'the chief\'s --algorithm, when it overrides tuner.algorithm').choices(['random', 'hyperband', 'bayesian']))
-    .addOption(new Option('--backend <name>', 'tfjs backend (overrides backend)').choices(['auto', 'node', 'wasm', 'cpu']))
+    .addOption(backendOption('tfjs backend (overrides backend)'))
     .option('--lease-seconds <s>', 'a job is handed to another worker when this one has not renewed it for this long (it died)', positiveSeconds, 30)
     .action(async (_opts, command: Command) => {
       const ctx = commandContext(command);

@@ -1,3 +1,4 @@
+import type { Monitor } from '../train/early-stopping.ts';
 import type { EpochRecord } from './trial-runner.ts';
 
 /**
@@ -6,8 +7,6 @@ import type { EpochRecord } from './trial-runner.ts';
  * resume could not). Same rule as Keras' EarlyStopping with min_delta 0: stop once `patience`
  * epochs in a row brought no strict improvement of the monitored metric.
  */
-
-export type Monitor = 'val_loss' | 'val_accuracy' | 'loss' | 'accuracy';
 
 /** The notebook's `EarlyStopping(patience=5)` used Keras' default monitor, val_loss. */
 export const TRIAL_MONITOR: Monitor = 'val_loss';
