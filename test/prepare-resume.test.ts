@@ -39,7 +39,7 @@ function cacheFiles(cacheDir: string): Record<string, Buffer> {
 }
 
 function manifestWithoutTimes(cacheDir: string): unknown {
-  const { createdAt: _c, updatedAt: _u, ...rest } = JSON.parse(readFileSync(path.join(cacheDir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+  const { createdAt: _c, updatedAt: _u, checksum: _s, ...rest } = JSON.parse(readFileSync(path.join(cacheDir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
   return rest;
 }
 

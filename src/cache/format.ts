@@ -155,4 +155,6 @@ export interface Manifest {
   updatedAt: string;
   /** Producer state needed to resume after the last complete shard; opaque to readers. */
   resume?: Record<string, unknown>;
+  /** "sha256:<hex>" of the canonical JSON of every other field (manifestChecksum); set on write, checked on read. */
+  checksum?: string;
 }

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { z } from 'zod';
 import { readJsonFileAs } from '../core/json-file.ts';
 import path from 'node:path';
+import { canonicalJson } from '../core/canonical-json.ts';
 import { UserError } from '../core/errors.ts';
 import { MANIFEST_FORMAT, CACHE_FORMAT_VERSION, type Manifest } from './format.ts';
 import { replaceFileAtomic, type WriteFileFn } from '../core/atomic-file.ts';
@@ -50,10 +53,48 @@ const manifestSchema = z.looseObject({
 export function readManifestIfPresent(cacheDir: string): Manifest | null {
   const file = path.join(cacheDir, MANIFEST_FILE);
   const manifest = readJsonFileAs(file, manifestSchema, (detail) => new ManifestUnreadableError(file, detail)) as Manifest | null;
-  if (manifest && manifest.version !== CACHE_FORMAT_VERSION) {
+  if (!manifest) return null;
+  if (manifest.version !== CACHE_FORMAT_VERSION) {
     throw new ManifestUnreadableError(file, `format version ${manifest.version}, this galactic writes ${CACHE_FORMAT_VERSION}`);
   }
+  if (typeof manifest.checksum !== 'string') throw new ManifestUnreadableError(file, 'it carries no checksum, so its counts cannot be trusted');
+  if (manifest.checksum !== manifestChecksum(manifest)) {
+    throw new ManifestUnreadableError(file, 'its checksum does not match its content: it was edited or damaged after galactic wrote it');
+  }
   return manifest;
+}
+
+/**
+ * sha256 over the canonical JSON of everything but the checksum itself: an edited count, shard
+ * entry or class list no longer matches. (Numbers survive the JSON round trip exactly.)
+ */
+export function manifestChecksum(manifest: Manifest): string {
+  const { checksum: _checksum, ...content } = manifest;
+  return `sha256:${createHash('sha256').update(canonicalJson(content)).digest('hex')}`;
+}
+
+/** The manifest with its checksum set, as written to disk (tests that write caches by hand use it too). */
+export function sealManifest(manifest: Manifest): Manifest {
+  return { ...manifest, checksum: manifestChecksum(manifest) };
+}
+
+/**
+ * The cheap checks of a cache hit: every shard file the manifest lists is there with the size it
+ * records (the manifest's own checksum was checked when it was read). Returns what is wrong, or
+ * null. A same-size change inside a shard is caught by its CRC when it is read, or by
+ * `galactic inspect --verify`, which reads every shard.
+ */
+export function shardFilesProblem(cacheDir: string, manifest: Manifest): string | null {
+  for (const entry of manifest.shards) {
+    let size: number;
+    try {
+      size = statSync(path.join(cacheDir, entry.file)).size;
+    } catch {
+      return `${entry.file} is missing`;
+    }
+    if (size !== entry.bytes) return `${entry.file} has ${size} bytes, the manifest says ${entry.bytes}`;
+  }
+  return null;
 }
 
 /** A complete cache's manifest; throws a UserError when absent or incomplete. */
@@ -66,5 +107,5 @@ export function readManifest(cacheDir: string): Manifest {
 
 /** Replaces manifest.json atomically (stable key order: it is compared across runs). */
 export async function writeManifest(cacheDir: string, manifest: Manifest, write?: WriteFileFn): Promise<void> {
-  await replaceFileAtomic(path.join(cacheDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`, { write, then: PREPARE_AGAIN });
+  await replaceFileAtomic(path.join(cacheDir, MANIFEST_FILE), `${JSON.stringify(sealManifest(manifest), null, 2)}\n`, { write, then: PREPARE_AGAIN });
 }

@@ -24,6 +24,22 @@ export class CsvColumnsError extends UserError {
   }
 }
 
+export class CsvNotTextError extends UserError {
+  constructor(file: string) {
+    super(`CSV file ${file} is not a text CSV: its first line holds binary data (an image, an archive or a compressed file?). Point data.csv (or data.mappingCsv) at the labels CSV, extracted if it came zipped.`);
+  }
+}
+
+/** Control characters (but tab, CR, LF) or U+FFFD (bytes that are not UTF-8): no CSV header has them. */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
+const BINARY = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffd]/;
+
+/** A line with no fields, or one empty field: a blank line, which is no data row. */
+function isBlank(cells: Record<string, string>): boolean {
+  const values = Object.values(cells);
+  return values.length === 0 || (values.length === 1 && values[0].trim() === '');
+}
+
 export class CsvReadError extends UserError {
   constructor(file: string, detail: string) {
     super(`CSV file ${file} could not be read: ${detail}.`);
@@ -123,6 +139,8 @@ export async function openCsv(file: string, required: { column: string; knob: st
 
   const iterator = parser[Symbol.asyncIterator]() as AsyncIterator<Record<string, string>>;
   let rowNumber = 0;
+  /** Records parsed, blank lines included: LineGuard numbers the lines it cut this way. */
+  let lineNumber = 0;
   let pending: IteratorResult<Record<string, string>> | null = null;
   const next = async (): Promise<IteratorResult<Record<string, string>>> => {
     try {
@@ -135,6 +153,12 @@ export async function openCsv(file: string, required: { column: string; knob: st
   // the header arrives with (or before) the first row: read one row ahead to validate it
   pending = await next();
   const found = ((headers ?? []) as (string | null)[]).filter((h): h is string => typeof h === 'string');
+  if (found.some((h) => BINARY.test(h))) {
+    // never echo the bytes: the column list would print them
+    stream.destroy();
+    parser.destroy();
+    throw new CsvNotTextError(file);
+  }
   const missing = required.filter((r) => !found.includes(r.column));
   if (missing.length > 0) {
     stream.destroy();
@@ -149,16 +173,21 @@ export async function openCsv(file: string, required: { column: string; knob: st
       return this;
     },
     async next(): Promise<IteratorResult<CsvRow>> {
-      const result = pending ?? (await next());
-      pending = null;
-      if (result.done) {
-        close();
-        return { done: true, value: undefined };
+      for (;;) {
+        const result = pending ?? (await next());
+        pending = null;
+        if (result.done) {
+          close();
+          return { done: true, value: undefined };
+        }
+        lineNumber++;
+        const cells = result.value;
+        // blank lines (a trailing newline or two, a gap) are no rows: not numbered, not rejected
+        if (isBlank(cells) && !guard.cutLines.has(lineNumber)) continue;
+        rowNumber++;
+        // csv-parser names surplus fields _N; a short row simply lacks the trailing keys
+        return { done: false, value: { row: rowNumber, cells, fields: Object.keys(cells).length, overlong: guard.cutLines.has(lineNumber) } };
       }
-      rowNumber++;
-      const cells = result.value;
-      // csv-parser names surplus fields _N; a short row simply lacks the trailing keys
-      return { done: false, value: { row: rowNumber, cells, fields: Object.keys(cells).length, overlong: guard.cutLines.has(rowNumber) } };
     },
     async return(): Promise<IteratorResult<CsvRow>> {
       close();

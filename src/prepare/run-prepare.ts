@@ -1,4 +1,4 @@
-import { readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import v8 from 'node:v8';
@@ -11,7 +11,7 @@ import { checkFileNamePattern } from '../ingest/ids.ts';
 import { LabelRules } from '../ingest/labels.ts';
 import { loadGz2Mapping } from '../ingest/gz2-mapping.ts';
 import { cacheKey, cacheKeyInputs } from '../cache/key.ts';
-import { MANIFEST_FILE, REJECTS_FILE, readManifestIfPresent } from '../cache/manifest.ts';
+import { MANIFEST_FILE, REJECTS_FILE, ManifestUnreadableError, readManifestIfPresent, shardFilesProblem } from '../cache/manifest.ts';
 import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest } from '../cache/format.ts';
 import { RejectsLog } from '../cache/rejects-log.ts';
 import { ShardWriter } from '../cache/shard-writer.ts';
@@ -66,20 +66,15 @@ export class CacheDirNotWritableError extends UserError {
 }
 
 
+export class NoImagesFoundError extends UserError {
+  constructor(imageDir: string, fileName: string, firstExpected: string, rows: number, missing: number, rejectsFile: string) {
+    super(`none of the images was found: ${missing} of the ${rows} rows checked name an image that is not in data.imageDir (${imageDir}) under data.fileName "${fileName}"; the first expected was ${firstExpected}. Point data.imageDir at the folder holding the images and make data.fileName match their names (the rejected rows are listed in ${rejectsFile}). Nothing was cached.`);
+  }
+}
+
 function ensureWritable(dir: string, reportAs: string): void {
   const problem = probeWritableDir(dir);
   if (problem) throw new CacheDirNotWritableError(reportAs, problem);
-}
-
-/** A complete manifest whose shard files are all there with the recorded sizes. */
-function intact(cacheDir: string, manifest: Manifest): boolean {
-  return manifest.shards.every((entry) => {
-    try {
-      return statSync(path.join(cacheDir, entry.file)).size === entry.bytes;
-    } catch {
-      return false;
-    }
-  });
 }
 
 const STALE_SUFFIX = '.stale';
@@ -150,10 +145,21 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
 
   // one prepare per cache folder: a second one waits for the first, then answers from its cache
   held.lock = await lockCacheDir(cacheDir, output);
-  let existing = readManifestIfPresent(cacheDir);
-  if (existing?.complete && !options.force && intact(cacheDir, existing)) {
-    output.info(`cache hit: ${cacheDir} (${existing.totals.images} images in ${existing.shards.length} shards)`);
-    return summary(true, existing, 0);
+  let existing: Manifest | null;
+  try {
+    existing = readManifestIfPresent(cacheDir);
+  } catch (error) {
+    // an edited or damaged manifest is refused (ManifestUnreadableError says to --force); --force rebuilds
+    if (!(options.force && error instanceof ManifestUnreadableError)) throw error;
+    existing = null;
+  }
+  if (existing?.complete && !options.force) {
+    const problem = shardFilesProblem(cacheDir, existing);
+    if (!problem) {
+      output.info(`cache hit: ${cacheDir} (${existing.totals.images} images in ${existing.shards.length} shards)`);
+      return summary(true, existing, 0);
+    }
+    output.warn(`the cache at ${cacheDir} does not match its manifest (${problem}): it was damaged or edited; rebuilding it`);
   }
 
   const mapping = data.layout === 'gz2' && data.mappingCsv
@@ -180,7 +186,7 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   const resume = existing?.resume as ResumeState | undefined;
   const shardImages = existing ? existing.shardImages : plan.shardImages;
   const removals = [removeStrayFiles(cacheDir, existing)];
-  if (existing && !intact(cacheDir, existing)) {
+  if (existing && shardFilesProblem(cacheDir, existing)) {
     output.warn(`the interrupted cache at ${cacheDir} lost a shard; starting it over`);
     existing = null;
     removals.push(removeStrayFiles(cacheDir, null));
@@ -231,7 +237,18 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     onCommit: options.onCommit,
   });
 
-  const screen = new RowScreen({ data, labels, hasImage: (name) => index.has(name), headerCount: csv.headerCount, mapping });
+  // what the existence check saw, for the "none of the images is there" refusal
+  const existence = { found: 0, missing: 0, firstMissing: null as string | null };
+  const hasImage = (name: string): boolean => {
+    if (index.has(name)) {
+      existence.found++;
+      return true;
+    }
+    existence.missing++;
+    existence.firstMissing ??= name;
+    return false;
+  };
+  const screen = new RowScreen({ data, labels, hasImage, headerCount: csv.headerCount, mapping });
   const probe = newProbe();
   output.setMemoryLimit(config.memory.limitMB);
   const progress = output.progress('prepare', null, 'rows');
@@ -263,6 +280,10 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
       probe,
       limit: { records: limit, alreadyAccepted: existing?.totals.images ?? 0 },
     });
+    // a wrong data.imageDir or data.fileName must not look like success (nor be cached as complete)
+    if (existence.found === 0 && existence.missing > 0) {
+      throw new NoImagesFoundError(data.imageDir, data.fileName, path.join(data.imageDir, existence.firstMissing!), probe.pulled, existence.missing, rejects.file);
+    }
     manifest = await builder.finish();
   } finally {
     clearInterval(ticker);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, encodeShard, type Manifest } from '../../src/cache/format.ts';
 import { crc32 } from '../../src/cache/crc32.ts';
 import { Rng } from '../../src/core/rng.ts';
+import { sealManifest } from '../../src/cache/manifest.ts';
 
 /**
  * Writes a tensor cache (shards + manifest.json) directly, so feed and trainer tests do not
@@ -84,7 +85,7 @@ export function writeFixtureCache(dir: string, records: FixtureRecord[], options
     createdAt: now,
     updatedAt: now,
   };
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(sealManifest(manifest), null, 2));
   return manifest;
 }
 

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from '../../src/cache/crc32.ts';
 import { CACHE_FORMAT_VERSION, encodeShard, MANIFEST_FORMAT } from '../../src/cache/format.ts';
+import { sealManifest } from '../../src/cache/manifest.ts';
 import type { Timeline } from '../../src/memory/timeline.ts';
 
 /**
@@ -118,14 +119,14 @@ export function makeFixtureRun(options: { withCache?: boolean } = {}): FixtureRu
     ids.forEach((_, i) => data.fill(40 * i + 20, i * h * w * c, (i + 1) * h * w * c));
     const shard = encodeShard({ dtype: 'uint8', shape: [ids.length, h, w, c], ids, labels: Int32Array.from(ids.map((_, i) => i % 3)), data });
     writeFileSync(path.join(cacheDir, 'shard-00000.msgpack'), shard);
-    writeFileSync(path.join(cacheDir, 'manifest.json'), JSON.stringify({
+    writeFileSync(path.join(cacheDir, 'manifest.json'), JSON.stringify(sealManifest({
       format: MANIFEST_FORMAT, version: CACHE_FORMAT_VERSION, cacheKey: 'abc123', inputs: {}, classes,
       image: { width: w, height: h, channels: c, fit: 'fill' }, dtype: 'uint8', shardImages: 64,
       shards: [{ file: 'shard-00000.msgpack', count: ids.length, bytes: shard.byteLength, crc32: crc32(shard) }],
       classCounts: [2, 2, 2], channelStats: { mean: [0, 0, 0], std: [1, 1, 1] },
       totals: { rows: ids.length, images: ids.length, rejected: 0, bytes: shard.byteLength }, rejects: {},
       complete: true, toolVersion: '0.1.0', createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z',
-    }));
+    })));
   }
   return { root, runDir, tuningDir, cacheDir, classes, sampleIds: samples.map((s) => s.id), wrongIds: ['1004', '1005'], hyperparameters, epochs, trials: 4 };
 }
