@@ -7,8 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import { validateConfig, type LoadedConfig } from '../src/config/load.ts';
 import { Rng } from '../src/core/rng.ts';
 import { loadManifest, loadShard } from '../src/data/cache-access.ts';
-import { NeedMoreBytes, parseShardLabels, readShardLabels } from '../src/data/shard-labels.ts';
-import { readFileSync } from 'node:fs';
+import { CorruptShardError } from '../src/cache/format.ts';
+import { NeedMoreBytes, parseShardLabels, readShardLabels } from '../src/cache/shard-header.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Feed, type HostBatch } from '../src/data/feed.ts';
 import { ImageWriter } from '../src/data/image-writer.ts';
 import { pixelMap } from '../src/data/orientation.ts';
@@ -212,6 +213,14 @@ test('the split reads ids and labels from shard headers, equal to a full read', 
   const header = await readShardLabels(longDir, longManifest.shards[0]);
   assert.deepEqual(header.ids, long.map((r) => r.id));
   assert.deepEqual(Array.from(header.labels), long.map((r) => r.label));
+  // a damaged header is reported as a corrupt shard naming the file, never read around silently
+  const damagedDir = path.join(dir, 'damaged');
+  const damaged = writeFixtureCache(damagedDir, long.slice(0, 4), { classes: ['a', 'b'], height: SIZE, width: SIZE, channels: CHANNELS, shardImages: 4 });
+  const damagedFile = path.join(damagedDir, damaged.shards[0].file);
+  const bytes = readFileSync(damagedFile);
+  bytes.write('galactic-shaRd', bytes.indexOf('galactic-shard'));
+  writeFileSync(damagedFile, bytes);
+  await assert.rejects(readShardLabels(damagedDir, damaged.shards[0]), (error: Error) => error instanceof CorruptShardError && error.message.includes(damagedFile) && /not a galactic shard/.test(error.message));
 });
 
 test('a float32 cache (0..255 values) feeds exactly the same batches as the uint8 cache', async () => {

@@ -1,7 +1,7 @@
 import { UserError } from '../core/errors.ts';
 import { hashToUnit } from '../core/rng.ts';
 import type { Manifest } from '../cache/format.ts';
-import { readShardLabels } from './shard-labels.ts';
+import { readShardLabels } from '../cache/shard-header.ts';
 
 /**
  * Train/validation split decided per record from its id and the seed, never from pixels.
