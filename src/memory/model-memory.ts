@@ -1,5 +1,5 @@
 import type { LoadedConfig } from '../config/load.ts';
-import { describeArchitecture, type HyperparameterValues } from '../model/architecture-spec.ts';
+import { describeArchitecture, type HyperparameterValues } from '../architecture/cnn-spec.ts';
 import type { MemoryComponent } from './plan.ts';
 
 /**

@@ -1,5 +1,5 @@
 import type { LoadedConfig } from '../config/load.ts';
-import type { HyperparameterValues } from '../model/architecture-spec.ts';
+import type { HyperparameterValues } from '../architecture/cnn-spec.ts';
 import { estimateModelMemory } from './model-memory.ts';
 import { recordBytes, type MemoryComponent, type MemoryPlan } from './plan.ts';
 

@@ -5,9 +5,9 @@ import {
   InvalidHyperparameterError,
   type ArchitectureOptions,
   type HyperparameterValues,
-} from './architecture-spec.ts';
+} from '../architecture/cnn-spec.ts';
 
-export * from './architecture-spec.ts';
+export * from '../architecture/cnn-spec.ts';
 
 /**
  * The notebook's CNN, built from hyperparameter values (keras-tuner names):
