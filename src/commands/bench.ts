@@ -2,7 +2,7 @@ import os from 'node:os';
 import { Command } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { backendOption, positiveInt } from '../core/cli-options.ts';
-import { addStageOptions, runStagesAction, scaleCommand, sweepCommand } from '../bench/commands.ts';
+import { addStageOptions, runStagesAction, scaleCommand, sweepCommand } from './bench-subcommands.ts';
 import { describeMachine, machineInfo } from '../bench/machine.ts';
 import type { BackendName } from '../model/backend.ts';
 import { describeThreads, MAX_WASM_THREADS } from '../core/thread-count.ts';

@@ -6,7 +6,7 @@ import type { Output } from '../core/console.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import { Rng } from '../core/rng.ts';
 import { resolveWasmThreads } from '../core/thread-count.ts';
-import { describeArchitecture, type HyperparameterValues } from '../model/architecture-spec.ts';
+import { describeArchitecture, type HyperparameterValues } from '../architecture/cnn-spec.ts';
 import {
   cachedAutoBackend, cachedStepCosts, rateCacheFile, stepCostKey, storeAutoBackend, storeStepCosts, type CachedStepCosts,
 } from '../train/rate-cache.ts';

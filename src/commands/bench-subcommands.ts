@@ -5,11 +5,11 @@ import { Command, Option } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { formatSeconds } from '../core/console.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import { commandContext, type CommandContext } from '../commands/context.ts';
-import { describeMachine, machineInfo } from './machine.ts';
-import type { PointResult } from './points.ts';
-import { appendResults, defaultResultsFile, type StageResult } from './results.ts';
-import type { TrainStageRunner } from './suite.ts';
+import { commandContext, type CommandContext } from './context.ts';
+import { describeMachine, machineInfo } from '../bench/machine.ts';
+import type { PointResult } from '../bench/points.ts';
+import { appendResults, defaultResultsFile, type StageResult } from '../bench/results.ts';
+import type { TrainStageRunner } from '../bench/suite.ts';
 
 /**
  * The CLI side of `galactic bench`: option parsing, the table on stdout (or the one JSON object
@@ -62,7 +62,7 @@ export async function runStagesAction(stageNames: string[], command: Command, tr
   const { options, output } = ctx;
   // the measuring modules (tfjs, sharp, the synth renderer) load only when a bench runs
   const [{ ensureDemoData }, { runSuite, selectStages, suiteSettings }, { stageTable }] = await Promise.all([
-    import('../images/synth/demo.ts'), import('./suite.ts'), import('./table.ts'),
+    import('../images/synth/demo.ts'), import('../bench/suite.ts'), import('../bench/table.ts'),
   ]);
   const stages = selectStages(stageNames);
   const config = ctx.config();
@@ -113,7 +113,7 @@ async function runPoints(
 ): Promise<void> {
   const { options, output } = ctx;
   const [{ renderBenchChart }, { ensureSynthDataset }, { chartPoints, combinePasses, measurePoint, peakSpread, pointTable, throughputSpread }] = await Promise.all([
-    import('./chart.ts'), import('./datasets.ts'), import('./points.ts'),
+    import('../bench/chart.ts'), import('../bench/datasets.ts'), import('../bench/points.ts'),
   ]);
   const base = baseConfig(ctx);
   const dataDir = path.resolve(options.dataDir as string);
