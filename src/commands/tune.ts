@@ -59,6 +59,7 @@ export function tuneCommand(): Command {
           overrides,
           overwrite: Boolean(options.overwrite),
           signal: ctx.interrupt,
+          trainerOutput: output, // a batch bar inside each trial (on a terminal)
           wrapRunner: (inner) => new EpochLinesRunner(inner, output),
           ...(distributed && queue ? { tunerLoop: distributed.queueTunerLoop({ queue }) } : {}),
         });

@@ -114,6 +114,8 @@ export class Output {
         barCompleteChar: '#',
         barIncompleteChar: '-',
         hideCursor: true,
+        // lines logged above the bars land on rows a bar drew before: every bar redraws after them
+        forceRedraw: true,
         clearOnComplete: true,
         stopOnComplete: false,
         etaBuffer: 50,
@@ -148,7 +150,8 @@ export class Output {
 
   /** Writes above live bars on a TTY (so they are not torn), directly otherwise. */
   private write(text: string): void {
-    if (this.multibar) this.multibar.log(text);
+    // each line erases the bar row it is written over, so no tail of a longer bar stays behind
+    if (this.multibar) this.multibar.log(text.replace(/^|\n(?=.)/g, (m) => `${m}\x1b[2K`));
     else this.stream.write(text);
   }
 }
@@ -183,17 +186,19 @@ export class Progress {
     if (output.tty) {
       const name = output.paint('cyan', `${this.indent}${label}`);
       // a bar without a known total shows a counter instead of a meaningless percentage
-      const timing = options.rate === false ? '' : total === null ? ' | {rate}' : ' | {rate} | ETA {eta_formatted}';
+      // our own ETA: cli-progress's {eta_formatted} reads "0s" before the first step is done
+      const timing = options.rate === false ? '' : total === null ? ' | {rate}' : ' | {rate} | ETA {remaining}';
       const format = total === null
         ? `${name} {value} ${unit}${timing} | RSS {rss} {extra}`
         : `${name} {bar} {percentage}% | {value}/{total} ${unit}${timing} | RSS {rss} {extra}`;
-      this.bar = output.createBar(total ?? 0, format, { rate: this.rate(), rss: output.memoryField(), extra: '' });
+      this.bar = output.createBar(total ?? 0, format, { rate: this.rate(), remaining: '–', rss: output.memoryField(), extra: '' });
     }
   }
 
   setTotal(total: number): void {
     this.total = total;
     this.bar?.setTotal(total);
+    this.bar?.update({ remaining: this.eta() ?? '–' });
   }
 
   /** Moves to `value`; `fields` are shown after the counter (e.g. loss, accuracy). */
@@ -202,7 +207,7 @@ export class Progress {
     this.fields = { ...this.fields, ...fields };
     if (this.output.quiet || this.stopped) return;
     if (this.bar) {
-      this.bar.update(value, { rate: this.rate(), rss: this.output.memoryField(), extra: this.extra() });
+      this.bar.update(value, { rate: this.rate(), remaining: this.eta() ?? '–', rss: this.output.memoryField(), extra: this.extra() });
       return;
     }
     const now = Date.now();

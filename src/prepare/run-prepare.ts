@@ -6,6 +6,7 @@ import { UserError } from '../core/errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { formatSeconds, type Output } from '../core/console.ts';
 import { openCsv, type CsvSource } from '../ingest/csv-source.ts';
+import { estimateCsvRows } from '../ingest/count-rows.ts';
 import { ImageIndex } from '../ingest/image-index.ts';
 import { checkFileNamePattern } from '../ingest/ids.ts';
 import { LabelRules } from '../ingest/labels.ts';
@@ -251,7 +252,8 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   const screen = new RowScreen({ data, labels, hasImage, headerCount: csv.headerCount, mapping });
   const probe = newProbe();
   output.setMemoryLimit(config.memory.limitMB);
-  const progress = output.progress('prepare', null, 'rows');
+  // a total (and so an ETA) from a quick count of the CSV's lines
+  const progress = output.progress('prepare', estimateCsvRows(data.csv), 'rows');
   const decodeStarted = performance.now();
   const ticker = setInterval(() => {
     sampler.sample();

@@ -55,6 +55,7 @@ export async function tuneStage(config: LoadedConfig, options: TuneStageOptions)
     signal: options.signal,
     tunerLoop: options.tunerLoop,
     trainerOutput: output,
+    batchBarDepth: 3, // under run's overall bar, the trials bar and the trial's epochs bar
     wrapRunner: (inner) => (runner = new ProgressTrialRunner(inner, output, config.tuner.maxTrials)),
   });
   const progress = runner as ProgressTrialRunner | null;

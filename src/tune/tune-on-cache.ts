@@ -29,6 +29,8 @@ export interface TuneOnCacheOptions {
   wrapRunner?: (runner: TrialRunner) => TrialRunner;
   /** Given to the trainer for per-batch progress; omitted, trials train silently. */
   trainerOutput?: Output;
+  /** Indentation of that batch bar (under the caller's trial and epoch bars). */
+  batchBarDepth?: number;
   /** The loop that runs the search; default `runTuner` (trials one at a time, here). A queue-backed chief replaces it. */
   tunerLoop?: (options: TunerOptions) => Promise<TuneSummary>;
 }
@@ -65,7 +67,7 @@ export async function tuneOnCache(options: TuneOnCacheOptions): Promise<TuneOnCa
   const overrides = options.overrides ?? {};
   const { trainRecords, ...checks } = trialMemoryChecks(config, cacheDir, backend);
   const search = describeSearch(config, options.cacheKey, overrides);
-  const base = new TrainerTrialRunner({ config, cacheDir, output: options.trainerOutput });
+  const base = new TrainerTrialRunner({ config, cacheDir, output: options.trainerOutput, batchBarDepth: options.batchBarDepth });
   const summary = await (options.tunerLoop ?? runTuner)({
     dir: config.tuner.dir,
     search,
