@@ -38,7 +38,8 @@ export function commandContext(command: Command): CommandContext {
     interrupt: interruptSignal,
     config: () => {
       if (!configModule) throw new Error('commandContext().config() before loadConfigModule()');
-      return (cached ??= configModule.loadConfig(options.config));
+      const isDefault = command.getOptionValueSourceWithGlobals('config') === 'default';
+      return (cached ??= configModule.loadConfig(options.config, { isDefault }));
     },
   };
 }

@@ -5,10 +5,21 @@ import { UserError } from '../core/errors.ts';
 import { configSchema, type PipelineConfig } from './schema.ts';
 
 export class ConfigNotFoundError extends UserError {
-  constructor(file: string) {
-    super(`config file ${file} does not exist. Pass an existing file with --config FILE (the default is pipeline.config.json in the current folder).`);
+  constructor(file: string, problem: 'missing' | 'missing-default' | 'folder' | 'not-a-file') {
+    const absolute = path.resolve(file);
+    const inside = path.join(file, DEFAULT_CONFIG);
+    super(problem === 'missing-default'
+      ? `no config file ${DEFAULT_CONFIG} in ${path.dirname(absolute)} (the folder galactic was started in). Run galactic from the folder that holds it, or pass one with --config FILE.`
+      : problem === 'folder'
+        ? `--config ${file} is a folder, not a config file. Pass the file itself${existsSync(inside) ? `, e.g. --config ${inside}` : ' (e.g. --config FOLDER/pipeline.config.json)'}.`
+        : problem === 'not-a-file'
+          ? `--config ${file} is not a regular file (a FIFO, socket or device?); it was not opened. Pass the config file itself.`
+          : `config file ${file} does not exist (looked for ${absolute}). Pass an existing file with --config FILE.`);
   }
 }
+
+/** What --config means when it is not given: this name in the folder galactic was started in. */
+export const DEFAULT_CONFIG = 'pipeline.config.json';
 
 export class ConfigSyntaxError extends UserError {
   constructor(file: string, line: number, column: number, detail: string) {
@@ -108,9 +119,13 @@ function resolvePaths(cfg: PipelineConfig, configPath: string, baseDir: string):
 }
 
 /** Reads, parses and validates a config file. Paths inside resolve relative to the file. */
-export function loadConfig(file: string): LoadedConfig {
+export function loadConfig(file: string, options: { isDefault?: boolean } = {}): LoadedConfig {
   const configPath = path.resolve(file);
-  if (!existsSync(configPath) || !statSync(configPath).isFile()) throw new ConfigNotFoundError(file);
+  // stat, never open first: a FIFO given as --config would block the read forever
+  const stats = statSync(configPath, { throwIfNoEntry: false });
+  if (!stats) throw new ConfigNotFoundError(file, options.isDefault ? 'missing-default' : 'missing');
+  if (stats.isDirectory()) throw new ConfigNotFoundError(file, 'folder');
+  if (!stats.isFile()) throw new ConfigNotFoundError(file, 'not-a-file');
   const text = readFileSync(configPath, 'utf8');
   let raw: unknown;
   try {
