@@ -150,13 +150,3 @@ function resetHighWater(pid: number): boolean {
 
 const round = (x: number) => Math.round(x * 10) / 10;
 
-/** Measures `run` with a fresh sampler around it. */
-export async function withPeakRss<T>(run: () => Promise<T>, intervalMs?: number): Promise<{ value: T; rss: RssPeak }> {
-  const sampler = new TreeRssSampler({ intervalMs }).start();
-  try {
-    const value = await run();
-    return { value, rss: sampler.stop() };
-  } finally {
-    sampler.stop();
-  }
-}

@@ -20,8 +20,6 @@ export class SplitTooSmallError extends UserError {
   }
 }
 
-export type SplitSide = 'train' | 'validation';
-
 /** ids and labels of every cached record, per shard (read from the shard headers, pixels untouched). */
 export interface RecordIndex {
   /** ids[s][i]: id of record i of shard s. */

@@ -86,10 +86,6 @@ function readCheckpointJson(dir: string, required: boolean): CheckpointJson | nu
   }
 }
 
-export function hasCheckpoint(dir: string): boolean {
-  return readCheckpointJson(dir, false) !== null;
-}
-
 /** Sets the model's weights and optimizer state from a checkpoint written for the same architecture. */
 export async function loadCheckpoint(dir: string, model: tf.LayersModel): Promise<void> {
   const json = readCheckpointJson(dir, true)!;

@@ -60,11 +60,6 @@ function installWorkerShim(): void {
   shimInstalled = true;
 }
 
-export interface WasmThreading {
-  /** Threads XNNPACK was asked for; 1 selects the single-threaded SIMD build. */
-  requested: number;
-}
-
 /**
  * Prepares the next wasm initialisation to use `threads` threads (call after the package is
  * imported, before `tf.setBackend('wasm')`), and returns a function that ends the window of

@@ -44,10 +44,6 @@ export const voteFractionColumns = [
 const balancedBlock: Record<MorphologyKind, number> = { elliptical: 10, spiral: 10, artifact: 10 };
 const gz2Block: Record<MorphologyKind, number> = { elliptical: 45, spiral: 53, artifact: 2 };
 
-export function classMix(imbalance: boolean): Record<MorphologyKind, number> {
-  return { ...(imbalance ? gz2Block : balancedBlock) };
-}
-
 export function recordKind(seed: number, index: number, imbalance: boolean): MorphologyKind {
   const mix = imbalance ? gz2Block : balancedBlock;
   const blockSize = morphologyKinds.reduce((sum, kind) => sum + mix[kind], 0);
