@@ -175,12 +175,22 @@ export function hyperparameterSpec(
           padding: 12, // points at the ends of the range stay whole
         },
         // an int hyperparameter takes whole values: ticks on its grid, no 12.5 filters
-        ...(options.integerStep ? { axis: { format: 'd', tickMinStep: options.integerStep } } : {}) }
+        ...(options.integerStep ? { axis: integerAxis(options.integerStep, options.domain, options.log ?? false) } : {}) }
         : { field: 'value', type: 'nominal', title: name },
       y: { field: 'score', type: 'quantitative', title: objective, scale: { zero: false } },
       tooltip: [{ field: 'trial' }, { field: 'value' }, { field: 'score', format: '.4f' }],
     },
   };
+}
+
+/** Integer ticks: the values of the searched grid when it is short and linear, else whole numbers at least `step` apart. */
+function integerAxis(step: number, domain: [number, number] | undefined, log: boolean): Record<string, unknown> {
+  if (domain && !log && (domain[1] - domain[0]) / step <= 10) {
+    const values: number[] = [];
+    for (let v = domain[0]; v <= domain[1]; v += step) values.push(v);
+    return { format: 'd', values };
+  }
+  return { format: 'd', tickMinStep: step };
 }
 
 /** Confusion matrix: rows are the true class, columns the predicted class, each cell labelled with its count. */
