@@ -6,7 +6,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { validateConfig } from '../src/config/load.ts';
 import { Output } from '../src/core/console.ts';
-import { demoDataRoot, ensureDemoData } from '../src/images/synth/demo.ts';
+import { ensureDemoData, synthesisRoot } from '../src/images/synth/demo.ts';
 import { synthesizeDataset, type SynthOptions } from '../src/images/synth/dataset.ts';
 import { gz2Header, joinedHeader, mappingHeader } from '../src/images/synth/layout.ts';
 import { asOutputError, SynthOutputNotDirectoryError, SynthOutputUnwritableError } from '../src/images/synth/output-dir.ts';
@@ -370,26 +370,28 @@ test('--imbalance gives Galaxy Zoo 2 proportions; the default is balanced', asyn
   for (const kind of ['E', 'S', 'A']) assert.ok(Math.abs(balanced[kind] - count / 3) <= 4, `balanced ${JSON.stringify(balanced)}`);
 });
 
-test('ensureDemoData synthesizes only the built-in demo, and only when its CSV is missing', async () => {
+test('ensureDemoData synthesizes only when the config says data.synthesize, and only when its CSV is missing', async () => {
   const root = dir('project');
-  const config = (csv: string, imageDir: string) => validateConfig({ data: { csv, imageDir } }, path.join(root, 'demo.config.json'), root);
+  const config = (csv: string, imageDir: string, synthesize: number | null = 5) => validateConfig({ data: { csv, imageDir, synthesize } }, path.join(root, 'demo.config.json'), root);
   const demo = config('data/demo/galaxy_df_final.csv', 'data/demo/images');
-  assert.equal(demoDataRoot(demo), path.join(root, 'data', 'demo'));
-  assert.equal(demoDataRoot(config('data/real/galaxy_df_final.csv', 'data/real/images')), null);
-  assert.equal(demoDataRoot(config('data/demo/galaxy_df_final.csv', '/elsewhere/images')), null);
-  assert.equal(demoDataRoot(config('data/demo/labels.csv', 'data/demo/images')), null);
+  assert.equal(synthesisRoot(demo), path.join(root, 'data', 'demo'));
+  // any folder works when the config asks for it; none does when it does not
+  assert.equal(synthesisRoot(config('elsewhere/galaxy_df_final.csv', 'elsewhere/images')), path.join(root, 'elsewhere'));
+  assert.equal(synthesisRoot(config('data/demo/galaxy_df_final.csv', 'data/demo/images', null)), null);
+  assert.throws(() => synthesisRoot(config('data/demo/galaxy_df_final.csv', '/elsewhere/images')), /data.synthesize is set, but synth can only write/);
+  assert.throws(() => synthesisRoot(config('data/demo/labels.csv', 'data/demo/images')), /galaxy_df_final.csv/);
 
-  const notDemo = await ensureDemoData(config('data/real/galaxy_df_final.csv', 'data/real/images'), quiet);
+  const notDemo = await ensureDemoData(config('data/real/galaxy_df_final.csv', 'data/real/images', null), quiet);
   assert.deepEqual(notDemo, { synthesized: false });
   assert.equal(existsSync(path.join(root, 'data', 'real')), false, 'a missing real data set is never faked');
 
   const lines: string[] = [];
   const output = new Output({ stream: { write: (s: string) => lines.push(s) } as unknown as NodeJS.WritableStream, tty: false });
-  const made = await ensureDemoData(demo, output, { count: 5 });
+  const made = await ensureDemoData(demo, output);
   assert.deepEqual(made, { synthesized: true });
   assert.equal(readdirSync(path.join(root, 'data', 'demo', 'images')).length, 5);
   assert.match(lines.join(''), /synthesiz/);
-  const again = await ensureDemoData(demo, output, { count: 5 });
+  const again = await ensureDemoData(demo, output);
   assert.deepEqual(again, { synthesized: false });
   assert.ok(statSync(demo.data.csv).isFile());
 });

@@ -61,10 +61,9 @@ async function countsBeforePrepare(config: LoadedConfig): Promise<{ images: Imag
     const images = limit !== null ? Math.min(limit, rows) : rows;
     return { images: imageCounts(images, config, `up to ${images.toLocaleString('en-US')} CSV rows; not prepared yet, rows without a usable image drop out`), numClasses, cacheKey: null };
   }
-  const { demoDataRoot, demoImageCount } = await import('../images/synth/demo.ts');
-  if (demoDataRoot(config)) {
-    const images = limit !== null ? Math.min(limit, demoImageCount) : demoImageCount;
-    return { images: imageCounts(images, config, 'the demo data set, synthesized on the first run'), numClasses, cacheKey: null };
+  if (config.data.synthesize !== null) {
+    const images = limit !== null ? Math.min(limit, config.data.synthesize) : config.data.synthesize;
+    return { images: imageCounts(images, config, 'synthetic data (data.synthesize), rendered on the first run'), numClasses, cacheKey: null };
   }
   if (limit !== null) return { images: imageCounts(limit, config, `data.limit; ${config.data.csv} is not there yet`), numClasses, cacheKey: null };
   return null;

@@ -36,6 +36,8 @@ export const dataSchema = z
       { name: 'artifact', match: '^A' },
     ]),
     limit: int(1).nullable().default(null).describe('Keep only the first N usable records (the notebook kept 5,000).'),
+    synthesize: int(1).nullable().default(null)
+      .describe('When data.csv is missing, render this many synthetic Galaxy Zoo 2 images into its folder first (the built-in demo uses 1500). data.csv must then be a name synth writes and data.imageDir lie in the same folder.'),
     maxRowBytes: int(64, 16 * 1024 * 1024).default(65536).describe('Longest CSV line accepted; bounds a hostile row.'),
   })
   .strict();

@@ -1,5 +1,5 @@
 import type { LoadedConfig } from '../config/load.ts';
-import { demoDataRoot, demoImageCount, ensureDemoData } from '../images/synth/demo.ts';
+import { ensureDemoData, synthesisRoot } from '../images/synth/demo.ts';
 import type { Output } from '../core/console.ts';
 
 /**
@@ -17,6 +17,6 @@ export interface DataStageSummary {
 
 export async function ensureDemoStage(config: LoadedConfig, output: Output): Promise<DataStageSummary> {
   const { synthesized } = await ensureDemoData(config, output);
-  if (synthesized) return { skipped: false, images: demoImageCount, reason: 'synthesized the demo data set' };
-  return { skipped: true, images: 0, reason: demoDataRoot(config) ? 'the demo data is there' : 'not the demo data set' };
+  if (synthesized) return { skipped: false, images: config.data.synthesize ?? 0, reason: 'synthesized the data set (data.synthesize)' };
+  return { skipped: true, images: 0, reason: synthesisRoot(config) ? 'the synthetic data is there' : 'data.synthesize is not set' };
 }

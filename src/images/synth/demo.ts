@@ -1,40 +1,41 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedConfig } from '../../config/load.ts';
+import { UserError } from '../../core/errors.ts';
 import type { Output } from '../../core/console.ts';
 import { synthesizeDataset } from './dataset.ts';
 import { gz2CsvName, joinedCsvName } from './layout.ts';
 
-/** Records in the built-in demo data set: enough to train on in minutes on two cores. */
-export const demoImageCount = 1500;
-
 /**
- * The folder of the built-in demo data set when `config` points at it: every data path lies
- * inside a folder named data/demo and the labels CSV is one synth writes. Otherwise null.
+ * The folder to synthesize into when the config asks for synthetic data (`data.synthesize`), or
+ * null when it does not. A config that asks for it with paths synth cannot write is refused: the
+ * CSV must be one of synth's catalogue names and every data path must lie in the CSV's folder.
  */
-export function demoDataRoot(config: LoadedConfig): string | null {
-  const { csv, imageDir, mappingCsv } = config.data;
-  const marker = `${path.sep}data${path.sep}demo`;
-  const at = csv.lastIndexOf(`${marker}${path.sep}`);
-  if (at < 0) return null;
-  const root = csv.slice(0, at + marker.length);
+export function synthesisRoot(config: LoadedConfig): string | null {
+  const { csv, imageDir, mappingCsv, synthesize } = config.data;
+  if (synthesize === null) return null;
+  const root = path.dirname(csv);
   const inside = (p: string): boolean => p === root || p.startsWith(`${root}${path.sep}`);
-  if (!inside(imageDir) || (mappingCsv !== null && !inside(mappingCsv))) return null;
-  if (path.dirname(csv) !== root || ![joinedCsvName, gz2CsvName].includes(path.basename(csv))) return null;
+  if (![joinedCsvName, gz2CsvName].includes(path.basename(csv)) || !inside(imageDir) || (mappingCsv !== null && !inside(mappingCsv))) {
+    throw new UserError(
+      `data.synthesize is set, but synth can only write data.csv as ${joinedCsvName} or ${gz2CsvName} with data.imageDir (and data.mappingCsv) in the same folder ` +
+        `(data.csv is ${csv}, data.imageDir ${imageDir}). Fix those paths, or set data.synthesize to null for real data.`,
+    );
+  }
   return root;
 }
 
 /**
  * Makes `npm start` work on a fresh clone: if the configured labels CSV is missing and the
- * config points at the built-in demo folder, synthesizes ~1,500 images there first (seed =
+ * config asks for synthetic data (`data.synthesize: N`), renders N images there first (seed =
  * config.seed, 424x424, balanced classes, no hazards). Anything else is left alone: a missing
  * real data set is the caller's error to report, never something to fake.
  */
 export async function ensureDemoData(config: LoadedConfig, output: Output, options: { count?: number } = {}): Promise<{ synthesized: boolean }> {
   if (existsSync(config.data.csv)) return { synthesized: false };
-  const root = demoDataRoot(config);
+  const root = synthesisRoot(config);
   if (!root) return { synthesized: false };
-  const count = options.count ?? demoImageCount;
+  const count = options.count ?? config.data.synthesize!;
   output.info(`demo data: ${config.data.csv} is missing, so synthesizing ${count} images into ${root} (seed ${config.seed}; once only)`);
   // force: a previous interrupted run may have left images without catalogues; only synth's own files are replaced
   await synthesizeDataset({
