@@ -1,3 +1,4 @@
+import { currentRssBytes } from '../memory/rss-sampler.ts';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 
 /**
@@ -106,7 +107,7 @@ export class TreeRssSampler {
   sample(): void {
     this.samples++;
     if (!hasProc) {
-      if (this.pid === process.pid) this.peakBytes = Math.max(this.peakBytes, process.memoryUsage().rss);
+      if (this.pid === process.pid) this.peakBytes = Math.max(this.peakBytes, currentRssBytes());
       return;
     }
     let total = residentBytes(this.pid) ?? 0;

@@ -1,4 +1,5 @@
 import { ensureDir, replaceFileAtomicSync } from '../core/atomic-file.ts';
+import { RssSampler } from './rss-sampler.ts';
 import path from 'node:path';
 
 /**
@@ -36,24 +37,19 @@ const MAX_SAMPLES = 2000;
 
 /** Samples RSS on a timer (unref'd: it never keeps the process alive) and records stage outcomes. */
 export class TimelineRecorder {
-  private readonly started = performance.now();
   private readonly startedAt = new Date().toISOString();
-  private readonly samples: TimelineSample[] = [];
   private readonly stages: TimelineStage[] = [];
   private stage = 'start';
-  private timer: NodeJS.Timeout | null = null;
-  private intervalMs: number;
-  private peakBytes = 0;
+  private readonly sampler: RssSampler;
 
   constructor(readonly limitMB: number, options: { intervalMs?: number } = {}) {
-    this.intervalMs = options.intervalMs ?? 250;
+    this.sampler = new RssSampler(options.intervalMs ?? 250, MAX_SAMPLES, { tag: () => this.stage });
   }
 
   /** Starts sampling, tagging samples with `stage` until the next `enter`. */
   start(stage = 'start'): this {
     this.stage = stage;
-    this.sample();
-    this.schedule();
+    this.sampler.start();
     return this;
   }
 
@@ -80,7 +76,7 @@ export class TimelineRecorder {
 
   /** Seconds since the recorder was created. */
   elapsed(): number {
-    return (performance.now() - this.started) / 1000;
+    return (performance.now() - this.sampler.started) / 1000;
   }
 
   /** Current RSS in MiB, sampled now. */
@@ -89,38 +85,21 @@ export class TimelineRecorder {
   }
 
   get peakRssMB(): number {
-    return round(this.peakBytes / MB, 1);
+    return round(this.sampler.peakBytes / MB, 1);
   }
 
   stop(): Timeline {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.sample();
+    this.sampler.stop();
     return this.snapshot();
   }
 
   snapshot(): Timeline {
-    return { limitMB: this.limitMB, startedAt: this.startedAt, samples: [...this.samples], stages: [...this.stages] };
-  }
-
-  private schedule(): void {
-    this.timer = setTimeout(() => {
-      this.sample();
-      this.schedule();
-    }, this.intervalMs);
-    this.timer.unref();
+    const samples = this.sampler.timeline.map((s) => ({ t: round(s.seconds, 3), rssMB: round(s.rssBytes / MB, 1), stage: s.tag ?? 'start' }));
+    return { limitMB: this.limitMB, startedAt: this.startedAt, samples, stages: [...this.stages] };
   }
 
   private sample(): number {
-    const rss = process.memoryUsage.rss();
-    this.peakBytes = Math.max(this.peakBytes, rss);
-    this.samples.push({ t: round(this.elapsed(), 3), rssMB: round(rss / MB, 1), stage: this.stage });
-    if (this.samples.length > MAX_SAMPLES) {
-      const kept = this.samples.filter((_, i) => i % 2 === 0);
-      this.samples.splice(0, this.samples.length, ...kept);
-      this.intervalMs *= 2;
-    }
-    return rss;
+    return this.sampler.sample();
   }
 }
 
