@@ -94,7 +94,7 @@ const rows = engines.map((e) => ({
   engine: e.name,
   imagesPerSecond: Math.round(rate(e.name) * 10) / 10,
   rounds: results.get(e.name)!.map((m) => m.imagesPerSecond),
-  cpuMsPerStep: median(results.get(e.name)!.map((m) => m.cpuMsPerStep)),
+  cpuMsPerStep: Math.round(median(results.get(e.name)!.map((m) => m.cpuMsPerStep))),
   ratioToKeras: kerasName ? Math.round((rate(e.name) / rate(kerasName)) * 100) / 100 : null,
 }));
 const machine = machineInfo();
