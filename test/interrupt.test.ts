@@ -37,7 +37,8 @@ interface Interrupted { code: number | null; signal: string | null; output: stri
 /** Starts `command`, sends Ctrl-C (`interrupt`) once `ready` matches its output, and collects how it ended. */
 function interruptWhen(command: string, args: string[], ready: RegExp, interrupt: (child: ReturnType<typeof spawn>) => void, env: NodeJS.ProcessEnv = {}): Promise<Interrupted> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // npm_lifecycle_event cleared: under 'npm test' the children would otherwise name 'npm test'
+    const child = spawn(command, args, { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1', npm_lifecycle_event: '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
     let sent = false;
     let hung = false;
