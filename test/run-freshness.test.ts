@@ -23,7 +23,12 @@ describe('stage freshness', () => {
   const writeTrained = (metadata: Record<string, unknown>) => {
     rmSync(runDir, { recursive: true, force: true });
     mkdirSync(runDir, { recursive: true });
-    for (const name of TRAINED_FILES) writeFileSync(path.join(runDir, name), name === 'metadata.json' ? JSON.stringify(metadata) : '{}');
+    // the fields every metadata.json has (checked on read), then the ones a test varies
+    const whole = {
+      format: 'galactic-run', version: 1, classes: ['a', 'b'], image: { width: 8, height: 8, channels: 3 }, normalization: {},
+      split: { trainImages: 1, validationImages: 1 }, cacheKey: '', configDigest: '', hyperparameters: {}, ...metadata,
+    };
+    for (const name of TRAINED_FILES) writeFileSync(path.join(runDir, name), name === 'metadata.json' ? JSON.stringify(whole) : '{}');
   };
 
   it('reuses a model trained on the same cache key, config and hyperparameters', () => {
