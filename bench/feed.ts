@@ -6,6 +6,9 @@
  * notebook CNN's training step on the chosen backend. The feed must run at least 20x faster.
  * Progress on stderr, one JSON line on stdout.
  */
+import { planMemory } from '../src/memory/plan.ts';
+import { measureData } from '../src/ingest/data-facts.ts';
+import { feedSettings } from '../src/data/feed.ts';
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -48,13 +51,14 @@ const raw = {
 writeFileSync(configFile, JSON.stringify(raw, null, 2));
 const config = validateConfig(raw, configFile, root);
 
-const prepared = await runPrepare(config, { output });
+const plan = planMemory(config, measureData(config));
+const prepared = await runPrepare(config, { output, plan });
 const backend = await selectBackend(values.backend as BackendName, output);
 output.info('measuring the feed alone…');
-const feed = await measureFeed(config, prepared.cacheDir, { epochs: Number(values.epochs) });
+const feed = await measureFeed(config, prepared.cacheDir, { epochs: Number(values.epochs), settings: feedSettings(plan) });
 output.info(`feed: ${feed.imagesPerSecond.toFixed(0)} images/s (${feed.images} images in ${feed.seconds.toFixed(2)} s; split ${feed.splitSeconds.toFixed(2)} s; shuffle buffer ${feed.shuffleBufferRecords} records)`);
 output.info(`measuring training (notebook CNN ${config.model.filters.join('/')}, dense ${config.model.denseUnits}) on ${backend.name}…`);
-const training = await measureTraining(config, prepared.cacheDir, { batches: Number(values['train-batches']) });
+const training = await measureTraining(config, prepared.cacheDir, { batches: Number(values['train-batches']), settings: feedSettings(plan) });
 const ratio = training.imagesPerSecond > 0 ? feed.imagesPerSecond / training.imagesPerSecond : Number.POSITIVE_INFINITY;
 output.info(`training: ${training.imagesPerSecond.toFixed(1)} images/s; feed/training = ${ratio.toFixed(0)}x (target >= 20x)`);
 process.stdout.write(`${JSON.stringify({

@@ -9,6 +9,8 @@
  *   node bin/galactic.js synth --out /tmp/galactic-bench/synth-20000 --count 20000 --size 424 --seed 7
  *   node --import tsx bench/prepare.ts [--data /tmp/galactic-bench/synth-20000] [--throughput 2000] [--repeats 2]
  */
+import { planMemory } from '../src/memory/plan.ts';
+import { measureData } from '../src/ingest/data-facts.ts';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -16,7 +18,6 @@ import { parseArgs } from 'node:util';
 import pLimit from 'p-limit';
 import sharp from 'sharp';
 import { loadConfig, type LoadedConfig } from '../src/config/load.ts';
-import { planMemory } from '../src/memory/plan.ts';
 import { runPrepare, type PrepareSummary } from '../src/prepare/run-prepare.ts';
 import { Output } from '../src/core/console.ts';
 
@@ -114,7 +115,7 @@ const results: Record<string, unknown> = {};
 if (!skip.has('throughput')) {
   const count = Number(values.throughput);
   const config = loadConfig(writeConfig('throughput'));
-  const plan = planMemory(config, { need: ['prepare'] }); // the plan prepare itself runs with
+  const plan = planMemory(config, measureData(config)); // the plan prepare itself runs with
   sharp.cache(false);
   sharp.concurrency(plan.sharpThreads);
   const files = firstFiles(config, count);

@@ -11,6 +11,10 @@
  * Data: synthetic images made with `galactic synth` and prepared with `galactic prepare` under a
  * temp folder. Prints a table and one JSON line per part.
  */
+import { planMemory } from '../src/memory/plan.ts';
+import { measureData } from '../src/ingest/data-facts.ts';
+import { feedSettings } from '../src/data/feed.ts';
+import { trialRefusal } from '../src/memory/refusals.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,7 +24,6 @@ import * as tf from '@tensorflow/tfjs';
 import { loadConfig, type LoadedConfig } from '../src/config/load.ts';
 import { hashString } from '../src/core/rng.ts';
 import { loadManifest } from '../src/data/cache-access.ts';
-import { planMemory } from '../src/memory/plan.ts';
 import { estimateTrialMemory, wasmHeapRefusal } from '../src/memory/trial-estimate.ts';
 import { selectBackend, type BackendName } from '../src/model/backend.ts';
 import type { HyperparameterValues } from '../src/tune/hyperparameters.ts';
@@ -69,7 +72,7 @@ function dataset(size: number, count: number, extra: Record<string, unknown>): s
 function estimateFor(config: LoadedConfig, cacheDir: string, values: HyperparameterValues) {
   const manifest = loadManifest(cacheDir);
   const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
-  return estimateTrialMemory({ values, config, plan: planMemory(config), numClasses: manifest.classes.length, trainRecords });
+  return estimateTrialMemory({ values, config, plan: planMemory(config, measureData(config)), numClasses: manifest.classes.length, trainRecords });
 }
 
 function cacheDirOf(config: LoadedConfig): string {
@@ -83,7 +86,7 @@ async function childTrial(configFile: string, cacheDir: string, valuesJson: stri
   await selectBackend(backend);
   const baseline = peakRssMB();
   const values = JSON.parse(valuesJson) as HyperparameterValues;
-  const runner = new TrainerTrialRunner({ config, cacheDir });
+  const runner = new TrainerTrialRunner({ config, cacheDir, feedSettings: feedSettings(planMemory(config, measureData(config))) });
   const records: number[] = [];
   await runner.run({
     trialId: 'bench', values, epochs: 1, initialEpoch: 0, checkpoint: null,
@@ -168,7 +171,8 @@ async function benchFlat(trials: number): Promise<void> {
   const cacheDir = cacheDirOf(config);
   await selectBackend(backend);
   const search = describeSearch(config, path.basename(cacheDir));
-  const inner = new TrainerTrialRunner({ config, cacheDir });
+  const plan = planMemory(config, measureData(config));
+  const inner = new TrainerTrialRunner({ config, cacheDir, feedSettings: feedSettings(plan) });
   const perTrial: { peakRssMB: number; numTensors: number; rssAfterMB: number; heapUsedMB: number; wasmHeapMB: number; externalMB: number }[] = [];
   const wasmHeapMB = () => ((tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.byteLength ?? 0) / MiB;
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -192,8 +196,10 @@ async function benchFlat(trials: number): Promise<void> {
   const summary = await runTuner({
     dir: config.tuner.dir, search, runner, overwrite: true,
     createOracle: (state) => createOracle(search, config, {}, state),
-    estimateMB: (values) => estimateFor(config, cacheDir, values).totalMB,
-    limitMB: config.memory.limitMB,
+    estimate: (values) => {
+      const e = estimateFor(config, cacheDir, values);
+      return { estimateMB: e.totalMB, refusal: trialRefusal(plan, e) };
+    },
   });
   const seconds = (performance.now() - started) / 1000;
   const t3 = perTrial[2]?.peakRssMB ?? Number.NaN;

@@ -14,7 +14,8 @@ import type { Manifest, Shard } from './cache/format.ts';
 import { loadManifest, loadShard } from './data/cache-access.ts';
 import { Feed, feedSettings, type FeedSettings, type HostBatch, type TensorBatch } from './data/feed.ts';
 import { splitCache, type SplitPlan } from './data/split.ts';
-import { formatPlan, planMemory, type MemoryPlan, type PlanOptions } from './memory/plan.ts';
+import { formatPlan, planMemory, type DataFacts, type MemoryPlan } from './memory/plan.ts';
+import { measureData } from './ingest/data-facts.ts';
 import type { HyperparameterValues } from './model/architecture.ts';
 import { selectBackend as chooseBackend, type BackendChoice, type BackendName } from './model/backend.ts';
 import { loadTrainedModel, predictFiles, type Prediction } from './predict/predict.ts';
@@ -26,12 +27,17 @@ import type { TuneSummary } from './tune/tuner.ts';
 import type { SuiteReport, SuiteStage } from './bench/suite.ts';
 import type { SynthOptions as SynthSettings, SynthSummary } from './images/synth/dataset.ts';
 
-export { tf, loadConfig, validateConfig, planMemory, formatPlan, readHyperparameters, tunerBestValues };
+export { tf, loadConfig, validateConfig, planMemory, formatPlan, measureData, readHyperparameters, tunerBestValues };
+
+/** The memory plan for a config and its data as they are now: what every stage below sizes itself from. */
+export function planFor(config: LoadedConfig): MemoryPlan {
+  return planMemory(config, measureData(config));
+}
 export { UserError } from './core/errors.ts';
 export { GALACTIC_VERSION as version } from './core/version.ts';
 export type {
   BackendChoice, BackendName, EventListener, FeedSettings, GalacticEvent, HostBatch, HyperparameterValues, LoadedConfig,
-  Manifest, MemoryPlan, PipelineConfig, PlanOptions, Prediction, PrepareSummary, Shard, SplitPlan, SuiteReport, SuiteStage,
+  DataFacts, Manifest, MemoryPlan, PipelineConfig, Prediction, PrepareSummary, Shard, SplitPlan, SuiteReport, SuiteStage,
   SynthSummary, TensorBatch, TrainRunSummary, TuneSummary,
 };
 
@@ -59,7 +65,7 @@ export interface PrepareOptions extends StageOptions {
 
 /** `galactic prepare`: streams the CSV and images into a sharded cache (or finds the one already built). */
 export function prepare(config: LoadedConfig, options: PrepareOptions = {}): Promise<PrepareSummary> {
-  return runPrepare(config, { output: new EventOutput(options.onEvent), force: options.force, limit: options.limit ?? config.data.limit });
+  return runPrepare(config, { output: new EventOutput(options.onEvent), force: options.force, limit: options.limit ?? config.data.limit, plan: planFor(config) });
 }
 
 /** A prepared cache: its manifest (classes, image shape, shards, channel statistics) and its shards, one at a time. */
@@ -102,7 +108,7 @@ export async function createFeed(config: LoadedConfig, cacheDir: string, options
   await chooseBackend(options.backend ?? config.backend, new EventOutput(options.onEvent), { threads: config.threads });
   const manifest = loadManifest(cacheDir);
   const split = await splitCache(cacheDir, manifest, config.split, config.seed);
-  const feed = new Feed({ config, cacheDir, manifest, split, settings: options.settings ?? feedSettings(config) });
+  const feed = new Feed({ config, cacheDir, manifest, split, settings: options.settings ?? feedSettings(planFor(config)) });
   return { train: feed.trainDataset(), validation: feed.validationDataset(), feed };
 }
 
@@ -120,8 +126,9 @@ export interface TrainOptions extends BackendStageOptions {
 export async function train(config: LoadedConfig, options: TrainOptions = {}): Promise<TrainRunSummary> {
   const output = new EventOutput(options.onEvent);
   const backend = await chooseBackend(options.backend ?? config.backend, output, { threads: config.threads });
-  const cache = await preparedCache(config, options.cacheDir, output);
-  return trainRun(config, { ...cache, backend, values: options.values ?? {}, epochs: options.epochs, name: options.name, output });
+  const plan = planFor(config);
+  const cache = await preparedCache(config, plan, options.cacheDir, output);
+  return trainRun(config, { ...cache, backend, plan, values: options.values ?? {}, epochs: options.epochs, name: options.name, output });
 }
 
 export interface TuneOptions extends BackendStageOptions, SearchOverrides {
@@ -135,10 +142,11 @@ export interface TuneOptions extends BackendStageOptions, SearchOverrides {
 /** `galactic tune`: the hyperparameter search, resumable; writes tuner.dir and best_hp.json. */
 export async function tune(config: LoadedConfig, options: TuneOptions = {}): Promise<TuneSummary> {
   const output = new EventOutput(options.onEvent);
-  const cache = await preparedCache(config, options.cacheDir, output);
+  const plan = planFor(config);
+  const cache = await preparedCache(config, plan, options.cacheDir, output);
   const backend = await chooseBackend(options.backend ?? config.backend, output, { threads: config.threads });
   const { summary } = await tuneOnCache({
-    config, ...cache, backend, output, trainerOutput: output,
+    config, ...cache, backend, plan, output, trainerOutput: output,
     overrides: { algorithm: options.algorithm, maxTrials: options.maxTrials },
     overwrite: options.overwrite, signal: options.signal,
   });
@@ -190,8 +198,8 @@ export async function synth(options: SynthOptions): Promise<SynthSummary> {
   return synthesizeDataset({ seed: 42, size: 424, hazards: false, imbalance: false, force: false, ...settings }, new EventOutput(onEvent));
 }
 
-async function preparedCache(config: LoadedConfig, cacheDir: string | undefined, output: EventOutput): Promise<{ cacheDir: string; cacheKey: string }> {
+async function preparedCache(config: LoadedConfig, plan: MemoryPlan, cacheDir: string | undefined, output: EventOutput): Promise<{ cacheDir: string; cacheKey: string }> {
   if (cacheDir) return { cacheDir, cacheKey: loadManifest(cacheDir).cacheKey };
-  const prepared = await runPrepare(config, { output });
+  const prepared = await runPrepare(config, { output, plan });
   return { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey };
 }

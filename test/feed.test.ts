@@ -10,7 +10,8 @@ import { loadManifest, loadShard } from '../src/data/cache-access.ts';
 import { CorruptShardError } from '../src/cache/format.ts';
 import { NeedMoreBytes, parseShardLabels, readShardLabels } from '../src/cache/shard-header.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Feed, type HostBatch } from '../src/data/feed.ts';
+import { Feed, feedSettings, type HostBatch } from '../src/data/feed.ts';
+import { NO_DATA, planMemory } from '../src/memory/plan.ts';
 import { ImageWriter } from '../src/data/image-writer.ts';
 import { pixelMap } from '../src/data/orientation.ts';
 import { ShuffleBuffer } from '../src/data/shuffle-buffer.ts';
@@ -48,7 +49,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 async function makeFeed(cfg = config()): Promise<Feed> {
   const manifest = loadManifest(dir);
   const split = await splitCache(dir, manifest, cfg.split, cfg.seed);
-  return new Feed({ config: cfg, cacheDir: dir, manifest, split });
+  return new Feed({ config: cfg, cacheDir: dir, manifest, split, settings: feedSettings(planMemory(cfg, NO_DATA)) });
 }
 
 /** Copies each host batch (its arrays are reused by the generator). */
@@ -228,7 +229,7 @@ test('a float32 cache (0..255 values) feeds exactly the same batches as the uint
   writeFixtureCache(floatDir, [...records.values()], { classes: ['a', 'b'], height: SIZE, width: SIZE, channels: CHANNELS, shardImages: 16, dtype: 'float32' });
   const cfg = config({ feed: { normalize: 'standardize', shuffleBuffer: 5, prefetch: 1, augment: { flip: true, rotate90: true } } });
   const manifest = loadManifest(floatDir);
-  const floatFeed = new Feed({ config: cfg, cacheDir: floatDir, manifest, split: await splitCache(floatDir, manifest, cfg.split, cfg.seed) });
+  const floatFeed = new Feed({ config: cfg, cacheDir: floatDir, manifest, split: await splitCache(floatDir, manifest, cfg.split, cfg.seed), settings: feedSettings(planMemory(cfg, NO_DATA)) });
   const uint8Feed = await makeFeed(cfg);
   assert.deepEqual(await collect(floatFeed.trainBatches(3)), await collect(uint8Feed.trainBatches(3)));
   assert.deepEqual(await collect(floatFeed.validationBatches()), await collect(uint8Feed.validationBatches()));

@@ -49,7 +49,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 testEachBackend('three epochs through the feed on an easy set: the loss falls and validation accuracy is far above chance', async (backend) => {
   await selectBackend(backend);
   const batchLosses: number[] = [];
-  const result = await trainClassifier({ config: config(), cacheDir, values: {}, epochs: 3, onBatchEnd: ({ loss }) => { batchLosses.push(loss); } });
+  const result = await trainClassifier({ feedSettings: { batchSize: 16, shuffleBufferRecords: 64, prefetchBatches: 2 }, config: config(), cacheDir, values: {}, epochs: 3, onBatchEnd: ({ loss }) => { batchLosses.push(loss); } });
   try {
     const [first, , last] = result.history;
     const early = batchLosses.slice(0, 3).reduce((a, b) => a + b) / 3;

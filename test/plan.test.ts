@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { validateConfig } from '../src/config/load.ts';
-import { planMemory, MemoryPlanError, recordBytes } from '../src/memory/plan.ts';
+import { NO_DATA, planComponents, planMemory, MemoryPlanError, type DataFacts } from '../src/memory/plan.ts';
+import { minimumLimitMB, refusePhases, refuseResume, trialRefusal } from '../src/memory/refusals.ts';
 import { runCli } from './support/run-cli.ts';
 
 const MiB = 1024 * 1024;
@@ -12,95 +13,119 @@ const config = (over: Record<string, Record<string, unknown>> = {}) => validateC
   data: { csv: '/nonexistent/x.csv', imageDir: '/nonexistent/img', ...over.data },
   ...Object.fromEntries(Object.entries(over).filter(([k]) => k !== 'data')),
 }, 'inline', '/tmp');
+const plan = (over: Record<string, Record<string, unknown>> = {}, facts: DataFacts = NO_DATA, cpus = 2) => planMemory(config(over), facts, { cpus });
+const refusal = (fn: () => void): MemoryPlanError => {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof MemoryPlanError, String(error));
+    return error;
+  }
+  assert.fail('expected a refusal');
+};
 
-test('the plan sizes every buffer from the budget; each phase sums its components and the peak is the larger one', () => {
-  const plan = planMemory(config({ memory: { limitMB: 8192 } }), { cpus: 2 });
-  assert.equal(plan.limitBytes, 8192 * MiB);
-  const phaseSum = (phase: string) => plan.components.filter((c) => !c.phase || c.phase === phase).reduce((s, c) => s + c.bytes, 0);
-  assert.equal(plan.phaseBytes.prepare, phaseSum('prepare'));
-  assert.equal(plan.phaseBytes.train, phaseSum('train'));
-  assert.equal(plan.totalBytes, Math.max(plan.phaseBytes.prepare, plan.phaseBytes.train));
-  assert.ok(plan.totalBytes <= plan.limitBytes);
-  assert.deepEqual(plan.components.map((c) => `${c.phase ?? 'all'}:${c.name}`), [
-    'all:runtime', 'prepare:seen ids', 'prepare:image index', 'train:tfjs', 'train:model', 'train:wasm thread pool',
-    'prepare:decode', 'prepare:shard buffer', 'prepare:in flight', 'train:feed prefetch', 'train:feed shuffle',
-  ]);
-  assert.equal(plan.decodeConcurrency, 2);
-  assert.equal(plan.sharpThreads, 1);
-  // auto shards: about 16 MB of 128x128x3 uint8 records
-  assert.equal(plan.shardImages, Math.floor((16 * MiB) / (128 * 128 * 3)));
-  assert.equal(plan.permits, 2 * plan.shardImages + 2 * plan.decodeConcurrency + 8);
-  assert.equal(plan.batchSize, 32);
-  assert.equal(plan.prefetchBatches, 2);
-  assert.ok(plan.heapMB >= 96);
+test('at 8 GB both phases fit, every reserve is shown, and the peak is the larger phase', () => {
+  const p = plan({ memory: { limitMB: 8192 } });
+  refusePhases(config({ memory: { limitMB: 8192 } }), p);
+  assert.ok(p.totalBytes <= p.limitBytes);
+  assert.equal(p.totalBytes, Math.max(p.prepare.totalBytes, p.train.totalBytes));
+  const components = planComponents(p);
+  for (const phase of ['prepare', 'train'] as const) {
+    assert.equal(components.filter((c) => c.phase === null || c.phase === phase).reduce((s, c) => s + c.bytes, 0), p[phase].totalBytes);
+  }
+  // the records a shard holds stay in flight until it is flushed: the permits cover two shards
+  assert.ok(p.permits > 2 * p.shardImages);
+  assert.ok(p.shardImages * p.recordBytes <= 16 * MiB);
 });
 
 test('the threaded wasm pool is reserved only when wasm may run on more than one thread', () => {
-  const names = (over: Record<string, unknown>, cpus: number) => planMemory(config({ memory: { limitMB: 2048 }, ...over }), { cpus }).components.map((c) => c.name);
-  assert.ok(names({}, 2).includes('wasm thread pool'));
-  assert.ok(!names({}, 1).includes('wasm thread pool'));
-  assert.ok(!names({ threads: 1 }, 2).includes('wasm thread pool'));
-  assert.ok(!names({ backend: 'cpu' }, 2).includes('wasm thread pool'));
-  assert.equal(planMemory(config({ memory: { limitMB: 2048 } }), { cpus: 2 }).components.find((c) => c.name === 'wasm thread pool')?.bytes, 80 * MiB);
+  assert.ok(plan({ memory: { limitMB: 2048 } }, NO_DATA, 2).train.wasmPool);
+  assert.equal(plan({ memory: { limitMB: 2048 } }, NO_DATA, 1).train.wasmPool, null);
+  assert.equal(plan({ memory: { limitMB: 2048 }, threads: 1 as never }, NO_DATA, 2).train.wasmPool, null);
+  assert.equal(plan({ memory: { limitMB: 2048 }, backend: 'cpu' as never }, NO_DATA, 2).train.wasmPool, null);
 });
 
 test('a smaller budget shrinks the auto knobs and still fits', () => {
-  const big = planMemory(config({ memory: { limitMB: 8192 } }), { cpus: 2 });
-  const small = planMemory(config({ memory: { limitMB: 2048 } }), { cpus: 2 });
+  const big = plan({ memory: { limitMB: 8192 } });
+  const small = plan({ memory: { limitMB: 2048 } });
   assert.ok(small.totalBytes <= 2048 * MiB);
   assert.ok(small.shuffleBufferRecords < big.shuffleBufferRecords);
 });
 
 test('fixed knobs are honoured', () => {
-  const plan = planMemory(config({ cache: { shardImages: 100 }, memory: { limitMB: 4096, decodeConcurrency: 3 }, feed: { shuffleBuffer: 500, prefetch: 4 } }), { cpus: 2 });
-  assert.equal(plan.shardImages, 100);
-  assert.equal(plan.decodeConcurrency, 3);
-  assert.equal(plan.shuffleBufferRecords, 500);
-  assert.equal(plan.prefetchBatches, 4);
-  assert.equal(plan.components.find((c) => c.name === "shard buffer")!.bytes, 2 * 100 * recordBytes(config()));
+  const p = plan({ cache: { shardImages: 100 }, memory: { limitMB: 4096, decodeConcurrency: 3 }, feed: { shuffleBuffer: 500, prefetch: 4 } });
+  assert.deepEqual([p.shardImages, p.decodeConcurrency, p.shuffleBufferRecords, p.prefetchBatches], [100, 3, 500, 4]);
+});
+
+test('the id tables grow with the rows the data has, and the plan reserves them', () => {
+  const few = plan({ memory: { limitMB: 1024 } }, { csvRows: 2_000, csvBytes: 30_000, mappingRows: 0, mappingBytes: 0 });
+  const many = plan({ memory: { limitMB: 1024 } }, { csvRows: 1_000_000, csvBytes: 15_000_000, mappingRows: 0, mappingBytes: 0 });
+  assert.equal(many.prepare.seenIds.entries, 1_000_000);
+  assert.ok(many.prepare.seenIds.bytes > few.prepare.seenIds.bytes);
+  assert.ok(many.prepare.seenIds.bytes < 64 * MiB, `${many.prepare.seenIds.bytes / MiB} MB for a million short ids`);
+  const gz2 = plan({ data: { layout: 'gz2', mappingCsv: '/nonexistent/m.csv' } }, { csvRows: 240_000, csvBytes: 200 * MiB, mappingRows: 355_990, mappingBytes: 12 * MiB });
+  assert.equal(gz2.prepare.mapping?.objects.entries, 355_990);
+  assert.ok(gz2.prepare.mapping!.objects.bytes + gz2.prepare.mapping!.images.bytes < 64 * MiB);
 });
 
 test('impossible configs are refused, naming the knob to turn', () => {
-  assert.throws(() => planMemory(config({ memory: { limitMB: 64 } })), (error: unknown) => {
-    assert.ok(error instanceof MemoryPlanError);
-    assert.equal(error.knob, 'memory.limitMB');
-    assert.match(error.message, /memory\.limitMB is 64 .* Raise memory\.limitMB to at least \d+/);
-    return true;
-  });
-  assert.throws(() => planMemory(config({ cache: { shardImages: 100_000 }, memory: { limitMB: 2048 } })), (error: unknown) => {
-    assert.ok(error instanceof MemoryPlanError);
-    assert.equal(error.knob, 'cache.shardImages');
-    assert.match(error.message, /cache\.shardImages is 100000: .* Set cache\.shardImages to at most \d+ or "auto"/);
-    return true;
-  });
-  assert.throws(() => planMemory(config({ feed: { shuffleBuffer: 40_000 }, memory: { limitMB: 2048 } })), (error: unknown) => {
-    assert.ok(error instanceof MemoryPlanError);
-    assert.equal(error.knob, 'feed.shuffleBuffer');
-    assert.match(error.message, /the train phase needs \d+ MB, \d+ MB over memory\.limitMB 2048\. Lower feed\.shuffleBuffer/);
-    return true;
-  });
+  const tiny = config({ memory: { limitMB: 64 } });
+  let error = refusal(() => refusePhases(tiny, planMemory(tiny, NO_DATA, { cpus: 2 }), ['prepare']));
+  assert.equal(error.knob, 'memory.limitMB');
+  assert.match(error.message, /^memory plan does not fit: memory\.limitMB is 64 but in the prepare phase .* Raise memory\.limitMB to at least \d+ \(or choose a smaller image size\)\.$/);
+  const shards = config({ cache: { shardImages: 100_000 }, memory: { limitMB: 2048 } });
+  error = refusal(() => refusePhases(shards, planMemory(shards, NO_DATA, { cpus: 2 }), ['prepare']));
+  assert.equal(error.knob, 'cache.shardImages');
+  assert.match(error.message, /a shard of 100000 x 49152 B images .* Set cache\.shardImages to at most \d+ or "auto"/);
+  const shuffle = config({ feed: { shuffleBuffer: 40_000 }, memory: { limitMB: 2048 } });
+  error = refusal(() => refusePhases(shuffle, planMemory(shuffle, NO_DATA, { cpus: 2 }), ['train']));
+  assert.equal(error.knob, 'feed.shuffleBuffer');
+  assert.match(error.message, /in the train phase the phase needs \d+ MB\. Lower feed\.shuffleBuffer \(or set it to "auto"\), or raise memory\.limitMB to at least \d+\./);
 });
 
-test("the notebook's model does not fit 1024 MB for training, but prepare alone does: each caller asks only for its phases", () => {
+test('the minimum a refusal names is the fixed point: the plan at that limit fits, one MB less does not, and the message says it once', () => {
+  for (const image of [16, 32, 128]) {
+    for (const facts of [NO_DATA, { csvRows: 1_000_000, csvBytes: 10_000_000, mappingRows: 0, mappingBytes: 0 }]) {
+      const at = (limitMB: number) => config({ image: { width: image, height: image }, memory: { limitMB } });
+      const error = refusal(() => refusePhases(at(100), planMemory(at(100), facts, { cpus: 2 }), ['prepare']));
+      const minimum = Number(/Raise memory\.limitMB to at least (\d+)/.exec(error.message)?.[1]);
+      assert.equal(error.message.match(/memory\.limitMB to at least/g)?.length, 1);
+      assert.doesNotMatch(error.message, /Lower memory\.limitMB/);
+      assert.doesNotThrow(() => refusePhases(at(minimum), planMemory(at(minimum), facts, { cpus: 2 }), ['prepare']), `${image}px: ${minimum} MB fits`);
+      const below = refusal(() => refusePhases(at(minimum - 1), planMemory(at(minimum - 1), facts, { cpus: 2 }), ['prepare']));
+      assert.match(below.message, new RegExp(`Raise memory\\.limitMB to at least ${minimum} `), 'the same minimum from just below');
+      assert.ok(planMemory(at(minimum), facts, { cpus: 2 }).prepare.totalBytes <= minimum * MiB);
+    }
+  }
+});
+
+test("the notebook's model does not fit 1024 MB for training, but prepare alone does", () => {
   const tight = config({ memory: { limitMB: 1024 } });
-  assert.throws(() => planMemory(tight, { cpus: 2 }), (error: unknown) => {
-    assert.ok(error instanceof MemoryPlanError);
-    assert.equal(error.knob, 'memory.limitMB');
-    assert.match(error.message, /memory\.limitMB is 1024 but in the train phase the runtime, tfjs and the model alone need \d+ MB .* Raise memory\.limitMB to at least \d+ \(or choose a smaller train\.batchSize, image size or model\)/);
-    return true;
-  });
-  const prepareOnly = planMemory(tight, { cpus: 2, need: ['prepare'] });
-  assert.ok(prepareOnly.phaseBytes.prepare <= 1024 * MiB);
-  assert.ok(prepareOnly.phaseBytes.train > 1024 * MiB, 'the train phase is still sized and shown');
-  // the model line is the tuner's estimate for config.model (the two cannot disagree)
-  const model = prepareOnly.components.find((c) => c.name === 'model')!;
-  assert.ok(model.bytes > 1000 * MiB && model.bytes < 1500 * MiB, `${model.bytes / MiB} MB`);
+  const p = planMemory(tight, NO_DATA, { cpus: 2 });
+  refusePhases(tight, p, ['prepare']);
+  const error = refusal(() => refusePhases(tight, p, ['train']));
+  assert.equal(error.knob, 'memory.limitMB');
+  assert.match(error.message, /memory\.limitMB is 1024 but in the train phase the runtime, tfjs and the model alone need \d+ MB .* Raise memory\.limitMB to at least \d+ \(or choose a smaller train\.batchSize, image size or model\)/);
+  assert.ok(p.train.totalBytes > 1024 * MiB, 'the train phase is still sized and shown');
+  assert.ok(p.train.model.bytes > 1000 * MiB && p.train.model.bytes < 1500 * MiB, `${p.train.model.bytes / MiB} MB`);
 });
 
-test('the gz2 mapping is counted in the plan', () => {
-  const plan = planMemory(config({ data: { layout: 'gz2', mappingCsv: '/nonexistent/m.csv' } }), { mappingRows: 355_990 });
-  const mapping = plan.components.find((c) => c.name === 'gz2 mapping');
-  assert.ok(mapping && mapping.bytes === 355_990 * 128);
+test('a trial over the limit is refused by the plan, one under it is not', () => {
+  const p = plan({ memory: { limitMB: 500 } });
+  assert.equal(trialRefusal(p, { totalBytes: 900 * MiB, totalMB: 900 }), 'estimated peak 900 MB exceeds memory.limitMB 500');
+  assert.equal(trialRefusal(p, { totalBytes: 400 * MiB, totalMB: 400 }), null);
+});
+
+test('resuming shards bigger than the plan holds is refused with the limit that would hold them', () => {
+  const low = config({ image: { width: 32, height: 32 }, memory: { limitMB: 300 } });
+  const p = planMemory(low, NO_DATA, { cpus: 2 });
+  assert.doesNotThrow(() => refuseResume(low, p, '/c', p.shardImages));
+  const error = refusal(() => refuseResume(low, p, '/c', p.shardImages + 1000));
+  const minimum = Number(/Raise memory\.limitMB to at least (\d+) to resume it, or run prepare with --force/.exec(error.message)?.[1]);
+  assert.ok(minimum > 300);
+  const there = planMemory(config({ image: { width: 32, height: 32 }, memory: { limitMB: minimum } }), NO_DATA, { cpus: 2 });
+  assert.ok(there.shardImages >= p.shardImages + 1000);
+  assert.equal(minimumLimitMB(low, p, (q) => q.shardImages >= p.shardImages + 1000 && q.prepare.totalBytes <= q.limitBytes), minimum);
 });
 
 test('galactic plan prints the table on stdout (also with --quiet), --json only the plan object; prepare refuses an impossible plan before any work', async () => {
@@ -117,10 +142,10 @@ test('galactic plan prints the table on stdout (also with --quiet), --json only 
   const quiet = await runCli(['plan', '--config', file, '--quiet']);
   assert.equal(quiet.stdout, human.stdout);
   const json = await runCli(['plan', '--config', file, '--json']);
-  const plan = JSON.parse(json.stdout) as { limitMB: number; permits: number; components: unknown[]; phaseBytes: { prepare: number; train: number } };
-  assert.equal(plan.limitMB, 2048);
-  assert.ok(plan.phaseBytes.prepare > 0 && plan.phaseBytes.train > 0);
-  assert.ok(plan.permits > 0 && plan.components.length > 0);
+  const p = JSON.parse(json.stdout) as { limitMB: number; permits: number; components: unknown[]; prepare: { totalBytes: number }; train: { totalBytes: number } };
+  assert.equal(p.limitMB, 2048);
+  assert.ok(p.prepare.totalBytes > 0 && p.train.totalBytes > 0);
+  assert.ok(p.permits > 0 && p.components.length > 0);
 
   writeFileSync(file, JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 64 } }));
   for (const command of ['plan', 'prepare']) {

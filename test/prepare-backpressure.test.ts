@@ -7,12 +7,15 @@ import { openCsv } from '../src/ingest/csv-source.ts';
 import { LabelRules } from '../src/ingest/labels.ts';
 import { validateConfig } from '../src/config/load.ts';
 import { planMemory } from '../src/memory/plan.ts';
+import { measureData } from '../src/ingest/data-facts.ts';
+import { StringTable } from '../src/ingest/string-table.ts';
 import { PermitPool } from '../src/prepare/permits.ts';
 import { RowScreen } from '../src/prepare/row-screen.ts';
 import { streamRecords, newProbe, type Outcome, type RecordSink } from '../src/prepare/pipeline.ts';
 import { ImageRejection } from '../src/core/reject-reasons.ts';
 
 const ROWS = 200_000;
+const ROWS_CEILING = 1_000_000;
 
 /**
  * The end-to-end bound (design principle 1): a 200,000-row CSV through a deliberately slow sink.
@@ -35,10 +38,10 @@ test('200,000 rows through a slow sink never exceed the planned permits, and rea
       cache: { shardImages: 500 },
       memory: { limitMB: 1024, decodeConcurrency: 3 },
     }, 'inline', dir);
-    const plan = planMemory(config, { need: ['prepare'] });
+    const plan = planMemory(config, measureData(config));
     const permits = new PermitPool(plan.permits);
     const csv = await openCsv(csvPath, [{ column: 'asset_id', knob: 'data.idColumn' }], config.data.maxRowBytes);
-    const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount });
+    const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount, seen: new StringTable({ entries: ROWS_CEILING, bytes: 64 * 1024 * 1024 }, () => new Error('full')) });
     const probe = newProbe();
     const rowBytes = '300000,Ei\n'.length;
     const readAheadBound = csv.bufferRows + Math.ceil(csv.bufferBytes / rowBytes) + 1;
@@ -108,10 +111,10 @@ test('--limit stops decoding at the limit: no permit-full of rows decoded and dr
     for (let i = 0; i < 5000; i++) lines.push(`${100000 + i},Ei`);
     writeFileSync(csvPath, `${lines.join('\n')}\n`);
     const config = validateConfig({ data: { csv: csvPath, imageDir: dir }, image: { width: 8, height: 8 }, cache: { shardImages: 100 } }, 'inline', dir);
-    const plan = planMemory(config, { need: ['prepare'] });
+    const plan = planMemory(config, measureData(config));
     const permits = new PermitPool(plan.permits);
     const csv = await openCsv(csvPath, [{ column: 'asset_id', knob: 'data.idColumn' }], config.data.maxRowBytes);
-    const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount });
+    const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount, seen: new StringTable({ entries: ROWS_CEILING, bytes: 64 * 1024 * 1024 }, () => new Error('full')) });
     const LIMIT = 250;
     let accepted = 0;
     let decodes = 0;

@@ -1,3 +1,5 @@
+import { NO_DATA, planMemory } from '../src/memory/plan.ts';
+import { feedSettings } from '../src/data/feed.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -104,7 +106,7 @@ describe('the estimate against the real duration (wasm, 32x32, measured in this 
     assert.equal(plan.cached, false);
     assert.equal(plan.search!.epochs, 6);
     const started = performance.now();
-    const { summary } = await tuneOnCache({ config: c, cacheDir, cacheKey: 'fixture', backend, output: new Output({ quiet: true }) });
+    const { summary } = await tuneOnCache({ config: c, cacheDir, cacheKey: 'fixture', backend, plan: planMemory(c, NO_DATA), output: new Output({ quiet: true }) });
     const actual = (performance.now() - started) / 1000;
     assert.equal(summary.completed, 2);
     within2x(t, plan.search!.seconds, actual);
@@ -118,7 +120,7 @@ describe('the estimate against the real duration (wasm, 32x32, measured in this 
     };
     const plan = await planTime(request);
     const started = performance.now();
-    const result = await trainClassifier({ config: c, cacheDir, values: {}, epochs: 3 });
+    const result = await trainClassifier({ config: c, cacheDir, values: {}, epochs: 3, feedSettings: feedSettings(planMemory(c, NO_DATA)) });
     const actual = (performance.now() - started) / 1000;
     disposeModel(result.model);
     within2x(t, plan.train!.seconds, actual);

@@ -32,6 +32,9 @@ function config(overrides: Record<string, unknown> = {}): LoadedConfig {
   }, '<test>', os.tmpdir());
 }
 
+/** The feed sizes config() sets (batch 16, shuffle buffer 100, prefetch 1). */
+const FEED = { batchSize: 16, shuffleBufferRecords: 100, prefetchBatches: 1 };
+
 const comparable = (h: EpochRecord[]) => h.map(({ epoch, loss, accuracy, val_loss, val_accuracy }) => ({ epoch, loss, accuracy, val_loss, val_accuracy }));
 
 before(async () => {
@@ -46,7 +49,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 testEachBackend('trains above 0.7 validation accuracy, keeps the tensor count flat, and repeats exactly for a seed', async (backend) => {
   await selectBackend(backend);
   const counts: number[] = [];
-  const run = () => trainClassifier({ config: config(), cacheDir, values: {}, epochs: 5, onEpochEnd: () => { counts.push(tf.memory().numTensors); } });
+  const run = () => trainClassifier({ feedSettings: FEED, config: config(), cacheDir, values: {}, epochs: 5, onEpochEnd: () => { counts.push(tf.memory().numTensors); } });
   const first = await run();
   const firstCounts = counts.splice(0);
   try {
@@ -77,6 +80,7 @@ testEachBackend('early stopping stops after `patience` epochs without improvemen
   const checkpoints = path.join(root, `es-${backend}`);
   const cfg = config({ train: { batchSize: 16, earlyStopping: { monitor: 'val_accuracy', patience: 1, restoreBestWeights: true } } });
   const result: TrainerResult = await trainClassifier({
+    feedSettings: FEED,
     config: cfg, cacheDir, values: {}, epochs: 12,
     onEpochEnd: ({ epoch, saveCheckpoint }) => saveCheckpoint(path.join(checkpoints, String(epoch))),
   });
@@ -101,11 +105,12 @@ testEachBackend('resuming from a checkpoint continues bit for bit like an uninte
   await selectBackend(backend);
   const ck = path.join(root, `resume-${backend}`);
   const full = await trainClassifier({
+    feedSettings: FEED,
     config: config(), cacheDir, values: {}, epochs: 4,
     onEpochEnd: async ({ epoch, saveCheckpoint }) => { if (epoch === 2) await saveCheckpoint(ck); },
   });
   disposeModel(full.model);
-  const resumed = await trainClassifier({ config: config(), cacheDir, values: {}, epochs: 4, initialEpoch: 2, checkpoint: ck });
+  const resumed = await trainClassifier({ feedSettings: FEED, config: config(), cacheDir, values: {}, epochs: 4, initialEpoch: 2, checkpoint: ck });
   disposeModel(resumed.model);
   assert.deepEqual(resumed.history.map((r) => r.epoch), [3, 4]);
   // bit for bit: the checkpoint carries Adam's running beta powers, not only its step count
@@ -122,7 +127,7 @@ test('a NaN loss stops training with stopReason nan-loss', async () => {
   });
   let result: TrainerResult;
   try {
-    result = await trainClassifier({ config: config(), cacheDir: nanDir, values: {}, epochs: 5 });
+    result = await trainClassifier({ feedSettings: FEED, config: config(), cacheDir: nanDir, values: {}, epochs: 5 });
   } finally {
     await selectBackend('wasm');
   }
@@ -135,7 +140,7 @@ testEachBackend('balanced class weights give each class the same total weight, a
   await selectBackend(backend);
   assert.deepEqual(balancedClassWeights([60, 30, 10]), { 0: 100 / 180, 1: 100 / 90, 2: 100 / 30 });
   assert.deepEqual(balancedClassWeights([5, 0]), { 0: 1, 1: 1 });
-  const result = await trainClassifier({ config: config({ train: { batchSize: 16, classWeights: 'balanced', earlyStopping: null } }), cacheDir, values: {}, epochs: 1 });
+  const result = await trainClassifier({ feedSettings: FEED, config: config({ train: { batchSize: 16, classWeights: 'balanced', earlyStopping: null } }), cacheDir, values: {}, epochs: 1 });
   disposeModel(result.model);
   assert.ok(Number.isFinite(result.history[0].loss));
 });

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { validateConfig, type LoadedConfig } from '../src/config/load.ts';
-import { planMemory } from '../src/memory/plan.ts';
+import { NO_DATA, planMemory } from '../src/memory/plan.ts';
+import { trialRefusal } from '../src/memory/refusals.ts';
 import { estimateTrialMemory, wasmHeapRefusal } from '../src/memory/trial-estimate.ts';
 import { selectBackend } from '../src/model/backend.ts';
 import { createOracle, describeSearch } from '../src/tune/search-setup.ts';
@@ -66,7 +67,7 @@ describe('tuner on the real trainer', () => {
     const summary = await runTuner({
       dir: config.tuner.dir, search, runner,
       createOracle: (state) => createOracle(search, config, {}, state),
-      estimateMB: () => 100, limitMB: config.memory.limitMB,
+      estimate: () => ({ estimateMB: 100, refusal: null }),
     });
     assert.equal(summary.completed, 3, JSON.stringify(summary));
     assert.deepEqual(after, [baseline, baseline, baseline]);
@@ -87,7 +88,7 @@ describe('tuner on the real trainer', () => {
     const options = {
       dir: config.tuner.dir, search,
       createOracle: (state?: Parameters<typeof createOracle>[3]) => createOracle(search, config, {}, state),
-      estimateMB: () => 100, limitMB: config.memory.limitMB,
+      estimate: () => ({ estimateMB: 100, refusal: null }),
     };
     // Interrupt after the first epoch (as SIGINT would), then rerun.
     const interrupting: TrialRunner = {
@@ -108,7 +109,7 @@ describe('tuner on the real trainer', () => {
 describe('trial memory estimate', () => {
   it('grows with the model and marks a trial INFEASIBLE under a tiny budget', () => {
     const config = tinyConfig({ image: { width: 128, height: 128 }, train: { batchSize: 32 } });
-    const plan = planMemory(config);
+    const plan = planMemory(config, NO_DATA);
     const small = estimateTrialMemory({ values: { filters_1: 16, filters_2: 32, filters_3: 64, dense_units: 32 }, config, plan, numClasses: 3 });
     const big = estimateTrialMemory({ values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256 }, config, plan, numClasses: 3 });
     assert.ok(big.totalBytes > small.totalBytes);
@@ -123,7 +124,7 @@ describe('trial memory estimate', () => {
 
   it('refuses on wasm a trial whose tensors cannot fit the 4 GiB heap', () => {
     const config = tinyConfig({ image: { width: 128, height: 128 }, train: { batchSize: 32 } });
-    const plan = planMemory(config);
+    const plan = planMemory(config, NO_DATA);
     const notebook = estimateTrialMemory({ values: { filters_1: 32, filters_2: 64, filters_3: 128, dense_units: 64 }, config, plan, numClasses: 3 });
     const largest = estimateTrialMemory({ values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256 }, config, plan, numClasses: 3 });
     assert.equal(wasmHeapRefusal(notebook), null);
@@ -132,15 +133,18 @@ describe('trial memory estimate', () => {
 
   it('the tuner skips a trial that does not fit as INFEASIBLE (real estimate, tiny budget)', async () => {
     const config = tinyConfig({ tuner: { ...tinyConfig().tuner, dir: path.join(root, 'infeasible'), maxTrials: 2 } });
-    const plan = planMemory(config);
+    // below the runtime baseline alone
+    const tight = planMemory({ ...config, memory: { ...config.memory, limitMB: 150 } }, NO_DATA);
     const search = describeSearch(config, 'fixture');
     let ran = 0;
     const summary = await runTuner({
       dir: config.tuner.dir, search,
       createOracle: (state) => createOracle(search, config, {}, state),
       runner: { run: async () => { ran++; return { stopReason: 'completed' }; } },
-      estimateMB: (values) => estimateTrialMemory({ values, config, plan, numClasses: 3 }).totalMB,
-      limitMB: 150, // below the measured runtime baseline alone
+      estimate: (values) => {
+        const e = estimateTrialMemory({ values, config, plan: tight, numClasses: 3 });
+        return { estimateMB: e.totalMB, refusal: trialRefusal(tight, e) };
+      },
     });
     assert.equal(summary.infeasible, 2);
     assert.equal(ran, 0);

@@ -154,7 +154,7 @@ describe('tuner with a fake trial runner', () => {
 
   it('records a trial the backend cannot hold as INFEASIBLE with the backend reason', async () => {
     const options = fakeTunerOptions({ dir: freshDir(), runner: new FakeTrialRunner(), maxTrials: 6 });
-    const result = await runTuner({ ...options, backendRefusal: (values) => ((values.filters_1 as number) >= 48 ? 'beyond the heap' : null) });
+    const result = await runTuner({ ...options, estimate: (values) => ({ estimateMB: 100, refusal: (values.filters_1 as number) >= 48 ? 'beyond the heap' : null }) });
     const records = trials(options.dir);
     assert.ok(records.some((r) => r.status === 'INFEASIBLE' && r.reason === 'beyond the heap'));
     assert.equal(result.infeasible, records.filter((r) => (r.values.filters_1 as number) >= 48).length);

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { validateConfig, type LoadedConfig } from '../config/load.ts';
 import { UserError } from '../core/errors.ts';
 import { planMemory } from '../memory/plan.ts';
+import { refusePhases } from '../memory/refusals.ts';
+import { measureData } from '../ingest/data-facts.ts';
 import type { ChartPoint } from './chart.ts';
 import { runPointInChild } from './child-point.ts';
 import type { SynthDataset } from './datasets.ts';
@@ -77,7 +79,10 @@ export async function measurePoint(
   // a budget the planner refuses is a result of the sweep (with the planner's words), not a crash
   let planned: number;
   try {
-    planned = Math.round(planMemory(validateConfig(raw, configFile, scratch), { need: ['prepare'] }).phaseBytes.prepare / MiB);
+    const config = validateConfig(raw, configFile, scratch);
+    const plan = planMemory(config, measureData(config));
+    refusePhases(config, plan, ['prepare']);
+    planned = Math.round(plan.prepare.totalBytes / MiB);
   } catch (error) {
     if (!(error instanceof UserError)) throw error;
     rmSync(scratch, { recursive: true, force: true });

@@ -10,7 +10,10 @@ import { benchDecode, listImages } from './stages/decode.ts';
 import { benchFeed } from './stages/feed.ts';
 import { benchPrepare, plannedMB } from './stages/prepare.ts';
 import { benchShardRead } from './stages/shard-read.ts';
-import { planMemory } from '../memory/plan.ts';
+import { planMemory, type MemoryPlan } from '../memory/plan.ts';
+import { refusePhases } from '../memory/refusals.ts';
+import { measureData } from '../ingest/data-facts.ts';
+import { feedSettings } from '../data/feed.ts';
 
 /**
  * `galactic bench [stage...]`: runs the chosen stages in pipeline order on the user's config,
@@ -58,6 +61,7 @@ export type TrainStageRunner = (context: {
   settings: SuiteSettings;
   feed: StageResult | null;
   output: Output;
+  plan: MemoryPlan;
 }) => Promise<{ result: StageResult | Record<string, unknown>; backend: string | null }>;
 
 export interface SuiteReport {
@@ -77,7 +81,8 @@ export async function runSuite(
   trainStage: TrainStageRunner | null,
 ): Promise<SuiteReport> {
   // refuses an impossible budget before any work; the model only matters when the suite trains
-  const plan = planMemory(config, { need: trainStage && stages.includes('train') ? ['prepare', 'train'] : ['prepare'] });
+  const plan = planMemory(config, measureData(config));
+  refusePhases(config, plan, trainStage && stages.includes('train') ? ['prepare', 'train'] : ['prepare']);
   const scratchDir = mkdtempSync(path.join(os.tmpdir(), 'galactic-bench-'));
   const results: Record<string, StageResult | Record<string, unknown>> = {};
   let backend: string | null = null;
@@ -97,7 +102,7 @@ export async function runSuite(
       output.info(timed
         ? `bench prepare: ${settings.images} images x ${settings.repeats} repeats cold (scratch cache), then warm`
         : `bench: preparing ${settings.images} images into a scratch cache for the feed (not timed)`);
-      const prep = await benchPrepare(config, { repeats: timed ? settings.repeats : 1, limit: settings.images, scratchDir, ceiling: decode });
+      const prep = await benchPrepare(config, { plan, repeats: timed ? settings.repeats : 1, limit: settings.images, scratchDir, ceiling: decode });
       prepared = { cacheDir: prep.cacheDir, config: prep.config };
       if (timed) {
         results.prepare = prep.cold;
@@ -109,15 +114,15 @@ export async function runSuite(
       output.info(`bench feed: shard read ceiling, then ${settings.epochs} epoch(s) x ${settings.repeats} repeats`);
       const shardRead = await benchShardRead(prepared.cacheDir, settings.repeats, config.memory.limitMB);
       results.shardRead = shardRead;
-      feed = await benchFeed(prepared.config, prepared.cacheDir, { repeats: settings.repeats, epochs: settings.epochs, ceiling: shardRead, plannedMB: plannedMB(prepared.config, 'feed') });
+      feed = await benchFeed(prepared.config, prepared.cacheDir, { settings: feedSettings(plan), repeats: settings.repeats, epochs: settings.epochs, ceiling: shardRead, plannedMB: plannedMB(plan, 'feed') });
       results.feed = feed;
     }
     if (stages.includes('train') && prepared) {
       if (!trainStage) throw new Error('runSuite: the train stage was asked for without a runner');
-      const train = await trainStage({ config: prepared.config, cacheDir: prepared.cacheDir, settings, feed, output });
+      const train = await trainStage({ config: prepared.config, cacheDir: prepared.cacheDir, settings, feed, output, plan });
       // the train peak is compared with the plan's train phase (model, pool, feed)
       results.train = 'plannedMB' in train.result && train.result.plannedMB == null
-        ? { ...train.result, plannedMB: plannedMB(prepared.config, 'train') }
+        ? { ...train.result, plannedMB: plannedMB(plan, 'train') }
         : train.result;
       backend = train.backend;
     }

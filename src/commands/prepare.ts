@@ -9,15 +9,19 @@ export function prepareCommand(): Command {
     .option('--limit <n>', 'keep only the first N usable records (overrides data.limit)', positiveInt)
     .option('--force', 'rebuild the cache even when a complete one exists', false)
     .action(async (_opts, command: Command) => {
-      const [{ runPrepare }, { planMemory }, { ensureDemoData }] = await Promise.all([
-        import('../prepare/run-prepare.ts'), import('../memory/plan.ts'), import('../images/synth/demo.ts'),
+      const [{ runPrepare }, { planMemory }, { refusePhases }, { measureData }, { ensureDemoData }] = await Promise.all([
+        import('../prepare/run-prepare.ts'), import('../memory/plan.ts'), import('../memory/refusals.ts'),
+        import('../ingest/data-facts.ts'), import('../images/synth/demo.ts'),
       ]);
       const ctx = commandContext(command);
       const config = ctx.config();
-      planMemory(config, { need: ['prepare'] }); // an impossible budget is refused before anything, demo data included
-      await ensureDemoData(config, ctx.output);
+      // an impossible budget is refused before anything, demo data included
+      let plan = planMemory(config, measureData(config));
+      refusePhases(config, plan, ['prepare']);
+      if ((await ensureDemoData(config, ctx.output)).synthesized) plan = planMemory(config, measureData(config)); // the data is new
       const summary = await runPrepare(config, {
         output: ctx.output,
+        plan,
         force: Boolean(ctx.options.force),
         limit: (ctx.options.limit as number | undefined) ?? config.data.limit,
       });

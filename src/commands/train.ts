@@ -1,3 +1,5 @@
+import { planMemory } from '../memory/plan.ts';
+import { measureData } from '../ingest/data-facts.ts';
 import path from 'node:path';
 import { Command } from 'commander';
 import { backendOption, positiveInt } from '../core/cli-options.ts';
@@ -30,7 +32,8 @@ export function trainCommand(): Command {
       if (options.hp) values = readHyperparameters(path.resolve(options.hp as string));
       else if (options.fromTuner) values = tunerBestValues(config);
       const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output, { threads: config.threads });
-      const prepared = await runPrepare(config, { output });
+      const plan = planMemory(config, measureData(config));
+      const prepared = await runPrepare(config, { output, plan });
       const { announceTime } = await import('../tune/time-plan.ts');
       await announceTime(config, output, {
         backend, cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey,
@@ -41,6 +44,7 @@ export function trainCommand(): Command {
         cacheKey: prepared.cacheKey,
         backend,
         values,
+        plan,
         epochs: options.epochs as number | undefined,
         name: options.name as string | undefined,
         output,

@@ -1,3 +1,5 @@
+import { planMemory } from '../memory/plan.ts';
+import { measureData } from '../ingest/data-facts.ts';
 import { Command } from 'commander';
 import { backendOption, positiveInt } from '../core/cli-options.ts';
 import { UsageError } from '../core/errors.ts';
@@ -41,7 +43,8 @@ export function tuneCommand(): Command {
       const started = performance.now();
       const rss = new RssSampler(200).start();
 
-      const prepared = await runPrepare(config, { output });
+      const plan = planMemory(config, measureData(config));
+      const prepared = await runPrepare(config, { output, plan });
       const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output, { threads: config.threads });
       const search = describeSearch(config, prepared.cacheKey, overrides);
       const objective = objectiveOf(config);
@@ -55,6 +58,7 @@ export function tuneCommand(): Command {
           cacheDir: prepared.cacheDir,
           cacheKey: prepared.cacheKey,
           backend,
+          plan,
           output,
           overrides,
           overwrite: Boolean(options.overwrite),

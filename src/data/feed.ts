@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Manifest } from '../cache/format.ts';
 import { Rng } from '../core/rng.ts';
-import { planMemory } from '../memory/plan.ts';
+import type { MemoryPlan } from '../memory/plan.ts';
 import { ImageWriter } from './image-writer.ts';
 import { normalizationFor, type Normalization } from './normalization.ts';
 import { IDENTITY, randomOrientation } from './orientation.ts';
@@ -38,16 +38,9 @@ export interface FeedSettings {
   prefetchBatches: number;
 }
 
-/** Buffer sizes from the config: explicit `feed` values, otherwise the memory planner's. */
-export function feedSettings(config: LoadedConfig): FeedSettings {
-  const auto = config.feed.shuffleBuffer === 'auto' || config.feed.prefetch === 'auto';
-  // need: [] because the feed also runs without a model (bench feed); trainRun checks the model fits.
-  const plan = auto ? planMemory(config, { need: [] }) : null;
-  return {
-    batchSize: config.train.batchSize,
-    shuffleBufferRecords: config.feed.shuffleBuffer === 'auto' ? plan!.shuffleBufferRecords : config.feed.shuffleBuffer,
-    prefetchBatches: config.feed.prefetch === 'auto' ? Math.min(2, plan!.prefetchBatches) : config.feed.prefetch,
-  };
+/** The feed's buffer sizes, as the memory plan set them (explicit `feed` values or its auto sizes). */
+export function feedSettings(plan: MemoryPlan): FeedSettings {
+  return { batchSize: plan.batchSize, shuffleBufferRecords: plan.shuffleBufferRecords, prefetchBatches: plan.prefetchBatches };
 }
 
 export interface FeedOptions {
@@ -55,7 +48,8 @@ export interface FeedOptions {
   cacheDir: string;
   manifest: Manifest;
   split: SplitPlan;
-  settings?: FeedSettings;
+  /** From the command's memory plan (`feedSettings(plan)`). */
+  settings: FeedSettings;
 }
 
 export class Feed {
@@ -76,7 +70,7 @@ export class Feed {
     this.cacheDir = options.cacheDir;
     this.manifest = options.manifest;
     this.split = options.split;
-    this.settings = options.settings ?? feedSettings(options.config);
+    this.settings = options.settings;
     const { width, height, channels } = options.manifest.image;
     this.shape = [height, width, channels];
     this.normalization = normalizationFor(options.config.feed.normalize, options.manifest.channelStats);

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { DelayedError, WaitingError, type Job } from 'bullmq';
 import type { LoadedConfig } from '../config/load.ts';
+import { feedSettings } from '../data/feed.ts';
+import type { MemoryPlan } from '../memory/plan.ts';
 import { UserError } from '../core/errors.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import type { Output } from '../core/console.ts';
@@ -37,6 +39,8 @@ export class TuningDirNotSharedError extends UserError {
 
 export interface TrialWorkerContext {
   config: LoadedConfig;
+  /** The worker's memory plan (its feed sizes and the limit each trial must fit). */
+  plan: MemoryPlan;
   search: SearchDescription;
   worker: string;
   output: Output;
@@ -97,9 +101,9 @@ export async function processTrialJob(job: Job<TrialJobData>, token: string | un
     }
     const cacheDir = await context.cacheDir();
     const backend = await context.backend();
-    const { trainRecords: _trainRecords, ...checks } = trialMemoryChecks(config, cacheDir, backend);
+    const { trainRecords: _trainRecords, ...checks } = trialMemoryChecks(config, context.plan, cacheDir, backend);
     const objective: Objective = { name: context.search.objective as Objective['name'], direction: context.search.direction };
-    const runner = new WorkerEpochRunner(new TrainerTrialRunner({ config, cacheDir }), job, context);
+    const runner = new WorkerEpochRunner(new TrainerTrialRunner({ config, cacheDir, feedSettings: feedSettings(context.plan) }), job, context);
     const record = existing ?? newTrialRecord(data.plan);
     const resumedAt = record.initialEpoch + record.metrics.length;
     output.info(`trial ${data.trialId}: ${record.metrics.length > 0 ? `resuming from epoch ${resumedAt}` : 'starting'} on ${worker}`);

@@ -1,3 +1,5 @@
+import { planMemory } from '../memory/plan.ts';
+import { measureData } from '../ingest/data-facts.ts';
 import path from 'node:path';
 import { Worker, WaitingError, type Job } from 'bullmq';
 import type { LoadedConfig } from '../config/load.ts';
@@ -58,14 +60,17 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const stop = new AbortController();
   options.signal.addEventListener('abort', () => stop.abort(), { once: true });
 
+  // the worker's memory plan, once, from the config and the data: prepare, the feed and each trial's check read it
+  const plan = planMemory(config, measureData(config));
   const context = {
     config,
+    plan,
     search,
     worker: name,
     output,
     heartbeatMs: Math.max(500, Math.floor(leaseMs / 3)),
     signal: stop.signal,
-    cacheDir: once(async () => (await runPrepare(config, { output })).cacheDir),
+    cacheDir: once(async () => (await runPrepare(config, { output, plan })).cacheDir),
     backend: once<BackendChoice>(() => selectBackend(options.backend ?? config.backend, output, { threads: config.threads })),
   };
 

@@ -1,6 +1,5 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { describeArchitecture, type HyperparameterValues } from '../architecture/cnn-spec.ts';
-import type { MemoryComponent } from './plan.ts';
 
 /**
  * Memory a training step of the CNN needs beyond the runtime: the one model estimate that the
@@ -24,7 +23,7 @@ const BACKPROP_WORKSPACE_COPIES = 3;
 const CHECKPOINT_COPIES = 3;
 
 export interface ModelMemory {
-  components: MemoryComponent[];
+  components: { name: string; bytes: number; detail: string }[];
   /** The part living in the backend's tensor memory (for wasm: its heap, capped at 4 GiB). */
   tensorBytes: number;
   totalBytes: number;
@@ -39,7 +38,7 @@ export function estimateModelMemory(
 ): ModelMemory {
   const inputShape: [number, number, number] = [config.image.height, config.image.width, config.image.channels];
   const arch = describeArchitecture(values, inputShape, numClasses, config.model);
-  const components: MemoryComponent[] = [];
+  const components: ModelMemory['components'] = [];
   const add = (name: string, bytes: number, detail: string) => components.push({ name, bytes: Math.ceil(bytes), detail });
 
   add('parameters', 4 * FLOAT32 * arch.parameters, `${arch.parameters} params x 4 copies (weights, gradients, Adam m and v) x 4 B`);

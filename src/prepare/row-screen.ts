@@ -3,11 +3,15 @@ import type { RejectReason } from '../core/reject-reasons.ts';
 import type { CsvRow } from '../ingest/csv-source.ts';
 import { idProblem, imageFileName, imagePathInside } from '../ingest/ids.ts';
 import type { LabelRules } from '../ingest/labels.ts';
+import type { Gz2Mapping } from '../ingest/gz2-mapping.ts';
+import type { StringTable } from '../ingest/string-table.ts';
 
 /**
  * The cheap per-row checks that need no image bytes, in this order: row shape, id safety,
  * duplicate id, label rules, gz2 mapping, existence in the image index. The first row that
- * names an id claims it whatever its own fate, so a later row with that id is `duplicate-id`.
+ * names an id claims it whatever its own fate, so a later row with that id is `duplicate-id`; in
+ * the gz2 layout the first labelled object to reach an image claims it too, so a later object
+ * mapped to the same image is `duplicate-id` naming both objects.
  * Deterministic and free of I/O, so a resumed run replays it over the committed rows to rebuild
  * the seen-id state exactly.
  */
@@ -23,12 +27,12 @@ export interface RowScreenOptions {
   hasImage: (fileName: string) => boolean;
   headerCount: number;
   /** gz2 layout: labels-CSV object id -> image id. */
-  mapping?: Map<string, string> | null;
+  mapping?: Gz2Mapping | null;
+  /** Every id seen so far, within the plan's ceiling. */
+  seen: StringTable;
 }
 
 export class RowScreen {
-  private readonly seen = new Set<string>();
-
   constructor(private readonly options: RowScreenOptions) {}
 
   screen(row: CsvRow): Screened {
@@ -40,8 +44,9 @@ export class RowScreen {
     if (row.fields < headerCount) return reject('malformed-row', `the row has ${row.fields} fields, the header has ${headerCount}`);
     const problem = idProblem(id);
     if (problem) return reject('invalid-id', problem);
-    if (this.seen.has(id)) return reject('duplicate-id', `id ${id} already appeared in an earlier row (the first wins)`);
-    this.seen.add(id.slice());
+    const { seen } = this.options;
+    const known = seen.size;
+    if (seen.add(id) < known) return reject('duplicate-id', `id ${id} already appeared in an earlier row (the first wins)`);
     const label = labels.classify(row.cells[data.labelColumn]);
     if ('reason' in label) return reject(label.reason, label.detail);
     let imageId = id;
@@ -50,6 +55,8 @@ export class RowScreen {
       if (mapped === undefined) return reject('unmapped-id', `object ${id} has no row in the filename mapping (${data.mappingCsv})`);
       const mappedProblem = idProblem(mapped);
       if (mappedProblem) return reject('invalid-id', `mapped image id ${JSON.stringify(mapped)}: ${mappedProblem}`);
+      const holder = mapping.claim(id);
+      if (holder !== null) return reject('duplicate-id', `image ${mapped} of object ${id} is already the image of object ${holder}, in an earlier row (the first wins)`);
       imageId = mapped;
     }
     const fileName = imageFileName(data.fileName, imageId);

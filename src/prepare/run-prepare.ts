@@ -17,7 +17,10 @@ import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest } from '../cache/f
 import { RejectsLog } from '../cache/rejects-log.ts';
 import { ShardWriter } from '../cache/shard-writer.ts';
 import type { WriteFileFn } from '../core/atomic-file.ts';
-import { planMemory, formatPlan, permitsFor, type MemoryPlan } from '../memory/plan.ts';
+import { planMemory, formatPlan, type MemoryPlan } from '../memory/plan.ts';
+import { refusePhases, refuseResume, tableFullError } from '../memory/refusals.ts';
+import { measureData } from '../ingest/data-facts.ts';
+import { StringTable } from '../ingest/string-table.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import type { FolderLock } from '../core/lock.ts';
 import { isPrepareLockFile, lockCacheDir } from './cache-lock.ts';
@@ -56,6 +59,11 @@ export interface PrepareOptions {
   /** Injection points for tests: how shard/manifest bytes reach disk, and a hook after each shard. */
   writeFile?: WriteFileFn;
   onCommit?: (manifest: Manifest) => void;
+  /**
+   * The command's memory plan (computed once from the config and the data, and handed down);
+   * library callers without one get it computed here.
+   */
+  plan?: MemoryPlan;
   /** Replaces decodeImage (benches compare the pipeline against bare sharp with it). */
   decode?: (file: string, image: LoadedConfig['image']) => Promise<Uint8Array>;
 }
@@ -122,8 +130,9 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   const limit = options.limit === undefined ? config.data.limit : options.limit;
   const data = config.data;
 
-  // Everything that can stop a run, before any work (the plan is refined once the mapping is counted).
-  planMemory(config, { need: ['prepare'] });
+  // Everything that can stop a run, before any work.
+  const plan = options.plan ?? planMemory(config, measureData(config));
+  refusePhases(config, plan, ['prepare']);
   checkFileNamePattern(data.fileName);
   // listed synchronously: nothing else runs yet, and the async listing (one promise per entry)
   // takes 2-3x longer (20,000 names: 47-83 ms against 21-24 ms)
@@ -163,10 +172,12 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     output.warn(`the cache at ${cacheDir} does not match its manifest (${problem}): it was damaged or edited; rebuilding it`);
   }
 
-  const mapping = data.layout === 'gz2' && data.mappingCsv
-    ? await loadGz2Mapping(data.mappingCsv, data.mappingObjectColumn, data.mappingImageColumn, data.maxRowBytes)
+  const mappingCsv = data.mappingCsv;
+  const mappingPlan = plan.prepare.mapping;
+  const mapping = data.layout === 'gz2' && mappingCsv && mappingPlan
+    ? await loadGz2Mapping(mappingCsv, data.mappingObjectColumn, data.mappingImageColumn, data.maxRowBytes, mappingPlan,
+      (what) => tableFullError(plan, mappingCsv, what, what === 'object ids' ? mappingPlan.objects : mappingPlan.images))
     : null;
-  const plan: MemoryPlan = planMemory(config, { mappingRows: mapping?.size, need: ['prepare'] });
   const csv: CsvSource = await openCsv(data.csv, [
     { column: data.idColumn, knob: 'data.idColumn' },
     { column: data.labelColumn, knob: 'data.labelColumn' },
@@ -185,7 +196,6 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     existing = null;
   }
   const resume = existing?.resume as ResumeState | undefined;
-  const shardImages = existing ? existing.shardImages : plan.shardImages;
   const removals = [removeStrayFiles(cacheDir, existing)];
   if (existing && shardFilesProblem(cacheDir, existing)) {
     output.warn(`the interrupted cache at ${cacheDir} lost a shard; starting it over`);
@@ -194,6 +204,17 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   }
   // a failed background delete leaves a .stale file for the next run; it never fails this one
   const removed = Promise.all(removals).catch(() => undefined);
+  if (existing) {
+    try {
+      refuseResume(config, plan, cacheDir, existing.shardImages);
+    } catch (error) {
+      csv.close();
+      await removed;
+      throw error;
+    }
+  }
+  // a resumed cache keeps its shard size, which the plan's permits hold (refuseResume): never more permits than planned
+  const shardImages = existing ? existing.shardImages : plan.shardImages;
   const committedRow = existing && resume ? resume.committedRow : 0;
 
   // sharp (libvips) loads only now: a cache hit never needs it
@@ -210,7 +231,7 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     : `preparing ${cacheDir}`);
 
   const labels = new LabelRules(data.classes);
-  const permits = new PermitPool(Math.max(plan.permits, permitsFor(shardImages, plan.decodeConcurrency)));
+  const permits = new PermitPool(plan.permits);
   const rejects = new RejectsLog(cacheDir, existing && resume ? resume.rejectsBytes : 0);
   const { width, height, channels, fit } = config.image;
   const now = new Date().toISOString();
@@ -249,7 +270,8 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     existence.firstMissing ??= name;
     return false;
   };
-  const screen = new RowScreen({ data, labels, hasImage, headerCount: csv.headerCount, mapping });
+  const seen = new StringTable(plan.prepare.seenIds, () => tableFullError(plan, data.csv, 'ids', plan.prepare.seenIds));
+  const screen = new RowScreen({ data, labels, hasImage, headerCount: csv.headerCount, mapping, seen });
   const probe = newProbe();
   output.setMemoryLimit(config.memory.limitMB);
   // a total (and so an ETA) from a quick count of the CSV's lines

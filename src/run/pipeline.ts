@@ -1,3 +1,5 @@
+import { planMemory } from '../memory/plan.ts';
+import { measureData } from '../ingest/data-facts.ts';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
@@ -83,7 +85,9 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
 
     // 2. prepare: a cache hit is the skip
     started = begin('prepare');
-    const prepared = await runPrepare(config, { output });
+    // the memory plan, once, from the config and the data (now that the demo data exists)
+    const plan = planMemory(config, measureData(config));
+    const prepared = await runPrepare(config, { output, plan });
     const prepareStage = finish('prepare', started, prepared.cacheHit ? 0 : prepared.images, prepared.cacheHit,
       prepared.cacheHit ? `cache ${prepared.cacheKey} is complete` : `${prepared.images} images into ${prepared.shards} shards`);
 
@@ -102,7 +106,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
 
     // 3. tune: the tuner's own resume makes a finished search a no-op
     started = begin('tune');
-    const tuned = await tuneStage(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, output, ensureBackend, signal: options.signal, overwrite: options.overwriteSearch, tunerLoop: options.tunerLoop });
+    const tuned = await tuneStage(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, output, ensureBackend, plan, signal: options.signal, overwrite: options.overwriteSearch, tunerLoop: options.tunerLoop });
     const tuneStageRecord = finish('tune', started, tuned.imageEpochs, tuned.skipped,
       tuned.skipped ? 'the search is finished' : `${tuned.ranNow} trials run, best ${tuned.best ? tuned.best.score.toFixed(4) : '–'}`);
 
@@ -113,7 +117,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     let trained: TrainRunSummary | null = null;
     if (stale) {
       output.info(`training: ${stale}`);
-      trained = await trainRun(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, backend: await ensureBackend(), values: tuned.bestValues, output });
+      trained = await trainRun(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, backend: await ensureBackend(), values: tuned.bestValues, plan, output });
     }
     const trainImageEpochs = trained ? trained.epochs * (readRunMetadata(runDir)?.split.trainImages ?? 0) : 0;
     const trainStage = finish('train', started, trainImageEpochs, !trained,

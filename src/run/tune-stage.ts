@@ -1,3 +1,4 @@
+import type { MemoryPlan } from '../memory/plan.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 import type { BackendChoice } from '../model/backend.ts';
@@ -34,6 +35,7 @@ export interface TuneStageOptions {
   cacheKey: string;
   output: Output;
   ensureBackend: () => Promise<BackendChoice>;
+  plan: MemoryPlan;
   /** Aborting stops the search after the current epoch, saved; the next run resumes it. */
   signal?: AbortSignal;
   overwrite?: boolean;
@@ -50,6 +52,7 @@ export async function tuneStage(config: LoadedConfig, options: TuneStageOptions)
     cacheDir,
     cacheKey: options.cacheKey,
     backend,
+    plan: options.plan,
     output,
     overwrite: options.overwrite,
     signal: options.signal,

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedConfig } from '../config/load.ts';
 import { loadManifest } from '../data/cache-access.ts';
-import { batchTensors, Feed } from '../data/feed.ts';
+import { batchTensors, Feed, type FeedSettings } from '../data/feed.ts';
 import { splitCache } from '../data/split.ts';
 import { buildModel, type HyperparameterValues } from '../model/architecture.ts';
 import { activeBackendName, withKernelCheck } from '../model/backend.ts';
@@ -20,11 +20,11 @@ export interface TrainingMeasurement {
   backend: string;
 }
 
-export async function measureTraining(config: LoadedConfig, cacheDir: string, options: { batches?: number; values?: HyperparameterValues } = {}): Promise<TrainingMeasurement> {
+export async function measureTraining(config: LoadedConfig, cacheDir: string, options: { settings: FeedSettings; batches?: number; values?: HyperparameterValues }): Promise<TrainingMeasurement> {
   const wanted = options.batches ?? 10;
   const manifest = loadManifest(cacheDir);
   const split = await splitCache(cacheDir, manifest, config.split, config.seed);
-  const feed = new Feed({ config, cacheDir, manifest, split });
+  const feed = new Feed({ config, cacheDir, manifest, split, settings: options.settings });
   const { width, height, channels } = manifest.image;
   const model = buildModel(options.values ?? {}, { inputShape: [height, width, channels], numClasses: manifest.classes.length, seed: config.seed, defaults: config.model });
   let images = 0;

@@ -3,7 +3,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedConfig } from '../config/load.ts';
 import { loadManifest } from '../data/cache-access.ts';
-import { MemoryPlanError, planMemory } from '../memory/plan.ts';
+import { MemoryPlanError, type MemoryPlan } from '../memory/plan.ts';
+import { refuseTraining } from '../memory/refusals.ts';
+import { feedSettings } from '../data/feed.ts';
 import { estimateTrialMemory, wasmHeapRefusal } from '../memory/trial-estimate.ts';
 import { UserError } from '../core/errors.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
@@ -67,6 +69,8 @@ export interface TrainRunOptions {
   cacheKey: string;
   backend: BackendChoice;
   values: HyperparameterValues;
+  /** The command's memory plan: the feed's sizes and the limit the training must fit. */
+  plan: MemoryPlan;
   epochs?: number;
   name?: string;
   output: Output;
@@ -107,17 +111,11 @@ const round = (x: number, digits = 4) => (Number.isFinite(x) ? Math.round(x * 10
  * Refuses, before any work, a final training whose model cannot fit memory.limitMB (or the wasm
  * heap): the estimate the tuner's INFEASIBLE rule uses, for the values actually trained.
  */
-export function checkTrainingFits(config: LoadedConfig, cacheDir: string, values: HyperparameterValues, backend: BackendChoice['name']): void {
+export function checkTrainingFits(config: LoadedConfig, plan: MemoryPlan, cacheDir: string, values: HyperparameterValues, backend: BackendChoice['name']): void {
   const manifest = loadManifest(cacheDir);
-  const plan = planMemory(config, { need: [] });
   const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
   const estimate = estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
-  if (estimate.totalBytes > plan.limitBytes) {
-    const parts = estimate.components.map((c) => `${c.name} ${Math.ceil(c.bytes / 1048576)} MB`).join(', ');
-    throw new MemoryPlanError('memory.limitMB',
-      `training this model needs an estimated ${estimate.totalMB} MB (${parts}), more than memory.limitMB ${config.memory.limitMB}. ` +
-        `Raise memory.limitMB to at least ${estimate.totalMB}, or lower train.batchSize (now ${config.train.batchSize}), the image size or the model's filters and dense units.`);
-  }
+  refuseTraining(plan, estimate);
   const heap = backend === 'wasm' ? wasmHeapRefusal(estimate) : null;
   if (heap) throw new MemoryPlanError('train.batchSize', `this model cannot train on the wasm backend: ${heap}`);
 }
@@ -125,7 +123,7 @@ export function checkTrainingFits(config: LoadedConfig, cacheDir: string, values
 export async function trainRun(config: LoadedConfig, options: TrainRunOptions): Promise<TrainRunSummary> {
   const { output } = options;
   const { values, source } = finalValues(config, options.values, output);
-  checkTrainingFits(config, options.cacheDir, values, options.backend.name);
+  checkTrainingFits(config, options.plan, options.cacheDir, values, options.backend.name);
   const started = performance.now();
   const sampler = new RssSampler().start();
   const epochs = options.epochs ?? config.train.epochs;
@@ -138,6 +136,7 @@ export async function trainRun(config: LoadedConfig, options: TrainRunOptions): 
     values,
     epochs,
     output,
+    feedSettings: feedSettings(options.plan),
     onBatchEnd: ({ epoch, batch, batches, loss, accuracy }) => {
       if (batch === 1) progress = output.progress(`epoch ${epoch}/${epochs}`, batches, 'batches');
       progress?.update(batch, { loss: loss.toFixed(4), acc: accuracy.toFixed(3) });

@@ -48,8 +48,8 @@ export interface TrainerOptions {
   onEpochEnd?: (info: { epoch: number; record: EpochRecord; saveCheckpoint: (dir: string) => Promise<void> }) => Promise<void | 'stop' | 'continue'> | void | 'stop' | 'continue';
   onBatchEnd?: (info: { epoch: number; batch: number; batches: number; loss: number; accuracy: number }) => void;
   output?: Output;
-  /** Feed buffer sizes; default from the config and the memory planner. */
-  feedSettings?: FeedSettings;
+  /** Feed buffer sizes, from the command's memory plan (`feedSettings(plan)`). */
+  feedSettings: FeedSettings;
 }
 
 /**

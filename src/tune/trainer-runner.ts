@@ -14,7 +14,7 @@ import type { TrialRunner, TrialRunRequest, TrialRunResult } from './trial-runne
 export interface TrainerRunnerOptions {
   config: LoadedConfig;
   cacheDir: string;
-  feedSettings?: FeedSettings;
+  feedSettings: FeedSettings;
   /** Where the trainer's lines go, and a batch bar per epoch on a terminal; omitted, trials train silently. */
   output?: Output;
   /** Indentation of the batch bar under the caller's own bars (trials, epochs). */

@@ -17,11 +17,12 @@ import type { TrialRecord, TrialStore } from './trial-store.ts';
 
 export interface TrialExecutionOptions {
   runner: TrialRunner;
-  /** Peak-memory estimate of a trial in MB, made before its model is built; may throw for values that cannot make a model. */
-  estimateMB: (values: HyperparameterValues) => number;
-  limitMB: number;
-  /** Why the backend cannot hold a trial whatever the budget (e.g. wasm's 4 GiB heap), or null. */
-  backendRefusal?: (values: HyperparameterValues) => string | null;
+  /**
+   * A trial's peak-memory estimate in MB, made before its model is built, and why the memory plan
+   * refuses it (memory/refusals.ts: over memory.limitMB, or past the wasm heap), or null; may throw
+   * for values that cannot make a model.
+   */
+  estimate: (values: HyperparameterValues) => { estimateMB: number; refusal: string | null };
   /** Per-trial early-stopping patience (tuner.patience); null = off. */
   patience: number | null;
   output?: Output;
@@ -84,18 +85,16 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
   const elapsed = () => secondsBefore + (Date.now() - started) / 1000;
 
   // Memory check before any model exists.
-  let estimateMB: number;
+  let estimate: { estimateMB: number; refusal: string | null };
   try {
-    estimateMB = options.estimateMB(plan.values);
+    estimate = options.estimate(plan.values);
   } catch (error) {
     record.seconds = elapsed();
     store.writeTrial(finish(record, 'INFEASIBLE', `cannot build a model from these values: ${(error as Error).message}`));
     return record;
   }
-  record.estimateMB = estimateMB;
-  const refusal = estimateMB > options.limitMB
-    ? `estimated peak ${estimateMB} MB exceeds memory.limitMB ${options.limitMB}`
-    : (options.backendRefusal?.(plan.values) ?? null);
+  record.estimateMB = estimate.estimateMB;
+  const refusal = estimate.refusal;
   if (refusal) {
     record.seconds = elapsed();
     store.writeTrial(finish(record, 'INFEASIBLE', refusal));

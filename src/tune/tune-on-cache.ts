@@ -1,7 +1,9 @@
 import type { LoadedConfig } from '../config/load.ts';
 import { loadManifest } from '../data/cache-access.ts';
 import { estimateTrialMemory, wasmHeapRefusal } from '../memory/trial-estimate.ts';
-import { planMemory } from '../memory/plan.ts';
+import type { MemoryPlan } from '../memory/plan.ts';
+import { trialRefusal } from '../memory/refusals.ts';
+import { feedSettings } from '../data/feed.ts';
 import type { BackendChoice } from '../model/backend.ts';
 import type { Output } from '../core/console.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
@@ -21,6 +23,8 @@ export interface TuneOnCacheOptions {
   cacheDir: string;
   cacheKey: string;
   backend: BackendChoice;
+  /** The command's memory plan: the feed's sizes and the limit each trial must fit. */
+  plan: MemoryPlan;
   output: Output;
   overrides?: SearchOverrides;
   overwrite?: boolean;
@@ -35,23 +39,19 @@ export interface TuneOnCacheOptions {
   tunerLoop?: (options: TunerOptions) => Promise<TuneSummary>;
 }
 
-/** The per-trial memory checks for this cache on this machine: peak estimate, and the wasm heap refusal. */
-export function trialMemoryChecks(config: LoadedConfig, cacheDir: string, backend: BackendChoice): {
-  estimateMB: (values: HyperparameterValues) => number;
-  backendRefusal?: (values: HyperparameterValues) => string | null;
-  limitMB: number;
+/** The per-trial memory checks for this cache on this machine: peak estimate and the plan's refusal (limit, then the wasm heap). */
+export function trialMemoryChecks(config: LoadedConfig, plan: MemoryPlan, cacheDir: string, backend: BackendChoice): {
+  estimate: TunerOptions['estimate'];
   trainRecords: number;
 } {
   const manifest = loadManifest(cacheDir);
   // Trials are refused one by one (INFEASIBLE) from their own values, not from config.model.
-  const plan = planMemory(config, { need: [] });
   const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
-  const estimate = (values: HyperparameterValues) =>
-    estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
   return {
-    estimateMB: (values) => estimate(values).totalMB,
-    backendRefusal: backend.name === 'wasm' ? (values) => wasmHeapRefusal(estimate(values)) : undefined,
-    limitMB: config.memory.limitMB,
+    estimate: (values: HyperparameterValues) => {
+      const e = estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
+      return { estimateMB: e.totalMB, refusal: trialRefusal(plan, e) ?? (backend.name === 'wasm' ? wasmHeapRefusal(e) : null) };
+    },
     trainRecords,
   };
 }
@@ -63,11 +63,11 @@ export interface TuneOnCacheResult {
 }
 
 export async function tuneOnCache(options: TuneOnCacheOptions): Promise<TuneOnCacheResult> {
-  const { config, cacheDir, backend, output } = options;
+  const { config, cacheDir, backend, output, plan } = options;
   const overrides = options.overrides ?? {};
-  const { trainRecords, ...checks } = trialMemoryChecks(config, cacheDir, backend);
+  const { trainRecords, ...checks } = trialMemoryChecks(config, plan, cacheDir, backend);
   const search = describeSearch(config, options.cacheKey, overrides);
-  const base = new TrainerTrialRunner({ config, cacheDir, output: options.trainerOutput, batchBarDepth: options.batchBarDepth });
+  const base = new TrainerTrialRunner({ config, cacheDir, feedSettings: feedSettings(plan), output: options.trainerOutput, batchBarDepth: options.batchBarDepth });
   const summary = await (options.tunerLoop ?? runTuner)({
     dir: config.tuner.dir,
     search,

@@ -43,6 +43,6 @@ const runner: TrialRunner = {
 const summary = await runTuner({
   dir: tuningDir, search, runner,
   createOracle: (state) => createOracle(search, config, {}, state),
-  estimateMB: () => 100, limitMB: config.memory.limitMB, output: new Output(),
+  estimate: () => ({ estimateMB: 100, refusal: null }), output: new Output(),
 });
 process.stdout.write(`${JSON.stringify({ completed: summary.completed })}\n`);

@@ -7,6 +7,8 @@ import { RandomSearchOracle } from '../../src/tune/random-search.ts';
 import type { SearchDescription } from '../../src/tune/trial-store.ts';
 import type { TunerOptions } from '../../src/tune/tuner.ts';
 import type { TrialRunner } from '../../src/tune/trial-runner.ts';
+import type { HyperparameterValues } from '../../src/tune/hyperparameters.ts';
+import { trialRefusal } from '../../src/memory/refusals.ts';
 
 /** Tuner options for tests: a small notebook-like space, no config file, no tfjs. */
 
@@ -24,7 +26,8 @@ export interface FakeTunerSetup {
   epochs?: number;
   patience?: number | null;
   space?: Record<string, unknown>;
-  estimateMB?: TunerOptions['estimateMB'];
+  /** A trial's estimate in MB (default 100), refused by the plan's rule against `limitMB`. */
+  estimateMB?: (values: HyperparameterValues) => number;
   limitMB?: number;
   overwrite?: boolean;
   signal?: AbortSignal;
@@ -59,8 +62,11 @@ export function fakeTunerOptions(setup: FakeTunerSetup, output?: Output): TunerO
     search,
     createOracle,
     runner: setup.runner,
-    estimateMB: setup.estimateMB ?? (() => 100),
-    limitMB: setup.limitMB ?? 1000,
+    estimate: (values) => {
+      const estimateMB = setup.estimateMB?.(values) ?? 100;
+      const limitMB = setup.limitMB ?? 1000;
+      return { estimateMB, refusal: trialRefusal({ limitMB, limitBytes: limitMB * 1024 * 1024 }, { totalMB: estimateMB, totalBytes: estimateMB * 1024 * 1024 }) };
+    },
     overwrite: setup.overwrite,
     output,
     signal: setup.signal,

@@ -1,3 +1,4 @@
+import type { FeedSettings } from '../../data/feed.ts';
 import { readManifest } from '../../cache/manifest.ts';
 import type { LoadedConfig } from '../../config/load.ts';
 import { measureFeed } from '../../data/measure-feed.ts';
@@ -13,11 +14,11 @@ import { measureRepeats, stageResult } from '../repeat.ts';
 export async function benchFeed(
   config: LoadedConfig,
   cacheDir: string,
-  options: { repeats: number; epochs: number; ceiling: StageResult | null; plannedMB: number },
+  options: { settings: FeedSettings; repeats: number; epochs: number; ceiling: StageResult | null; plannedMB: number },
 ): Promise<StageResult> {
   const shardBytes = readManifest(cacheDir).shards.reduce((s, e) => s + e.bytes, 0);
   const measured = await measureRepeats(options.repeats, async () => {
-    const m = await measureFeed(config, cacheDir, { epochs: options.epochs });
+    const m = await measureFeed(config, cacheDir, { epochs: options.epochs, settings: options.settings });
     // the feed's own epoch time: the split (once per training) is in detail.splitSeconds, not in the rate;
     // an epoch reads every shard whole (validation records share them), hence all shard bytes
     return { images: m.images, seconds: m.seconds, bytes: shardBytes * options.epochs, detail: { ...m } };

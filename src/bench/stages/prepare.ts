@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { readManifest } from '../../cache/manifest.ts';
 import type { LoadedConfig } from '../../config/load.ts';
-import { planMemory } from '../../memory/plan.ts';
+import type { MemoryPlan } from '../../memory/plan.ts';
 import { runPrepare, type PrepareSummary } from '../../prepare/run-prepare.ts';
 import { Output } from '../../core/console.ts';
 import type { StageResult } from '../results.ts';
@@ -34,36 +34,34 @@ export function scratchConfig(config: LoadedConfig, scratchDir: string): LoadedC
  * What the plan allows the stage: prepare its phase; the feed the runtime and the feed's own
  * buffers (it runs without a model); train the whole train phase.
  */
-export function plannedMB(config: LoadedConfig, stage: 'prepare' | 'feed' | 'train' = 'prepare'): number {
-  const plan = planMemory(config, { need: [] });
-  if (stage === 'prepare') return Math.round(plan.phaseBytes.prepare / MiB);
-  if (stage === 'train') return Math.round(plan.phaseBytes.train / MiB);
-  const feed = plan.components.filter((c) => !c.phase || c.name.startsWith('feed ')).reduce((s, c) => s + c.bytes, 0);
-  return Math.round(feed / MiB);
+export function plannedMB(plan: MemoryPlan, stage: 'prepare' | 'feed' | 'train' = 'prepare'): number {
+  if (stage === 'prepare') return Math.round(plan.prepare.totalBytes / MiB);
+  if (stage === 'train') return Math.round(plan.train.totalBytes / MiB);
+  return Math.round((plan.runtime.bytes + plan.train.prefetch.bytes + plan.train.shuffle.bytes) / MiB);
 }
 
 export async function benchPrepare(
   config: LoadedConfig,
-  options: { repeats: number; limit: number | null; scratchDir: string; ceiling: StageResult | null },
+  options: { plan: MemoryPlan; repeats: number; limit: number | null; scratchDir: string; ceiling: StageResult | null },
 ): Promise<PrepareBenchResult> {
   const cfg = scratchConfig(config, options.scratchDir);
   // prepare's own progress lines would interleave with the bench's; its warnings still show
   const quiet = new Output({ quiet: true });
-  const planned = plannedMB(cfg);
+  const planned = plannedMB(options.plan);
   let last: PrepareSummary | null = null;
   const detail = (s: PrepareSummary) => ({ cacheHit: s.cacheHit, rows: s.rows, rejected: s.rejected, shards: s.shards, prepareOwnPeakRssMB: s.peakRssMB });
 
   const cold = await measureRepeats(
     options.repeats,
     async () => {
-      last = await runPrepare(cfg, { output: quiet, force: true, limit: options.limit });
+      last = await runPrepare(cfg, { output: quiet, force: true, limit: options.limit, plan: options.plan });
       const bytes = last.shards > 0 ? cacheBytes(last) : undefined;
       return { images: last.images, bytes, detail: { ...detail(last), cacheMB: Math.round((bytes ?? 0) / MiB) } };
     },
     () => rmSync(cfg.cache.dir, { recursive: true, force: true }),
   );
   const warm = await measureRepeats(options.repeats, async () => {
-    const s = await runPrepare(cfg, { output: quiet, limit: options.limit });
+    const s = await runPrepare(cfg, { output: quiet, limit: options.limit, plan: options.plan });
     return { images: s.images, detail: detail(s) };
   });
   const summary = last as PrepareSummary | null;
