@@ -32,7 +32,7 @@ async function writeCsv(file: string, rows: number): Promise<void> {
   let good = 0;
   for (let r = 0; r < rows; r++) {
     if (r % every === 0 && good < images) await write(`g${good++},Ei\n`);
-    else await write(`${587722981741363294 + r},Sc\n`); // gz2-style object ids, no image
+    else await write(`58772298${String(1741363294 + r).padStart(10, '0')},Sc\n`); // distinct gz2-style 18-digit object ids, no image
   }
   await new Promise((resolve) => out.end(resolve));
 }
