@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../core/errors.ts';
 import type { Output } from '../core/console.ts';
-import { describeHolder, isLock, waitForLock, type FolderLock, type LockHolder } from '../core/lock.ts';
+import { describeHolder, isLock, processIsAlive, waitForLock, type FolderLock, type LockHolder } from '../core/lock.ts';
 
 /**
  * One prepare per cache folder (`<cache.dir>/<key>/prepare.lock`, the shared core/lock.ts). A
@@ -19,9 +19,14 @@ export class CacheLockedError extends UserError {
   }
 }
 
-/** True for the lock file and the transient files its takers make (never stray files). */
+/**
+ * True for the lock file and the transient files live takers are making (not stray files); a
+ * lock temp file whose writer is dead (killed while creating the lock) is stray.
+ */
 export function isPrepareLockFile(name: string): boolean {
-  return name.startsWith(PREPARE_LOCK_FILE);
+  if (!name.startsWith(PREPARE_LOCK_FILE)) return false;
+  const temp = /^prepare\.lock\.(\d+)\.tmp$/.exec(name);
+  return temp ? processIsAlive(Number(temp[1])) : true;
 }
 
 /**
