@@ -234,6 +234,7 @@ test('predict: a FIFO named directly is not-a-file (no hang); a folder\'s links 
   writeFileSync(path.join(runDir, 'metadata.json'), JSON.stringify({
     format: 'galactic-run', version: 1, classes: ['elliptical', 'spiral', 'artifact'], image,
     normalization: { mode: 'scale', mean: [0, 0, 0], std: [1, 1, 1] },
+    configDigest: 'sha256:test', cacheKey: 'test', hyperparameters: {}, split: { validation: 0.2, stratify: true, trainImages: 1, validationImages: 1 },
   }));
   const { server } = await hostileFolder(path.join(dir, 'data'));
   const images = path.join(dir, 'data', 'images');
