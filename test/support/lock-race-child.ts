@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isLock, tryAcquireLock } from '../../src/core/lock.ts';
 
@@ -13,5 +13,8 @@ const tick = new Int32Array(new SharedArrayBuffer(4));
 for (let r = 0; r < rounds; r++) {
   while (!existsSync(path.join(dir, `go-${r}`))) Atomics.wait(tick, 0, 0, 1);
   const attempt = tryAcquireLock(path.join(dir, `round-${r}`, 'the.lock'));
-  writeFileSync(path.join(dir, `round-${r}`, `result-${process.pid}`), isLock(attempt) ? 'held' : 'busy');
+  // whole or not at all: the test reads a result as soon as its name appears
+  const temp = path.join(dir, `round-${r}`, `.pending-${process.pid}`);
+  writeFileSync(temp, isLock(attempt) ? 'held' : 'busy');
+  renameSync(temp, path.join(dir, `round-${r}`, `result-${process.pid}`));
 }
