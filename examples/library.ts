@@ -10,7 +10,7 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createFeed, openCache, planMemory, predict, prepare, synth, tf, train, tune, validateConfig, version, type GalacticEvent } from 'galactic';
+import { createFeed, openCache, planFor, predict, prepare, synth, tf, train, tune, validateConfig, version, type GalacticEvent } from 'galactic';
 
 const work = path.resolve(process.argv[2] ?? mkdtempSync(path.join(os.tmpdir(), 'galactic-library-')));
 // the stages are silent unless given a listener; this one prints their lines, not their progress
@@ -40,7 +40,7 @@ const config = validateConfig({
 }, 'examples/library.ts', work);
 
 // 3. the memory plan for that budget
-const plan = planMemory(config);
+const plan = planFor(config); // planMemory(config, measureData(config)): the CSV's rows size the id tables
 console.log(`plan: peak ${Math.round(plan.totalBytes / 2 ** 20)} MB of ${config.memory.limitMB} MB, ${plan.decodeConcurrency} decodes in flight`);
 
 // 4. prepare: CSV + images -> sharded cache (a second call is a cache hit)
