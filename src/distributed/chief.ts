@@ -6,7 +6,7 @@ import { acquireTunerLock } from '../tune/tuner-lock.ts';
 import type { Objective, Oracle, OracleTrial } from '../tune/oracle.ts';
 import { newTrialRecord } from '../tune/trial-execution.ts';
 import { TrialStore, type TrialRecord } from '../tune/trial-store.ts';
-import { finishSearch, openOracle, TooManyFailuresError, type TunerOptions, type TuneSummary } from '../tune/tuner.ts';
+import { FailureStreak, finishSearch, openOracle, type TunerOptions, type TuneSummary } from '../tune/tuner.ts';
 import { searchKey, trialJobId, trialQueueName } from './names.ts';
 import { probeRedis, watchConnection, type QueueSettings } from './redis-connection.ts';
 
@@ -111,11 +111,10 @@ async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
   const { store, options, queue, oracle, key } = context;
   const { output, search } = options;
   const objective: Objective = { name: search.objective as Objective['name'], direction: search.direction };
-  const maxFailures = options.maxConsecutiveFailures ?? 3;
+  const failures = new FailureStreak(options.maxConsecutiveFailures ?? 3, options.dir);
   const pollMs = context.settings.pollMs ?? 1000;
   const inFlight = new Map<string, InFlight>();
   const handoffMs: number[] = [];
-  let consecutiveFailures = 0;
   let ranNow = 0;
 
   const capacity = async () => context.settings.maxInFlight ?? Math.max(1, await queue.getWorkersCount());
@@ -130,12 +129,7 @@ async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
     oracle.report(record.id, record.status as 'COMPLETED' | 'FAILED' | 'INFEASIBLE', record.score);
     store.writeOracle(search, oracle.getState());
     describeTrial(output, record, objective);
-    if (record.status === 'FAILED') {
-      consecutiveFailures++;
-      if (consecutiveFailures >= maxFailures) throw new TooManyFailuresError(consecutiveFailures, record, options.dir);
-    } else if (record.status === 'COMPLETED') {
-      consecutiveFailures = 0;
-    }
+    failures.note(record);
   };
 
   /** Looks at one in-flight job; returns the trial's final record when it is done. */

@@ -26,6 +26,21 @@ export class TooManyFailuresError extends UserError {
   }
 }
 
+/** Failed trials in a row: a completed one ends the streak; at `max` the search stops. */
+export class FailureStreak {
+  private count = 0;
+  constructor(private readonly max: number, private readonly dir: string) {}
+
+  note(record: TrialRecord): void {
+    if (record.status === 'FAILED') {
+      this.count++;
+      if (this.count >= this.max) throw new TooManyFailuresError(this.count, record, this.dir);
+    } else if (record.status === 'COMPLETED') {
+      this.count = 0;
+    }
+  }
+}
+
 export class TuneInterruptedError extends UserError {
   /** `epochs` null: interrupted before the trial started. */
   constructor(trialId: string, epochs: number | null) {
@@ -93,8 +108,7 @@ async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<Tun
   const output = options.output;
   const oracle = openOracle(store, options);
   const objective: Objective = { name: options.search.objective as Objective['name'], direction: options.search.direction };
-  const maxFailures = options.maxConsecutiveFailures ?? 3;
-  let consecutiveFailures = 0;
+  const failures = new FailureStreak(options.maxConsecutiveFailures ?? 3, options.dir);
   let ranNow = 0;
   let endReason = '';
 
@@ -124,13 +138,7 @@ async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<Tun
     oracle.report(record.id, record.status as 'COMPLETED' | 'FAILED' | 'INFEASIBLE', record.score);
     store.writeOracle(options.search, oracle.getState());
     describeTrial(output, record, objective);
-
-    if (record.status === 'FAILED') {
-      consecutiveFailures++;
-      if (consecutiveFailures >= maxFailures) throw new TooManyFailuresError(consecutiveFailures, record, options.dir);
-    } else if (record.status === 'COMPLETED') {
-      consecutiveFailures = 0;
-    }
+    failures.note(record);
   }
 
   return finishSearch(store, oracle, objective, options, ranNow, endReason);
