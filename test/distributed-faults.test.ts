@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cliPath, repoRoot, runCli } from './support/run-cli.ts';
+import { distributedConfigWriter } from './support/distributed-config.ts';
 import { startRedis, type RedisServer } from './support/redis-server.ts';
 import { startWorker, type WorkerProcess } from './support/worker-process.ts';
 
@@ -17,29 +18,7 @@ import { startWorker, type WorkerProcess } from './support/worker-process.ts';
 const root = mkdtempSync(path.join(os.tmpdir(), 'galactic-distributed-faults-'));
 let redis: RedisServer;
 const workers: WorkerProcess[] = [];
-const base = {
-  data: { csv: 'data/galaxy_df_final.csv', imageDir: 'data/images' },
-  image: { width: 32, height: 32 },
-  cache: { dir: 'cache' },
-  memory: { limitMB: 2048 },
-  threads: 1,
-  train: { batchSize: 16 },
-  model: { filters: [4, 8, 8], denseUnits: 8 },
-  tuner: {
-    maxTrials: 3, epochs: 4, patience: null, dir: 'tuning',
-    space: {
-      filters_1: { type: 'choice', values: [4, 8] },
-      dense_units: { type: 'int', min: 8, max: 16, step: 8 },
-      learning_rate: { type: 'float', min: 0.001, max: 0.01, sampling: 'log' },
-    },
-  },
-};
-
-function configWithDir(dir: string): string {
-  const file = path.join(root, `${dir}.config.json`);
-  writeFileSync(file, JSON.stringify({ ...base, tuner: { ...base.tuner, dir } }));
-  return file;
-}
+const configWithDir = distributedConfigWriter(root, { maxTrials: 3, epochs: 4 });
 
 interface Epoch { epoch: number; loss: number; accuracy: number; val_loss: number; val_accuracy: number; worker?: string }
 interface TrialFile { id: string; values: Record<string, unknown>; status: string; metrics: Epoch[] }
