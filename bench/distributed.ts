@@ -49,21 +49,31 @@ const work = mkdtempSync(path.join(os.tmpdir(), 'galactic-bench-distributed-'));
 const demo = JSON.parse(readFileSync(path.join(repo, 'examples/demo.config.json'), 'utf8'));
 function configFor(dir: string): string {
   const file = path.join(work, `${dir}.config.json`);
-  writeFileSync(file, JSON.stringify({
-    ...demo,
-    $schema: undefined,
-    data: { ...demo.data, csv: path.join(repo, 'data/demo/galaxy_df_final.csv'), imageDir: path.join(repo, 'data/demo/images') },
-    cache: { dir: path.join(work, 'cache') },
-    threads: 1,
-    backend: 'wasm',
-    tuner: { ...demo.tuner, maxTrials: trialsWanted, dir: path.join(work, dir) },
-    runs: { ...demo.runs, dir: path.join(work, 'runs') },
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      ...demo,
+      $schema: undefined,
+      data: {
+        ...demo.data,
+        csv: path.join(repo, 'data/demo/galaxy_df_final.csv'),
+        imageDir: path.join(repo, 'data/demo/images'),
+      },
+      cache: { dir: path.join(work, 'cache') },
+      threads: 1,
+      backend: 'wasm',
+      tuner: { ...demo.tuner, maxTrials: trialsWanted, dir: path.join(work, dir) },
+      runs: { ...demo.runs, dir: path.join(work, 'runs') },
+    }),
+  );
   return file;
 }
 
 function startWorker(config: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cli, 'worker', '--queue', `redis://127.0.0.1:${port}`, '--config', config], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'worker', '--queue', `redis://127.0.0.1:${port}`, '--config', config], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   return new Promise((resolve, reject) => {
     let text = '';
     child.stderr!.on('data', (d: Buffer) => {
@@ -77,11 +87,29 @@ function startWorker(config: string, port: number): Promise<ChildProcess> {
 async function main(): Promise<void> {
   const port = await freePort();
   mkdirSync(path.join(work, 'redis'));
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', path.join(work, 'redis'), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const redis = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      path.join(work, 'redis'),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+    ],
+    { stdio: 'ignore' },
+  );
   await new Promise((resolve) => setTimeout(resolve, 500));
   const rows: { workers: number; repeat: number; seconds: number; trialSeconds: number[]; handoffMs: number[] }[] = [];
   try {
-    const prepared = spawnSync(process.execPath, [cli, 'prepare', '--config', configFor('prepare')], { env, encoding: 'utf8' });
+    const prepared = spawnSync(process.execPath, [cli, 'prepare', '--config', configFor('prepare')], {
+      env,
+      encoding: 'utf8',
+    });
     if (prepared.status !== 0) throw new Error(prepared.stderr);
     for (let repeat = 0; repeat < repeats; repeat++) {
       for (const workers of [1, 2]) {
@@ -89,16 +117,27 @@ async function main(): Promise<void> {
         const config = configFor(dir);
         const children = await Promise.all(Array.from({ length: workers }, () => startWorker(config, port)));
         const started = performance.now();
-        const chief = spawnSync(process.execPath, [cli, 'tune', '--config', config, '--queue', `redis://127.0.0.1:${port}`, '--json'], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+        const chief = spawnSync(
+          process.execPath,
+          [cli, 'tune', '--config', config, '--queue', `redis://127.0.0.1:${port}`, '--json'],
+          { env, encoding: 'utf8', maxBuffer: 1 << 26 },
+        );
         const seconds = (performance.now() - started) / 1000;
         for (const child of children) child.kill('SIGTERM');
-        await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on('exit', resolve)))));
+        await Promise.all(
+          children.map((c) => new Promise((resolve) => (c.exitCode !== null ? resolve(null) : c.on('exit', resolve)))),
+        );
         if (chief.status !== 0) throw new Error(chief.stderr);
         const summary = JSON.parse(chief.stdout);
         const oracle = JSON.parse(readFileSync(path.join(work, dir, 'oracle.json'), 'utf8'));
-        const trialSeconds = oracle.state.trials.map((t: { id: string }) => JSON.parse(readFileSync(path.join(work, dir, `trial_${t.id}`, 'trial.json'), 'utf8')).seconds as number);
+        const trialSeconds = oracle.state.trials.map(
+          (t: { id: string }) =>
+            JSON.parse(readFileSync(path.join(work, dir, `trial_${t.id}`, 'trial.json'), 'utf8')).seconds as number,
+        );
         rows.push({ workers, repeat, seconds, trialSeconds, handoffMs: summary.queue.handoffMs });
-        process.stderr.write(`${workers} worker(s), repeat ${repeat + 1}: ${seconds.toFixed(1)} s for ${summary.trials} trials\n`);
+        process.stderr.write(
+          `${workers} worker(s), repeat ${repeat + 1}: ${seconds.toFixed(1)} s for ${summary.trials} trials\n`,
+        );
       }
     }
   } finally {
@@ -112,7 +151,8 @@ async function main(): Promise<void> {
   const result = {
     machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, node ${process.version}`,
     loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
-    trials: trialsWanted, repeats,
+    trials: trialsWanted,
+    repeats,
     wallSeconds: { one: Math.round(wall(1) * 10) / 10, two: Math.round(wall(2) * 10) / 10 },
     speedUp: Math.round(speedUp * 100) / 100,
     ofIdeal: Math.round((speedUp / 2) * 1000) / 10,
@@ -121,8 +161,12 @@ async function main(): Promise<void> {
     handoffShareOfTrial: Math.round((median(handoff) / 1000 / trialMedian) * 10000) / 100,
     runs: rows,
   };
-  process.stdout.write(`| workers | wall s | speed-up | of ideal 2x |\n|---|---|---|---|\n| 1 | ${result.wallSeconds.one} | 1.00 | - |\n| 2 | ${result.wallSeconds.two} | ${result.speedUp} | ${result.ofIdeal}% |\n`);
-  process.stdout.write(`hand-off per trial: median ${result.handoffMs.median} ms, max ${result.handoffMs.max} ms = ${result.handoffShareOfTrial}% of the median trial (${result.medianTrialSeconds} s)\n`);
+  process.stdout.write(
+    `| workers | wall s | speed-up | of ideal 2x |\n|---|---|---|---|\n| 1 | ${result.wallSeconds.one} | 1.00 | - |\n| 2 | ${result.wallSeconds.two} | ${result.speedUp} | ${result.ofIdeal}% |\n`,
+  );
+  process.stdout.write(
+    `hand-off per trial: median ${result.handoffMs.median} ms, max ${result.handoffMs.max} ms = ${result.handoffShareOfTrial}% of the median trial (${result.medianTrialSeconds} s)\n`,
+  );
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

@@ -38,7 +38,11 @@ const cli = fileURLToPath(new URL('../bin/galactic.js', import.meta.url));
 const root = path.join(os.tmpdir(), `galactic-bench-feed-${count}-${values.size}`);
 if (!existsSync(path.join(root, 'galaxy_df_final.csv'))) {
   output.info(`synthesizing ${count} images at ${values.size}px into ${root}`);
-  execFileSync(process.execPath, [cli, 'synth', '--out', root, '--count', String(count), '--size', String(values.size), '--seed', '7', '--force'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(
+    process.execPath,
+    [cli, 'synth', '--out', root, '--count', String(count), '--size', String(values.size), '--seed', '7', '--force'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
 }
 const configFile = path.join(root, 'bench-feed.config.json');
 const raw = {
@@ -55,16 +59,31 @@ const plan = planMemory(config, measureData(config));
 const prepared = await runPrepare(config, { output, plan });
 const backend = await selectBackend(values.backend as BackendName, output);
 output.info('measuring the feed alone…');
-const feed = await measureFeed(config, prepared.cacheDir, { epochs: Number(values.epochs), settings: feedSettings(plan) });
-output.info(`feed: ${feed.imagesPerSecond.toFixed(0)} images/s (${feed.images} images in ${feed.seconds.toFixed(2)} s; split ${feed.splitSeconds.toFixed(2)} s; shuffle buffer ${feed.shuffleBufferRecords} records)`);
-output.info(`measuring training (notebook CNN ${config.model.filters.join('/')}, dense ${config.model.denseUnits}) on ${backend.name}…`);
-const training = await measureTraining(config, prepared.cacheDir, { batches: Number(values['train-batches']), settings: feedSettings(plan) });
+const feed = await measureFeed(config, prepared.cacheDir, {
+  epochs: Number(values.epochs),
+  settings: feedSettings(plan),
+});
+output.info(
+  `feed: ${feed.imagesPerSecond.toFixed(0)} images/s (${feed.images} images in ${feed.seconds.toFixed(2)} s; split ${feed.splitSeconds.toFixed(2)} s; shuffle buffer ${feed.shuffleBufferRecords} records)`,
+);
+output.info(
+  `measuring training (notebook CNN ${config.model.filters.join('/')}, dense ${config.model.denseUnits}) on ${backend.name}…`,
+);
+const training = await measureTraining(config, prepared.cacheDir, {
+  batches: Number(values['train-batches']),
+  settings: feedSettings(plan),
+});
 const ratio = training.imagesPerSecond > 0 ? feed.imagesPerSecond / training.imagesPerSecond : Number.POSITIVE_INFINITY;
-output.info(`training: ${training.imagesPerSecond.toFixed(1)} images/s; feed/training = ${ratio.toFixed(0)}x (target >= 20x)`);
-process.stdout.write(`${JSON.stringify({
-  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.versions.node },
-  images: prepared.images, image: `${config.image.width}x${config.image.height}`,
-  feed: { ...feed, imagesPerSecond: Math.round(feed.imagesPerSecond) },
-  train: { ...training, backend: backend.name },
-  ratio: Math.round(ratio * 10) / 10,
-})}\n`);
+output.info(
+  `training: ${training.imagesPerSecond.toFixed(1)} images/s; feed/training = ${ratio.toFixed(0)}x (target >= 20x)`,
+);
+process.stdout.write(
+  `${JSON.stringify({
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.versions.node },
+    images: prepared.images,
+    image: `${config.image.width}x${config.image.height}`,
+    feed: { ...feed, imagesPerSecond: Math.round(feed.imagesPerSecond) },
+    train: { ...training, backend: backend.name },
+    ratio: Math.round(ratio * 10) / 10,
+  })}\n`,
+);

@@ -17,7 +17,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 if (!existsSync(dir) || readdirSync(dir).length !== count) {
   mkdirSync(dir, { recursive: true });
   const started = performance.now();
-  for (let i = 0; i < count; i++) closeSync(openSync(path.join(dir, `${(i * 7919) % 1_000_000 + 1}.jpg`), 'w'));
+  for (let i = 0; i < count; i++) closeSync(openSync(path.join(dir, `${((i * 7919) % 1_000_000) + 1}.jpg`), 'w'));
   console.error(`created ${count} empty files in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
@@ -35,9 +35,11 @@ const seconds = (performance.now() - started) / 1000;
 const after = memory();
 started = performance.now();
 let hits = 0;
-for (let i = 0; i < count; i++) if (index.has(`${(i * 7919) % 1_000_000 + 1}.jpg`)) hits++;
+for (let i = 0; i < count; i++) if (index.has(`${((i * 7919) % 1_000_000) + 1}.jpg`)) hits++;
 const lookupSeconds = (performance.now() - started) / 1000;
-console.log(`ImageIndex: ${index.size} names in ${seconds.toFixed(2)} s; index ${mb(index.bytes)} MB; heap +${mb(after.heap - before.heap)} MB, RSS +${mb(after.rss - before.rss)} MB; ${count} lookups in ${lookupSeconds.toFixed(2)} s (${hits} hits)`);
+console.log(
+  `ImageIndex: ${index.size} names in ${seconds.toFixed(2)} s; index ${mb(index.bytes)} MB; heap +${mb(after.heap - before.heap)} MB, RSS +${mb(after.rss - before.rss)} MB; ${count} lookups in ${lookupSeconds.toFixed(2)} s (${hits} hits)`,
+);
 
 const setBefore = memory();
 started = performance.now();
@@ -45,9 +47,21 @@ const names = new Set<string>();
 for await (const entry of await opendir(dir, { bufferSize: 256 })) names.add(entry.name);
 const setSeconds = (performance.now() - started) / 1000;
 const setAfter = memory();
-console.log(`Set<string> for comparison: ${names.size} names in ${setSeconds.toFixed(2)} s; heap +${mb(setAfter.heap - setBefore.heap)} MB`);
-console.log(JSON.stringify({ entries: index.size, seconds, indexMB: index.bytes / 1048576, heapDeltaMB: (after.heap - before.heap) / 1048576, rssDeltaMB: (after.rss - before.rss) / 1048576, lookupSeconds, setHeapMB: (setAfter.heap - setBefore.heap) / 1048576 }));
+console.log(
+  `Set<string> for comparison: ${names.size} names in ${setSeconds.toFixed(2)} s; heap +${mb(setAfter.heap - setBefore.heap)} MB`,
+);
+console.log(
+  JSON.stringify({
+    entries: index.size,
+    seconds,
+    indexMB: index.bytes / 1048576,
+    heapDeltaMB: (after.heap - before.heap) / 1048576,
+    rssDeltaMB: (after.rss - before.rss) / 1048576,
+    lookupSeconds,
+    setHeapMB: (setAfter.heap - setBefore.heap) / 1048576,
+  }),
+);
 started = performance.now();
 let setHits = 0;
-for (let i = 0; i < count; i++) if (names.has(`${(i * 7919) % 1_000_000 + 1}.jpg`)) setHits++;
+for (let i = 0; i < count; i++) if (names.has(`${((i * 7919) % 1_000_000) + 1}.jpg`)) setHits++;
 console.log(`Set<string> lookups: ${setHits} in ${((performance.now() - started) / 1000).toFixed(2)} s`);

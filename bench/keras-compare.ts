@@ -39,22 +39,31 @@ interface Measured {
 
 /** A Python that imports tensorflow, and its version; null (with the reason) when there is none. */
 function findKerasPython(): { ok: true; python: string; version: string } | { ok: false; why: string } {
-  const candidates = [process.env.GALACTIC_KERAS_PYTHON, path.join(os.homedir(), '.cache', 'galactic', 'keras-venv', 'bin', 'python'), 'python3'];
+  const candidates = [
+    process.env.GALACTIC_KERAS_PYTHON,
+    path.join(os.homedir(), '.cache', 'galactic', 'keras-venv', 'bin', 'python'),
+    'python3',
+  ];
   for (const python of candidates) {
     if (!python || (python.includes(path.sep) && !existsSync(python))) continue;
-    const r = spawnSync(python, ['-c', 'import tensorflow as tf; print(tf.__version__)'], { encoding: 'utf8', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } });
+    const r = spawnSync(python, ['-c', 'import tensorflow as tf; print(tf.__version__)'], {
+      encoding: 'utf8',
+      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
+    });
     if (r.status === 0) return { ok: true, python, version: r.stdout.trim() };
   }
   return {
     ok: false,
-    why: 'no Python with TensorFlow found (tried GALACTIC_KERAS_PYTHON, ~/.cache/galactic/keras-venv, python3). To compare, create a throwaway venv: ' +
-      "python3 -m venv ~/.cache/galactic/keras-venv && ~/.cache/galactic/keras-venv/bin/pip install tensorflow-cpu==2.21.0",
+    why:
+      'no Python with TensorFlow found (tried GALACTIC_KERAS_PYTHON, ~/.cache/galactic/keras-venv, python3). To compare, create a throwaway venv: ' +
+      'python3 -m venv ~/.cache/galactic/keras-venv && ~/.cache/galactic/keras-venv/bin/pip install tensorflow-cpu==2.21.0',
   };
 }
 
 function runJson(command: string, args: string[]): Measured & Record<string, unknown> {
   const r = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 16 << 20 });
-  if (r.status !== 0) throw new Error(`${path.basename(command)} ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr.slice(-2000)}`);
+  if (r.status !== 0)
+    throw new Error(`${path.basename(command)} ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Measured & Record<string, unknown>;
 }
 
@@ -69,12 +78,38 @@ const backends = (await availableBackends()).filter((b) => b !== 'cpu');
 const engines: { name: string; run: () => Measured & Record<string, unknown> }[] = [];
 if (keras.ok) {
   const python = keras.python;
-  engines.push({ name: `keras (TensorFlow ${keras.version})`, run: () => runJson(python, [path.join(here, 'keras_train.py'), '--size', String(settings.size), '--batch', String(settings.batch), '--steps', String(settings.steps)]) });
+  engines.push({
+    name: `keras (TensorFlow ${keras.version})`,
+    run: () =>
+      runJson(python, [
+        path.join(here, 'keras_train.py'),
+        '--size',
+        String(settings.size),
+        '--batch',
+        String(settings.batch),
+        '--steps',
+        String(settings.steps),
+      ]),
+  });
 }
 for (const backend of backends) {
   engines.push({
     name: `galactic ${backend}`,
-    run: () => runJson(process.execPath, [cli, 'bench', 'train', '--backend', backend, '--size', String(settings.size), '--batch', String(settings.batch), '--steps', String(settings.steps), '--json']),
+    run: () =>
+      runJson(process.execPath, [
+        cli,
+        'bench',
+        'train',
+        '--backend',
+        backend,
+        '--size',
+        String(settings.size),
+        '--batch',
+        String(settings.batch),
+        '--steps',
+        String(settings.steps),
+        '--json',
+      ]),
   });
 }
 
@@ -84,7 +119,9 @@ for (let round = 1; round <= rounds; round++) {
     process.stderr.write(`keras-compare: round ${round}/${rounds}: ${engine.name} ...`);
     const m = engine.run();
     results.get(engine.name)!.push(m);
-    process.stderr.write(` ${m.imagesPerSecond} images/s (median ${m.msPerStep.median} ms per step, ${m.cpuMsPerStep} CPU ms)\n`);
+    process.stderr.write(
+      ` ${m.imagesPerSecond} images/s (median ${m.msPerStep.median} ms per step, ${m.cpuMsPerStep} CPU ms)\n`,
+    );
   }
 }
 
@@ -98,7 +135,21 @@ const rows = engines.map((e) => ({
   ratioToKeras: kerasName ? Math.round((rate(e.name) / rate(kerasName)) * 100) / 100 : null,
 }));
 const machine = machineInfo();
-process.stderr.write(`\n${describeMachine(machine)}\nnotebook CNN, ${settings.size}x${settings.size}x3, batch ${settings.batch}, ${settings.steps} timed steps, ${rounds} round(s)\n\n`);
-process.stderr.write('| engine | images/s (median) | per round | CPU ms per step | x Keras |\n|---|---:|---|---:|---:|\n');
-for (const r of rows) process.stderr.write(`| ${r.engine} | ${r.imagesPerSecond} | ${r.rounds.join(', ')} | ${r.cpuMsPerStep} | ${r.ratioToKeras ?? 'n/a'} |\n`);
-process.stdout.write(JSON.stringify({ settings: { ...settings, rounds }, keras: keras.ok ? { python: keras.python, tensorflow: keras.version } : { skipped: keras.why }, results: rows, machine }) + '\n');
+process.stderr.write(
+  `\n${describeMachine(machine)}\nnotebook CNN, ${settings.size}x${settings.size}x3, batch ${settings.batch}, ${settings.steps} timed steps, ${rounds} round(s)\n\n`,
+);
+process.stderr.write(
+  '| engine | images/s (median) | per round | CPU ms per step | x Keras |\n|---|---:|---|---:|---:|\n',
+);
+for (const r of rows)
+  process.stderr.write(
+    `| ${r.engine} | ${r.imagesPerSecond} | ${r.rounds.join(', ')} | ${r.cpuMsPerStep} | ${r.ratioToKeras ?? 'n/a'} |\n`,
+  );
+process.stdout.write(
+  JSON.stringify({
+    settings: { ...settings, rounds },
+    keras: keras.ok ? { python: keras.python, tensorflow: keras.version } : { skipped: keras.why },
+    results: rows,
+    machine,
+  }) + '\n',
+);

@@ -37,13 +37,20 @@ const skip = new Set(values.skip.split(',').filter(Boolean));
 
 function writeConfig(name: string, over: Record<string, unknown> = {}): string {
   const file = path.join(work, `${name}.json`);
-  writeFileSync(file, JSON.stringify({
-    data: { csv: path.join(dataDir, 'galaxy_df_final.csv'), imageDir: path.join(dataDir, 'images') },
-    image: { width: 128, height: 128, channels: 3, fit: 'fill' },
-    cache: { dir: path.join(work, `cache-${name}`) },
-    memory: { limitMB: 1024 },
-    ...over,
-  }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        data: { csv: path.join(dataDir, 'galaxy_df_final.csv'), imageDir: path.join(dataDir, 'images') },
+        image: { width: 128, height: 128, channels: 3, fit: 'fill' },
+        cache: { dir: path.join(work, `cache-${name}`) },
+        memory: { limitMB: 1024 },
+        ...over,
+      },
+      null,
+      2,
+    ),
+  );
   return file;
 }
 
@@ -60,7 +67,11 @@ function firstFiles(config: LoadedConfig, count: number): string[] {
  * processes kept busy meanwhile (machine busy time from /proc/stat minus this process's CPU):
  * on a shared machine a pair whose two runs saw different foreign load is not a fair pair.
  */
-interface Rate { imagesPerSecond: number; cpuMsPerImage: number; foreignCores: number | null }
+interface Rate {
+  imagesPerSecond: number;
+  cpuMsPerImage: number;
+  foreignCores: number | null;
+}
 
 /** Busy CPU milliseconds of the whole machine (all cores), or null off Linux. */
 function machineBusyMs(): number | null {
@@ -89,8 +100,18 @@ async function measure(images: () => Promise<number>): Promise<Rate> {
 
 async function bareDecode(files: string[], config: LoadedConfig, concurrency: number): Promise<number> {
   const limit = pLimit(concurrency);
-  await Promise.all(files.map((file) => limit(() => sharp(file).resize(config.image.width, config.image.height, { fit: config.image.fit })
-    .toColourspace('srgb').removeAlpha().raw().toBuffer())));
+  await Promise.all(
+    files.map((file) =>
+      limit(() =>
+        sharp(file)
+          .resize(config.image.width, config.image.height, { fit: config.image.fit })
+          .toColourspace('srgb')
+          .removeAlpha()
+          .raw()
+          .toBuffer(),
+      ),
+    ),
+  );
   return files.length;
 }
 
@@ -105,7 +126,11 @@ function cli(args: string[]): Promise<{ summary: PrepareSummary; wallSeconds: nu
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`galactic ${args.join(' ')} failed (${code}): ${stderr}`));
-      resolve({ summary: JSON.parse(stdout) as PrepareSummary, wallSeconds: (performance.now() - started) / 1000, stderr });
+      resolve({
+        summary: JSON.parse(stdout) as PrepareSummary,
+        wallSeconds: (performance.now() - started) / 1000,
+        stderr,
+      });
     });
   });
 }
@@ -127,18 +152,31 @@ if (!skip.has('throughput')) {
   // alternated, so load from other processes hits both alike; CPU per image is the steadier figure on a shared machine
   for (let r = 0; r < Number(values.repeats); r++) {
     bare.push(await measure(() => bareDecode(files, config, plan.decodeConcurrency)));
-    prep.push(await measure(async () => (await runPrepare(config, { output: quiet, force: true, limit: count })).images));
-    const foreign = (rate: Rate) => (rate.foreignCores === null ? '' : `, other processes ${rate.foreignCores.toFixed(2)} cores`);
-    console.error(`repeat ${r + 1}: bare ${bare.at(-1)!.imagesPerSecond.toFixed(1)} images/s (${bare.at(-1)!.cpuMsPerImage.toFixed(2)} CPU ms/image${foreign(bare.at(-1)!)}), prepare ${prep.at(-1)!.imagesPerSecond.toFixed(1)} images/s (${prep.at(-1)!.cpuMsPerImage.toFixed(2)} CPU ms/image${foreign(prep.at(-1)!)})`);
+    prep.push(
+      await measure(async () => (await runPrepare(config, { output: quiet, force: true, limit: count })).images),
+    );
+    const foreign = (rate: Rate) =>
+      rate.foreignCores === null ? '' : `, other processes ${rate.foreignCores.toFixed(2)} cores`;
+    console.error(
+      `repeat ${r + 1}: bare ${bare.at(-1)!.imagesPerSecond.toFixed(1)} images/s (${bare.at(-1)!.cpuMsPerImage.toFixed(2)} CPU ms/image${foreign(bare.at(-1)!)}), prepare ${prep.at(-1)!.imagesPerSecond.toFixed(1)} images/s (${prep.at(-1)!.cpuMsPerImage.toFixed(2)} CPU ms/image${foreign(prep.at(-1)!)})`,
+    );
   }
   const wall = median(prep.map((p) => p.imagesPerSecond)) / median(bare.map((b) => b.imagesPerSecond));
   const cpu = median(bare.map((b) => b.cpuMsPerImage)) / median(prep.map((p) => p.cpuMsPerImage));
   const pairs = prep.map((p, i) => p.imagesPerSecond / bare[i].imagesPerSecond);
   results.throughput = {
-    images: count, decodeConcurrency: plan.decodeConcurrency, sharpThreads: plan.sharpThreads,
-    wallRatio: wall, cpuRatio: cpu, pairRatios: pairs, bare, prepare: prep,
+    images: count,
+    decodeConcurrency: plan.decodeConcurrency,
+    sharpThreads: plan.sharpThreads,
+    wallRatio: wall,
+    cpuRatio: cpu,
+    pairRatios: pairs,
+    bare,
+    prepare: prep,
   };
-  console.error(`throughput: prepare/bare = ${(100 * wall).toFixed(1)}% by wall-clock medians, ${(100 * median(pairs)).toFixed(1)}% median of pairs, ${(100 * cpu).toFixed(1)}% by CPU per image`);
+  console.error(
+    `throughput: prepare/bare = ${(100 * wall).toFixed(1)}% by wall-clock medians, ${(100 * median(pairs)).toFixed(1)}% median of pairs, ${(100 * cpu).toFixed(1)}% by CPU per image`,
+  );
 }
 
 if (!skip.has('memory')) {
@@ -146,13 +184,23 @@ if (!skip.has('memory')) {
   const points: Record<string, unknown> = {};
   for (const count of [2000, 20000]) {
     const run = await cli(['prepare', '--config', file, '--json', '--quiet', '--force', '--limit', String(count)]);
-    points[count] = { peakRssMB: run.summary.peakRssMB, seconds: run.summary.seconds, imagesPerSecond: run.summary.imagesPerSecond, images: run.summary.images, shards: run.summary.shards };
-    console.error(`memory: ${count} images -> peak RSS ${run.summary.peakRssMB} MB of ${run.summary.limitMB} MB (${run.summary.imagesPerSecond} images/s, ${run.summary.shards} shards)`);
+    points[count] = {
+      peakRssMB: run.summary.peakRssMB,
+      seconds: run.summary.seconds,
+      imagesPerSecond: run.summary.imagesPerSecond,
+      images: run.summary.images,
+      shards: run.summary.shards,
+    };
+    console.error(
+      `memory: ${count} images -> peak RSS ${run.summary.peakRssMB} MB of ${run.summary.limitMB} MB (${run.summary.imagesPerSecond} images/s, ${run.summary.shards} shards)`,
+    );
   }
   const small = (points[2000] as { peakRssMB: number }).peakRssMB;
   const large = (points[20000] as { peakRssMB: number }).peakRssMB;
   results.memory = { limitMB: 1024, points, growth: large / small - 1 };
-  console.error(`memory: 20,000 vs 2,000 images peak ${large} vs ${small} MB (${(100 * (large / small - 1)).toFixed(1)}%)`);
+  console.error(
+    `memory: 20,000 vs 2,000 images peak ${large} vs ${small} MB (${(100 * (large / small - 1)).toFixed(1)}%)`,
+  );
 
   if (!skip.has('warm')) {
     const warm: { seconds: number; wall: number }[] = [];
@@ -161,8 +209,15 @@ if (!skip.has('memory')) {
       if (!run.summary.cacheHit) throw new Error('the warm run was not a cache hit');
       warm.push({ seconds: run.summary.seconds, wall: run.wallSeconds });
     }
-    results.warm = { images: 20000, prepareSeconds: median(warm.map((w) => w.seconds)), processWallSeconds: median(warm.map((w) => w.wall)), runs: warm };
-    console.error(`warm: cache hit over 20,000 images in ${median(warm.map((w) => w.seconds))} s (whole process incl. node/tsx start-up ${median(warm.map((w) => w.wall)).toFixed(2)} s)`);
+    results.warm = {
+      images: 20000,
+      prepareSeconds: median(warm.map((w) => w.seconds)),
+      processWallSeconds: median(warm.map((w) => w.wall)),
+      runs: warm,
+    };
+    console.error(
+      `warm: cache hit over 20,000 images in ${median(warm.map((w) => w.seconds))} s (whole process incl. node/tsx start-up ${median(warm.map((w) => w.wall)).toFixed(2)} s)`,
+    );
   }
   rmSync(path.join(work, 'cache-memory'), { recursive: true, force: true });
 }

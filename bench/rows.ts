@@ -17,7 +17,13 @@ import { validateConfig } from '../src/config/load.ts';
 import { measureData } from '../src/ingest/data-facts.ts';
 import { planMemory } from '../src/memory/plan.ts';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '2000,100000,1000000' }, 'limit-mb': { type: 'string', default: '1024' }, images: { type: 'string', default: '1000' } } });
+const { values } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '2000,100000,1000000' },
+    'limit-mb': { type: 'string', default: '1024' },
+    images: { type: 'string', default: '1000' },
+  },
+});
 const sizes = values.rows.split(',').map(Number);
 const limitMB = Number(values['limit-mb']);
 const images = Number(values.images);
@@ -26,7 +32,8 @@ const root = mkdtempSync(path.join(os.tmpdir(), 'galactic-rows-'));
 
 async function writeCsv(file: string, rows: number): Promise<void> {
   const out = createWriteStream(file);
-  const write = (line: string) => new Promise<void>((resolve) => (out.write(line) ? resolve() : out.once('drain', resolve)));
+  const write = (line: string) =>
+    new Promise<void>((resolve) => (out.write(line) ? resolve() : out.once('drain', resolve)));
   await write('asset_id,gz2class\n');
   const every = Math.floor(rows / images);
   let good = 0;
@@ -39,27 +46,51 @@ async function writeCsv(file: string, rows: number): Promise<void> {
 
 try {
   mkdirSync(path.join(root, 'images'));
-  const jpeg = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 20, g: 30, b: 40 } } }).jpeg().toBuffer();
+  const jpeg = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 20, g: 30, b: 40 } } })
+    .jpeg()
+    .toBuffer();
   for (let i = 0; i < images; i++) writeFileSync(path.join(root, 'images', `g${i}.jpg`), jpeg);
   const results = [];
   for (const rows of sizes) {
     const csv = path.join(root, `rows-${rows}.csv`);
     await writeCsv(csv, rows);
-    const raw = { data: { csv, imageDir: 'images' }, image: { width: 32, height: 32 }, cache: { dir: `cache-${rows}` }, memory: { limitMB } };
+    const raw = {
+      data: { csv, imageDir: 'images' },
+      image: { width: 32, height: 32 },
+      cache: { dir: `cache-${rows}` },
+      memory: { limitMB },
+    };
     const configFile = path.join(root, `c-${rows}.json`);
     writeFileSync(configFile, JSON.stringify(raw));
     const config = validateConfig(raw, configFile, root);
     const plannedMB = Math.round(planMemory(config, measureData(config)).prepare.totalBytes / 1048576);
     const load = os.loadavg()[0];
-    const out = execFileSync(process.execPath, [cli, 'prepare', '--config', configFile, '--json', '-q'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const out = execFileSync(process.execPath, [cli, 'prepare', '--config', configFile, '--json', '-q'], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    });
     const s = JSON.parse(out) as { rows: number; images: number; peakRssMB: number; seconds: number };
-    const result = { rows: s.rows, images: s.images, plannedMB, peakRssMB: s.peakRssMB, limitMB, seconds: s.seconds, rowsPerSecond: Math.round(s.rows / s.seconds), load1: Number(load.toFixed(1)) };
+    const result = {
+      rows: s.rows,
+      images: s.images,
+      plannedMB,
+      peakRssMB: s.peakRssMB,
+      limitMB,
+      seconds: s.seconds,
+      rowsPerSecond: Math.round(s.rows / s.seconds),
+      load1: Number(load.toFixed(1)),
+    };
     console.log(JSON.stringify(result));
     results.push(result);
     rmSync(path.join(root, `cache-${rows}`), { recursive: true, force: true });
   }
-  console.log('\n| CSV rows | images cached | planned prepare MB | peak RSS MB | limitMB | seconds | rows/s | load (1 min) |\n|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of results) console.log(`| ${r.rows} | ${r.images} | ${r.plannedMB} | ${r.peakRssMB} | ${r.limitMB} | ${r.seconds.toFixed(1)} | ${r.rowsPerSecond} | ${r.load1} |`);
+  console.log(
+    '\n| CSV rows | images cached | planned prepare MB | peak RSS MB | limitMB | seconds | rows/s | load (1 min) |\n|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const r of results)
+    console.log(
+      `| ${r.rows} | ${r.images} | ${r.plannedMB} | ${r.peakRssMB} | ${r.limitMB} | ${r.seconds.toFixed(1)} | ${r.rowsPerSecond} | ${r.load1} |`,
+    );
 } finally {
   rmSync(root, { recursive: true, force: true });
 }

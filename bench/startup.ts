@@ -40,11 +40,15 @@ function distIsCurrent(): boolean {
   const built = path.join(root, 'dist', 'cli.js');
   if (!existsSync(built)) return false;
   const at = statSync(built).mtimeMs;
-  return readdirSync(path.join(root, 'src'), { recursive: true, withFileTypes: true })
-    .every((e) => !e.isFile() || statSync(path.join(e.parentPath, e.name)).mtimeMs <= at);
+  return readdirSync(path.join(root, 'src'), { recursive: true, withFileTypes: true }).every(
+    (e) => !e.isFile() || statSync(path.join(e.parentPath, e.name)).mtimeMs <= at,
+  );
 }
 
-interface Timed { seconds: number; stdout: string }
+interface Timed {
+  seconds: number;
+  stdout: string;
+}
 
 /** Runs a whole process and times it from spawn to exit. */
 function timed(command: string, args: string[]): Timed {
@@ -64,8 +68,13 @@ const median = (xs: number[]) => {
   const s = sorted(xs);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const fmt = (xs: number[]) => `median ${median(xs).toFixed(3)} s (min ${sorted(xs)[0]!.toFixed(3)}, max ${sorted(xs).at(-1)!.toFixed(3)}, n=${xs.length})`;
-const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+const fmt = (xs: number[]) =>
+  `median ${median(xs).toFixed(3)} s (min ${sorted(xs)[0]!.toFixed(3)}, max ${sorted(xs).at(-1)!.toFixed(3)}, n=${xs.length})`;
+const load = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 
 function dataset(name: string, count: number, size: number): string {
   const dir = path.join(work, name);
@@ -78,12 +87,19 @@ function dataset(name: string, count: number, size: number): string {
 
 function config(name: string, data: string, side: number): string {
   const file = path.join(work, `${name}.json`);
-  writeFileSync(file, JSON.stringify({
-    data: { csv: path.join(data, 'galaxy_df_final.csv'), imageDir: path.join(data, 'images') },
-    image: { width: side, height: side, channels: 3, fit: 'fill' },
-    cache: { dir: path.join(work, `cache-${name}`) },
-    memory: { limitMB: 2048 },
-  }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        data: { csv: path.join(data, 'galaxy_df_final.csv'), imageDir: path.join(data, 'images') },
+        image: { width: side, height: side, channels: 3, fit: 'fill' },
+        cache: { dir: path.join(work, `cache-${name}`) },
+        memory: { limitMB: 2048 },
+      },
+      null,
+      2,
+    ),
+  );
   return file;
 }
 
@@ -108,10 +124,14 @@ print(len(images), x.shape)
 
 mkdirSync(work, { recursive: true });
 if (!distIsCurrent()) {
-  console.error('startup: dist/ is missing or older than src/; run `npm run build` first (bin/galactic.js would run the sources through tsx)');
+  console.error(
+    'startup: dist/ is missing or older than src/; run `npm run build` first (bin/galactic.js would run the sources through tsx)',
+  );
   process.exit(2);
 }
-console.log(`startup bench: node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores; load average ${load()} before`);
+console.log(
+  `startup bench: node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'}, ${os.availableParallelism()} cores; load average ${load()} before`,
+);
 
 if (!skip.has('help')) {
   galactic('--help'); // warm the file cache
@@ -126,7 +146,8 @@ if (!skip.has('warm')) {
   const runs = Array.from({ length: repeats }, () => {
     const run = galactic('prepare', '--config', file, '--json', '-q');
     const summary = JSON.parse(run.stdout) as { cacheHit: boolean; images: number; seconds: number };
-    if (!summary.cacheHit || summary.images < 19_000) throw new Error(`not a cache hit over 20,000 images: ${run.stdout}`);
+    if (!summary.cacheHit || summary.images < 19_000)
+      throw new Error(`not a cache hit over 20,000 images: ${run.stdout}`);
     return run.seconds;
   });
   console.log(`warm prepare (cache hit), 20,000 images: ${fmt(runs)}; target <= 0.6 s; load ${load()}`);
@@ -134,7 +155,9 @@ if (!skip.has('warm')) {
 
 if (!skip.has('cv2')) {
   if (!existsSync(python) || spawnSync(python, ['-c', 'import cv2, numpy'], { encoding: 'utf8' }).status !== 0) {
-    console.log(`notebook loop vs cold prepare: skipped, no ${python} with opencv-python-headless (python3 -m venv ~/.cache/galactic/cv2-venv && ~/.cache/galactic/cv2-venv/bin/pip install opencv-python-headless)`);
+    console.log(
+      `notebook loop vs cold prepare: skipped, no ${python} with opencv-python-headless (python3 -m venv ~/.cache/galactic/cv2-venv && ~/.cache/galactic/cv2-venv/bin/pip install opencv-python-headless)`,
+    );
   } else {
     const data = dataset('synth-3000-424px', 3000, 424);
     const file = config('cold', data, 128);
@@ -144,13 +167,22 @@ if (!skip.has('cv2')) {
     const ours: number[] = [];
     for (let r = 0; r < repeats; r++) {
       // alternate which side goes first, so a load that drifts does not favour one
-      const pair = [() => cv2.push(timed(python, [script, data]).seconds), () => ours.push(galactic('prepare', '--config', file, '--force', '-q').seconds)];
+      const pair = [
+        () => cv2.push(timed(python, [script, data]).seconds),
+        () => ours.push(galactic('prepare', '--config', file, '--force', '-q').seconds),
+      ];
       if (r % 2) pair.reverse();
       for (const run of pair) run();
     }
     const ratio = median(cv2) / median(ours);
-    console.log(`notebook loop (cv2, serial), 3,000 424x424 JPEGs: ${fmt(cv2)} = ${(3000 / median(cv2)).toFixed(0)} images/s`);
-    console.log(`galactic prepare (cold, --force), same files:      ${fmt(ours)} = ${(3000 / median(ours)).toFixed(0)} images/s`);
-    console.log(`galactic is ${ratio.toFixed(2)}x the notebook's speed (median over median); target >= 1.3x; load ${load()}`);
+    console.log(
+      `notebook loop (cv2, serial), 3,000 424x424 JPEGs: ${fmt(cv2)} = ${(3000 / median(cv2)).toFixed(0)} images/s`,
+    );
+    console.log(
+      `galactic prepare (cold, --force), same files:      ${fmt(ours)} = ${(3000 / median(ours)).toFixed(0)} images/s`,
+    );
+    console.log(
+      `galactic is ${ratio.toFixed(2)}x the notebook's speed (median over median); target >= 1.3x; load ${load()}`,
+    );
   }
 }

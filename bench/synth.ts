@@ -56,8 +56,10 @@ async function breakdown(): Promise<{ renderMs: number; encodeMs: number; render
     for (const image of images) await encodeImage(image, 'jpeg');
   });
   return {
-    renderMs: +(render / n).toFixed(2), encodeMs: +(encode / n).toFixed(2),
-    renderCpuMs: +(renderCpu / n).toFixed(2), encodeCpuMs: +(encodeCpu / n).toFixed(2),
+    renderMs: +(render / n).toFixed(2),
+    encodeMs: +(encode / n).toFixed(2),
+    renderCpuMs: +(renderCpu / n).toFixed(2),
+    encodeCpuMs: +(encodeCpu / n).toFixed(2),
   };
 }
 
@@ -66,13 +68,17 @@ for (let r = 0; r < repeats; r++) {
   const dir = mkdtempSync(path.join(tmpdir(), 'galactic-bench-synth-'));
   try {
     const before = process.cpuUsage();
-    const summary = await synthesizeDataset({ out: dir, count, seed: 100 + r, size, hazards: false, imbalance: false, force: false, threads },
-      new Output({ quiet: true }));
+    const summary = await synthesizeDataset(
+      { out: dir, count, seed: 100 + r, size, hazards: false, imbalance: false, force: false, threads },
+      new Output({ quiet: true }),
+    );
     const used = process.cpuUsage(before);
     const cpuMsPerImage = +((used.user + used.system) / 1000 / summary.images).toFixed(2);
     runs.push({ seconds: summary.seconds, imagesPerSecond: summary.imagesPerSecond, cpuMsPerImage });
-    process.stderr.write(`synth bench: repeat ${r + 1}: ${summary.images} images ${size}x${size} in ${summary.seconds} s = ${summary.imagesPerSecond} images/s `
-      + `(${threads} threads; ${cpuMsPerImage} CPU ms per image, so ${(cpus().length * 1000 / cpuMsPerImage).toFixed(0)} images/s if the cores were idle)\n`);
+    process.stderr.write(
+      `synth bench: repeat ${r + 1}: ${summary.images} images ${size}x${size} in ${summary.seconds} s = ${summary.imagesPerSecond} images/s ` +
+        `(${threads} threads; ${cpuMsPerImage} CPU ms per image, so ${((cpus().length * 1000) / cpuMsPerImage).toFixed(0)} images/s if the cores were idle)\n`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -80,8 +86,16 @@ for (let r = 0; r < repeats; r++) {
 const rates = runs.map((r) => r.imagesPerSecond).sort((a, b) => a - b);
 const single = await breakdown();
 const result = {
-  bench: 'synth', machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-  count, size, threads, runs, medianImagesPerSecond: rates[Math.floor(rates.length / 2)], singleThread: single,
+  bench: 'synth',
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+  count,
+  size,
+  threads,
+  runs,
+  medianImagesPerSecond: rates[Math.floor(rates.length / 2)],
+  singleThread: single,
 };
-process.stderr.write(`synth bench: median ${result.medianImagesPerSecond} images/s; one thread: render ${single.renderMs} ms (${single.renderCpuMs} CPU ms) + encode ${single.encodeMs} ms (${single.encodeCpuMs} CPU ms) per image\n`);
+process.stderr.write(
+  `synth bench: median ${result.medianImagesPerSecond} images/s; one thread: render ${single.renderMs} ms (${single.renderCpuMs} CPU ms) + encode ${single.encodeMs} ms (${single.encodeCpuMs} CPU ms) per image\n`,
+);
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -36,13 +36,29 @@ function registerNaiveShim(): void {
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-      const { strides, pad, filterShape } = attrs as unknown as { strides: number | [number, number]; pad: 'valid' | 'same'; filterShape: number[] };
+      const { strides, pad, filterShape } = attrs as unknown as {
+        strides: number | [number, number];
+        pad: 'valid' | 'same';
+        filterShape: number[];
+      };
       const [sh, sw] = typeof strides === 'number' ? [strides, strides] : strides;
       const conv3d = tf.getKernel('Conv3DBackpropFilterV2', 'wasm')!.kernelFunc;
       const reshape = tf.getKernel('Reshape', 'wasm')!.kernelFunc;
-      const x5 = reshape({ inputs: { x }, backend, attrs: { shape: [x.shape[0]!, 1, ...x.shape.slice(1)] } }) as tf.TensorInfo;
-      const dy5 = reshape({ inputs: { x: dy }, backend, attrs: { shape: [dy.shape[0]!, 1, ...dy.shape.slice(1)] } }) as tf.TensorInfo;
-      const dw5 = conv3d({ inputs: { x: x5, dy: dy5 }, backend, attrs: { strides: [1, sh, sw], pad, filterShape: [1, ...filterShape] } }) as tf.TensorInfo;
+      const x5 = reshape({
+        inputs: { x },
+        backend,
+        attrs: { shape: [x.shape[0]!, 1, ...x.shape.slice(1)] },
+      }) as tf.TensorInfo;
+      const dy5 = reshape({
+        inputs: { x: dy },
+        backend,
+        attrs: { shape: [dy.shape[0]!, 1, ...dy.shape.slice(1)] },
+      }) as tf.TensorInfo;
+      const dw5 = conv3d({
+        inputs: { x: x5, dy: dy5 },
+        backend,
+        attrs: { strides: [1, sh, sw], pad, filterShape: [1, ...filterShape] },
+      }) as tf.TensorInfo;
       const dw = reshape({ inputs: { x: dw5 }, backend, attrs: { shape: filterShape } }) as tf.TensorInfo;
       for (const t of [x5, dy5, dw5]) (backend as tf.KernelBackend).disposeData(t.dataId);
       return dw;
@@ -54,7 +70,9 @@ async function runVariant(variant: string): Promise<TrainBenchResult> {
   const output = new Output({ json: false });
   if (variant === 'naive') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    wasm.setWasmPaths(`${fileURLToPath(new URL('../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url))}`);
+    wasm.setWasmPaths(
+      `${fileURLToPath(new URL('../node_modules/@tensorflow/tfjs-backend-wasm/dist/', import.meta.url))}`,
+    );
     await tf.setBackend('wasm');
     registerNaiveShim();
   } else {
@@ -72,16 +90,37 @@ if (values.child) {
   output.info(`bench/train: ${describeMachine(machine)}`);
   const results: Record<string, TrainBenchResult> = {};
   for (const variant of values.variants.split(',')) {
-    output.info(`bench/train: ${variant} (${settings.batch} x ${settings.size}x${settings.size}x3, ${settings.steps} steps after warm-up)`);
-    const stdout = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url),
-      '--child', variant, '--size', String(settings.size), '--batch', String(settings.batch), '--steps', String(settings.steps)],
-    { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 * 1024 * 1024 });
+    output.info(
+      `bench/train: ${variant} (${settings.batch} x ${settings.size}x${settings.size}x3, ${settings.steps} steps after warm-up)`,
+    );
+    const stdout = execFileSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--child',
+        variant,
+        '--size',
+        String(settings.size),
+        '--batch',
+        String(settings.batch),
+        '--steps',
+        String(settings.steps),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 * 1024 * 1024 },
+    );
     const result = JSON.parse(stdout.toString().trim().split('\n').at(-1)!) as TrainBenchResult;
     results[variant] = result;
-    output.info(`${variant}: ${result.imagesPerSecond} images/s, ${result.msPerStep.median} ms/step (min ${result.msPerStep.min}, max ${result.msPerStep.max})`);
+    output.info(
+      `${variant}: ${result.imagesPerSecond} images/s, ${result.msPerStep.median} ms/step (min ${result.msPerStep.min}, max ${result.msPerStep.max})`,
+    );
     for (const line of formatKernelTable(result.kernels.slice(0, 10))) output.info(line);
   }
-  const speedup = results.naive && results.project ? results.project.imagesPerSecond / results.naive.imagesPerSecond : null;
+  const speedup =
+    results.naive && results.project ? results.project.imagesPerSecond / results.naive.imagesPerSecond : null;
   if (speedup) output.info(`speed-up of galactic's kernels over the naive shim: ${speedup.toFixed(1)}x`);
-  process.stdout.write(`${JSON.stringify({ machine, loadAverageAfter: os.loadavg()[0], settings, speedup, results })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ machine, loadAverageAfter: os.loadavg()[0], settings, speedup, results })}\n`,
+  );
 }

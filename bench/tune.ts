@@ -55,16 +55,35 @@ function dataset(size: number, count: number, extra: Record<string, unknown>): s
   const configFile = path.join(dir, `config-${hashString(JSON.stringify(extra)).toString(16)}.json`);
   if (!existsSync(path.join(dir, 'data', 'galaxy_df_final.csv'))) {
     mkdirSync(dir, { recursive: true });
-    execFileSync(process.execPath, [cli, 'synth', '--out', path.join(dir, 'data'), '--count', String(count), '--size', String(size), '--seed', '11', '--force'], { stdio: 'inherit' });
+    execFileSync(
+      process.execPath,
+      [
+        cli,
+        'synth',
+        '--out',
+        path.join(dir, 'data'),
+        '--count',
+        String(count),
+        '--size',
+        String(size),
+        '--seed',
+        '11',
+        '--force',
+      ],
+      { stdio: 'inherit' },
+    );
   }
-  writeFileSync(configFile, JSON.stringify({
-    data: { csv: 'data/galaxy_df_final.csv', imageDir: 'data/images' },
-    image: { width: size, height: size },
-    cache: { dir: 'cache' },
-    memory: { limitMB: 4096 },
-    backend,
-    ...extra,
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      data: { csv: 'data/galaxy_df_final.csv', imageDir: 'data/images' },
+      image: { width: size, height: size },
+      cache: { dir: 'cache' },
+      memory: { limitMB: 4096 },
+      backend,
+      ...extra,
+    }),
+  );
   execFileSync(process.execPath, [cli, 'prepare', '--config', configFile, '-q'], { stdio: 'inherit' });
   return configFile;
 }
@@ -72,11 +91,19 @@ function dataset(size: number, count: number, extra: Record<string, unknown>): s
 function estimateFor(config: LoadedConfig, cacheDir: string, values: HyperparameterValues) {
   const manifest = loadManifest(cacheDir);
   const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
-  return estimateTrialMemory({ values, config, plan: planMemory(config, measureData(config)), numClasses: manifest.classes.length, trainRecords });
+  return estimateTrialMemory({
+    values,
+    config,
+    plan: planMemory(config, measureData(config)),
+    numClasses: manifest.classes.length,
+    trainRecords,
+  });
 }
 
 function cacheDirOf(config: LoadedConfig): string {
-  const out = execFileSync(process.execPath, [cli, 'prepare', '--config', config.configPath, '--json', '-q'], { encoding: 'utf8' });
+  const out = execFileSync(process.execPath, [cli, 'prepare', '--config', config.configPath, '--json', '-q'], {
+    encoding: 'utf8',
+  });
   return (JSON.parse(out) as { cacheDir: string }).cacheDir;
 }
 
@@ -86,10 +113,18 @@ async function childTrial(configFile: string, cacheDir: string, valuesJson: stri
   await selectBackend(backend);
   const baseline = peakRssMB();
   const values = JSON.parse(valuesJson) as HyperparameterValues;
-  const runner = new TrainerTrialRunner({ config, cacheDir, feedSettings: feedSettings(planMemory(config, measureData(config))) });
+  const runner = new TrainerTrialRunner({
+    config,
+    cacheDir,
+    feedSettings: feedSettings(planMemory(config, measureData(config))),
+  });
   const records: number[] = [];
   await runner.run({
-    trialId: 'bench', values, epochs: 1, initialEpoch: 0, checkpoint: null,
+    trialId: 'bench',
+    values,
+    epochs: 1,
+    initialEpoch: 0,
+    checkpoint: null,
     onEpochEnd: async ({ record, saveCheckpoint }) => {
       records.push(record.imagesPerSecond);
       await saveCheckpoint(path.join(work, 'bench-checkpoint'));
@@ -99,20 +134,31 @@ async function childTrial(configFile: string, cacheDir: string, valuesJson: stri
   // Where the memory lives: the wasm backend's heap only grows, so its size is its high-water mark.
   const wasmHeap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.byteLength ?? 0;
   const usage = process.memoryUsage();
-  process.stdout.write(`${JSON.stringify({
-    peakRssMB: peakRssMB(), runtimeMB: baseline, imagesPerSecond: records[0],
-    wasmHeapMB: wasmHeap / MiB, jsHeapMB: usage.heapUsed / MiB, arrayBuffersMB: usage.arrayBuffers / MiB,
-  })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({
+      peakRssMB: peakRssMB(),
+      runtimeMB: baseline,
+      imagesPerSecond: records[0],
+      wasmHeapMB: wasmHeap / MiB,
+      jsHeapMB: usage.heapUsed / MiB,
+      arrayBuffersMB: usage.arrayBuffers / MiB,
+    })}\n`,
+  );
 }
 
 async function benchEstimate(): Promise<void> {
   const rows: Record<string, unknown>[] = [];
-  for (const batchSize of [8, 32]) rows.push(...await estimateRows(batchSize));
+  for (const batchSize of [8, 32]) rows.push(...(await estimateRows(batchSize)));
   console.log('\nestimate vs measured peak RSS (128x128, 1 epoch with a checkpoint, backend ' + backend + ')');
   console.log('model                    batch    params   estimate  measured  error  wasm heap');
   for (const r of rows) {
-    const measured = r.peakRssMB === null ? `  ${String(r.note)}` : `${String(r.peakRssMB).padStart(6)} MB  ${String(r.errorPct).padStart(5)}%  ${String(r.wasmHeapMB)} MB (est. tensors ${String(r.tensorMB)} MB)`;
-    console.log(`${String(r.model).padEnd(24)} ${String(r.batch).padStart(5)} ${String(r.parameters).padStart(9)}  ${String(r.estimateMB).padStart(6)} MB ${measured}`);
+    const measured =
+      r.peakRssMB === null
+        ? `  ${String(r.note)}`
+        : `${String(r.peakRssMB).padStart(6)} MB  ${String(r.errorPct).padStart(5)}%  ${String(r.wasmHeapMB)} MB (est. tensors ${String(r.tensorMB)} MB)`;
+    console.log(
+      `${String(r.model).padEnd(24)} ${String(r.batch).padStart(5)} ${String(r.parameters).padStart(9)}  ${String(r.estimateMB).padStart(6)} MB ${measured}`,
+    );
   }
   console.log(JSON.stringify({ part: 'estimate', backend, rows }));
 }
@@ -122,9 +168,18 @@ async function estimateRows(batchSize: number): Promise<Record<string, unknown>[
   const config = loadConfig(configFile);
   const cacheDir = cacheDirOf(config);
   const sizes: { name: string; values: HyperparameterValues }[] = [
-    { name: 'small 16/32/64 d32', values: { filters_1: 16, filters_2: 32, filters_3: 64, dense_units: 32, learning_rate: 1e-3 } },
-    { name: 'notebook 32/64/128 d64', values: { filters_1: 32, filters_2: 64, filters_3: 128, dense_units: 64, learning_rate: 1e-3 } },
-    { name: 'large 64/128/256 d256', values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256, learning_rate: 1e-3 } },
+    {
+      name: 'small 16/32/64 d32',
+      values: { filters_1: 16, filters_2: 32, filters_3: 64, dense_units: 32, learning_rate: 1e-3 },
+    },
+    {
+      name: 'notebook 32/64/128 d64',
+      values: { filters_1: 32, filters_2: 64, filters_3: 128, dense_units: 64, learning_rate: 1e-3 },
+    },
+    {
+      name: 'large 64/128/256 d256',
+      values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256, learning_rate: 1e-3 },
+    },
   ];
   const rows: Record<string, unknown>[] = [];
   for (const size of sizes) {
@@ -133,20 +188,60 @@ async function estimateRows(batchSize: number): Promise<Record<string, unknown>[
     const tensorMB = Math.round(estimate.tensorBytes / MiB);
     if (backend === 'wasm' && wasmHeapRefusal(estimate)) {
       // the tuner records this trial INFEASIBLE; running it would abort the wasm module
-      rows.push({ model: size.name, parameters: estimate.parameters, estimateMB: estimate.totalMB, tensorMB, peakRssMB: null, errorPct: null, note: 'INFEASIBLE: tensors beyond the 4 GiB wasm heap', components });
+      rows.push({
+        model: size.name,
+        parameters: estimate.parameters,
+        estimateMB: estimate.totalMB,
+        tensorMB,
+        peakRssMB: null,
+        errorPct: null,
+        note: 'INFEASIBLE: tensors beyond the 4 GiB wasm heap',
+        components,
+      });
       continue;
     }
-    const child = spawnSync(process.execPath, ['--import', 'tsx', here, 'child', configFile, cacheDir, JSON.stringify(size.values), '--backend', backend], { encoding: 'utf8' });
+    const child = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', here, 'child', configFile, cacheDir, JSON.stringify(size.values), '--backend', backend],
+      { encoding: 'utf8' },
+    );
     if (child.status !== 0) {
-      rows.push({ model: size.name, parameters: estimate.parameters, estimateMB: estimate.totalMB, tensorMB, peakRssMB: null, errorPct: null, note: `child failed: ${child.stderr.split('\n').filter((l) => /Error/.test(l)).slice(-1)[0] ?? child.status}`, components });
+      rows.push({
+        model: size.name,
+        parameters: estimate.parameters,
+        estimateMB: estimate.totalMB,
+        tensorMB,
+        peakRssMB: null,
+        errorPct: null,
+        note: `child failed: ${
+          child.stderr
+            .split('\n')
+            .filter((l) => /Error/.test(l))
+            .slice(-1)[0] ?? child.status
+        }`,
+        components,
+      });
       continue;
     }
-    const measured = JSON.parse(child.stdout.trim().split('\n').pop()!) as { peakRssMB: number; runtimeMB: number; imagesPerSecond: number; wasmHeapMB: number; arrayBuffersMB: number };
+    const measured = JSON.parse(child.stdout.trim().split('\n').pop()!) as {
+      peakRssMB: number;
+      runtimeMB: number;
+      imagesPerSecond: number;
+      wasmHeapMB: number;
+      arrayBuffersMB: number;
+    };
     const errorPct = (100 * (estimate.totalMB - measured.peakRssMB)) / measured.peakRssMB;
     rows.push({
-      model: size.name, parameters: estimate.parameters, estimateMB: estimate.totalMB, tensorMB, peakRssMB: Math.round(measured.peakRssMB),
-      errorPct: Math.round(errorPct * 10) / 10, runtimeAfterBackendMB: Math.round(measured.runtimeMB),
-      wasmHeapMB: Math.round(measured.wasmHeapMB), arrayBuffersMB: Math.round(measured.arrayBuffersMB), components,
+      model: size.name,
+      parameters: estimate.parameters,
+      estimateMB: estimate.totalMB,
+      tensorMB,
+      peakRssMB: Math.round(measured.peakRssMB),
+      errorPct: Math.round(errorPct * 10) / 10,
+      runtimeAfterBackendMB: Math.round(measured.runtimeMB),
+      wasmHeapMB: Math.round(measured.wasmHeapMB),
+      arrayBuffersMB: Math.round(measured.arrayBuffersMB),
+      components,
     });
   }
   return rows.map((r) => ({ batch: batchSize, ...r }));
@@ -157,7 +252,10 @@ async function benchFlat(trials: number): Promise<void> {
     train: { batchSize: 16 },
     model: { filters: [8, 16, 16], denseUnits: 16 },
     tuner: {
-      maxTrials: trials, epochs: 1, patience: null, dir: path.join(work, 'flat-tuning'),
+      maxTrials: trials,
+      epochs: 1,
+      patience: null,
+      dir: path.join(work, 'flat-tuning'),
       space: {
         filters_1: { type: 'fixed', value: 8 },
         filters_2: { type: 'fixed', value: 16 },
@@ -173,28 +271,49 @@ async function benchFlat(trials: number): Promise<void> {
   const search = describeSearch(config, path.basename(cacheDir));
   const plan = planMemory(config, measureData(config));
   const inner = new TrainerTrialRunner({ config, cacheDir, feedSettings: feedSettings(plan) });
-  const perTrial: { peakRssMB: number; numTensors: number; rssAfterMB: number; heapUsedMB: number; wasmHeapMB: number; externalMB: number }[] = [];
-  const wasmHeapMB = () => ((tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.byteLength ?? 0) / MiB;
+  const perTrial: {
+    peakRssMB: number;
+    numTensors: number;
+    rssAfterMB: number;
+    heapUsedMB: number;
+    wasmHeapMB: number;
+    externalMB: number;
+  }[] = [];
+  const wasmHeapMB = () =>
+    ((tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.byteLength ?? 0) / MiB;
   const gc = (globalThis as { gc?: () => void }).gc;
   const baselineTensors = tf.memory().numTensors;
   const runner: TrialRunner = {
     run: async (request) => {
       let peak = 0;
       try {
-        return await inner.run({ ...request, onEpochEnd: (info) => { peak = Math.max(peak, info.record.peakRssMB); return request.onEpochEnd(info); } });
+        return await inner.run({
+          ...request,
+          onEpochEnd: (info) => {
+            peak = Math.max(peak, info.record.peakRssMB);
+            return request.onEpochEnd(info);
+          },
+        });
       } finally {
         gc?.(); // with --expose-gc: separates garbage not yet collected from memory still referenced
         const usage = process.memoryUsage();
         perTrial.push({
-          peakRssMB: peak, numTensors: tf.memory().numTensors, rssAfterMB: Math.round(usage.rss / MiB),
-          heapUsedMB: Math.round(usage.heapUsed / MiB), wasmHeapMB: Math.round(wasmHeapMB()), externalMB: Math.round(usage.external / MiB),
+          peakRssMB: peak,
+          numTensors: tf.memory().numTensors,
+          rssAfterMB: Math.round(usage.rss / MiB),
+          heapUsedMB: Math.round(usage.heapUsed / MiB),
+          wasmHeapMB: Math.round(wasmHeapMB()),
+          externalMB: Math.round(usage.external / MiB),
         });
       }
     },
   };
   const started = performance.now();
   const summary = await runTuner({
-    dir: config.tuner.dir, search, runner, overwrite: true,
+    dir: config.tuner.dir,
+    search,
+    runner,
+    overwrite: true,
     createOracle: (state) => createOracle(search, config, {}, state),
     estimate: (values) => {
       const e = estimateFor(config, cacheDir, values);
@@ -206,14 +325,34 @@ async function benchFlat(trials: number): Promise<void> {
   const tLast = perTrial[perTrial.length - 1]?.peakRssMB ?? Number.NaN;
   const driftPct = (100 * (tLast - t3)) / t3;
   const tensorsFlat = perTrial.every((p) => p.numTensors === baselineTensors);
-  console.log(`\nflat memory: ${summary.completed} trials of a fixed-size model at 32x32 in ${seconds.toFixed(1)} s (backend ${backend})`);
+  console.log(
+    `\nflat memory: ${summary.completed} trials of a fixed-size model at 32x32 in ${seconds.toFixed(1)} s (backend ${backend})`,
+  );
   console.log(`per-trial peak RSS MB: ${perTrial.map((p) => Math.round(p.peakRssMB)).join(' ')}`);
-  console.log(`trial 3 ${t3.toFixed(1)} MB, trial ${perTrial.length} ${tLast.toFixed(1)} MB: ${driftPct >= 0 ? '+' : ''}${driftPct.toFixed(1)}%`);
+  console.log(
+    `trial 3 ${t3.toFixed(1)} MB, trial ${perTrial.length} ${tLast.toFixed(1)} MB: ${driftPct >= 0 ? '+' : ''}${driftPct.toFixed(1)}%`,
+  );
   console.log(`after each trial${gc ? ' (after gc)' : ''}: rss ${perTrial.map((p) => p.rssAfterMB).join(' ')}`);
   console.log(`  js heap used ${perTrial.map((p) => p.heapUsedMB).join(' ')}`);
-  console.log(`  wasm heap ${perTrial.map((p) => p.wasmHeapMB).join(' ')}; external ${perTrial.map((p) => p.externalMB).join(' ')}`);
-  console.log(`numTensors after every trial = baseline ${baselineTensors}: ${tensorsFlat} (${perTrial.map((p) => p.numTensors).join(' ')})`);
-  console.log(JSON.stringify({ part: 'flat', backend, trials: perTrial.length, trial3PeakRssMB: t3, lastPeakRssMB: tLast, driftPct: Math.round(driftPct * 10) / 10, baselineTensors, tensorsFlat, seconds: Math.round(seconds) }));
+  console.log(
+    `  wasm heap ${perTrial.map((p) => p.wasmHeapMB).join(' ')}; external ${perTrial.map((p) => p.externalMB).join(' ')}`,
+  );
+  console.log(
+    `numTensors after every trial = baseline ${baselineTensors}: ${tensorsFlat} (${perTrial.map((p) => p.numTensors).join(' ')})`,
+  );
+  console.log(
+    JSON.stringify({
+      part: 'flat',
+      backend,
+      trials: perTrial.length,
+      trial3PeakRssMB: t3,
+      lastPeakRssMB: tLast,
+      driftPct: Math.round(driftPct * 10) / 10,
+      baselineTensors,
+      tensorsFlat,
+      seconds: Math.round(seconds),
+    }),
+  );
 }
 
 if (args[0] === 'child') {

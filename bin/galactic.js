@@ -14,7 +14,8 @@ function staleReason() {
   if (!existsSync(compiled)) return 'dist/ is not built';
   const built = statSync(compiled).mtimeMs;
   for (const entry of readdirSync(sources, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile() && statSync(`${entry.parentPath ?? entry.path}/${entry.name}`).mtimeMs > built) return 'src/ changed since dist/ was built';
+    if (entry.isFile() && statSync(`${entry.parentPath ?? entry.path}/${entry.name}`).mtimeMs > built)
+      return 'src/ changed since dist/ was built';
   }
   return null;
 }
@@ -22,7 +23,8 @@ function staleReason() {
 if (existsSync(sources)) {
   const reason = process.env.GALACTIC_FROM_SOURCE === '1' ? '' : staleReason();
   if (reason !== null) {
-    if (reason) process.stderr.write(`galactic: ${reason}; running the sources with tsx (npm run build makes start-up fast)\n`);
+    if (reason)
+      process.stderr.write(`galactic: ${reason}; running the sources with tsx (npm run build makes start-up fast)\n`);
     const { register } = await import('tsx/esm/api');
     register();
     await import('../src/cli.ts');

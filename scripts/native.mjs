@@ -27,7 +27,16 @@ const LIB_ALIASES = [
  * One fixed wheel whatever the local Python: the libraries inside are the same for every Python
  * version, and a fixed name keeps the cache to one file. manylinux_2_27 needs glibc 2.27 or later.
  */
-const WHEEL_TAGS = ['--platform', 'manylinux_2_27_x86_64', '--python-version', '3.11', '--implementation', 'cp', '--abi', 'cp311'];
+const WHEEL_TAGS = [
+  '--platform',
+  'manylinux_2_27_x86_64',
+  '--python-version',
+  '3.11',
+  '--implementation',
+  'cp',
+  '--abi',
+  'cp311',
+];
 const LIBS = ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2'];
 /** The C API headers the binding includes, as folders under the wheel's tensorflow/include/. */
 const HEADER_DIRS = ['tensorflow/c/', 'tensorflow/core/platform/', 'tsl/platform/', 'xla/tsl/c/'];
@@ -68,24 +77,33 @@ function probeTfjsNode() {
 function checkPrerequisites() {
   const missing = [];
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    stop(`this script builds for linux x64 only (this is ${process.platform} ${process.arch}); TensorFlow's wheel for other platforms ships other library names. Use the wasm backend (the default fallback) instead.`);
+    stop(
+      `this script builds for linux x64 only (this is ${process.platform} ${process.arch}); TensorFlow's wheel for other platforms ships other library names. Use the wasm backend (the default fallback) instead.`,
+    );
   }
   const pip = run('python3', ['-m', 'pip', '--version']);
   if (pip.error || pip.status !== 0) {
-    missing.push("python3 with pip (to download TensorFlow's CPU wheel; nothing is installed into Python): e.g. 'apt-get install python3 python3-pip'");
+    missing.push(
+      "python3 with pip (to download TensorFlow's CPU wheel; nothing is installed into Python): e.g. 'apt-get install python3 python3-pip'",
+    );
   }
   const cxx = process.env.CXX || 'g++';
-  if (run(cxx, ['--version']).status !== 0) missing.push(`a C++ compiler ('${cxx}', or set CXX): e.g. 'apt-get install g++'`);
+  if (run(cxx, ['--version']).status !== 0)
+    missing.push(`a C++ compiler ('${cxx}', or set CXX): e.g. 'apt-get install g++'`);
   if (run('make', ['--version']).status !== 0) missing.push("make: e.g. 'apt-get install make'");
   const prefix = nodePrefix();
   if (!fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
-    missing.push(`Node's headers under ${path.join(prefix, 'include', 'node')} (they ship with Node's official builds and distro 'nodejs' packages; node-gyp must not download them)`);
+    missing.push(
+      `Node's headers under ${path.join(prefix, 'include', 'node')} (they ship with Node's official builds and distro 'nodejs' packages; node-gyp must not download them)`,
+    );
   }
   if (nodeGyp() === null) missing.push("node-gyp (bundled with npm; run this through 'npm run native')");
   if (missing.length > 0) stop(`missing prerequisites:\n  - ${missing.join('\n  - ')}`);
 }
 
-/** Node's install prefix (/usr for /usr/bin/node): node-gyp takes the headers from there instead of downloading them. */
+/**
+ * Node's install prefix (/usr for /usr/bin/node): node-gyp takes the headers from there instead of downloading them.
+ */
 function nodePrefix() {
   return path.resolve(path.dirname(process.execPath), '..');
 }
@@ -101,7 +119,9 @@ function nodeGyp() {
 
 function cachedWheel() {
   if (!fs.existsSync(wheelDir)) return null;
-  const name = fs.readdirSync(wheelDir).find((f) => f.startsWith(`${TF_WHEEL.replace('-', '_')}-${TF_VERSION}-`) && f.endsWith('.whl'));
+  const name = fs
+    .readdirSync(wheelDir)
+    .find((f) => f.startsWith(`${TF_WHEEL.replace('-', '_')}-${TF_VERSION}-`) && f.endsWith('.whl'));
   return name ? path.join(wheelDir, name) : null;
 }
 
@@ -112,16 +132,38 @@ function downloadWheel() {
     return cached;
   }
   fs.mkdirSync(wheelDir, { recursive: true });
-  say(`downloading ${TF_WHEEL}==${TF_VERSION} from PyPI into ${wheelDir} (about 270 MB; pip download only, nothing is installed)`);
-  const result = run('python3', ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', ...WHEEL_TAGS, '--dest', wheelDir, `${TF_WHEEL}==${TF_VERSION}`], { stdio: ['ignore', 'inherit', 'inherit'] });
+  say(
+    `downloading ${TF_WHEEL}==${TF_VERSION} from PyPI into ${wheelDir} (about 270 MB; pip download only, nothing is installed)`,
+  );
+  const result = run(
+    'python3',
+    [
+      '-m',
+      'pip',
+      'download',
+      '--no-deps',
+      '--only-binary=:all:',
+      ...WHEEL_TAGS,
+      '--dest',
+      wheelDir,
+      `${TF_WHEEL}==${TF_VERSION}`,
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
   const wheel = cachedWheel();
-  if (result.status !== 0 || !wheel) stop(`'pip download ${TF_WHEEL}==${TF_VERSION}' failed (exit code ${result.status}); check that PyPI (or your pip index) is reachable`);
+  if (result.status !== 0 || !wheel)
+    stop(
+      `'pip download ${TF_WHEEL}==${TF_VERSION}' failed (exit code ${result.status}); check that PyPI (or your pip index) is reachable`,
+    );
   return wheel;
 }
 
 /** Extracts the two libraries and the C headers into the cache (atomically: a temp folder renamed into place). */
 function extractLibraries(wheel) {
-  if (LIBS.every((lib) => fs.existsSync(path.join(libDir, 'lib', lib))) && fs.existsSync(path.join(libDir, 'include', 'tensorflow', 'c', 'c_api.h'))) {
+  if (
+    LIBS.every((lib) => fs.existsSync(path.join(libDir, 'lib', lib))) &&
+    fs.existsSync(path.join(libDir, 'include', 'tensorflow', 'c', 'c_api.h'))
+  ) {
     say(`libtensorflow ${TF_VERSION} cached: ${libDir}`);
     return;
   }
@@ -145,11 +187,18 @@ with zipfile.ZipFile(wheel) as z:
         with z.open(name) as src, open(dest, 'wb') as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
 `;
-  const result = run('python3', ['-c', python, wheel, temp, LIBS.join(','), HEADER_DIRS.join(',')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const missing = [...LIBS.map((l) => path.join(temp, 'lib', l)), path.join(temp, 'include', 'tensorflow', 'c', 'c_api.h')].filter((f) => !fs.existsSync(f));
+  const result = run('python3', ['-c', python, wheel, temp, LIBS.join(','), HEADER_DIRS.join(',')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const missing = [
+    ...LIBS.map((l) => path.join(temp, 'lib', l)),
+    path.join(temp, 'include', 'tensorflow', 'c', 'c_api.h'),
+  ].filter((f) => !fs.existsSync(f));
   if (result.status !== 0 || missing.length > 0) {
     fs.rmSync(temp, { recursive: true, force: true });
-    stop(`extracting ${path.basename(wheel)} failed${missing.length ? `: it has no ${missing.map((m) => path.basename(m)).join(', ')}` : ''}; delete it from ${wheelDir} and run again`);
+    stop(
+      `extracting ${path.basename(wheel)} failed${missing.length ? `: it has no ${missing.map((m) => path.basename(m)).join(', ')}` : ''}; delete it from ${wheelDir} and run again`,
+    );
   }
   fs.rmSync(libDir, { recursive: true, force: true });
   fs.renameSync(temp, libDir);
@@ -159,7 +208,10 @@ function fileHash(file) {
   return fs.existsSync(file) ? createHash('sha256').update(fs.readFileSync(file)).digest('hex') : null;
 }
 
-/** tfjs-node without its install script (which would try the download), leaving package.json and the lockfile as they are. */
+/**
+ * tfjs-node without its install script (which would try the download), leaving package.json and the lockfile as they
+ * are.
+ */
 function installPackage() {
   const manifest = path.join(packageDir, 'package.json');
   if (fs.existsSync(manifest) && JSON.parse(fs.readFileSync(manifest, 'utf8')).version === TFJS_NODE_VERSION) {
@@ -171,11 +223,26 @@ function installPackage() {
   say(`npm install --ignore-scripts --no-save ${TFJS_NODE}@${TFJS_NODE_VERSION}`);
   const npm = process.env.npm_execpath;
   const [command, args] = npm ? [process.execPath, [npm]] : ['npm', []];
-  const result = run(command, [...args, 'install', '--ignore-scripts', '--no-save', '--no-audit', '--no-fund', `${TFJS_NODE}@${TFJS_NODE_VERSION}`], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  const result = run(
+    command,
+    [
+      ...args,
+      'install',
+      '--ignore-scripts',
+      '--no-save',
+      '--no-audit',
+      '--no-fund',
+      `${TFJS_NODE}@${TFJS_NODE_VERSION}`,
+    ],
+    { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
+  );
   for (const [file, hash, bytes] of before) {
     if (bytes && fileHash(file) !== hash) fs.writeFileSync(file, bytes); // --no-save must leave them alone; make sure
   }
-  if (result.status !== 0 || !fs.existsSync(manifest)) stop(`'npm install ${TFJS_NODE}@${TFJS_NODE_VERSION}' failed (exit code ${result.status}); check that the npm registry is reachable`);
+  if (result.status !== 0 || !fs.existsSync(manifest))
+    stop(
+      `'npm install ${TFJS_NODE}@${TFJS_NODE_VERSION}' failed (exit code ${result.status}); check that the npm registry is reachable`,
+    );
 }
 
 /** Hard links (no copy of the 800 MB library; survives clearing the cache), a copy across file systems. */
@@ -201,7 +268,11 @@ function buildAddon() {
   const preGyp = createRequire(path.join(packageDir, 'package.json')).resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp');
   say('building the tfjs-node addon from source (node-pre-gyp install --build-from-source; about 30 s)');
   const env = { ...process.env, npm_config_nodedir: nodePrefix(), npm_config_node_gyp: nodeGyp() };
-  const result = run(process.execPath, [preGyp, 'install', '--build-from-source'], { cwd: packageDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const result = run(process.execPath, [preGyp, 'install', '--build-from-source'], {
+    cwd: packageDir,
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   if (result.status !== 0) stop(`building the addon failed (exit code ${result.status}); the compiler output is above`);
 }
 
@@ -222,7 +293,9 @@ function main() {
   buildAddon();
   const probe = probeTfjsNode();
   if (!probe.ok) stop(`the addon was built but ${TFJS_NODE} still does not load: ${probe.why}`);
-  say(`done: ${TFJS_NODE} loads libtensorflow ${probe.tfVersion}; backend "auto" now picks node (or use --backend node)`);
+  say(
+    `done: ${TFJS_NODE} loads libtensorflow ${probe.tfVersion}; backend "auto" now picks node (or use --backend node)`,
+  );
 }
 
 try {

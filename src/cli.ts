@@ -18,7 +18,6 @@ import { loadConfigModule } from './commands/context.ts';
 import { workerCommand } from './commands/worker.ts';
 import { queueCommand } from './commands/queue.ts';
 
-
 export function buildProgram(): Command {
   const program = new Command('galactic')
     .description('Train a galaxy-morphology classifier on data sets far larger than memory.')
@@ -30,9 +29,19 @@ export function buildProgram(): Command {
     .hook('preAction', loadConfigModule)
     .exitOverride();
   for (const command of [
-    prepareCommand(), planCommand(), inspectCommand(), tuneCommand(), trainCommand(),
-    runCommand(), reportCommand(), predictCommand(), synthCommand(), benchCommand(), schemaCommand(),
-    workerCommand(), queueCommand(),
+    prepareCommand(),
+    planCommand(),
+    inspectCommand(),
+    tuneCommand(),
+    trainCommand(),
+    runCommand(),
+    reportCommand(),
+    predictCommand(),
+    synthCommand(),
+    benchCommand(),
+    schemaCommand(),
+    workerCommand(),
+    queueCommand(),
   ]) {
     program.addCommand(withGlobalOptionsInHelp(command.exitOverride()));
   }
@@ -74,7 +83,10 @@ if (isEntry) {
   let settled = false;
   process.on('exit', () => {
     if (settled || process.exitCode !== 13) return;
-    writeSync(2, 'galactic: internal error: the command stopped before finishing (it waited for work that could never complete). This is a bug in galactic; please report it with the command you ran. Its outputs may be incomplete; rerunning resumes what was saved.\n');
+    writeSync(
+      2,
+      'galactic: internal error: the command stopped before finishing (it waited for work that could never complete). This is a bug in galactic; please report it with the command you ran. Its outputs may be incomplete; rerunning resumes what was saved.\n',
+    );
     process.exitCode = 70;
   });
   const code = await main(process.argv.slice(2));

@@ -36,9 +36,28 @@ export function planFor(config: LoadedConfig): MemoryPlan {
 export { UserError } from './core/errors.ts';
 export { GALACTIC_VERSION as version } from './core/version.ts';
 export type {
-  BackendChoice, BackendName, EventListener, FeedSettings, GalacticEvent, HostBatch, HyperparameterValues, LoadedConfig,
-  DataFacts, Manifest, MemoryPlan, PipelineConfig, Prediction, PrepareSummary, Shard, SplitPlan, SuiteReport, SuiteStage,
-  SynthSummary, TensorBatch, TrainRunSummary, TuneSummary,
+  BackendChoice,
+  BackendName,
+  EventListener,
+  FeedSettings,
+  GalacticEvent,
+  HostBatch,
+  HyperparameterValues,
+  LoadedConfig,
+  DataFacts,
+  Manifest,
+  MemoryPlan,
+  PipelineConfig,
+  Prediction,
+  PrepareSummary,
+  Shard,
+  SplitPlan,
+  SuiteReport,
+  SuiteStage,
+  SynthSummary,
+  TensorBatch,
+  TrainRunSummary,
+  TuneSummary,
 };
 
 /** Every stage takes a listener for what the CLI would print; without one it is silent. */
@@ -52,7 +71,10 @@ export interface BackendStageOptions extends StageOptions {
 }
 
 /** Selects (and initialises) the tfjs backend galactic and `tf` will run on. */
-export function selectBackend(preference: 'auto' | BackendName = 'auto', options: StageOptions & { threads?: 'auto' | number } = {}): Promise<BackendChoice> {
+export function selectBackend(
+  preference: 'auto' | BackendName = 'auto',
+  options: StageOptions & { threads?: 'auto' | number } = {},
+): Promise<BackendChoice> {
   return chooseBackend(preference, new EventOutput(options.onEvent), { threads: options.threads });
 }
 
@@ -65,7 +87,12 @@ export interface PrepareOptions extends StageOptions {
 
 /** `galactic prepare`: streams the CSV and images into a sharded cache (or finds the one already built). */
 export function prepare(config: LoadedConfig, options: PrepareOptions = {}): Promise<PrepareSummary> {
-  return runPrepare(config, { output: new EventOutput(options.onEvent), force: options.force, limit: options.limit ?? config.data.limit, plan: planFor(config) });
+  return runPrepare(config, {
+    output: new EventOutput(options.onEvent),
+    force: options.force,
+    limit: options.limit ?? config.data.limit,
+    plan: planFor(config),
+  });
 }
 
 /** A prepared cache: its manifest (classes, image shape, shards, channel statistics) and its shards, one at a time. */
@@ -103,12 +130,22 @@ export interface FeedHandle {
  * The tf.data feed the trainer uses, over a prepared cache: the config's split, shuffle buffer,
  * augmentation and normalization, streamed shard by shard (never the whole set in memory).
  */
-export async function createFeed(config: LoadedConfig, cacheDir: string, options: BackendStageOptions & { settings?: FeedSettings } = {}): Promise<FeedHandle> {
+export async function createFeed(
+  config: LoadedConfig,
+  cacheDir: string,
+  options: BackendStageOptions & { settings?: FeedSettings } = {},
+): Promise<FeedHandle> {
   // the batches become tensors of the backend galactic selects (the same one train would use)
   await chooseBackend(options.backend ?? config.backend, new EventOutput(options.onEvent), { threads: config.threads });
   const manifest = loadManifest(cacheDir);
   const split = await splitCache(cacheDir, manifest, config.split, config.seed);
-  const feed = new Feed({ config, cacheDir, manifest, split, settings: options.settings ?? feedSettings(planFor(config)) });
+  const feed = new Feed({
+    config,
+    cacheDir,
+    manifest,
+    split,
+    settings: options.settings ?? feedSettings(planFor(config)),
+  });
   return { train: feed.trainDataset(), validation: feed.validationDataset(), feed };
 }
 
@@ -128,7 +165,15 @@ export async function train(config: LoadedConfig, options: TrainOptions = {}): P
   const backend = await chooseBackend(options.backend ?? config.backend, output, { threads: config.threads });
   const plan = planFor(config);
   const cache = await preparedCache(config, plan, options.cacheDir, output);
-  return trainRun(config, { ...cache, backend, plan, values: options.values ?? {}, epochs: options.epochs, name: options.name, output });
+  return trainRun(config, {
+    ...cache,
+    backend,
+    plan,
+    values: options.values ?? {},
+    epochs: options.epochs,
+    name: options.name,
+    output,
+  });
 }
 
 export interface TuneOptions extends BackendStageOptions, SearchOverrides {
@@ -146,9 +191,15 @@ export async function tune(config: LoadedConfig, options: TuneOptions = {}): Pro
   const cache = await preparedCache(config, plan, options.cacheDir, output);
   const backend = await chooseBackend(options.backend ?? config.backend, output, { threads: config.threads });
   const { summary } = await tuneOnCache({
-    config, ...cache, backend, plan, output, trainerOutput: output,
+    config,
+    ...cache,
+    backend,
+    plan,
+    output,
+    trainerOutput: output,
     overrides: { algorithm: options.algorithm, maxTrials: options.maxTrials },
-    overwrite: options.overwrite, signal: options.signal,
+    overwrite: options.overwrite,
+    signal: options.signal,
   });
   return summary;
 }
@@ -157,7 +208,10 @@ export interface PredictOptions extends BackendStageOptions {
   batchSize?: number;
 }
 
-/** `galactic predict`: class and probabilities per image file (folders are expanded); a bad file becomes `{file, error}`. */
+/**
+ * `galactic predict`: class and probabilities per image file (folders are expanded); a bad file becomes `{file,
+ * error}`.
+ */
 export async function predict(modelDir: string, images: string[], options: PredictOptions = {}): Promise<Prediction[]> {
   await chooseBackend(options.backend ?? 'auto', new EventOutput(options.onEvent));
   const trained = await loadTrainedModel(modelDir);
@@ -179,9 +233,23 @@ export interface BenchOptions extends StageOptions {
 
 /** `galactic bench`: throughput and peak memory of each stage on the config's data (scratch caches, removed after). */
 export async function bench(config: LoadedConfig, options: BenchOptions = {}): Promise<SuiteReport> {
-  const [{ runSuite, selectStages, suiteSettings }, { trainStage }] = await Promise.all([import('./bench/suite.ts'), import('./bench/stages/train.ts')]);
-  const settings = suiteSettings(config, { quick: Boolean(options.quick), images: options.images, repeats: options.repeats, epochs: options.epochs });
-  return runSuite(config, selectStages(options.stages ?? ['all']), settings, new EventOutput(options.onEvent), trainStage);
+  const [{ runSuite, selectStages, suiteSettings }, { trainStage }] = await Promise.all([
+    import('./bench/suite.ts'),
+    import('./bench/stages/train.ts'),
+  ]);
+  const settings = suiteSettings(config, {
+    quick: Boolean(options.quick),
+    images: options.images,
+    repeats: options.repeats,
+    epochs: options.epochs,
+  });
+  return runSuite(
+    config,
+    selectStages(options.stages ?? ['all']),
+    settings,
+    new EventOutput(options.onEvent),
+    trainStage,
+  );
 }
 
 export interface SynthOptions extends StageOptions, Partial<Omit<SynthSettings, 'out' | 'count'>> {
@@ -191,14 +259,25 @@ export interface SynthOptions extends StageOptions, Partial<Omit<SynthSettings, 
   count: number;
 }
 
-/** `galactic synth`: a synthetic Galaxy Zoo 2 set (images/, galaxy_df_final.csv, gz2_hart16.csv, gz2_filename_mapping.csv). */
+/**
+ * `galactic synth`: a synthetic Galaxy Zoo 2 set (images/, galaxy_df_final.csv, gz2_hart16.csv,
+ * gz2_filename_mapping.csv).
+ */
 export async function synth(options: SynthOptions): Promise<SynthSummary> {
   const { synthesizeDataset } = await import('./images/synth/dataset.ts');
   const { onEvent, ...settings } = options;
-  return synthesizeDataset({ seed: 42, size: 424, hazards: false, imbalance: false, force: false, ...settings }, new EventOutput(onEvent));
+  return synthesizeDataset(
+    { seed: 42, size: 424, hazards: false, imbalance: false, force: false, ...settings },
+    new EventOutput(onEvent),
+  );
 }
 
-async function preparedCache(config: LoadedConfig, plan: MemoryPlan, cacheDir: string | undefined, output: EventOutput): Promise<{ cacheDir: string; cacheKey: string }> {
+async function preparedCache(
+  config: LoadedConfig,
+  plan: MemoryPlan,
+  cacheDir: string | undefined,
+  output: EventOutput,
+): Promise<{ cacheDir: string; cacheKey: string }> {
   if (cacheDir) return { cacheDir, cacheKey: loadManifest(cacheDir).cacheKey };
   const prepared = await runPrepare(config, { output, plan });
   return { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey };

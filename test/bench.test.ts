@@ -21,13 +21,30 @@ test('spread: median of odd and even counts, min and max', () => {
 });
 
 test('markdownTable: header, alignment row, escaped pipes, dashes for null', () => {
-  const t = markdownTable(['a', 'b'], [['x|y', null], ['z', 3]], [false, true]);
+  const t = markdownTable(
+    ['a', 'b'],
+    [
+      ['x|y', null],
+      ['z', 3],
+    ],
+    [false, true],
+  );
   assert.equal(t, '| a | b |\n|---|---:|\n| x\\|y | – |\n| z | 3 |');
 });
 
 function fakeStage(stage: string, ips: number[], ceiling?: StageResult): StageResult {
-  return stageResult(stage, { images: 100, seconds: ips.map((v) => 100 / v), imagesPerSecond: ips, mbPerSecond: null, peakRssMB: 321.26, detail: {} },
-    { plannedMB: 900, limitMB: 1024, ceiling: ceiling ?? null });
+  return stageResult(
+    stage,
+    {
+      images: 100,
+      seconds: ips.map((v) => 100 / v),
+      imagesPerSecond: ips,
+      mbPerSecond: null,
+      peakRssMB: 321.26,
+      detail: {},
+    },
+    { plannedMB: 900, limitMB: 1024, ceiling: ceiling ?? null },
+  );
 }
 
 test('stageResult: median figure, efficiency against the ceiling, table row', () => {
@@ -39,7 +56,10 @@ test('stageResult: median figure, efficiency against the ceiling, table row', ()
   assert.equal(prepare.peakRssMB, 321.3);
   const table = stageTable([decode, prepare]).split('\n');
   assert.equal(table.length, 4);
-  assert.match(table[3]!, /^\| prepare \| 100 \| 50\.0 \[45\.0–55\.0\] \| – \| 321 \| 900 \| 1024 \| 50% \| decode \|$/);
+  assert.match(
+    table[3]!,
+    /^\| prepare \| 100 \| 50\.0 \[45\.0–55\.0\] \| – \| 321 \| 900 \| 1024 \| 50% \| decode \|$/,
+  );
 });
 
 test('appendResults: JSON lines appended, never rewritten', () => {
@@ -48,9 +68,18 @@ test('appendResults: JSON lines appended, never rewritten', () => {
     const file = path.join(dir, 'sub', 'r.jsonl');
     const machine = machineInfo();
     appendResults(file, [{ kind: 'stage', time: 't1', machine, key: 'decode' }]);
-    appendResults(file, [{ kind: 'stage', time: 't2', machine, key: 'prepare' }, { kind: 'stage', time: 't2', machine, key: 'feed' }]);
-    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { key: string });
-    assert.deepEqual(lines.map((l) => l.key), ['decode', 'prepare', 'feed']);
+    appendResults(file, [
+      { kind: 'stage', time: 't2', machine, key: 'prepare' },
+      { kind: 'stage', time: 't2', machine, key: 'feed' },
+    ]);
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { key: string });
+    assert.deepEqual(
+      lines.map((l) => l.key),
+      ['decode', 'prepare', 'feed'],
+    );
     assert.match(defaultResultsFile('/x', new Date('2026-12-01T10:00:00Z')), /\/x\/bench\/results\/2026-12-01\.jsonl$/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -67,7 +96,10 @@ test('machineInfo names the CPU, cores, memory, node and library versions', () =
 
 test('TreeRssSampler sees memory held by a child process', { skip: process.platform !== 'linux' }, async () => {
   const sampler = new TreeRssSampler({ intervalMs: 20 }).start();
-  const child = spawn(process.execPath, ['-e', 'const b = Buffer.alloc(150 * 1024 * 1024, 1); setTimeout(() => b.length, 600)']);
+  const child = spawn(process.execPath, [
+    '-e',
+    'const b = Buffer.alloc(150 * 1024 * 1024, 1); setTimeout(() => b.length, 600)',
+  ]);
   await new Promise((resolve) => child.on('exit', resolve));
   const peak = sampler.stop();
   assert.equal(peak.source, 'proc');
@@ -76,7 +108,13 @@ test('TreeRssSampler sees memory held by a child process', { skip: process.platf
 });
 
 const point = (images: number, peak: number, error: string | null = null): PointResult => ({
-  images, limitMB: 1024, plannedMB: 900, peakRssMB: peak, seconds: 10, cacheMB: 90, error,
+  images,
+  limitMB: 1024,
+  plannedMB: 900,
+  peakRssMB: peak,
+  seconds: 10,
+  cacheMB: 90,
+  error,
   prepare: error ? null : { imagesPerSecond: 50, peakRssMB: peak - 10, seconds: 5, efficiency: 0.8 },
   feed: error ? null : { imagesPerSecond: 900, peakRssMB: peak - 20, seconds: 1, efficiency: 0.5 },
   dataset: { dir: '/d', diskMB: 60, synthSeconds: 12 },
@@ -106,8 +144,21 @@ test('bench chart renders to a standalone SVG with both panels', async () => {
 test('pointConfig keeps the base image/model settings and replaces data paths, cache and budget', async () => {
   const { validateConfig } = await import('../src/config/load.ts');
   const { pointConfig } = await import('../src/bench/points.ts');
-  const base = validateConfig({ data: { csv: 'a.csv', imageDir: 'img', limit: 5 }, image: { width: 32, height: 32 }, memory: { limitMB: 4096 } }, 'base', '/base');
-  const dataset = { dir: '/d', csv: '/d/galaxy_df_final.csv', imageDir: '/d/images', count: 100, imageSize: 424, seed: 7, synthSeconds: 1, diskBytes: 1 };
+  const base = validateConfig(
+    { data: { csv: 'a.csv', imageDir: 'img', limit: 5 }, image: { width: 32, height: 32 }, memory: { limitMB: 4096 } },
+    'base',
+    '/base',
+  );
+  const dataset = {
+    dir: '/d',
+    csv: '/d/galaxy_df_final.csv',
+    imageDir: '/d/images',
+    count: 100,
+    imageSize: 424,
+    seed: 7,
+    synthSeconds: 1,
+    diskBytes: 1,
+  };
   const raw = pointConfig(base, dataset, 1024, '/scratch/cache');
   const loaded = validateConfig(raw, 'point', '/');
   assert.equal(loaded.image.width, 32);
@@ -122,8 +173,16 @@ test('pointConfig keeps the base image/model settings and replaces data paths, c
 test('combinePasses: median images/s with min and max, the largest peak', async () => {
   const { combinePasses } = await import('../src/bench/points.ts');
   const a = point(2000, 400);
-  const b = { ...point(2000, 430), prepare: { imagesPerSecond: 70, peakRssMB: 300, seconds: 6, efficiency: null }, feed: { imagesPerSecond: 600, peakRssMB: 410, seconds: 2, efficiency: null } };
-  const c = { ...point(2000, 410), prepare: { imagesPerSecond: 30, peakRssMB: 320, seconds: 9, efficiency: null }, feed: null };
+  const b = {
+    ...point(2000, 430),
+    prepare: { imagesPerSecond: 70, peakRssMB: 300, seconds: 6, efficiency: null },
+    feed: { imagesPerSecond: 600, peakRssMB: 410, seconds: 2, efficiency: null },
+  };
+  const c = {
+    ...point(2000, 410),
+    prepare: { imagesPerSecond: 30, peakRssMB: 320, seconds: 9, efficiency: null },
+    feed: null,
+  };
   const combined = combinePasses([a, b, c]);
   assert.equal(combined.peakRssMB, 430);
   assert.deepEqual(combined.passes?.prepareImagesPerSecond, { median: 50, min: 30, max: 70, n: 3 });

@@ -1,6 +1,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readManifest } from '../src/cache/manifest.ts';
@@ -20,7 +29,13 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-interface Listing { key: string; status: string; rejects: Record<string, number>; rejectsFile: string | null; problem: string | null }
+interface Listing {
+  key: string;
+  status: string;
+  rejects: Record<string, number>;
+  rejectsFile: string | null;
+  problem: string | null;
+}
 
 test('prepare pointed at a folder without any of the images exits non-zero with one message; nothing is cached; inspect shows the rejects', async () => {
   const dir = path.join(root, 'wrong-dir');
@@ -51,7 +66,7 @@ test('prepare pointed at a folder without any of the images exits non-zero with 
   assert.match(human.stdout, /\n {6}rejects: 12 missing-image\n {6}rejected rows: .*rejects\.jsonl/);
 });
 
-test('inspect shows a complete cache\'s rejects by reason and the path of rejects.jsonl', async () => {
+test("inspect shows a complete cache's rejects by reason and the path of rejects.jsonl", async () => {
   const dir = path.join(root, 'hazards');
   await writeFixture(dir, { good: 32, hazards: true });
   const config = writeFixtureConfig(dir);
@@ -63,7 +78,13 @@ test('inspect shows a complete cache\'s rejects by reason and the path of reject
   assert.equal(listed.caches[0].rejectsFile, path.join(summary.cacheDir, 'rejects.jsonl'));
   const human = (await runCli(['inspect', '--config', config])).stdout;
   const line = human.split('\n').find((l) => l.trim().startsWith('rejects:'))!;
-  const shown = Object.fromEntries(line.trim().slice('rejects: '.length).split(', ').map((part) => [part.split(' ')[1], Number(part.split(' ')[0])]));
+  const shown = Object.fromEntries(
+    line
+      .trim()
+      .slice('rejects: '.length)
+      .split(', ')
+      .map((part) => [part.split(' ')[1], Number(part.split(' ')[0])]),
+  );
   assert.deepEqual(shown, summary.rejected);
 });
 
@@ -89,14 +110,19 @@ test('an edited manifest is refused with a clear message (prepare and training);
   assert.equal(refused.code, 1);
   assert.equal(refused.stderr, message);
   assert.throws(() => readManifest(cacheDir), /its checksum does not match its content/);
-  const inspected = JSON.parse((await runCli(['inspect', '--config', config, '--json'])).stdout) as { caches: Listing[] };
+  const inspected = JSON.parse((await runCli(['inspect', '--config', config, '--json'])).stdout) as {
+    caches: Listing[];
+  };
   assert.equal(inspected.caches[0].status, 'unreadable');
   assert.match(inspected.caches[0].problem!, /checksum does not match/);
 
   // an old manifest without a checksum is not trusted either
   const { checksum: _drop, ...unsealed } = JSON.parse(original.toString());
   writeFileSync(file, JSON.stringify(unsealed));
-  assert.match((await runCli(['prepare', '--config', config, '-q'])).stderr, /it carries no checksum, so its counts cannot be trusted/);
+  assert.match(
+    (await runCli(['prepare', '--config', config, '-q'])).stderr,
+    /it carries no checksum, so its counts cannot be trusted/,
+  );
 
   const forced = await runCli(['prepare', '--config', config, '--force', '--json', '-q']);
   assert.equal(forced.code, 0, forced.stderr);
@@ -112,7 +138,12 @@ test('a shard whose size changed is no cache hit: prepare says so and rebuilds; 
   const result = await runCli(['prepare', '--config', config, '--json']);
   assert.equal(result.code, 0, result.stderr);
   assert.equal((JSON.parse(result.stdout) as { cacheHit: boolean }).cacheHit, false);
-  assert.ok(result.stderr.includes(`the cache at ${cacheDir} does not match its manifest (shard-00001.msgpack has ${before.length - 10} bytes, the manifest says ${before.length}): it was damaged or edited; rebuilding it`), result.stderr);
+  assert.ok(
+    result.stderr.includes(
+      `the cache at ${cacheDir} does not match its manifest (shard-00001.msgpack has ${before.length - 10} bytes, the manifest says ${before.length}): it was damaged or edited; rebuilding it`,
+    ),
+    result.stderr,
+  );
   assert.deepEqual(readFileSync(shard), before);
 });
 
@@ -127,12 +158,21 @@ test('inspect --verify reads every shard: a same-size change fails with the shar
   bytes[bytes.length >> 1] ^= 0xff;
   writeFileSync(shard, bytes);
   // the cheap checks of a cache hit cannot see a same-size change...
-  assert.equal((JSON.parse((await runCli(['prepare', '--config', config, '--json', '-q'])).stdout) as { cacheHit: boolean }).cacheHit, true);
+  assert.equal(
+    (JSON.parse((await runCli(['prepare', '--config', config, '--json', '-q'])).stdout) as { cacheHit: boolean })
+      .cacheHit,
+    true,
+  );
   // ...--verify does
   const bad = await runCli(['inspect', '--config', config, '--verify', '--json']);
   assert.equal(bad.code, 1);
   const report = JSON.parse(bad.stdout) as { verified: Record<string, { shards: number; problems: string[] }> };
   const [result] = Object.values(report.verified);
-  assert.deepEqual(result, { shards: 3, problems: [`cache shard ${shard} is corrupt (file checksum mismatch). Run 'galactic prepare --force' to rebuild the cache.`] });
+  assert.deepEqual(result, {
+    shards: 3,
+    problems: [
+      `cache shard ${shard} is corrupt (file checksum mismatch). Run 'galactic prepare --force' to rebuild the cache.`,
+    ],
+  });
   assert.match(bad.stderr, /^galactic: cache verification failed for [0-9a-f]{16} /);
 });

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readManifest, writeManifest, CacheNotFoundError, CacheIncompleteError, ManifestUnreadableError, MANIFEST_FILE } from '../src/cache/manifest.ts';
+import {
+  readManifest,
+  writeManifest,
+  CacheNotFoundError,
+  CacheIncompleteError,
+  ManifestUnreadableError,
+  MANIFEST_FILE,
+} from '../src/cache/manifest.ts';
 import { readShard } from '../src/cache/reader.ts';
 import { ShardWriter } from '../src/cache/shard-writer.ts';
 import { CorruptShardError, MANIFEST_FORMAT, CACHE_FORMAT_VERSION, type Manifest } from '../src/cache/format.ts';
@@ -17,10 +24,24 @@ const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'galactic-cache-'));
 
 function manifest(over: Partial<Manifest> = {}): Manifest {
   return {
-    format: MANIFEST_FORMAT, version: CACHE_FORMAT_VERSION, cacheKey: 'k', inputs: {}, classes: ['a', 'b'],
-    image: { width: 2, height: 2, channels: 3, fit: 'fill' }, dtype: 'uint8', shardImages: 4, shards: [],
-    classCounts: [0, 0], channelStats: { mean: [0, 0, 0], std: [0, 0, 0] }, totals: { rows: 0, images: 0, rejected: 0, bytes: 0 },
-    rejects: {}, complete: true, toolVersion: '0', createdAt: '', updatedAt: '', ...over,
+    format: MANIFEST_FORMAT,
+    version: CACHE_FORMAT_VERSION,
+    cacheKey: 'k',
+    inputs: {},
+    classes: ['a', 'b'],
+    image: { width: 2, height: 2, channels: 3, fit: 'fill' },
+    dtype: 'uint8',
+    shardImages: 4,
+    shards: [],
+    classCounts: [0, 0],
+    channelStats: { mean: [0, 0, 0], std: [0, 0, 0] },
+    totals: { rows: 0, images: 0, rejected: 0, bytes: 0 },
+    rejects: {},
+    complete: true,
+    toolVersion: '0',
+    createdAt: '',
+    updatedAt: '',
+    ...over,
   };
 }
 
@@ -47,14 +68,17 @@ test('ShardWriter writes shards that readShard reads back and checks', async () 
   const bytes = readFileSync(file);
   bytes[bytes.length - 5] ^= 0xff;
   writeFileSync(file, bytes);
-  await assert.rejects(readShard(dir, entry), (e: unknown) => e instanceof CorruptShardError && /checksum mismatch.*prepare --force/.test(e.message));
+  await assert.rejects(
+    readShard(dir, entry),
+    (e: unknown) => e instanceof CorruptShardError && /checksum mismatch.*prepare --force/.test(e.message),
+  );
 });
 
 test('channel sums: the SIMD kernel equals the plain loop exactly (1 and 3 channels, partial groups, records over one chunk)', () => {
   const kernel = simdKernel();
   assert.ok(kernel, 'WebAssembly SIMD is available on Node 20');
   let seed = 12345;
-  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24);
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24;
   for (const channels of [1, 3]) {
     // 48 * 16384 is one kernel chunk; 424x424x3 and 2,000,001 cross it; 3 and 51 leave a partial group
     for (const length of [0, 3, 51, 96, 128 * 128 * 3, 424 * 424 * 3, 2_000_001 - (2_000_001 % channels)]) {
@@ -71,12 +95,24 @@ test('channel sums: the SIMD kernel equals the plain loop exactly (1 and 3 chann
   const all255 = new Uint8Array(48 * 16384 * 2 + 48).fill(255);
   const stats = new ChannelStatsAccumulator(3);
   stats.add(all255);
-  assert.deepEqual(stats.state(), { sum: [1, 1, 1].map(() => 255 * all255.length / 3), sumSquares: [1, 1, 1].map(() => 255 * 255 * all255.length / 3), count: all255.length / 3 });
+  assert.deepEqual(stats.state(), {
+    sum: [1, 1, 1].map(() => (255 * all255.length) / 3),
+    sumSquares: [1, 1, 1].map(() => (255 * 255 * all255.length) / 3),
+    count: all255.length / 3,
+  });
 });
 
-test('crc32Combine gives the CRC of a concatenation from the pieces\' CRCs', () => {
+test("crc32Combine gives the CRC of a concatenation from the pieces' CRCs", () => {
   const bytes = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 2654435761) >>> 24);
-  for (const [a, b] of [[0, 0], [0, 9], [9, 0], [1, 1], [13, 65_536], [70_000, 0], [3, 69_997]]) {
+  for (const [a, b] of [
+    [0, 0],
+    [0, 9],
+    [9, 0],
+    [1, 1],
+    [13, 65_536],
+    [70_000, 0],
+    [3, 69_997],
+  ]) {
     const first = bytes.subarray(0, a);
     const second = bytes.subarray(a, a + b);
     assert.equal(crc32Combine(crc32(first), crc32(second), b), crc32(bytes.subarray(0, a + b)), `${a} + ${b}`);
@@ -101,9 +137,15 @@ test('writeDirectAndSync writes exactly the parts (O_DIRECT through the staging 
 
 test('readManifest: absent, incomplete and damaged caches are user errors that say what to run', async () => {
   const dir = tmp();
-  assert.throws(() => readManifest(dir), (e: unknown) => e instanceof CacheNotFoundError && /Run 'galactic prepare'/.test(e.message));
+  assert.throws(
+    () => readManifest(dir),
+    (e: unknown) => e instanceof CacheNotFoundError && /Run 'galactic prepare'/.test(e.message),
+  );
   await writeManifest(dir, manifest({ complete: false, totals: { rows: 9, images: 7, rejected: 0, bytes: 0 } }));
-  assert.throws(() => readManifest(dir), (e: unknown) => e instanceof CacheIncompleteError && /stopped after 7 images/.test(e.message));
+  assert.throws(
+    () => readManifest(dir),
+    (e: unknown) => e instanceof CacheIncompleteError && /stopped after 7 images/.test(e.message),
+  );
   await writeManifest(dir, manifest());
   assert.equal(readManifest(dir).cacheKey, 'k');
   assert.equal(existsSync(path.join(dir, `${MANIFEST_FILE}.tmp`)), false);
@@ -124,7 +166,18 @@ test('galactic inspect lists caches and which one matches; --prune removes the o
 
   const listed = await runCli(['inspect', '--config', small, '--json']);
   assert.equal(listed.code, 0, listed.stderr);
-  const report = JSON.parse(listed.stdout) as { currentKey: string; caches: { key: string; status: string; images: number; shards: number; bytes: number; matchesConfig: boolean; image: string | null }[] };
+  const report = JSON.parse(listed.stdout) as {
+    currentKey: string;
+    caches: {
+      key: string;
+      status: string;
+      images: number;
+      shards: number;
+      bytes: number;
+      matchesConfig: boolean;
+      image: string | null;
+    }[];
+  };
   assert.equal(report.caches.length, 3);
   const current = report.caches.find((c) => c.matchesConfig)!;
   assert.equal(current.key, report.currentKey);
@@ -142,6 +195,11 @@ test('galactic inspect lists caches and which one matches; --prune removes the o
   const pruned = await runCli(['inspect', '--config', small, '--prune']);
   assert.equal(pruned.code, 0, pruned.stderr);
   assert.match(pruned.stderr, /pruning 2 cache\(s\) not matching the config, freeing [\d.]+ MB: /);
-  const after = JSON.parse((await runCli(['inspect', '--config', small, '--json'])).stdout) as { caches: { key: string }[] };
-  assert.deepEqual(after.caches.map((c) => c.key), [current.key]);
+  const after = JSON.parse((await runCli(['inspect', '--config', small, '--json'])).stdout) as {
+    caches: { key: string }[];
+  };
+  assert.deepEqual(
+    after.caches.map((c) => c.key),
+    [current.key],
+  );
 });

@@ -35,10 +35,26 @@ test('an unknown flag is one clear error with a non-zero exit', async () => {
 });
 
 test('every subcommand --help lists the global options', async () => {
-  for (const args of [['prepare'], ['plan'], ['inspect'], ['tune'], ['train'], ['run'], ['predict'], ['synth'], ['bench'], ['bench', 'scale'], ['schema']]) {
+  for (const args of [
+    ['prepare'],
+    ['plan'],
+    ['inspect'],
+    ['tune'],
+    ['train'],
+    ['run'],
+    ['predict'],
+    ['synth'],
+    ['bench'],
+    ['bench', 'scale'],
+    ['schema'],
+  ]) {
     const r = await runCli([...args, '--help']);
     assert.equal(r.code, 0, args.join(' '));
-    assert.match(r.stdout, /Global Options:\n[\s\S]*-c, --config <file>[\s\S]*--json[\s\S]*-q, --quiet/, args.join(' '));
+    assert.match(
+      r.stdout,
+      /Global Options:\n[\s\S]*-c, --config <file>[\s\S]*--json[\s\S]*-q, --quiet/,
+      args.join(' '),
+    );
   }
 });
 
@@ -51,5 +67,8 @@ test('tune --help names every search algorithm', async () => {
 test('predict refuses a missing --model folder before loading a backend', async () => {
   const r = await runCli(['predict', '--model', '/nonexistent/run', '--backend', 'cpu', 'x.jpg']);
   assert.equal(r.code, 1);
-  assert.equal(r.stderr, "galactic: the model folder /nonexistent/run does not exist. Point --model at a run folder written by 'galactic train' (runs/<name>), or train again.\n");
+  assert.equal(
+    r.stderr,
+    "galactic: the model folder /nonexistent/run does not exist. Point --model at a run folder written by 'galactic train' (runs/<name>), or train again.\n",
+  );
 });

@@ -20,23 +20,45 @@ let redis: RedisServer;
 const workers: WorkerProcess[] = [];
 const configWithDir = distributedConfigWriter(root, { maxTrials: 3, epochs: 4 });
 
-interface Epoch { epoch: number; loss: number; accuracy: number; val_loss: number; val_accuracy: number; worker?: string }
-interface TrialFile { id: string; values: Record<string, unknown>; status: string; metrics: Epoch[] }
+interface Epoch {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  val_loss: number;
+  val_accuracy: number;
+  worker?: string;
+}
+interface TrialFile {
+  id: string;
+  values: Record<string, unknown>;
+  status: string;
+  metrics: Epoch[];
+}
 
 function trialFile(dir: string, id: string): TrialFile | null {
   const file = path.join(root, dir, `trial_${id}`, 'trial.json');
-  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as TrialFile : null;
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as TrialFile) : null;
 }
 
 function trials(dir: string): TrialFile[] {
-  const oracle = JSON.parse(readFileSync(path.join(root, dir, 'oracle.json'), 'utf8')) as { state: { trials: { id: string }[] } };
+  const oracle = JSON.parse(readFileSync(path.join(root, dir, 'oracle.json'), 'utf8')) as {
+    state: { trials: { id: string }[] };
+  };
   return oracle.state.trials.map((t) => trialFile(dir, t.id)!);
 }
 
 function comparable(list: TrialFile[]) {
   return list.map((t) => ({
-    id: t.id, values: t.values, status: t.status,
-    history: t.metrics.map((m) => ({ epoch: m.epoch, loss: m.loss, accuracy: m.accuracy, val_loss: m.val_loss, val_accuracy: m.val_accuracy })),
+    id: t.id,
+    values: t.values,
+    status: t.status,
+    history: t.metrics.map((m) => ({
+      epoch: m.epoch,
+      loss: m.loss,
+      accuracy: m.accuracy,
+      val_loss: m.val_loss,
+      val_accuracy: m.val_accuracy,
+    })),
   }));
 }
 
@@ -52,11 +74,17 @@ function pidOf(w: WorkerProcess): string {
 
 /** A chief in the background: its stderr, a way to wait on it, its exit. */
 function startChief(config: string) {
-  const child = spawn(process.execPath, [cliPath, 'tune', '--config', config, '--backend', 'wasm', '--queue', redis.url], { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [cliPath, 'tune', '--config', config, '--backend', 'wasm', '--queue', redis.url],
+    { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, exited, stderr: () => stderr };
 }
 
@@ -70,7 +98,17 @@ async function until(condition: () => boolean, what: string, timeoutMs = 120_000
 
 before(async () => {
   redis = await startRedis();
-  const synth = await runCli(['synth', '--out', path.join(root, 'data'), '--count', '48', '--size', '32', '--seed', '5']);
+  const synth = await runCli([
+    'synth',
+    '--out',
+    path.join(root, 'data'),
+    '--count',
+    '48',
+    '--size',
+    '32',
+    '--seed',
+    '5',
+  ]);
   assert.equal(synth.code, 0, synth.stderr);
   const local = await runCli(['tune', '--config', configWithDir('tuning-local'), '--backend', 'wasm']);
   assert.equal(local.code, 0, local.stderr);
@@ -83,7 +121,7 @@ after(async () => {
 });
 
 describe('distributed search faults', () => {
-  it('a worker SIGKILLed during a trial\'s second epoch: the other worker resumes that trial from its checkpoint', async () => {
+  it("a worker SIGKILLed during a trial's second epoch: the other worker resumes that trial from its checkpoint", async () => {
     const dir = 'tuning-worker-killed';
     const config = configWithDir(dir);
     const doomed = worker(config);
@@ -100,11 +138,15 @@ describe('distributed search faults', () => {
     await survivor.waitFor(/trial 0000: resuming from epoch \d on/);
 
     const killedTrial = trialFile(dir, '0000')!;
-    assert.deepEqual(killedTrial.metrics.map((m) => m.epoch), [1, 2, 3, 4], 'every epoch trained exactly once');
-    assert.deepEqual(killedTrial.metrics.map((m) => m.worker), [
-      ...Array(killedAfter).fill(pidOf(doomed)),
-      ...Array(4 - killedAfter).fill(pidOf(survivor)),
-    ]);
+    assert.deepEqual(
+      killedTrial.metrics.map((m) => m.epoch),
+      [1, 2, 3, 4],
+      'every epoch trained exactly once',
+    );
+    assert.deepEqual(
+      killedTrial.metrics.map((m) => m.worker),
+      [...Array(killedAfter).fill(pidOf(doomed)), ...Array(4 - killedAfter).fill(pidOf(survivor))],
+    );
     assert.match(survivor.stderr(), new RegExp(`trial 0000: resuming from epoch ${killedAfter} on`));
     assert.deepEqual(comparable(trials(dir)), comparable(trials('tuning-local')));
     assert.equal(await survivor.stop(), 130);
@@ -116,7 +158,10 @@ describe('distributed search faults', () => {
     const pair = [worker(config), worker(config)];
     await Promise.all(pair.map((w) => w.waitFor(/serving the random search/)));
     const first = startChief(config);
-    await until(() => /trial 0000: val_accuracy|trial 0001: val_accuracy/.test(first.stderr()), 'a first finished trial');
+    await until(
+      () => /trial 0000: val_accuracy|trial 0001: val_accuracy/.test(first.stderr()),
+      'a first finished trial',
+    );
     first.child.kill('SIGKILL');
     assert.equal((await first.exited).signal, 'SIGKILL');
     const second = await runCli(['tune', '--config', config, '--backend', 'wasm', '--queue', redis.url, '--json']);
@@ -125,7 +170,9 @@ describe('distributed search faults', () => {
     assert.equal(JSON.parse(second.stdout).completed, 3);
     assert.deepEqual(comparable(trials(dir)), comparable(trials('tuning-local')));
     for (const id of ['0000', '0001', '0002']) {
-      const starts = pair.map((w) => w.stderr().split(`trial ${id}: starting on`).length - 1).reduce((a, b) => a + b, 0);
+      const starts = pair
+        .map((w) => w.stderr().split(`trial ${id}: starting on`).length - 1)
+        .reduce((a, b) => a + b, 0);
       assert.equal(starts, 1, `trial ${id} started once`);
     }
     assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [130, 130]);
@@ -139,13 +186,23 @@ describe('distributed search faults', () => {
     const chief = startChief(config);
     await until(() => (trialFile(dir, '0000')?.metrics.length ?? 0) >= 1, 'epoch 1 of trial 0000');
     await redis.halt();
-    await until(() => /lost the connection to Redis at redis:\/\/127\.0\.0\.1:\d+ \(.+\); the workers keep training/.test(chief.stderr()), 'the chief\'s message');
+    await until(
+      () =>
+        /lost the connection to Redis at redis:\/\/127\.0\.0\.1:\d+ \(.+\); the workers keep training/.test(
+          chief.stderr(),
+        ),
+      "the chief's message",
+    );
     await redis.restart();
     const exit = await chief.exited;
     assert.equal(exit.code, 0, chief.stderr());
     assert.match(chief.stderr(), /Redis at redis:\/\/127\.0\.0\.1:\d+ is back; continuing/);
     assert.deepEqual(comparable(trials(dir)), comparable(trials('tuning-local')));
-    for (const t of trials(dir)) assert.deepEqual(t.metrics.map((m) => m.epoch), [1, 2, 3, 4]);
+    for (const t of trials(dir))
+      assert.deepEqual(
+        t.metrics.map((m) => m.epoch),
+        [1, 2, 3, 4],
+      );
     assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [130, 130]);
   });
 });

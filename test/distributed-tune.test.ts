@@ -20,30 +20,67 @@ let redis: RedisServer;
 const workers: WorkerProcess[] = [];
 const configWithDir = distributedConfigWriter(root, { maxTrials: 4, epochs: 3 });
 
-interface TrialFile { id: string; values: Record<string, unknown>; status: string; metrics: { epoch: number; loss: number; accuracy: number; val_loss: number; val_accuracy: number; worker?: string }[] }
+interface TrialFile {
+  id: string;
+  values: Record<string, unknown>;
+  status: string;
+  metrics: { epoch: number; loss: number; accuracy: number; val_loss: number; val_accuracy: number; worker?: string }[];
+}
 
 function trials(dir: string): TrialFile[] {
-  const oracle = JSON.parse(readFileSync(path.join(root, dir, 'oracle.json'), 'utf8')) as { state: { trials: { id: string }[] } };
-  return oracle.state.trials.map((t) => JSON.parse(readFileSync(path.join(root, dir, `trial_${t.id}`, 'trial.json'), 'utf8')) as TrialFile);
+  const oracle = JSON.parse(readFileSync(path.join(root, dir, 'oracle.json'), 'utf8')) as {
+    state: { trials: { id: string }[] };
+  };
+  return oracle.state.trials.map(
+    (t) => JSON.parse(readFileSync(path.join(root, dir, `trial_${t.id}`, 'trial.json'), 'utf8')) as TrialFile,
+  );
 }
 
 /** What must equal a local run's: ids, values, status and every epoch's numbers (not timings, not who ran it). */
 function comparable(list: TrialFile[]) {
   return list.map((t) => ({
-    id: t.id, values: t.values, status: t.status,
-    history: t.metrics.map((m) => ({ epoch: m.epoch, loss: m.loss, accuracy: m.accuracy, val_loss: m.val_loss, val_accuracy: m.val_accuracy })),
+    id: t.id,
+    values: t.values,
+    status: t.status,
+    history: t.metrics.map((m) => ({
+      epoch: m.epoch,
+      loss: m.loss,
+      accuracy: m.accuracy,
+      val_loss: m.val_loss,
+      val_accuracy: m.val_accuracy,
+    })),
   }));
 }
 
 function worker(config: string, extra: string[] = []): WorkerProcess {
-  const w = startWorker(['--queue', redis.url, '--config', config, '--backend', 'wasm', '--lease-seconds', '3', ...extra]);
+  const w = startWorker([
+    '--queue',
+    redis.url,
+    '--config',
+    config,
+    '--backend',
+    'wasm',
+    '--lease-seconds',
+    '3',
+    ...extra,
+  ]);
   workers.push(w);
   return w;
 }
 
 before(async () => {
   redis = await startRedis();
-  const synth = await runCli(['synth', '--out', path.join(root, 'data'), '--count', '48', '--size', '32', '--seed', '5']);
+  const synth = await runCli([
+    'synth',
+    '--out',
+    path.join(root, 'data'),
+    '--count',
+    '48',
+    '--size',
+    '32',
+    '--seed',
+    '5',
+  ]);
   assert.equal(synth.code, 0, synth.stderr);
   const local = await runCli(['tune', '--config', configWithDir('tuning-local'), '--backend', 'wasm']);
   assert.equal(local.code, 0, local.stderr);
@@ -56,7 +93,7 @@ after(async () => {
 });
 
 describe('galactic tune --queue with galactic worker', () => {
-  it('chief + 2 worker processes run a 4-trial RandomSearch: the trial set and each history equal a local run\'s', async () => {
+  it("chief + 2 worker processes run a 4-trial RandomSearch: the trial set and each history equal a local run's", async () => {
     const config = configWithDir('tuning-two');
     const pair = [worker(config), worker(config)];
     await Promise.all(pair.map((w) => w.waitFor(/serving the random search/)));
@@ -71,12 +108,17 @@ describe('galactic tune --queue with galactic worker', () => {
     const names = new Set(trials('tuning-two').flatMap((t) => t.metrics.map((m) => m.worker)));
     for (const name of names) assert.match(String(name), /^.+:\d+$/);
     assert.ok(names.size >= 1 && names.size <= 2, [...names].join(', '));
-    assert.deepEqual(JSON.parse(readFileSync(path.join(root, 'tuning-two', 'best_hp.json'), 'utf8')),
-      JSON.parse(readFileSync(path.join(root, 'tuning-local', 'best_hp.json'), 'utf8')));
+    assert.deepEqual(
+      JSON.parse(readFileSync(path.join(root, 'tuning-two', 'best_hp.json'), 'utf8')),
+      JSON.parse(readFileSync(path.join(root, 'tuning-local', 'best_hp.json'), 'utf8')),
+    );
 
     const status = await runCli(['queue', 'status', '--queue', redis.url]);
     assert.equal(status.code, 0, status.stderr);
-    assert.match(status.stdout, /galactic-tune-[0-9a-f]{16}: 0 waiting, 0 active, 0 delayed, 4 completed, 0 failed; 2 worker\(s\)/);
+    assert.match(
+      status.stdout,
+      /galactic-tune-[0-9a-f]{16}: 0 waiting, 0 active, 0 delayed, 4 completed, 0 failed; 2 worker\(s\)/,
+    );
     assert.match(status.stdout, /\n {2}worker .+:\d+ \(127\.0\.0\.1:\d+\), idle \d+ s/);
 
     // SIGTERM on an idle worker: a clean stop with the CLI's interrupt code
@@ -88,15 +130,26 @@ describe('galactic tune --queue with galactic worker', () => {
     const chiefConfig = configWithDir('tuning-shared', { seed: 7 });
     const lone = worker(configWithDir('tuning-elsewhere', { seed: 7 }));
     await lone.waitFor(/serving the random search/);
-    const chief = spawn(process.execPath, [cliPath, 'tune', '--config', chiefConfig, '--backend', 'wasm', '--queue', redis.url], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+    const chief = spawn(
+      process.execPath,
+      [cliPath, 'tune', '--config', chiefConfig, '--backend', 'wasm', '--queue', redis.url],
+      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let chiefErr = '';
     chief.stderr.on('data', (d: Buffer) => (chiefErr += d.toString()));
     const chiefExit = new Promise<number | null>((resolve) => chief.on('exit', (code) => resolve(code)));
     assert.equal((await lone.exited).code, 1, lone.stderr());
-    assert.match(lone.stderr(), /galactic: this worker cannot see the tuning folder the chief wrote: oracle\.json is missing in \S*tuning-elsewhere \(the chief on \S+ uses \S*tuning-shared\)\. tuner\.dir must be one folder every worker and the chief share/);
+    assert.match(
+      lone.stderr(),
+      /galactic: this worker cannot see the tuning folder the chief wrote: oracle\.json is missing in \S*tuning-elsewhere \(the chief on \S+ uses \S*tuning-shared\)\. tuner\.dir must be one folder every worker and the chief share/,
+    );
     assert.doesNotMatch(lone.stderr(), /\n\s+at /, 'no stack trace');
     const status = await runCli(['queue', 'status', '--queue', redis.url]);
-    assert.match(status.stdout, /: 1 waiting, 0 active, 0 delayed, 0 completed, 0 failed; 0 worker\(s\)/, 'the job is back on the queue');
+    assert.match(
+      status.stdout,
+      /: 1 waiting, 0 active, 0 delayed, 0 completed, 0 failed; 0 worker\(s\)/,
+      'the job is back on the queue',
+    );
     chief.kill('SIGTERM');
     assert.equal(await chiefExit, 130, chiefErr);
     assert.match(chiefErr, /the chief stopped; trial\(s\) 0000 stay on the queue and keep running on the workers/);
@@ -106,7 +159,10 @@ describe('galactic tune --queue with galactic worker', () => {
     const config = configWithDir('tuning-unreachable');
     const chief = await runCli(['tune', '--config', config, '--backend', 'wasm', '--queue', 'redis://127.0.0.1:1']);
     assert.equal(chief.code, 1);
-    assert.match(chief.stderr, /galactic: cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(connect ECONNREFUSED 127\.0\.0\.1:1\)\. Start it/);
+    assert.match(
+      chief.stderr,
+      /galactic: cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(connect ECONNREFUSED 127\.0\.0\.1:1\)\. Start it/,
+    );
     assert.doesNotMatch(chief.stderr, /\n\s+at /, 'no stack trace');
     const lone = await runCli(['worker', '--config', config, '--queue', 'redis://127.0.0.1:1']);
     assert.equal(lone.code, 1);
@@ -116,6 +172,9 @@ describe('galactic tune --queue with galactic worker', () => {
   it('rejects a --queue that is not a Redis URL as a usage error', async () => {
     const result = await runCli(['worker', '--config', configWithDir('tuning-x'), '--queue', 'http://127.0.0.1:6379']);
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /--queue must be a Redis URL such as redis:\/\/127\.0\.0\.1:6379 \(got 'http:\/\/127\.0\.0\.1:6379': the scheme must be redis:\/\/ or rediss:\/\/\)/);
+    assert.match(
+      result.stderr,
+      /--queue must be a Redis URL such as redis:\/\/127\.0\.0\.1:6379 \(got 'http:\/\/127\.0\.0\.1:6379': the scheme must be redis:\/\/ or rediss:\/\/\)/,
+    );
   });
 });

@@ -24,7 +24,10 @@ test('each class validation share is within one record of split.validation', () 
       for (let c = 0; c < 5; c++) {
         const inClass = labels.map((l, i) => (l === c ? i : -1)).filter((i) => i >= 0);
         const held = inClass.filter((i) => member[i]).length;
-        assert.ok(Math.abs(held - inClass.length * fraction) <= 1, `class ${c}: ${held} of ${inClass.length} at ${fraction}`);
+        assert.ok(
+          Math.abs(held - inClass.length * fraction) <= 1,
+          `class ${c}: ${held} of ${inClass.length} at ${fraction}`,
+        );
       }
     }
   }
@@ -34,7 +37,12 @@ test('a record side depends on its id and the seed, not on input order', () => {
   const { ids, labels } = records([300, 120, 40]);
   const first = validationMembers(ids, labels, 0.2, 7);
   const order = new Rng(3).shuffle(ids.map((_, i) => i));
-  const shuffled = validationMembers(order.map((i) => ids[i]), order.map((i) => labels[i]), 0.2, 7);
+  const shuffled = validationMembers(
+    order.map((i) => ids[i]),
+    order.map((i) => labels[i]),
+    0.2,
+    7,
+  );
   order.forEach((i, k) => assert.equal(shuffled[k], first[i], ids[i]));
   assert.deepEqual(validationMembers(ids, labels, 0.2, 7), first);
   const other = validationMembers(ids, labels, 0.2, 8);
@@ -53,8 +61,15 @@ test('adding or removing k records moves at most k other records across the spli
     const moved = base.ids.filter((id, i) => after[i] !== before.get(id)).length;
     assert.ok(moved <= k, `adding ${k} moved ${moved}`);
     // remove k records of class 1
-    const keep = base.ids.map((_, i) => i).filter((i) => !(base.labels[i] === 1 && Number(base.ids[i].split('-')[2]) < k));
-    const removed = validationMembers(keep.map((i) => base.ids[i]), keep.map((i) => base.labels[i]), 0.2, 42);
+    const keep = base.ids
+      .map((_, i) => i)
+      .filter((i) => !(base.labels[i] === 1 && Number(base.ids[i].split('-')[2]) < k));
+    const removed = validationMembers(
+      keep.map((i) => base.ids[i]),
+      keep.map((i) => base.labels[i]),
+      0.2,
+      42,
+    );
     const movedR = keep.filter((i, j) => removed[j] !== before.get(base.ids[i])).length;
     assert.ok(movedR <= k, `removing ${k} moved ${movedR}`);
   }
@@ -63,13 +78,22 @@ test('adding or removing k records moves at most k other records across the spli
 test('splitRecords groups the split per shard with per-class counts', () => {
   const a = records([10, 10], 'a');
   const b = records([6, 4], 'b');
-  const plan = splitRecords({ ids: [a.ids, b.ids], labels: [Int32Array.from(a.labels), Int32Array.from(b.labels)] }, 2, { validation: 0.25, stratify: true }, 1);
+  const plan = splitRecords(
+    { ids: [a.ids, b.ids], labels: [Int32Array.from(a.labels), Int32Array.from(b.labels)] },
+    2,
+    { validation: 0.25, stratify: true },
+    1,
+  );
   assert.equal(plan.trainCount + plan.validationCount, 30);
   assert.deepEqual(plan.validationClassCounts, [4, 4]); // round(16 * 0.25), round(14 * 0.25)
   assert.deepEqual(plan.trainClassCounts, [12, 10]);
-  for (const side of [plan.train, plan.validation]) for (const idx of side) assert.ok(idx.every((v, i) => i === 0 || v > idx[i - 1]));
+  for (const side of [plan.train, plan.validation])
+    for (const idx of side) assert.ok(idx.every((v, i) => i === 0 || v > idx[i - 1]));
   const all = [...plan.train[0], ...plan.validation[0]].sort((x, y) => x - y);
-  assert.deepEqual(all, Array.from({ length: 20 }, (_, i) => i));
+  assert.deepEqual(
+    all,
+    Array.from({ length: 20 }, (_, i) => i),
+  );
 });
 
 test('stratify false ranks all records together', () => {

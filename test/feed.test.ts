@@ -24,12 +24,16 @@ let dir: string;
 let records: Map<string, FixtureRecord>;
 
 function config(overrides: Record<string, unknown> = {}): LoadedConfig {
-  return validateConfig({
-    data: { csv: 'x.csv', imageDir: 'img' },
-    train: { batchSize: 6 },
-    feed: { shuffleBuffer: 5, prefetch: 1, augment: { flip: false, rotate90: false } },
-    ...overrides,
-  }, '<test>', os.tmpdir());
+  return validateConfig(
+    {
+      data: { csv: 'x.csv', imageDir: 'img' },
+      train: { batchSize: 6 },
+      feed: { shuffleBuffer: 5, prefetch: 1, augment: { flip: false, rotate90: false } },
+      ...overrides,
+    },
+    '<test>',
+    os.tmpdir(),
+  );
 }
 
 before(() => {
@@ -53,7 +57,9 @@ async function makeFeed(cfg = config()): Promise<Feed> {
 }
 
 /** Copies each host batch (its arrays are reused by the generator). */
-async function collect(batches: AsyncIterable<HostBatch>): Promise<{ ids: string[]; xs: Float32Array[]; labels: number[]; sizes: number[] }> {
+async function collect(
+  batches: AsyncIterable<HostBatch>,
+): Promise<{ ids: string[]; xs: Float32Array[]; labels: number[]; sizes: number[] }> {
   const out = { ids: [] as string[], xs: [] as Float32Array[], labels: [] as number[], sizes: [] as number[] };
   const per = SIZE * SIZE * CHANNELS;
   for await (const b of batches) {
@@ -87,14 +93,32 @@ test('quarter turns and flips match np.rot90(np.fliplr(image), k) exactly', () =
 test('normalization: scale is v/255 and standardize is (v-mean)/std per channel, as float32', () => {
   const pixel = Uint8Array.from([0, 128, 255, 10, 20, 30]);
   const scale = new Float32Array(6);
-  new ImageWriter({ height: 1, width: 2, channels: 3 }, 'uint8', { mode: 'scale', mean: [], std: [] }).write(scale, 0, pixel, 0, { flip: false, turns: 0 });
-  assert.deepEqual(Array.from(scale), Array.from(pixel, (v) => Math.fround(v / 255)));
+  new ImageWriter({ height: 1, width: 2, channels: 3 }, 'uint8', { mode: 'scale', mean: [], std: [] }).write(
+    scale,
+    0,
+    pixel,
+    0,
+    { flip: false, turns: 0 },
+  );
+  assert.deepEqual(
+    Array.from(scale),
+    Array.from(pixel, (v) => Math.fround(v / 255)),
+  );
   const mean = [100, 50.5, 3];
   const std = [20, 2.5, 0];
   const standard = new Float32Array(6);
-  new ImageWriter({ height: 1, width: 2, channels: 3 }, 'uint8', { mode: 'standardize', mean, std }).write(standard, 0, pixel, 0, { flip: false, turns: 0 });
+  new ImageWriter({ height: 1, width: 2, channels: 3 }, 'uint8', { mode: 'standardize', mean, std }).write(
+    standard,
+    0,
+    pixel,
+    0,
+    { flip: false, turns: 0 },
+  );
   // a zero std divides by 1 (a constant channel stays finite)
-  assert.deepEqual(Array.from(standard), Array.from(pixel, (v, i) => Math.fround((v - mean[i % 3]) / (std[i % 3] || 1))));
+  assert.deepEqual(
+    Array.from(standard),
+    Array.from(pixel, (v, i) => Math.fround((v - mean[i % 3]) / (std[i % 3] || 1))),
+  );
 });
 
 test('ShuffleBuffer holds at most its capacity and hands out every record once', () => {
@@ -130,7 +154,10 @@ test('a training epoch yields every training record once, through a bounded buff
   epoch0.ids.forEach((id, k) => {
     const r = records.get(id)!;
     assert.equal(epoch0.labels[k], r.label);
-    assert.deepEqual(Array.from(epoch0.xs[k]), Array.from(r.pixels, (v) => Math.fround(v / 255)));
+    assert.deepEqual(
+      Array.from(epoch0.xs[k]),
+      Array.from(r.pixels, (v) => Math.fround(v / 255)),
+    );
   });
 });
 
@@ -141,11 +168,13 @@ test('augmentation gives seeded flips and quarter turns of the original record',
   const seen = new Set<string>();
   epoch.ids.forEach((id, k) => {
     const original = records.get(id)!.pixels;
-    const match = [false, true].flatMap((flip) => [0, 1, 2, 3].map((turns) => ({ flip, turns }))).find((o) => {
-      const expected = new Float32Array(original.length);
-      feed.writer.write(expected, 0, original, 0, o);
-      return expected.every((v, i) => v === epoch.xs[k][i]);
-    });
+    const match = [false, true]
+      .flatMap((flip) => [0, 1, 2, 3].map((turns) => ({ flip, turns })))
+      .find((o) => {
+        const expected = new Float32Array(original.length);
+        feed.writer.write(expected, 0, original, 0, o);
+        return expected.every((v, i) => v === epoch.xs[k][i]);
+      });
     assert.ok(match, `record ${id} is an exact flip/rotation of its original`);
     seen.add(`${match.flip}:${match.turns}`);
   });
@@ -154,7 +183,9 @@ test('augmentation gives seeded flips and quarter turns of the original record',
 });
 
 test('validation is in cache order, never shuffled or augmented, and standardized exactly', async () => {
-  const cfg = config({ feed: { normalize: 'standardize', shuffleBuffer: 5, prefetch: 1, augment: { flip: true, rotate90: true } } });
+  const cfg = config({
+    feed: { normalize: 'standardize', shuffleBuffer: 5, prefetch: 1, augment: { flip: true, rotate90: true } },
+  });
   const feed = await makeFeed(cfg);
   const { mean, std } = loadManifest(dir).channelStats;
   const validation = await collect(feed.validationBatches());
@@ -209,27 +240,70 @@ test('the split reads ids and labels from shard headers, equal to a full read', 
   }
   // long ids overflow the first guess of the header size: the reader grows its prefix
   const longDir = path.join(dir, 'long-ids');
-  const long = Array.from({ length: 20 }, (_, n) => ({ id: `${'x'.repeat(300)}-${n}`, label: n % 2, pixels: new Uint8Array(SIZE * SIZE * CHANNELS).fill(n) }));
-  const longManifest = writeFixtureCache(longDir, long, { classes: ['a', 'b'], height: SIZE, width: SIZE, channels: CHANNELS, shardImages: 20 });
+  const long = Array.from({ length: 20 }, (_, n) => ({
+    id: `${'x'.repeat(300)}-${n}`,
+    label: n % 2,
+    pixels: new Uint8Array(SIZE * SIZE * CHANNELS).fill(n),
+  }));
+  const longManifest = writeFixtureCache(longDir, long, {
+    classes: ['a', 'b'],
+    height: SIZE,
+    width: SIZE,
+    channels: CHANNELS,
+    shardImages: 20,
+  });
   const header = await readShardLabels(longDir, longManifest.shards[0]);
-  assert.deepEqual(header.ids, long.map((r) => r.id));
-  assert.deepEqual(Array.from(header.labels), long.map((r) => r.label));
+  assert.deepEqual(
+    header.ids,
+    long.map((r) => r.id),
+  );
+  assert.deepEqual(
+    Array.from(header.labels),
+    long.map((r) => r.label),
+  );
   // a damaged header is reported as a corrupt shard naming the file, never read around silently
   const damagedDir = path.join(dir, 'damaged');
-  const damaged = writeFixtureCache(damagedDir, long.slice(0, 4), { classes: ['a', 'b'], height: SIZE, width: SIZE, channels: CHANNELS, shardImages: 4 });
+  const damaged = writeFixtureCache(damagedDir, long.slice(0, 4), {
+    classes: ['a', 'b'],
+    height: SIZE,
+    width: SIZE,
+    channels: CHANNELS,
+    shardImages: 4,
+  });
   const damagedFile = path.join(damagedDir, damaged.shards[0].file);
   const bytes = readFileSync(damagedFile);
   bytes.write('galactic-shaRd', bytes.indexOf('galactic-shard'));
   writeFileSync(damagedFile, bytes);
-  await assert.rejects(readShardLabels(damagedDir, damaged.shards[0]), (error: Error) => error instanceof CorruptShardError && error.message.includes(damagedFile) && /not a galactic shard/.test(error.message));
+  await assert.rejects(
+    readShardLabels(damagedDir, damaged.shards[0]),
+    (error: Error) =>
+      error instanceof CorruptShardError &&
+      error.message.includes(damagedFile) &&
+      /not a galactic shard/.test(error.message),
+  );
 });
 
 test('a float32 cache (0..255 values) feeds exactly the same batches as the uint8 cache', async () => {
   const floatDir = path.join(dir, 'float32');
-  writeFixtureCache(floatDir, [...records.values()], { classes: ['a', 'b'], height: SIZE, width: SIZE, channels: CHANNELS, shardImages: 16, dtype: 'float32' });
-  const cfg = config({ feed: { normalize: 'standardize', shuffleBuffer: 5, prefetch: 1, augment: { flip: true, rotate90: true } } });
+  writeFixtureCache(floatDir, [...records.values()], {
+    classes: ['a', 'b'],
+    height: SIZE,
+    width: SIZE,
+    channels: CHANNELS,
+    shardImages: 16,
+    dtype: 'float32',
+  });
+  const cfg = config({
+    feed: { normalize: 'standardize', shuffleBuffer: 5, prefetch: 1, augment: { flip: true, rotate90: true } },
+  });
   const manifest = loadManifest(floatDir);
-  const floatFeed = new Feed({ config: cfg, cacheDir: floatDir, manifest, split: await splitCache(floatDir, manifest, cfg.split, cfg.seed), settings: feedSettings(planMemory(cfg, NO_DATA)) });
+  const floatFeed = new Feed({
+    config: cfg,
+    cacheDir: floatDir,
+    manifest,
+    split: await splitCache(floatDir, manifest, cfg.split, cfg.seed),
+    settings: feedSettings(planMemory(cfg, NO_DATA)),
+  });
   const uint8Feed = await makeFeed(cfg);
   assert.deepEqual(await collect(floatFeed.trainBatches(3)), await collect(uint8Feed.trainBatches(3)));
   assert.deepEqual(await collect(floatFeed.validationBatches()), await collect(uint8Feed.validationBatches()));

@@ -42,8 +42,17 @@ function rgbPixels(seed: number): Buffer {
 /** An uncompressed 8-bit CMYK TIFF (the way to hand sharp CMYK values it keeps as they are). */
 function cmykTiff(cmyk: Uint8Array): Buffer {
   const entries: [number, number, number][] = [
-    [256, 4, SIZE], [257, 4, SIZE], [258, 3, 146], [259, 3, 1], [262, 3, 5], [273, 4, 154],
-    [277, 3, 4], [278, 4, SIZE], [279, 4, SIZE * SIZE * 4], [284, 3, 1], [332, 3, 1],
+    [256, 4, SIZE],
+    [257, 4, SIZE],
+    [258, 3, 146],
+    [259, 3, 1],
+    [262, 3, 5],
+    [273, 4, 154],
+    [277, 3, 4],
+    [278, 4, SIZE],
+    [279, 4, SIZE * SIZE * 4],
+    [284, 3, 1],
+    [332, 3, 1],
   ];
   const b = Buffer.alloc(154 + cmyk.length);
   b.write('II', 0, 'latin1');
@@ -75,14 +84,21 @@ async function plainCmykJpeg(rgb: Buffer): Promise<Buffer> {
     cmyk[i * 4 + 1] = 255 - rgb[i * 3 + 1];
     cmyk[i * 4 + 2] = 255 - rgb[i * 3 + 2];
   }
-  const jpeg = await sharp(cmykTiff(cmyk)).pipelineColourspace('cmyk').toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer();
+  const jpeg = await sharp(cmykTiff(cmyk))
+    .pipelineColourspace('cmyk')
+    .toColourspace('cmyk')
+    .jpeg({ quality: 95 })
+    .toBuffer();
   const meta = await sharp(jpeg).metadata();
   assert.equal(meta.space, 'cmyk');
   assert.equal(meta.icc, undefined, 'no profile embedded');
   return jpeg;
 }
 
-const rgbJpeg = (rgb: Buffer) => sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+const rgbJpeg = (rgb: Buffer) =>
+  sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
 
 function meanAbs(a: Uint8Array, b: Uint8Array): number {
   assert.equal(a.length, b.length);
@@ -93,17 +109,31 @@ function meanAbs(a: Uint8Array, b: Uint8Array): number {
 
 function writeConfig(dir: string, data: Record<string, unknown> = {}): string {
   const file = path.join(dir, 'galactic.json');
-  writeFileSync(file, JSON.stringify({
-    data: { csv: 'labels.csv', imageDir: 'images', ...data },
-    image, cache: { dir: 'cache', shardImages: 8 }, memory: { limitMB: 2048 },
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      data: { csv: 'labels.csv', imageDir: 'images', ...data },
+      image,
+      cache: { dir: 'cache', shardImages: 8 },
+      memory: { limitMB: 2048 },
+    }),
+  );
   return file;
 }
 
-interface Reject { row: number; id: string; reason: string; detail: string }
+interface Reject {
+  row: number;
+  id: string;
+  reason: string;
+  detail: string;
+}
 
 function rejectsOf(cacheDir: string): Reject[] {
-  return readFileSync(path.join(cacheDir, 'rejects.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Reject);
+  return readFileSync(path.join(cacheDir, 'rejects.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Reject);
 }
 
 async function shardPixels(cacheDir: string): Promise<Map<string, Uint8Array>> {
@@ -129,10 +159,20 @@ test('prepare: a CMYK JPEG without a profile and a P3-tagged JPEG are cached wit
   writeFileSync(path.join(images, '1.jpg'), await rgbJpeg(rgb));
   writeFileSync(path.join(images, '2.jpg'), await plainCmykJpeg(rgb));
   // Display P3 pixels with the P3 profile embedded: the profile must be applied
-  writeFileSync(path.join(images, '3.jpg'), await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } }).withIccProfile('p3').jpeg({ quality: 95 }).toBuffer());
+  writeFileSync(
+    path.join(images, '3.jpg'),
+    await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } })
+      .withIccProfile('p3')
+      .jpeg({ quality: 95 })
+      .toBuffer(),
+  );
   // CMYK through sharp's press profile, with that profile embedded (its black is not (7,7,7):
   // the profile, not the decoder, decides the colours, so the reference is the profile applied)
-  const tagged = await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } }).toColourspace('cmyk').withIccProfile('cmyk').jpeg({ quality: 95 }).toBuffer();
+  const tagged = await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } })
+    .toColourspace('cmyk')
+    .withIccProfile('cmyk')
+    .jpeg({ quality: 95 })
+    .toBuffer();
   writeFileSync(path.join(images, '4.jpg'), tagged);
   writeFileSync(path.join(dir, 'labels.csv'), 'asset_id,gz2class\n1,Ei\n2,Sc\n3,Er\n4,Sc\n');
   const result = await runCli(['prepare', '--config', writeConfig(dir), '--json', '-q']);
@@ -144,10 +184,17 @@ test('prepare: a CMYK JPEG without a profile and a P3-tagged JPEG are cached wit
   assert.ok(meanAbs(pixels.get('1')!, reference) < 0.01, 'the RGB JPEG is the reference');
   const cmyk = meanAbs(pixels.get('2')!, reference);
   assert.ok(cmyk <= 3, `plain CMYK: mean abs ${cmyk.toFixed(2)}`);
-  assert.ok(Math.abs(pixels.get('2')![0] - 7) <= 2, `dark sky stays dark: ${pixels.get('2')!.subarray(0, 3).join(',')}`);
+  assert.ok(
+    Math.abs(pixels.get('2')![0] - 7) <= 2,
+    `dark sky stays dark: ${pixels.get('2')!.subarray(0, 3).join(',')}`,
+  );
   const p3 = meanAbs(pixels.get('3')!, reference);
   assert.ok(p3 <= 3, `P3-tagged: mean abs ${p3.toFixed(2)}`);
-  const throughProfile = await sharp(tagged).resize(image.width, image.height, { fit: 'fill' }).toColourspace('srgb').raw().toBuffer();
+  const throughProfile = await sharp(tagged)
+    .resize(image.width, image.height, { fit: 'fill' })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer();
   const viaProfile = meanAbs(pixels.get('4')!, throughProfile);
   assert.ok(viaProfile <= 1, `CMYK with its profile goes through that profile: mean abs ${viaProfile.toFixed(2)}`);
 });
@@ -205,8 +252,16 @@ test('prepare: FIFOs, sockets, folders and links that leave data.imageDir are re
     const summary = JSON.parse(result.stdout) as { images: number; cacheDir: string; rejected: Record<string, number> };
     const byId = Object.fromEntries(rejectsOf(summary.cacheDir).map((r) => [r.id, r]));
     assert.deepEqual(Object.fromEntries(Object.entries(byId).map(([id, r]) => [id, r.reason])), {
-      2: 'not-a-file', 3: 'not-a-file', 4: 'not-a-file', 5: 'not-a-file', 6: 'outside-image-dir',
-      7: 'outside-image-dir', 9: 'not-an-image', 10: 'outside-image-dir', 11: 'outside-image-dir', 12: 'missing-image',
+      2: 'not-a-file',
+      3: 'not-a-file',
+      4: 'not-a-file',
+      5: 'not-a-file',
+      6: 'outside-image-dir',
+      7: 'outside-image-dir',
+      9: 'not-an-image',
+      10: 'outside-image-dir',
+      11: 'outside-image-dir',
+      12: 'missing-image',
     });
     assert.match(byId[2].detail, /is a FIFO \(named pipe\), not a regular file/);
     assert.match(byId[3].detail, /is a FIFO/);
@@ -214,46 +269,117 @@ test('prepare: FIFOs, sockets, folders and links that leave data.imageDir are re
     assert.match(byId[5].detail, /is a socket/);
     assert.match(byId[6].detail, /outside the image folder/);
     assert.equal(byId[9].detail, `${path.join(dir, 'images', '9.jpg')} is not an image format sharp reads`);
-    assert.deepEqual(summary.rejected, { 'missing-image': 1, 'not-a-file': 4, 'outside-image-dir': 4, 'not-an-image': 1 });
+    assert.deepEqual(summary.rejected, {
+      'missing-image': 1,
+      'not-a-file': 4,
+      'outside-image-dir': 4,
+      'not-an-image': 1,
+    });
     assert.equal(summary.images, 2, 'the plain file and the link that stays inside the folder');
     assert.deepEqual([...(await shardPixels(summary.cacheDir)).keys()], ['1', '8']);
     // not a byte of the files' content anywhere the user sees
-    const everything = readFileSync(path.join(summary.cacheDir, 'rejects.jsonl'), 'utf8') + result.stdout + result.stderr;
-    for (const leak of ['root:x', Buffer.from('root').toString('hex')]) assert.ok(!everything.includes(leak), `leaked ${leak}`);
+    const everything =
+      readFileSync(path.join(summary.cacheDir, 'rejects.jsonl'), 'utf8') + result.stdout + result.stderr;
+    for (const leak of ['root:x', Buffer.from('root').toString('hex')])
+      assert.ok(!everything.includes(leak), `leaked ${leak}`);
   } finally {
     server.close();
   }
 });
 
-test('predict: a FIFO named directly is not-a-file (no hang); a folder\'s links may not leave it; a named link may', async () => {
+test("predict: a FIFO named directly is not-a-file (no hang); a folder's links may not leave it; a named link may", async () => {
   const dir = path.join(root, 'predict');
   const runDir = path.join(dir, 'run');
-  const model = buildModel({}, { inputShape: [32, 32, 3], numClasses: 3, seed: 5, defaults: { filters: [2], kernelSize: 3, denseUnits: 4, dropout: 0, learningRate: 0.001 } });
+  const model = buildModel(
+    {},
+    {
+      inputShape: [32, 32, 3],
+      numClasses: 3,
+      seed: 5,
+      defaults: { filters: [2], kernelSize: 3, denseUnits: 4, dropout: 0, learningRate: 0.001 },
+    },
+  );
   await saveModel(model, runDir);
   model.dispose();
-  writeFileSync(path.join(runDir, 'metadata.json'), JSON.stringify({
-    format: 'galactic-run', version: 1, classes: ['elliptical', 'spiral', 'artifact'], image,
-    normalization: { mode: 'scale', mean: [0, 0, 0], std: [1, 1, 1] },
-    configDigest: 'sha256:test', cacheKey: 'test', hyperparameters: {}, split: { validation: 0.2, stratify: true, trainImages: 1, validationImages: 1 },
-  }));
+  writeFileSync(
+    path.join(runDir, 'metadata.json'),
+    JSON.stringify({
+      format: 'galactic-run',
+      version: 1,
+      classes: ['elliptical', 'spiral', 'artifact'],
+      image,
+      normalization: { mode: 'scale', mean: [0, 0, 0], std: [1, 1, 1] },
+      configDigest: 'sha256:test',
+      cacheKey: 'test',
+      hyperparameters: {},
+      split: { validation: 0.2, stratify: true, trainImages: 1, validationImages: 1 },
+    }),
+  );
   const { server } = await hostileFolder(path.join(dir, 'data'));
   const images = path.join(dir, 'data', 'images');
   const fifo = path.join(dir, 'data', 'elsewhere', 'fifo-outside');
   try {
-    const result = await runCli(['predict', '--model', runDir, '--backend', 'cpu', '--json', fifo, path.join(images, '6.jpg'), path.join(images, '7.jpg'), images], { timeoutMs: 60_000 });
+    const result = await runCli(
+      [
+        'predict',
+        '--model',
+        runDir,
+        '--backend',
+        'cpu',
+        '--json',
+        fifo,
+        path.join(images, '6.jpg'),
+        path.join(images, '7.jpg'),
+        images,
+      ],
+      { timeoutMs: 60_000 },
+    );
     assert.equal(result.code, 0, `exit ${result.code} (null = killed after hanging): ${result.stderr}`);
-    const { predictions } = JSON.parse(result.stdout) as { predictions: { file: string; error?: string; class?: string }[] };
+    const { predictions } = JSON.parse(result.stdout) as {
+      predictions: { file: string; error?: string; class?: string }[];
+    };
     const [named, namedLink, namedImage] = predictions;
     assert.match(named.error ?? '', /^not-a-file: .* is a FIFO/);
-    assert.match(namedLink.error ?? '', /^not-an-image: .* is not an image format sharp reads$/, 'named on the command line: followed, but its bytes stay private');
+    assert.match(
+      namedLink.error ?? '',
+      /^not-an-image: .* is not an image format sharp reads$/,
+      'named on the command line: followed, but its bytes stay private',
+    );
     assert.equal(typeof namedImage.class, 'string', 'a link named explicitly is followed');
     // the same files found inside the folder
     const inFolder = predictions.slice(3);
-    const reason = (name: string) => inFolder.find((p) => path.basename(p.file) === name)?.error?.split(':')[0] ?? 'predicted';
-    assert.deepEqual(['1.jpg', '2.jpg', '3.jpg', '4.jpg', '5.jpg', '6.jpg', '7.jpg', '8.jpg', '9.jpg', '10.jpg', '11.jpg', '12.jpg'].map(reason), [
-      'predicted', 'not-a-file', 'not-a-file', 'not-a-file', 'not-a-file', 'outside-image-dir', 'outside-image-dir',
-      'predicted', 'not-an-image', 'outside-image-dir', 'outside-image-dir', 'missing-image',
-    ]);
+    const reason = (name: string) =>
+      inFolder.find((p) => path.basename(p.file) === name)?.error?.split(':')[0] ?? 'predicted';
+    assert.deepEqual(
+      [
+        '1.jpg',
+        '2.jpg',
+        '3.jpg',
+        '4.jpg',
+        '5.jpg',
+        '6.jpg',
+        '7.jpg',
+        '8.jpg',
+        '9.jpg',
+        '10.jpg',
+        '11.jpg',
+        '12.jpg',
+      ].map(reason),
+      [
+        'predicted',
+        'not-a-file',
+        'not-a-file',
+        'not-a-file',
+        'not-a-file',
+        'outside-image-dir',
+        'outside-image-dir',
+        'predicted',
+        'not-an-image',
+        'outside-image-dir',
+        'outside-image-dir',
+        'missing-image',
+      ],
+    );
     assert.ok(!(result.stdout + result.stderr).includes('root:x'));
     assert.ok(!(result.stdout + result.stderr).includes(Buffer.from('root').toString('hex')));
   } finally {

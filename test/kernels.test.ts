@@ -25,7 +25,10 @@ function relativeError(candidate: ArrayLike<number>, reference: ArrayLike<number
   return diff / Math.max(scale, 1e-12);
 }
 
-interface Values { data: Float32Array; shape: number[] }
+interface Values {
+  data: Float32Array;
+  shape: number[];
+}
 
 function random(shape: number[], seed: number, quantize = false): Values {
   return tf.tidy(() => {
@@ -59,7 +62,16 @@ before(async () => {
   await selectBackend('wasm');
 });
 
-interface ConvCase { n: number; h: number; w: number; cin: number; cout: number; k: number; stride: number; pad: 'valid' | 'same' | number }
+interface ConvCase {
+  n: number;
+  h: number;
+  w: number;
+  cin: number;
+  cout: number;
+  k: number;
+  stride: number;
+  pad: 'valid' | 'same' | number;
+}
 
 const convCases: ConvCase[] = [];
 for (const stride of [1, 2]) {
@@ -74,7 +86,15 @@ convCases.push({ n: 2, h: 9, w: 9, cin: 1, cout: 2, k: 3, stride: 1, pad: 1 });
 convCases.push({ n: 2, h: 64, w: 64, cin: 3, cout: 8, k: 3, stride: 1, pad: 'valid' }); // several row bands
 
 function convShapes(c: ConvCase): { x: number[]; filter: number[]; dy: number[] } {
-  const out = tf.tidy(() => tf.conv2d(tf.zeros([c.n, c.h, c.w, c.cin]) as tf.Tensor4D, tf.zeros([c.k, c.k, c.cin, c.cout]) as tf.Tensor4D, c.stride, c.pad).shape);
+  const out = tf.tidy(
+    () =>
+      tf.conv2d(
+        tf.zeros([c.n, c.h, c.w, c.cin]) as tf.Tensor4D,
+        tf.zeros([c.k, c.k, c.cin, c.cout]) as tf.Tensor4D,
+        c.stride,
+        c.pad,
+      ).shape,
+  );
   return { x: [c.n, c.h, c.w, c.cin], filter: [c.k, c.k, c.cin, c.cout], dy: out };
 }
 
@@ -84,8 +104,17 @@ describe('Conv2DBackpropFilter (wasm) matches cpu', () => {
       const s = convShapes(c);
       const x = random(s.x, 1);
       const dy = random(s.dy, 2);
-      compare('Conv2DBackpropFilter', () => tf.engine().runKernel('Conv2DBackpropFilter', { x: t4(x), dy: t4(dy) },
-        { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: s.filter }) as tf.Tensor);
+      compare(
+        'Conv2DBackpropFilter',
+        () =>
+          tf
+            .engine()
+            .runKernel(
+              'Conv2DBackpropFilter',
+              { x: t4(x), dy: t4(dy) },
+              { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: s.filter },
+            ) as tf.Tensor,
+      );
     });
   }
 });
@@ -103,8 +132,17 @@ test('Conv2DBackpropFilter split into many pieces (matrix-product chunks at stri
       const s = convShapes(c);
       const x = random(s.x, 11);
       const dy = random(s.dy, 12);
-      compare(`Conv2DBackpropFilter s${c.stride} ${c.pad}`, () => tf.engine().runKernel('Conv2DBackpropFilter', { x: t4(x), dy: t4(dy) },
-        { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: s.filter }) as tf.Tensor);
+      compare(
+        `Conv2DBackpropFilter s${c.stride} ${c.pad}`,
+        () =>
+          tf
+            .engine()
+            .runKernel(
+              'Conv2DBackpropFilter',
+              { x: t4(x), dy: t4(dy) },
+              { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: s.filter },
+            ) as tf.Tensor,
+      );
     }
   } finally {
     Object.assign(gemmChunking, { matrixBytes: saved.matrixBytes });
@@ -118,14 +156,27 @@ describe('Conv2DBackpropInput (wasm) matches cpu', () => {
       const s = convShapes(c);
       const filter = random(s.filter, 3);
       const dy = random(s.dy, 4);
-      compare('Conv2DBackpropInput', () => tf.engine().runKernel('Conv2DBackpropInput', { dy: t4(dy), filter: t4(filter) },
-        { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', inputShape: s.x }) as tf.Tensor);
+      compare(
+        'Conv2DBackpropInput',
+        () =>
+          tf
+            .engine()
+            .runKernel(
+              'Conv2DBackpropInput',
+              { dy: t4(dy), filter: t4(filter) },
+              { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', inputShape: s.x },
+            ) as tf.Tensor,
+      );
     });
   }
 });
 
 describe('explicit-padding XNNPACK convolution (the primitive both gradients use) matches cpu', () => {
-  for (const [dilation, pad] of [[2, 'valid'], [2, 'same'], [1, 'same']] as const) {
+  for (const [dilation, pad] of [
+    [2, 'valid'],
+    [2, 'same'],
+    [1, 'same'],
+  ] as const) {
     test(`dilation ${dilation}, ${pad}`, () => {
       const x = random([2, 11, 9, 3], 5);
       const filter = random([3, 3, 3, 4], 6);
@@ -135,7 +186,11 @@ describe('explicit-padding XNNPACK convolution (the primitive both gradients use
       // 'same' with dilation 2 and a 3-tap filter pads (3-1)*2/2 = 2 on each side.
       const p = pad === 'valid' ? 0 : dilation;
       const candidate = tf.tidy(() => {
-        const out = convolve(backend, t4(x), t4(filter), { strides: [1, 1], dilations: [dilation, dilation], pads: [p, p, p, p] });
+        const out = convolve(backend, t4(x), t4(filter), {
+          strides: [1, 1],
+          dilations: [dilation, dilation],
+          pads: [p, p, p, p],
+        });
         const tensor = tf.engine().makeTensorFromTensorInfo(out);
         return { data: tensor.dataSync() as Float32Array, shape: tensor.shape };
       });
@@ -160,7 +215,13 @@ describe('MaxPoolGrad (wasm) matches cpu, ties included', () => {
         const input = t4(x);
         const output = tf.maxPool(input, c.size, c.stride, c.pad);
         const dy = tf.randomNormal(output.shape, 0, 1, 'float32', 8);
-        return tf.engine().runKernel('MaxPoolGrad', { dy, input, output }, { filterSize: c.size, strides: c.stride, pad: c.pad }) as tf.Tensor;
+        return tf
+          .engine()
+          .runKernel(
+            'MaxPoolGrad',
+            { dy, input, output },
+            { filterSize: c.size, strides: c.stride, pad: c.pad },
+          ) as tf.Tensor;
       };
       compare('MaxPoolGrad', run);
     });
@@ -168,17 +229,36 @@ describe('MaxPoolGrad (wasm) matches cpu, ties included', () => {
 });
 
 describe('BatchMatMul (wasm) with transposed operands matches cpu', () => {
-  for (const [transposeA, transposeB] of [[true, false], [false, true], [true, true], [false, false]] as const) {
+  for (const [transposeA, transposeB] of [
+    [true, false],
+    [false, true],
+    [true, true],
+    [false, false],
+  ] as const) {
     test(`transposeA ${transposeA}, transposeB ${transposeB}`, () => {
       const a = random(transposeA ? [300, 5] : [5, 300], 9);
       const b = random(transposeB ? [7, 300] : [300, 7], 10);
-      compare('BatchMatMul', () => tf.matMul(tf.tensor2d(a.data, a.shape as [number, number]), tf.tensor2d(b.data, b.shape as [number, number]), transposeA, transposeB));
+      compare('BatchMatMul', () =>
+        tf.matMul(
+          tf.tensor2d(a.data, a.shape as [number, number]),
+          tf.tensor2d(b.data, b.shape as [number, number]),
+          transposeA,
+          transposeB,
+        ),
+      );
     });
   }
   test('batched (falls back to the backend kernel)', () => {
     const a = random([2, 4, 6], 11);
     const b = random([2, 5, 6], 12);
-    compare('BatchMatMul', () => tf.matMul(tf.tensor3d(a.data, a.shape as [number, number, number]), tf.tensor3d(b.data, b.shape as [number, number, number]), false, true));
+    compare('BatchMatMul', () =>
+      tf.matMul(
+        tf.tensor3d(a.data, a.shape as [number, number, number]),
+        tf.tensor3d(b.data, b.shape as [number, number, number]),
+        false,
+        true,
+      ),
+    );
   });
 });
 
@@ -205,13 +285,21 @@ describe("ReLU's gradient (one ReluGrad kernel on wasm) matches cpu", () => {
     const expected = [0, 0, 0, 8, 0, 10, 11, 0, 13];
     for (const backend of ['cpu', 'wasm']) {
       tf.setBackend(backend);
-      const g = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.relu(v).mul(tf.tensor1d(dy)).sum())(tf.tensor1d(x)).dataSync());
+      const g = tf.tidy(() =>
+        tf
+          .grad((v: tf.Tensor) => tf.relu(v).mul(tf.tensor1d(dy)).sum())(tf.tensor1d(x))
+          .dataSync(),
+      );
       assert.deepEqual(Array.from(g), expected, backend);
     }
   });
-  test('on wasm a NaN activation passes no gradient (as TensorFlow\'s ReluGrad)', () => {
+  test("on wasm a NaN activation passes no gradient (as TensorFlow's ReluGrad)", () => {
     tf.setBackend('wasm');
-    const g = tf.tidy(() => tf.grad((v: tf.Tensor) => tf.relu(v).sum())(tf.tensor1d([NaN, -NaN, 1])).dataSync());
+    const g = tf.tidy(() =>
+      tf
+        .grad((v: tf.Tensor) => tf.relu(v).sum())(tf.tensor1d([NaN, -NaN, 1]))
+        .dataSync(),
+    );
     assert.deepEqual(Array.from(g), [0, 0, 1]);
   });
   test('a 4-D activation', () => {
@@ -233,8 +321,10 @@ test("a whole training step's gradients on a small CNN match the cpu backend's",
       tf.tidy(() => {
         const xs = t4(x);
         const ys = tf.oneHot(tf.tensor1d(labels, 'int32'), 3);
-        const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs) as tf.Tensor).asScalar() as tf.Scalar,
-          model.trainableWeights.map((w) => w.read() as tf.Variable));
+        const { grads } = tf.variableGrads(
+          () => tf.losses.softmaxCrossEntropy(ys, model.apply(xs) as tf.Tensor).asScalar() as tf.Scalar,
+          model.trainableWeights.map((w) => w.read() as tf.Variable),
+        );
         for (const [name, g] of Object.entries(grads)) result.set(name, g.dataSync() as Float32Array);
       });
       return result;

@@ -27,51 +27,90 @@ let root: string;
 let cacheDir: string;
 
 function config(): LoadedConfig {
-  return validateConfig({
-    data: { csv: 'x.csv', imageDir: 'img' },
-    seed: 5,
-    model: { filters: SMALL.filters, denseUnits: SMALL.denseUnits, learningRate: SMALL.learningRate },
-    train: { batchSize: 16, earlyStopping: null },
-    // prefetch > 0: batches are built ahead of the step that reads them, which is when a tensor
-    // still pointing at the feed's reused buffer would see the next batch's pixels
-    feed: { shuffleBuffer: 64, prefetch: 2 },
-  }, '<test>', os.tmpdir());
+  return validateConfig(
+    {
+      data: { csv: 'x.csv', imageDir: 'img' },
+      seed: 5,
+      model: { filters: SMALL.filters, denseUnits: SMALL.denseUnits, learningRate: SMALL.learningRate },
+      train: { batchSize: 16, earlyStopping: null },
+      // prefetch > 0: batches are built ahead of the step that reads them, which is when a tensor
+      // still pointing at the feed's reused buffer would see the next batch's pixels
+      feed: { shuffleBuffer: 64, prefetch: 2 },
+    },
+    '<test>',
+    os.tmpdir(),
+  );
 }
 
 before(() => {
   root = mkdtempSync(path.join(os.tmpdir(), 'galactic-learn-'));
   cacheDir = path.join(root, 'cache');
-  writeFixtureCache(cacheDir, patternRecords(240, SIZE, 9), { classes: CLASSES, height: SIZE, width: SIZE, channels: 3, shardImages: 48 });
+  writeFixtureCache(cacheDir, patternRecords(240, SIZE, 9), {
+    classes: CLASSES,
+    height: SIZE,
+    width: SIZE,
+    channels: 3,
+    shardImages: 48,
+  });
 });
 
 after(() => rmSync(root, { recursive: true, force: true }));
 
-testEachBackend('three epochs through the feed on an easy set: the loss falls and validation accuracy is far above chance', async (backend) => {
-  await selectBackend(backend);
-  const batchLosses: number[] = [];
-  const result = await trainClassifier({ feedSettings: { batchSize: 16, shuffleBufferRecords: 64, prefetchBatches: 2 }, config: config(), cacheDir, values: {}, epochs: 3, onBatchEnd: ({ loss }) => { batchLosses.push(loss); } });
-  try {
-    const [first, , last] = result.history;
-    const early = batchLosses.slice(0, 3).reduce((a, b) => a + b) / 3;
-    const late = batchLosses.slice(-3).reduce((a, b) => a + b) / 3;
-    assert.ok(late < 0.5 * early, `mean loss of the first 3 batches ${early.toFixed(3)}, of the last 3 ${late.toFixed(3)}`);
-    assert.ok(last.loss < first.loss, `epoch losses ${result.history.map((r) => r.loss.toFixed(3)).join(', ')}`);
-    assert.ok(last.val_accuracy >= 0.9, `validation accuracy ${last.val_accuracy} (chance is 0.33)`);
-  } finally {
-    disposeModel(result.model);
-  }
-});
+testEachBackend(
+  'three epochs through the feed on an easy set: the loss falls and validation accuracy is far above chance',
+  async (backend) => {
+    await selectBackend(backend);
+    const batchLosses: number[] = [];
+    const result = await trainClassifier({
+      feedSettings: { batchSize: 16, shuffleBufferRecords: 64, prefetchBatches: 2 },
+      config: config(),
+      cacheDir,
+      values: {},
+      epochs: 3,
+      onBatchEnd: ({ loss }) => {
+        batchLosses.push(loss);
+      },
+    });
+    try {
+      const [first, , last] = result.history;
+      const early = batchLosses.slice(0, 3).reduce((a, b) => a + b) / 3;
+      const late = batchLosses.slice(-3).reduce((a, b) => a + b) / 3;
+      assert.ok(
+        late < 0.5 * early,
+        `mean loss of the first 3 batches ${early.toFixed(3)}, of the last 3 ${late.toFixed(3)}`,
+      );
+      assert.ok(last.loss < first.loss, `epoch losses ${result.history.map((r) => r.loss.toFixed(3)).join(', ')}`);
+      assert.ok(last.val_accuracy >= 0.9, `validation accuracy ${last.val_accuracy} (chance is 0.33)`);
+    } finally {
+      disposeModel(result.model);
+    }
+  },
+);
 
 /** A normalized batch of the easy set and its labels. */
 function fixedBatch(n: number): { xs: tf.Tensor4D; ys: tf.Tensor1D } {
   const records = patternRecords(n, SIZE, 21);
   const pixels = new Float32Array(n * SIZE * SIZE * 3);
-  records.forEach((r, i) => pixels.set(Float32Array.from(r.pixels, (v) => v / 255), i * SIZE * SIZE * 3));
-  return { xs: tf.tensor4d(pixels, [n, SIZE, SIZE, 3]), ys: tf.tensor1d(records.map((r) => r.label), 'float32') };
+  records.forEach((r, i) =>
+    pixels.set(
+      Float32Array.from(r.pixels, (v) => v / 255),
+      i * SIZE * SIZE * 3,
+    ),
+  );
+  return {
+    xs: tf.tensor4d(pixels, [n, SIZE, SIZE, 3]),
+    ys: tf.tensor1d(
+      records.map((r) => r.label),
+      'float32',
+    ),
+  };
 }
 
 /** The loss of one training-mode forward pass and its gradient for every trainable weight, from the given weights. */
-async function oneStep(backend: BackendName, weights: Float32Array[] | null): Promise<{ loss: number; grads: Float32Array[]; weights: Float32Array[] }> {
+async function oneStep(
+  backend: BackendName,
+  weights: Float32Array[] | null,
+): Promise<{ loss: number; grads: Float32Array[]; weights: Float32Array[] }> {
   await selectBackend(backend);
   const model = buildModel({}, { inputShape: [SIZE, SIZE, 3], numClasses: CLASSES.length, seed: 13, defaults: SMALL });
   const { xs, ys } = fixedBatch(12);
@@ -79,7 +118,13 @@ async function oneStep(backend: BackendName, weights: Float32Array[] | null): Pr
     if (weights) model.setWeights(weights.map((w, i) => tf.tensor(w, model.getWeights()[i]!.shape)));
     const oneHot = tf.oneHot(ys.toInt(), CLASSES.length);
     const variables = model.trainableWeights.map((w) => (w as unknown as { read(): tf.Variable }).read());
-    const { value, grads } = tf.variableGrads(() => tf.mean(tf.metrics.categoricalCrossentropy(oneHot, model.apply(xs, { training: true }) as tf.Tensor)) as tf.Scalar, variables);
+    const { value, grads } = tf.variableGrads(
+      () =>
+        tf.mean(
+          tf.metrics.categoricalCrossentropy(oneHot, model.apply(xs, { training: true }) as tf.Tensor),
+        ) as tf.Scalar,
+      variables,
+    );
     const result = {
       loss: (await value.data())[0]!,
       grads: await Promise.all(variables.map(async (v) => (await grads[v.name]!.data()) as Float32Array)),
@@ -96,7 +141,10 @@ async function oneStep(backend: BackendName, weights: Float32Array[] | null): Pr
 testEachBackend("one step's loss and gradients equal the cpu backend's", async (backend) => {
   const reference = await oneStep('cpu', null);
   const got = await oneStep(backend, reference.weights);
-  assert.ok(Math.abs(got.loss - reference.loss) <= 1e-5 * Math.abs(reference.loss), `loss ${got.loss} on ${backend}, ${reference.loss} on cpu`);
+  assert.ok(
+    Math.abs(got.loss - reference.loss) <= 1e-5 * Math.abs(reference.loss),
+    `loss ${got.loss} on ${backend}, ${reference.loss} on cpu`,
+  );
   reference.grads.forEach((want, k) => {
     const scale = Math.max(...want.map(Math.abs));
     const worst = Math.max(...want.map((w, i) => Math.abs(got.grads[k]![i]! - w)));
@@ -113,7 +161,9 @@ async function writeImageSet(dir: string, count: number, seed: number): Promise<
   const files: string[] = [];
   for (const r of patternRecords(count, 32, seed)) {
     const file = path.join(dir, 'images', `${r.id}.png`);
-    await sharp(Buffer.from(r.pixels), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(file);
+    await sharp(Buffer.from(r.pixels), { raw: { width: 32, height: 32, channels: 3 } })
+      .png()
+      .toFile(file);
     rows.push(`${r.id},${letters[r.label]}`);
     files.push(file);
   }
@@ -126,26 +176,43 @@ test('predict: models trained on each backend give the same classes for the same
   await writeImageSet(dir, 240, 4);
   const unseen = await writeImageSet(path.join(dir, 'unseen'), 30, 77);
   const configFile = path.join(dir, 'galactic.json');
-  writeFileSync(configFile, JSON.stringify({
-    data: { csv: 'labels.csv', imageDir: 'images', fileName: '{id}.png' },
-    image: { width: SIZE, height: SIZE },
-    cache: { dir: 'cache' },
-    memory: { limitMB: 2048 },
-    seed: 3,
-    model: { filters: SMALL.filters, denseUnits: SMALL.denseUnits, learningRate: SMALL.learningRate },
-    train: { batchSize: 16, epochs: 4, earlyStopping: null },
-    runs: { dir: 'runs' },
-    tuner: { dir: 'tuning' },
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      data: { csv: 'labels.csv', imageDir: 'images', fileName: '{id}.png' },
+      image: { width: SIZE, height: SIZE },
+      cache: { dir: 'cache' },
+      memory: { limitMB: 2048 },
+      seed: 3,
+      model: { filters: SMALL.filters, denseUnits: SMALL.denseUnits, learningRate: SMALL.learningRate },
+      train: { batchSize: 16, epochs: 4, earlyStopping: null },
+      runs: { dir: 'runs' },
+      tuner: { dir: 'tuning' },
+    }),
+  );
   const classes = new Map<string, string[]>();
   for (const trainedOn of TRAINING_BACKENDS) {
-    const train = await runCli(['train', '--config', configFile, '--name', trainedOn, '--backend', trainedOn, '--json', '--quiet'], { timeoutMs: 240_000 });
+    const train = await runCli(
+      ['train', '--config', configFile, '--name', trainedOn, '--backend', trainedOn, '--json', '--quiet'],
+      { timeoutMs: 240_000 },
+    );
     assert.equal(train.code, 0, train.stderr);
     for (const predictedOn of TRAINING_BACKENDS) {
-      const r = await runCli(['predict', '--model', path.join(dir, 'runs', trainedOn), '--backend', predictedOn, '--json', ...unseen]);
+      const r = await runCli([
+        'predict',
+        '--model',
+        path.join(dir, 'runs', trainedOn),
+        '--backend',
+        predictedOn,
+        '--json',
+        ...unseen,
+      ]);
       assert.equal(r.code, 0, r.stderr);
       const predictions = JSON.parse(r.stdout) as { predictions: { file: string; class: string }[] };
-      classes.set(`trained on ${trainedOn}, predicted on ${predictedOn}`, predictions.predictions.map((p) => p.class));
+      classes.set(
+        `trained on ${trainedOn}, predicted on ${predictedOn}`,
+        predictions.predictions.map((p) => p.class),
+      );
     }
   }
   const truth = patternRecords(30, 32, 77).map((r) => ['elliptical', 'spiral', 'artifact'][r.label]!);

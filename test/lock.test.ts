@@ -46,7 +46,10 @@ describe('folder lock', () => {
 
   it('never takes over a lock held on another host', () => {
     const file = path.join(root, 'remote.lock');
-    writeFileSync(file, JSON.stringify({ pid: deadPid(), host: 'elsewhere.example', startedAt: '2026-01-01T00:00:00.000Z' }));
+    writeFileSync(
+      file,
+      JSON.stringify({ pid: deadPid(), host: 'elsewhere.example', startedAt: '2026-01-01T00:00:00.000Z' }),
+    );
     const attempt = tryAcquireLock(file);
     assert.ok(!isLock(attempt));
     assert.equal(attempt.sameHost, false);
@@ -63,7 +66,11 @@ describe('folder lock', () => {
       writeFileSync(path.join(dir, `round-${r}`, 'the.lock'), stale);
     }
     const child = fileURLToPath(new URL('./support/lock-race-child.ts', import.meta.url));
-    const racers = [0, 1, 2].map(() => spawn(process.execPath, ['--import', 'tsx', child, dir, String(rounds)], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    const racers = [0, 1, 2].map(() =>
+      spawn(process.execPath, ['--import', 'tsx', child, dir, String(rounds)], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      }),
+    );
     const exits = racers.map((p) => new Promise<number | null>((resolve) => p.on('close', resolve)));
     const results = (r: number) => readdirSync(path.join(dir, `round-${r}`)).filter((f) => f.startsWith('result-'));
     const holders: number[] = [];
@@ -75,7 +82,11 @@ describe('folder lock', () => {
     assert.deepEqual(await Promise.all(exits), [0, 0, 0]);
     assert.deepEqual(holders, Array(rounds).fill(1), 'holders per round');
     for (let r = 0; r < rounds; r++) {
-      assert.deepEqual(readdirSync(path.join(dir, `round-${r}`)).filter((f) => !f.startsWith('result-')), ['the.lock'], 'no marker or temp file left');
+      assert.deepEqual(
+        readdirSync(path.join(dir, `round-${r}`)).filter((f) => !f.startsWith('result-')),
+        ['the.lock'],
+        'no marker or temp file left',
+      );
     }
   });
 });

@@ -38,7 +38,12 @@ describe('Output off a TTY', () => {
     // eslint-disable-next-line no-control-regex -- the point is to find control characters
     assert.doesNotMatch(text(), /\x1b|\r/);
     const lines = text().trim().split('\n');
-    assert.ok(lines.some((l) => /^ {2}epoch 1: 2\/4 batches \(.* batches\/(s|min)\)( ETA \d+s)? RSS \d+\/2048 MB loss 0.512 acc 0.700$/.test(l)), text());
+    assert.ok(
+      lines.some((l) =>
+        /^ {2}epoch 1: 2\/4 batches \(.* batches\/(s|min)\)( ETA \d+s)? RSS \d+\/2048 MB loss 0.512 acc 0.700$/.test(l),
+      ),
+      text(),
+    );
     assert.ok(lines.includes('epoch 2 done'));
     assert.match(lines.at(-2)!, /^train: 2\/2 epochs .* RSS \d+\/2048 MB val_loss 0.600 val_acc 0.650$/);
     assert.equal(lines.at(-1), 'warning: a warning');
@@ -124,7 +129,15 @@ describe('formatDuration', () => {
 
 describe('formatSeconds', () => {
   it('keeps two significant figures below ten seconds, whole seconds below a minute, a clock above', () => {
-    assert.deepEqual([0.042, 0.5, 3.21, 9.96, 42.4, 59.4, 75, 3700].map(formatSeconds),
-      ['0.04 s', '0.50 s', '3.2 s', '10 s', '42 s', '59 s', '1m15s', '1h01m']);
+    assert.deepEqual([0.042, 0.5, 3.21, 9.96, 42.4, 59.4, 75, 3700].map(formatSeconds), [
+      '0.04 s',
+      '0.50 s',
+      '3.2 s',
+      '10 s',
+      '42 s',
+      '59 s',
+      '1m15s',
+      '1h01m',
+    ]);
   });
 });

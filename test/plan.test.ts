@@ -9,11 +9,17 @@ import { minimumLimitMB, refusePhases, refuseResume, trialRefusal } from '../src
 import { runCli } from './support/run-cli.ts';
 
 const MiB = 1024 * 1024;
-const config = (over: Record<string, Record<string, unknown>> = {}) => validateConfig({
-  data: { csv: '/nonexistent/x.csv', imageDir: '/nonexistent/img', ...over.data },
-  ...Object.fromEntries(Object.entries(over).filter(([k]) => k !== 'data')),
-}, 'inline', '/tmp');
-const plan = (over: Record<string, Record<string, unknown>> = {}, facts: DataFacts = NO_DATA, cpus = 2) => planMemory(config(over), facts, { cpus });
+const config = (over: Record<string, Record<string, unknown>> = {}) =>
+  validateConfig(
+    {
+      data: { csv: '/nonexistent/x.csv', imageDir: '/nonexistent/img', ...over.data },
+      ...Object.fromEntries(Object.entries(over).filter(([k]) => k !== 'data')),
+    },
+    'inline',
+    '/tmp',
+  );
+const plan = (over: Record<string, Record<string, unknown>> = {}, facts: DataFacts = NO_DATA, cpus = 2) =>
+  planMemory(config(over), facts, { cpus });
 const refusal = (fn: () => void): MemoryPlanError => {
   try {
     fn();
@@ -31,7 +37,10 @@ test('at 8 GB both phases fit, every reserve is shown, and the peak is the large
   assert.equal(p.totalBytes, Math.max(p.prepare.totalBytes, p.train.totalBytes));
   const components = planComponents(p);
   for (const phase of ['prepare', 'train'] as const) {
-    assert.equal(components.filter((c) => c.phase === null || c.phase === phase).reduce((s, c) => s + c.bytes, 0), p[phase].totalBytes);
+    assert.equal(
+      components.filter((c) => c.phase === null || c.phase === phase).reduce((s, c) => s + c.bytes, 0),
+      p[phase].totalBytes,
+    );
   }
   // the records a shard holds stay in flight until it is flushed: the permits cover two shards
   assert.ok(p.permits > 2 * p.shardImages);
@@ -53,17 +62,30 @@ test('a smaller budget shrinks the auto knobs and still fits', () => {
 });
 
 test('fixed knobs are honoured', () => {
-  const p = plan({ cache: { shardImages: 100 }, memory: { limitMB: 4096, decodeConcurrency: 3 }, feed: { shuffleBuffer: 500, prefetch: 4 } });
+  const p = plan({
+    cache: { shardImages: 100 },
+    memory: { limitMB: 4096, decodeConcurrency: 3 },
+    feed: { shuffleBuffer: 500, prefetch: 4 },
+  });
   assert.deepEqual([p.shardImages, p.decodeConcurrency, p.shuffleBufferRecords, p.prefetchBatches], [100, 3, 500, 4]);
 });
 
 test('the id tables grow with the rows the data has, and the plan reserves them', () => {
-  const few = plan({ memory: { limitMB: 1024 } }, { csvRows: 2_000, csvBytes: 30_000, mappingRows: 0, mappingBytes: 0 });
-  const many = plan({ memory: { limitMB: 1024 } }, { csvRows: 1_000_000, csvBytes: 15_000_000, mappingRows: 0, mappingBytes: 0 });
+  const few = plan(
+    { memory: { limitMB: 1024 } },
+    { csvRows: 2_000, csvBytes: 30_000, mappingRows: 0, mappingBytes: 0 },
+  );
+  const many = plan(
+    { memory: { limitMB: 1024 } },
+    { csvRows: 1_000_000, csvBytes: 15_000_000, mappingRows: 0, mappingBytes: 0 },
+  );
   assert.equal(many.prepare.seenIds.entries, 1_000_000);
   assert.ok(many.prepare.seenIds.bytes > few.prepare.seenIds.bytes);
   assert.ok(many.prepare.seenIds.bytes < 64 * MiB, `${many.prepare.seenIds.bytes / MiB} MB for a million short ids`);
-  const gz2 = plan({ data: { layout: 'gz2', mappingCsv: '/nonexistent/m.csv' } }, { csvRows: 240_000, csvBytes: 200 * MiB, mappingRows: 355_990, mappingBytes: 12 * MiB });
+  const gz2 = plan(
+    { data: { layout: 'gz2', mappingCsv: '/nonexistent/m.csv' } },
+    { csvRows: 240_000, csvBytes: 200 * MiB, mappingRows: 355_990, mappingBytes: 12 * MiB },
+  );
   assert.equal(gz2.prepare.mapping?.objects.entries, 355_990);
   assert.ok(gz2.prepare.mapping!.objects.bytes + gz2.prepare.mapping!.images.bytes < 64 * MiB);
 });
@@ -72,7 +94,10 @@ test('impossible configs are refused, naming the knob to turn', () => {
   const tiny = config({ memory: { limitMB: 64 } });
   let error = refusal(() => refusePhases(tiny, planMemory(tiny, NO_DATA, { cpus: 2 }), ['prepare']));
   assert.equal(error.knob, 'memory.limitMB');
-  assert.match(error.message, /^memory plan does not fit: memory\.limitMB is 64 but in the prepare phase .* Raise memory\.limitMB to at least \d+ \(or choose a smaller image size\)\.$/);
+  assert.match(
+    error.message,
+    /^memory plan does not fit: memory\.limitMB is 64 but in the prepare phase .* Raise memory\.limitMB to at least \d+ \(or choose a smaller image size\)\.$/,
+  );
   const shards = config({ cache: { shardImages: 100_000 }, memory: { limitMB: 2048 } });
   error = refusal(() => refusePhases(shards, planMemory(shards, NO_DATA, { cpus: 2 }), ['prepare']));
   assert.equal(error.knob, 'cache.shardImages');
@@ -80,7 +105,10 @@ test('impossible configs are refused, naming the knob to turn', () => {
   const shuffle = config({ feed: { shuffleBuffer: 40_000 }, memory: { limitMB: 2048 } });
   error = refusal(() => refusePhases(shuffle, planMemory(shuffle, NO_DATA, { cpus: 2 }), ['train']));
   assert.equal(error.knob, 'feed.shuffleBuffer');
-  assert.match(error.message, /in the train phase the phase needs \d+ MB\. Lower feed\.shuffleBuffer \(or set it to "auto"\), or raise memory\.limitMB to at least \d+\./);
+  assert.match(
+    error.message,
+    /in the train phase the phase needs \d+ MB\. Lower feed\.shuffleBuffer \(or set it to "auto"\), or raise memory\.limitMB to at least \d+\./,
+  );
 });
 
 test('the minimum a refusal names is the fixed point: the plan at that limit fits, one MB less does not, and the message says it once', () => {
@@ -91,9 +119,18 @@ test('the minimum a refusal names is the fixed point: the plan at that limit fit
       const minimum = Number(/Raise memory\.limitMB to at least (\d+)/.exec(error.message)?.[1]);
       assert.equal(error.message.match(/memory\.limitMB to at least/g)?.length, 1);
       assert.doesNotMatch(error.message, /Lower memory\.limitMB/);
-      assert.doesNotThrow(() => refusePhases(at(minimum), planMemory(at(minimum), facts, { cpus: 2 }), ['prepare']), `${image}px: ${minimum} MB fits`);
-      const below = refusal(() => refusePhases(at(minimum - 1), planMemory(at(minimum - 1), facts, { cpus: 2 }), ['prepare']));
-      assert.match(below.message, new RegExp(`Raise memory\\.limitMB to at least ${minimum} `), 'the same minimum from just below');
+      assert.doesNotThrow(
+        () => refusePhases(at(minimum), planMemory(at(minimum), facts, { cpus: 2 }), ['prepare']),
+        `${image}px: ${minimum} MB fits`,
+      );
+      const below = refusal(() =>
+        refusePhases(at(minimum - 1), planMemory(at(minimum - 1), facts, { cpus: 2 }), ['prepare']),
+      );
+      assert.match(
+        below.message,
+        new RegExp(`Raise memory\\.limitMB to at least ${minimum} `),
+        'the same minimum from just below',
+      );
       assert.ok(planMemory(at(minimum), facts, { cpus: 2 }).prepare.totalBytes <= minimum * MiB);
     }
   }
@@ -105,14 +142,20 @@ test("the notebook's model does not fit 1024 MB for training, but prepare alone 
   refusePhases(tight, p, ['prepare']);
   const error = refusal(() => refusePhases(tight, p, ['train']));
   assert.equal(error.knob, 'memory.limitMB');
-  assert.match(error.message, /memory\.limitMB is 1024 but in the train phase the runtime, tfjs and the model alone need \d+ MB .* Raise memory\.limitMB to at least \d+ \(or choose a smaller train\.batchSize, image size or model\)/);
+  assert.match(
+    error.message,
+    /memory\.limitMB is 1024 but in the train phase the runtime, tfjs and the model alone need \d+ MB .* Raise memory\.limitMB to at least \d+ \(or choose a smaller train\.batchSize, image size or model\)/,
+  );
   assert.ok(p.train.totalBytes > 1024 * MiB, 'the train phase is still sized and shown');
   assert.ok(p.train.model.bytes > 1000 * MiB && p.train.model.bytes < 1500 * MiB, `${p.train.model.bytes / MiB} MB`);
 });
 
 test('a trial over the limit is refused by the plan, one under it is not', () => {
   const p = plan({ memory: { limitMB: 500 } });
-  assert.equal(trialRefusal(p, { totalBytes: 900 * MiB, totalMB: 900 }), 'estimated peak 900 MB exceeds memory.limitMB 500');
+  assert.equal(
+    trialRefusal(p, { totalBytes: 900 * MiB, totalMB: 900 }),
+    'estimated peak 900 MB exceeds memory.limitMB 500',
+  );
   assert.equal(trialRefusal(p, { totalBytes: 400 * MiB, totalMB: 400 }), null);
 });
 
@@ -121,17 +164,27 @@ test('resuming shards bigger than the plan holds is refused with the limit that 
   const p = planMemory(low, NO_DATA, { cpus: 2 });
   assert.doesNotThrow(() => refuseResume(low, p, '/c', p.shardImages));
   const error = refusal(() => refuseResume(low, p, '/c', p.shardImages + 1000));
-  const minimum = Number(/Raise memory\.limitMB to at least (\d+) to resume it, or run prepare with --force/.exec(error.message)?.[1]);
+  const minimum = Number(
+    /Raise memory\.limitMB to at least (\d+) to resume it, or run prepare with --force/.exec(error.message)?.[1],
+  );
   assert.ok(minimum > 300);
-  const there = planMemory(config({ image: { width: 32, height: 32 }, memory: { limitMB: minimum } }), NO_DATA, { cpus: 2 });
+  const there = planMemory(config({ image: { width: 32, height: 32 }, memory: { limitMB: minimum } }), NO_DATA, {
+    cpus: 2,
+  });
   assert.ok(there.shardImages >= p.shardImages + 1000);
-  assert.equal(minimumLimitMB(low, p, (q) => q.shardImages >= p.shardImages + 1000 && q.prepare.totalBytes <= q.limitBytes), minimum);
+  assert.equal(
+    minimumLimitMB(low, p, (q) => q.shardImages >= p.shardImages + 1000 && q.prepare.totalBytes <= q.limitBytes),
+    minimum,
+  );
 });
 
 test('galactic plan prints the table on stdout (also with --quiet), --json only the plan object; prepare refuses an impossible plan before any work', async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'galactic-plan-'));
   const file = path.join(dir, 'c.json');
-  writeFileSync(file, JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 2048 } }));
+  writeFileSync(
+    file,
+    JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 2048 } }),
+  );
   const human = await runCli(['plan', '--config', file]);
   assert.equal(human.code, 0, human.stderr);
   assert.equal(human.stderr, '');
@@ -142,12 +195,21 @@ test('galactic plan prints the table on stdout (also with --quiet), --json only 
   const quiet = await runCli(['plan', '--config', file, '--quiet']);
   assert.equal(quiet.stdout, human.stdout);
   const json = await runCli(['plan', '--config', file, '--json']);
-  const p = JSON.parse(json.stdout) as { limitMB: number; permits: number; components: unknown[]; prepare: { totalBytes: number }; train: { totalBytes: number } };
+  const p = JSON.parse(json.stdout) as {
+    limitMB: number;
+    permits: number;
+    components: unknown[];
+    prepare: { totalBytes: number };
+    train: { totalBytes: number };
+  };
   assert.equal(p.limitMB, 2048);
   assert.ok(p.prepare.totalBytes > 0 && p.train.totalBytes > 0);
   assert.ok(p.permits > 0 && p.components.length > 0);
 
-  writeFileSync(file, JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 64 } }));
+  writeFileSync(
+    file,
+    JSON.stringify({ data: { csv: 'x.csv', imageDir: 'img' }, cache: { dir: 'cache' }, memory: { limitMB: 64 } }),
+  );
   for (const command of ['plan', 'prepare']) {
     const refused = await runCli([command, '--config', file]);
     assert.equal(refused.code, 1);

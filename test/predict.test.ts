@@ -1,6 +1,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from './support/run-cli.ts';
@@ -16,21 +26,34 @@ let trainSummary: Record<string, unknown>;
 
 before(async () => {
   root = mkdtempSync(path.join(os.tmpdir(), 'galactic-predict-'));
-  const synth = await runCli(['synth', '--out', path.join(root, 'data'), '--count', '600', '--size', '64', '--seed', '3']);
+  const synth = await runCli([
+    'synth',
+    '--out',
+    path.join(root, 'data'),
+    '--count',
+    '600',
+    '--size',
+    '64',
+    '--seed',
+    '3',
+  ]);
   assert.equal(synth.code, 0, synth.stderr);
   configFile = path.join(root, 'galactic.json');
-  writeFileSync(configFile, JSON.stringify({
-    data: { csv: 'data/galaxy_df_final.csv', imageDir: 'data/images' },
-    image: { width: 32, height: 32 },
-    cache: { dir: 'cache' },
-    memory: { limitMB: 2048 },
-    seed: 7,
-    model: { filters: [8, 16], denseUnits: 32 },
-    train: { batchSize: 16, epochs: 8 },
-    backend: 'wasm',
-    runs: { dir: 'runs' },
-    tuner: { dir: 'tuning' },
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      data: { csv: 'data/galaxy_df_final.csv', imageDir: 'data/images' },
+      image: { width: 32, height: 32 },
+      cache: { dir: 'cache' },
+      memory: { limitMB: 2048 },
+      seed: 7,
+      model: { filters: [8, 16], denseUnits: 32 },
+      train: { batchSize: 16, epochs: 8 },
+      backend: 'wasm',
+      runs: { dir: 'runs' },
+      tuner: { dir: 'tuning' },
+    }),
+  );
   const train = await runCli(['train', '--config', configFile, '--name', 'e2e', '--json'], { timeoutMs: 240_000 });
   assert.equal(train.code, 0, train.stderr);
   trainSummary = JSON.parse(train.stdout);
@@ -44,10 +67,12 @@ test('galactic train writes a complete run folder and a --json summary', () => {
   assert.equal(trainSummary.runDir, runDir);
   assert.equal(trainSummary.backend, 'wasm');
   assert.equal(trainSummary.limitMB, 2048);
-  for (const key of ['epochs', 'bestEpoch', 'valAccuracy', 'valLoss', 'seconds', 'imagesPerSecond', 'peakRssMB']) assert.equal(typeof trainSummary[key], 'number', key);
+  for (const key of ['epochs', 'bestEpoch', 'valAccuracy', 'valLoss', 'seconds', 'imagesPerSecond', 'peakRssMB'])
+    assert.equal(typeof trainSummary[key], 'number', key);
   assert.ok((trainSummary.valAccuracy as number) >= 0.7, `validation accuracy ${trainSummary.valAccuracy}`);
   assert.ok((trainSummary.peakRssMB as number) < 2048);
-  for (const file of ['model.json', 'weights.bin', 'metadata.json', 'history.json', 'metrics.json']) assert.ok(existsSync(path.join(runDir, file)), file);
+  for (const file of ['model.json', 'weights.bin', 'metadata.json', 'history.json', 'metrics.json'])
+    assert.ok(existsSync(path.join(runDir, file)), file);
   const metadata = JSON.parse(readFileSync(path.join(runDir, 'metadata.json'), 'utf8'));
   assert.deepEqual(metadata.classes, ['elliptical', 'spiral', 'artifact']);
   assert.equal(metadata.normalization.mode, 'scale');
@@ -65,20 +90,32 @@ test('galactic train writes a complete run folder and a --json summary', () => {
 
 test('predict reproduces the validation predictions and reports a corrupt or missing file without stopping', async () => {
   const runDir = path.join(root, 'runs', 'e2e');
-  const metrics = JSON.parse(readFileSync(path.join(runDir, 'metrics.json'), 'utf8')) as { samples: { id: string; predicted: string; probabilities: number[] }[] };
+  const metrics = JSON.parse(readFileSync(path.join(runDir, 'metrics.json'), 'utf8')) as {
+    samples: { id: string; predicted: string; probabilities: number[] }[];
+  };
   const samples = metrics.samples.slice(0, 10);
   const corrupt = path.join(root, 'corrupt.jpg');
   writeFileSync(corrupt, readFileSync(path.join(root, 'data', 'images', `${samples[0].id}.jpg`)).subarray(0, 300));
-  const files = [...samples.map((s) => path.join(root, 'data', 'images', `${s.id}.jpg`)), corrupt, path.join(root, 'missing.jpg')];
+  const files = [
+    ...samples.map((s) => path.join(root, 'data', 'images', `${s.id}.jpg`)),
+    corrupt,
+    path.join(root, 'missing.jpg'),
+  ];
   const r = await runCli(['predict', '--model', runDir, '--backend', 'wasm', '--json', ...files]);
   assert.equal(r.code, 0, r.stderr);
-  const { predictions } = JSON.parse(r.stdout) as { predictions: ({ file: string; class: string; probabilities: Record<string, number> } | { file: string; error: string })[] };
+  const { predictions } = JSON.parse(r.stdout) as {
+    predictions: (
+      { file: string; class: string; probabilities: Record<string, number> } | { file: string; error: string }
+    )[];
+  };
   assert.equal(predictions.length, files.length);
   samples.forEach((s, i) => {
     const p = predictions[i];
     assert.ok('class' in p, JSON.stringify(p));
     assert.equal(p.class, s.predicted);
-    Object.values(p.probabilities).forEach((v, c) => assert.ok(Math.abs(v - s.probabilities[c]) < 1e-5, `${s.id}: ${v} vs ${s.probabilities[c]}`));
+    Object.values(p.probabilities).forEach((v, c) =>
+      assert.ok(Math.abs(v - s.probabilities[c]) < 1e-5, `${s.id}: ${v} vs ${s.probabilities[c]}`),
+    );
   });
   const bad = predictions[samples.length];
   assert.ok('error' in bad && /corrupt-image/.test(bad.error), JSON.stringify(bad));
@@ -91,13 +128,22 @@ test('predict on a folder prints its table on stdout, the same with --quiet', as
   const folder = path.join(root, 'few');
   rmSync(folder, { recursive: true, force: true });
   mkdirSync(folder);
-  for (const name of readdirSync(path.join(root, 'data', 'images')).slice(0, 3)) copyFileSync(path.join(root, 'data', 'images', name), path.join(folder, name));
+  for (const name of readdirSync(path.join(root, 'data', 'images')).slice(0, 3))
+    copyFileSync(path.join(root, 'data', 'images', name), path.join(folder, name));
   const r = await runCli(['predict', '--model', path.join(root, 'runs', 'e2e'), '--backend', 'wasm', folder]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^file\s+class\s+elliptical\s+spiral\s+artifact\n/);
   assert.equal(r.stdout.split('\n').filter((l) => l.startsWith(folder)).length, 3);
   assert.doesNotMatch(r.stderr, /elliptical\s+spiral/);
-  const quiet = await runCli(['predict', '--model', path.join(root, 'runs', 'e2e'), '--backend', 'wasm', '--quiet', folder]);
+  const quiet = await runCli([
+    'predict',
+    '--model',
+    path.join(root, 'runs', 'e2e'),
+    '--backend',
+    'wasm',
+    '--quiet',
+    folder,
+  ]);
   assert.equal(quiet.stdout, r.stdout);
   assert.equal(quiet.stderr, '');
 });
@@ -122,8 +168,10 @@ test('a final training whose model cannot fit memory.limitMB is refused before a
   writeFileSync(tight, JSON.stringify({ ...config, memory: { limitMB: 300 } }));
   const r = await runCli(['train', '--config', tight, '--name', 'tight']);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /galactic: memory plan does not fit: training this model needs an estimated \d+ MB \(runtime 224 MB, tfjs 64 MB, .*\), more than memory\.limitMB 300\. Raise memory\.limitMB to at least \d+, or lower train\.batchSize \(now 16\)/);
+  assert.match(
+    r.stderr,
+    /galactic: memory plan does not fit: training this model needs an estimated \d+ MB \(runtime 224 MB, tfjs 64 MB, .*\), more than memory\.limitMB 300\. Raise memory\.limitMB to at least \d+, or lower train\.batchSize \(now 16\)/,
+  );
   assert.doesNotMatch(r.stderr, /\n\s+at /);
   assert.equal(existsSync(path.join(root, 'runs', 'tight')), false, 'no run folder was written');
 });
-

@@ -32,16 +32,26 @@ test('200,000 rows through a slow sink never exceed the planned permits, and rea
     for (let i = 0; i < ROWS; i++) lines.push(`${100000 + i},${i % 7 === 0 ? 'Xx' : 'Ei'}`);
     writeFileSync(csvPath, `${lines.join('\n')}\n`);
 
-    const config = validateConfig({
-      data: { csv: csvPath, imageDir: dir },
-      image: { width: 8, height: 8 },
-      cache: { shardImages: 500 },
-      memory: { limitMB: 1024, decodeConcurrency: 3 },
-    }, 'inline', dir);
+    const config = validateConfig(
+      {
+        data: { csv: csvPath, imageDir: dir },
+        image: { width: 8, height: 8 },
+        cache: { shardImages: 500 },
+        memory: { limitMB: 1024, decodeConcurrency: 3 },
+      },
+      'inline',
+      dir,
+    );
     const plan = planMemory(config, measureData(config));
     const permits = new PermitPool(plan.permits);
     const csv = await openCsv(csvPath, [{ column: 'asset_id', knob: 'data.idColumn' }], config.data.maxRowBytes);
-    const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount, seen: new StringTable({ entries: ROWS_CEILING, bytes: 64 * 1024 * 1024 }, () => new Error('full')) });
+    const screen = new RowScreen({
+      data: config.data,
+      labels: new LabelRules(config.data.classes),
+      hasImage: () => true,
+      headerCount: csv.headerCount,
+      seen: new StringTable({ entries: ROWS_CEILING, bytes: 64 * 1024 * 1024 }, () => new Error('full')),
+    });
     const probe = newProbe();
     const rowBytes = '300000,Ei\n'.length;
     const readAheadBound = csv.bufferRows + Math.ceil(csv.bufferBytes / rowBytes) + 1;
@@ -94,8 +104,14 @@ test('200,000 rows through a slow sink never exceed the planned permits, and rea
     assert.equal(records, ROWS - rejects);
     assert.ok(permits.maxInFlight <= plan.permits, `max in flight ${permits.maxInFlight} > plan ${plan.permits}`);
     assert.ok(permits.maxInFlight >= plan.shardImages, 'the pipeline did fill a shard before flushing');
-    assert.ok(probe.maxDecoding <= plan.decodeConcurrency, `max decoding ${probe.maxDecoding} > ${plan.decodeConcurrency}`);
-    assert.ok(maxReadAhead <= readAheadBound, `read ahead ${maxReadAhead} rows > parser buffer bound ${readAheadBound}`);
+    assert.ok(
+      probe.maxDecoding <= plan.decodeConcurrency,
+      `max decoding ${probe.maxDecoding} > ${plan.decodeConcurrency}`,
+    );
+    assert.ok(
+      maxReadAhead <= readAheadBound,
+      `read ahead ${maxReadAhead} rows > parser buffer bound ${readAheadBound}`,
+    );
     assert.ok(readAheadBound < ROWS / 10, 'the bound is meaningful (far below the file size)');
     assert.equal(permits.inFlight, 0);
   } finally {
@@ -110,17 +126,30 @@ test('--limit stops decoding at the limit: no permit-full of rows decoded and dr
     const lines = ['asset_id,gz2class'];
     for (let i = 0; i < 5000; i++) lines.push(`${100000 + i},Ei`);
     writeFileSync(csvPath, `${lines.join('\n')}\n`);
-    const config = validateConfig({ data: { csv: csvPath, imageDir: dir }, image: { width: 8, height: 8 }, cache: { shardImages: 100 } }, 'inline', dir);
+    const config = validateConfig(
+      { data: { csv: csvPath, imageDir: dir }, image: { width: 8, height: 8 }, cache: { shardImages: 100 } },
+      'inline',
+      dir,
+    );
     const plan = planMemory(config, measureData(config));
     const permits = new PermitPool(plan.permits);
     const csv = await openCsv(csvPath, [{ column: 'asset_id', knob: 'data.idColumn' }], config.data.maxRowBytes);
-    const screen = new RowScreen({ data: config.data, labels: new LabelRules(config.data.classes), hasImage: () => true, headerCount: csv.headerCount, seen: new StringTable({ entries: ROWS_CEILING, bytes: 64 * 1024 * 1024 }, () => new Error('full')) });
+    const screen = new RowScreen({
+      data: config.data,
+      labels: new LabelRules(config.data.classes),
+      hasImage: () => true,
+      headerCount: csv.headerCount,
+      seen: new StringTable({ entries: ROWS_CEILING, bytes: 64 * 1024 * 1024 }, () => new Error('full')),
+    });
     const LIMIT = 250;
     let accepted = 0;
     let decodes = 0;
     const probe = newProbe();
     await streamRecords({
-      source: csv, permits, probe, orderSlots: new PermitPool(plan.orderSlots),
+      source: csv,
+      permits,
+      probe,
+      orderSlots: new PermitPool(plan.orderSlots),
       screen: (row) => screen.screen(row),
       // every 10th image is corrupt: the gate must reopen for those
       decode: async (candidate) => {
@@ -132,7 +161,9 @@ test('--limit stops decoding at the limit: no permit-full of rows decoded and dr
       decodeConcurrency: 4,
       limit: { records: LIMIT, alreadyAccepted: 0 },
       sink: {
-        get done() { return accepted >= LIMIT; },
+        get done() {
+          return accepted >= LIMIT;
+        },
         handle(outcome: Outcome) {
           if (outcome.kind !== 'record') return;
           if (accepted < LIMIT) accepted++;

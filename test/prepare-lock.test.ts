@@ -26,13 +26,22 @@ describe('prepare lock', () => {
     const [a, b] = await Promise.all([0, 1].map(() => runCli(['prepare', '--config', configFile, '--json'])));
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
-    const summaries = [a, b].map((r) => JSON.parse(r.stdout) as { cacheHit: boolean; cacheDir: string; images: number });
+    const summaries = [a, b].map(
+      (r) => JSON.parse(r.stdout) as { cacheHit: boolean; cacheDir: string; images: number },
+    );
     assert.deepEqual(summaries.map((s) => s.cacheHit).sort(), [false, true], 'one built the cache, the other used it');
-    assert.ok([a, b].some((r) => /waiting for another prepare of this cache \(process \d+ on/.test(r.stderr)), 'the second one said it waits');
+    assert.ok(
+      [a, b].some((r) => /waiting for another prepare of this cache \(process \d+ on/.test(r.stderr)),
+      'the second one said it waits',
+    );
     const lines = rejectLines(summaries[0].cacheDir);
     assert.equal(new Set(lines).size, lines.length, 'no reject written twice');
     assert.equal(lines.length, fixture.hazards.filter((h) => h.outcome === 'rejected').length);
-    assert.deepEqual(readdirSync(summaries[0].cacheDir).filter((f) => f.startsWith('prepare.lock')), [], 'the lock is released');
+    assert.deepEqual(
+      readdirSync(summaries[0].cacheDir).filter((f) => f.startsWith('prepare.lock')),
+      [],
+      'the lock is released',
+    );
   });
 
   it('a lock left by a prepare that died is taken over with a warning and the cache is resumed', async () => {
@@ -43,7 +52,10 @@ describe('prepare lock', () => {
     rmSync(cacheDir, { recursive: true });
     mkdirSync(path.join(cacheDir, key), { recursive: true });
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
-    writeFileSync(path.join(cacheDir, key, 'prepare.lock'), JSON.stringify({ pid: dead, host: os.hostname(), startedAt: '2026-01-01T00:00:00.000Z' }));
+    writeFileSync(
+      path.join(cacheDir, key, 'prepare.lock'),
+      JSON.stringify({ pid: dead, host: os.hostname(), startedAt: '2026-01-01T00:00:00.000Z' }),
+    );
     const rerun = await runCli(['prepare', '--config', config, '--json']);
     assert.equal(rerun.code, 0, rerun.stderr);
     assert.match(rerun.stderr, new RegExp(`taking over the lock of a prepare that stopped \\(process ${dead}`));
@@ -54,10 +66,18 @@ describe('prepare lock', () => {
     const config = writeFixtureConfig(root, { cache: { dir: 'cache-remote' } });
     const first = await runCli(['prepare', '--config', config, '--json']);
     const { cacheDir } = JSON.parse(first.stdout) as { cacheDir: string };
-    writeFileSync(path.join(cacheDir, 'prepare.lock'), JSON.stringify({ pid: 42, host: 'elsewhere.example', startedAt: '2026-01-01T00:00:00.000Z' }));
+    writeFileSync(
+      path.join(cacheDir, 'prepare.lock'),
+      JSON.stringify({ pid: 42, host: 'elsewhere.example', startedAt: '2026-01-01T00:00:00.000Z' }),
+    );
     const refused = await runCli(['prepare', '--config', config]);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, new RegExp(`galactic: cache folder ${cacheDir} is being prepared by process 42 on elsewhere.example, started 2026-01-01T00:00:00.000Z\\. If that prepare is no longer running on elsewhere.example, delete ${cacheDir}/prepare\\.lock`));
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `galactic: cache folder ${cacheDir} is being prepared by process 42 on elsewhere.example, started 2026-01-01T00:00:00.000Z\\. If that prepare is no longer running on elsewhere.example, delete ${cacheDir}/prepare\\.lock`,
+      ),
+    );
     assert.doesNotMatch(refused.stderr, /\n\s+at /);
   });
 });

@@ -12,7 +12,11 @@ import { cliPath, runCli } from './support/run-cli.ts';
 /** The memory budget end to end (issues 13 and 15): rows without images, duplicates, resumes under a lower limit. */
 
 async function tinyJpeg(seed: number): Promise<Buffer> {
-  return sharp({ create: { width: 24, height: 24, channels: 3, background: { r: (seed * 37) % 256, g: (seed * 91) % 256, b: 40 } } }).jpeg().toBuffer();
+  return sharp({
+    create: { width: 24, height: 24, channels: 3, background: { r: (seed * 37) % 256, g: (seed * 91) % 256, b: 40 } },
+  })
+    .jpeg()
+    .toBuffer();
 }
 
 async function idsInShards(cacheDir: string): Promise<string[]> {
@@ -37,18 +41,33 @@ test('100,000 consecutive rows without an image between good rows: every good ro
     for (let n = 0; n < 100_000; n++) lines.push(`m${n},Sc`);
     for (let n = 5; n < 10; n++) await addGood(n);
     writeFileSync(path.join(dir, 'rows.csv'), `${lines.join('\n')}\n`);
-    writeFileSync(path.join(dir, 'c.json'), JSON.stringify({
-      data: { csv: 'rows.csv', imageDir: 'images' }, image: { width: 32, height: 32 }, cache: { dir: 'cache' }, memory: { limitMB: 1024 },
-    }));
+    writeFileSync(
+      path.join(dir, 'c.json'),
+      JSON.stringify({
+        data: { csv: 'rows.csv', imageDir: 'images' },
+        image: { width: 32, height: 32 },
+        cache: { dir: 'cache' },
+        memory: { limitMB: 1024 },
+      }),
+    );
     const r = await runCli(['prepare', '--config', path.join(dir, 'c.json'), '--json', '-q']);
     assert.equal(r.code, 0, r.stderr);
-    const summary = JSON.parse(r.stdout) as { cacheDir: string; rows: number; images: number; rejected: Record<string, number>; peakRssMB: number };
+    const summary = JSON.parse(r.stdout) as {
+      cacheDir: string;
+      rows: number;
+      images: number;
+      rejected: Record<string, number>;
+      peakRssMB: number;
+    };
     assert.equal(summary.rows, 100_010);
     assert.equal(summary.images, 10);
     assert.deepEqual(summary.rejected, { 'missing-image': 100_000 });
     assert.deepEqual(await idsInShards(summary.cacheDir), good);
     assert.ok(summary.peakRssMB <= 1024, `peak RSS ${summary.peakRssMB} MB`);
-    const rejectRows = readFileSync(path.join(summary.cacheDir, 'rejects.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { row: number }).row);
+    const rejectRows = readFileSync(path.join(summary.cacheDir, 'rejects.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { row: number }).row);
     assert.deepEqual([rejectRows[0], rejectRows.at(-1), rejectRows.length], [6, 100_005, 100_000]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -65,10 +84,20 @@ test('gz2 layout: one image under two objects is cached once, for the first obje
   try {
     await writeImages(dir, ['101', '102', '103']);
     writeFileSync(path.join(dir, 'labels.csv'), 'dr7objid,gz2_class\n9001,Sc4l\n9002,Ei\n9003,Ei\n9004,Sc\n');
-    const config = (mapping: string) => JSON.stringify({
-      data: { layout: 'gz2', csv: 'labels.csv', mappingCsv: mapping, imageDir: 'images', idColumn: 'dr7objid', labelColumn: 'gz2_class' },
-      image: { width: 16, height: 16 }, cache: { dir: `cache-${mapping}` }, memory: { limitMB: 1024 },
-    });
+    const config = (mapping: string) =>
+      JSON.stringify({
+        data: {
+          layout: 'gz2',
+          csv: 'labels.csv',
+          mappingCsv: mapping,
+          imageDir: 'images',
+          idColumn: 'dr7objid',
+          labelColumn: 'gz2_class',
+        },
+        image: { width: 16, height: 16 },
+        cache: { dir: `cache-${mapping}` },
+        memory: { limitMB: 1024 },
+      });
     // 9001 and 9003 both point at image 101; the second mapping lists 9003 first
     writeFileSync(path.join(dir, 'm1.csv'), 'objid,sample,asset_id\n9001,x,101\n9002,x,102\n9003,x,101\n9004,x,103\n');
     writeFileSync(path.join(dir, 'm2.csv'), 'objid,sample,asset_id\n9003,x,101\n9004,x,103\n9002,x,102\n9001,x,101\n');
@@ -79,18 +108,31 @@ test('gz2 layout: one image under two objects is cached once, for the first obje
       const summary = JSON.parse(r.stdout) as { cacheDir: string; images: number; rejected: Record<string, number> };
       assert.deepEqual(summary.rejected, { 'duplicate-id': 1 });
       assert.deepEqual(await idsInShards(summary.cacheDir), ['101', '102', '103']);
-      const rejects = readFileSync(path.join(summary.cacheDir, 'rejects.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      assert.deepEqual(rejects, [{
-        row: 3, id: '9003', reason: 'duplicate-id',
-        detail: 'image 101 of object 9003 is already the image of object 9001, in an earlier row (the first wins)',
-      }]);
+      const rejects = readFileSync(path.join(summary.cacheDir, 'rejects.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(rejects, [
+        {
+          row: 3,
+          id: '9003',
+          reason: 'duplicate-id',
+          detail: 'image 101 of object 9003 is already the image of object 9001, in an earlier row (the first wins)',
+        },
+      ]);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-interface Summary { cacheDir: string; images: number; shards: number; peakRssMB: number; limitMB: number }
+interface Summary {
+  cacheDir: string;
+  images: number;
+  shards: number;
+  peakRssMB: number;
+  limitMB: number;
+}
 
 function killedAfterFirstShard(configFile: string, cacheRoot: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -120,11 +162,20 @@ test('a prepare killed under a large limit and resumed under a lower one: refuse
   try {
     const ids = Array.from({ length: 800 }, (_, n) => String(5000 + n));
     await writeImages(dir, ids);
-    writeFileSync(path.join(dir, 'rows.csv'), `asset_id,gz2class\n${ids.map((id, n) => `${id},${n % 2 ? 'Ei' : 'Sc'}`).join('\n')}\n`);
+    writeFileSync(
+      path.join(dir, 'rows.csv'),
+      `asset_id,gz2class\n${ids.map((id, n) => `${id},${n % 2 ? 'Ei' : 'Sc'}`).join('\n')}\n`,
+    );
     const write = (name: string, limitMB: number, cache: string) => {
-      writeFileSync(path.join(dir, name), JSON.stringify({
-        data: { csv: 'rows.csv', imageDir: 'images' }, image: { width: 128, height: 128 }, cache: { dir: cache }, memory: { limitMB },
-      }));
+      writeFileSync(
+        path.join(dir, name),
+        JSON.stringify({
+          data: { csv: 'rows.csv', imageDir: 'images' },
+          image: { width: 128, height: 128 },
+          cache: { dir: cache },
+          memory: { limitMB },
+        }),
+      );
       return path.join(dir, name);
     };
     const clean = await runCli(['prepare', '--config', write('clean.json', 2048, 'clean'), '--json', '-q']);
@@ -135,7 +186,11 @@ test('a prepare killed under a large limit and resumed under a lower one: refuse
     await killedAfterFirstShard(write('big.json', 2048, 'cache'), path.join(dir, 'cache'));
     const refused = await runCli(['prepare', '--config', write('low.json', 400, 'cache'), '-q']);
     assert.equal(refused.code, 1, refused.stderr);
-    const minimum = Number(/^galactic: memory plan does not fit: the interrupted cache .* was written with \d+-image shards, but memory\.limitMB 400 holds \d+-image shards at most\. Raise memory\.limitMB to at least (\d+) to resume it, or run prepare with --force to start it over\.$/m.exec(refused.stderr)?.[1]);
+    const minimum = Number(
+      /^galactic: memory plan does not fit: the interrupted cache .* was written with \d+-image shards, but memory\.limitMB 400 holds \d+-image shards at most\. Raise memory\.limitMB to at least (\d+) to resume it, or run prepare with --force to start it over\.$/m.exec(
+        refused.stderr,
+      )?.[1],
+    );
     assert.ok(minimum > 400 && minimum < 2048, refused.stderr);
 
     const resumed = await runCli(['prepare', '--config', write('min.json', minimum, 'cache'), '--json']);
@@ -145,7 +200,10 @@ test('a prepare killed under a large limit and resumed under a lower one: refuse
     assert.ok(summary.peakRssMB <= minimum, `peak RSS ${summary.peakRssMB} MB of ${minimum} MB`);
     assert.equal(summary.images, 800);
     for (const name of readdirSync(cleanSummary.cacheDir).filter((f) => f.startsWith('shard-'))) {
-      assert.ok(readFileSync(path.join(summary.cacheDir, name)).equals(readFileSync(path.join(cleanSummary.cacheDir, name))), `${name} is byte-identical`);
+      assert.ok(
+        readFileSync(path.join(summary.cacheDir, name)).equals(readFileSync(path.join(cleanSummary.cacheDir, name))),
+        `${name} is byte-identical`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -159,17 +217,29 @@ test('the minimum limit a refusal names runs within itself', async () => {
     await writeImages(dir, ids);
     writeFileSync(path.join(dir, 'rows.csv'), `asset_id,gz2class\n${ids.map((id) => `${id},Ei`).join('\n')}\n`);
     const write = (limitMB: number) => {
-      writeFileSync(path.join(dir, 'c.json'), JSON.stringify({
-        data: { csv: 'rows.csv', imageDir: 'images' }, image: { width: 32, height: 32 }, cache: { dir: 'cache' }, memory: { limitMB },
-      }));
+      writeFileSync(
+        path.join(dir, 'c.json'),
+        JSON.stringify({
+          data: { csv: 'rows.csv', imageDir: 'images' },
+          image: { width: 32, height: 32 },
+          cache: { dir: 'cache' },
+          memory: { limitMB },
+        }),
+      );
       return path.join(dir, 'c.json');
     };
     const refused = await runCli(['prepare', '--config', write(100), '-q']);
     assert.equal(refused.code, 1);
-    const minimum = Number(/Raise memory\.limitMB to at least (\d+) \(or choose a smaller image size\)\.$/m.exec(refused.stderr)?.[1]);
+    const minimum = Number(
+      /Raise memory\.limitMB to at least (\d+) \(or choose a smaller image size\)\.$/m.exec(refused.stderr)?.[1],
+    );
     assert.ok(minimum > 100, refused.stderr);
     const again = await runCli(['prepare', '--config', write(minimum - 1), '-q']);
-    assert.match(again.stderr, new RegExp(`Raise memory\\.limitMB to at least ${minimum} `), 'the same minimum from just below');
+    assert.match(
+      again.stderr,
+      new RegExp(`Raise memory\\.limitMB to at least ${minimum} `),
+      'the same minimum from just below',
+    );
     const run = await runCli(['prepare', '--config', write(minimum), '--json', '-q']);
     assert.equal(run.code, 0, run.stderr);
     const summary = JSON.parse(run.stdout) as Summary;

@@ -10,7 +10,11 @@ import { writeFixture, writeFixtureConfig } from './support/prepare-fixture.ts';
 import { cliPath, runCli } from './support/run-cli.ts';
 
 /** Runs `prepare` in a child and SIGKILLs it as soon as `when` holds for the cache folder. */
-function prepareKilledWhen(configFile: string, cacheDir: string, when: (files: string[]) => boolean): Promise<{ killed: boolean }> {
+function prepareKilledWhen(
+  configFile: string,
+  cacheDir: string,
+  when: (files: string[]) => boolean,
+): Promise<{ killed: boolean }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, 'prepare', '--config', configFile, '-q'], { stdio: 'ignore' });
     let killed = false;
@@ -35,11 +39,21 @@ function prepareKilledWhen(configFile: string, cacheDir: string, when: (files: s
 }
 
 function cacheFiles(cacheDir: string): Record<string, Buffer> {
-  return Object.fromEntries(readdirSync(cacheDir).sort().filter((f) => f !== 'manifest.json').map((f) => [f, readFileSync(path.join(cacheDir, f))]));
+  return Object.fromEntries(
+    readdirSync(cacheDir)
+      .sort()
+      .filter((f) => f !== 'manifest.json')
+      .map((f) => [f, readFileSync(path.join(cacheDir, f))]),
+  );
 }
 
 function manifestWithoutTimes(cacheDir: string): unknown {
-  const { createdAt: _c, updatedAt: _u, checksum: _s, ...rest } = JSON.parse(readFileSync(path.join(cacheDir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+  const {
+    createdAt: _c,
+    updatedAt: _u,
+    checksum: _s,
+    ...rest
+  } = JSON.parse(readFileSync(path.join(cacheDir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
   return rest;
 }
 
@@ -75,7 +89,11 @@ test('SIGKILL at several points, then resume: shards byte-identical to an uninte
   const summary = JSON.parse(final.stdout) as { cacheHit: boolean; images: number };
   if (!partial.complete) assert.match(final.stderr, /resuming .* after row \d+/);
   assert.equal(existsSync(path.join(cacheDir, 'manifest.json')), true);
-  assert.deepEqual(readdirSync(cacheDir).filter((f) => f.endsWith('.tmp')), [], 'stale temp files removed');
+  assert.deepEqual(
+    readdirSync(cacheDir).filter((f) => f.endsWith('.tmp')),
+    [],
+    'stale temp files removed',
+  );
   const expected = cacheFiles(cleanDir);
   const actual = cacheFiles(cacheDir);
   assert.deepEqual(Object.keys(actual), Object.keys(expected));

@@ -26,7 +26,10 @@ before(async () => {
 });
 
 /** A copy of the fixture config with `overrides`, in the same folder (so it shares the data and cache dir). */
-function configWith(overrides: Record<string, Record<string, unknown>>, name = `c-${Math.random().toString(36).slice(2)}.json`): LoadedConfig {
+function configWith(
+  overrides: Record<string, Record<string, unknown>>,
+  name = `c-${Math.random().toString(36).slice(2)}.json`,
+): LoadedConfig {
   const raw = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, Record<string, unknown>>;
   for (const [section, values] of Object.entries(overrides)) raw[section] = { ...raw[section], ...values };
   const file = path.join(fixture.dir, name);
@@ -42,7 +45,9 @@ async function shardIds(cacheDir: string): Promise<string[]> {
 }
 
 function shardBytes(cacheDir: string): Record<string, string> {
-  const files = readdirSync(cacheDir).filter((f) => f.endsWith('.msgpack') || f === 'rejects.jsonl').sort();
+  const files = readdirSync(cacheDir)
+    .filter((f) => f.endsWith('.msgpack') || f === 'rejects.jsonl')
+    .sort();
   return Object.fromEntries(files.map((f) => [f, readFileSync(path.join(cacheDir, f)).toString('base64')]));
 }
 
@@ -52,9 +57,15 @@ test('every planted hazard is rejected with its reason, every good record is in 
   assert.equal(summary.cacheHit, false);
   assert.equal(summary.rows, fixture.rows);
   assert.deepEqual(await shardIds(summary.cacheDir), fixture.accepted);
-  const rejects = readFileSync(path.join(summary.cacheDir, 'rejects.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { row: number; id: string; reason: string; detail: string });
+  const rejects = readFileSync(path.join(summary.cacheDir, 'rejects.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { row: number; id: string; reason: string; detail: string });
   const expected = fixture.hazards.filter((h) => h.outcome === 'rejected');
-  assert.deepEqual(rejects.map((r) => [r.row, r.id, r.reason]), expected.map((h) => [h.row, h.id, h.reason]));
+  assert.deepEqual(
+    rejects.map((r) => [r.row, r.id, r.reason]),
+    expected.map((h) => [h.row, h.id, h.reason]),
+  );
   for (const r of rejects) assert.ok(r.detail.length > 0);
   const counts: Record<string, number> = {};
   for (const h of expected) counts[h.reason!] = (counts[h.reason!] ?? 0) + 1;
@@ -100,9 +111,19 @@ test('same inputs again: a cache hit with no decoding; training-only changes kee
   assert.equal(hit.cacheDir, first.cacheDir);
   assert.equal(hit.images, first.images);
   assert.equal(hit.imagesPerSecond, 0);
-  assert.deepEqual(readdirSync(first.cacheDir).map((f) => [f, statSync(path.join(first.cacheDir, f)).mtimeMs]), before, 'nothing rewritten');
+  assert.deepEqual(
+    readdirSync(first.cacheDir).map((f) => [f, statSync(path.join(first.cacheDir, f)).mtimeMs]),
+    before,
+    'nothing rewritten',
+  );
 
-  const training = configWith({ model: { filters: [8, 16, 32] }, train: { batchSize: 8, epochs: 2 }, memory: { limitMB: 3000 }, feed: { normalize: 'standardize' }, split: { validation: 0.3 } });
+  const training = configWith({
+    model: { filters: [8, 16, 32] },
+    train: { batchSize: 8, epochs: 2 },
+    memory: { limitMB: 3000 },
+    feed: { normalize: 'standardize' },
+    split: { validation: 0.3 },
+  });
   const same = await runPrepare(training, { output: quiet });
   assert.equal(same.cacheHit, true);
   assert.equal(same.cacheKey, first.cacheKey);
@@ -120,31 +141,56 @@ test('--force rebuilds the same bytes; --limit keeps the first N usable records'
   const bytes = shardBytes(first.cacheDir);
   // what a crash may leave: a temp file, a shard no manifest lists, a .stale file from the
   // background delete of an earlier run; --force must leave none of them behind
-  for (const name of ['shard-00000.msgpack.tmp', 'shard-00099.msgpack', 'shard-00098.msgpack.stale']) writeFileSync(path.join(first.cacheDir, name), 'x');
+  for (const name of ['shard-00000.msgpack.tmp', 'shard-00099.msgpack', 'shard-00098.msgpack.stale'])
+    writeFileSync(path.join(first.cacheDir, name), 'x');
   const forced = await runPrepare(config, { output: quiet, force: true });
   assert.equal(forced.cacheHit, false);
-  assert.deepEqual(readdirSync(forced.cacheDir).filter((f) => /\.(tmp|stale)$|00099|00098/.test(f)), [], 'stray files removed before prepare returns');
+  assert.deepEqual(
+    readdirSync(forced.cacheDir).filter((f) => /\.(tmp|stale)$|00099|00098/.test(f)),
+    [],
+    'stray files removed before prepare returns',
+  );
   const rebuilt = shardBytes(forced.cacheDir);
-  for (const f of Object.keys({ ...rebuilt, ...bytes })) assert.equal(Buffer.from(rebuilt[f] ?? "", "base64").toString(), Buffer.from(bytes[f] ?? "", "base64").toString(), `${f} differs after --force`);
+  for (const f of Object.keys({ ...rebuilt, ...bytes }))
+    assert.equal(
+      Buffer.from(rebuilt[f] ?? '', 'base64').toString(),
+      Buffer.from(bytes[f] ?? '', 'base64').toString(),
+      `${f} differs after --force`,
+    );
 
   const limited = await runPrepare(config, { output: quiet, limit: 10 });
   assert.notEqual(limited.cacheKey, first.cacheKey);
   assert.equal(limited.images, 10);
   assert.deepEqual(await shardIds(limited.cacheDir), fixture.accepted.slice(0, 10));
-  const tenthRow = readFileSync(fixture.csv, 'utf8').split('\n').findIndex((line) => line.startsWith(`${fixture.accepted[9]},`));
+  const tenthRow = readFileSync(fixture.csv, 'utf8')
+    .split('\n')
+    .findIndex((line) => line.startsWith(`${fixture.accepted[9]},`));
   assert.equal(limited.rows, tenthRow, 'rows counts up to the Nth usable record');
 });
 
 test('errors that stop a run: missing CSV, missing columns, missing image folder, unwritable cache folder', async () => {
-  await assert.rejects(runPrepare(configWith({ data: { csv: 'nope.csv' } }), { output: quiet }), (e: unknown) =>
-    e instanceof CsvNotFoundError && e.message.includes('nope.csv does not exist'));
-  await assert.rejects(runPrepare(configWith({ data: { labelColumn: 'klass' } }), { output: quiet }), (e: unknown) =>
-    e instanceof CsvColumnsError && e.message.includes('has no column "klass"; the columns found are: "asset_id", "dr7objid", "gz2class". Set data.labelColumn'));
-  await assert.rejects(runPrepare(configWith({ data: { imageDir: 'no-images' } }), { output: quiet }), (e: unknown) =>
-    e instanceof ImageDirNotFoundError && /no-images does not exist/.test(e.message));
+  await assert.rejects(
+    runPrepare(configWith({ data: { csv: 'nope.csv' } }), { output: quiet }),
+    (e: unknown) => e instanceof CsvNotFoundError && e.message.includes('nope.csv does not exist'),
+  );
+  await assert.rejects(
+    runPrepare(configWith({ data: { labelColumn: 'klass' } }), { output: quiet }),
+    (e: unknown) =>
+      e instanceof CsvColumnsError &&
+      e.message.includes(
+        'has no column "klass"; the columns found are: "asset_id", "dr7objid", "gz2class". Set data.labelColumn',
+      ),
+  );
+  await assert.rejects(
+    runPrepare(configWith({ data: { imageDir: 'no-images' } }), { output: quiet }),
+    (e: unknown) => e instanceof ImageDirNotFoundError && /no-images does not exist/.test(e.message),
+  );
   writeFileSync(path.join(fixture.dir, 'a-file'), '');
-  await assert.rejects(runPrepare(configWith({ cache: { dir: 'a-file/cache' } }), { output: quiet }), (e: unknown) =>
-    e instanceof CacheDirNotWritableError && /a-file\/cache is not writable \(ENOTDIR\)/.test(e.message));
+  await assert.rejects(
+    runPrepare(configWith({ cache: { dir: 'a-file/cache' } }), { output: quiet }),
+    (e: unknown) =>
+      e instanceof CacheDirNotWritableError && /a-file\/cache is not writable \(ENOTDIR\)/.test(e.message),
+  );
 });
 
 test('disk full during a shard write: one clear error, the last good manifest untouched, the next run resumes', async () => {
@@ -153,24 +199,42 @@ test('disk full during a shard write: one clear error, the last good manifest un
   let shardWrites = 0;
   let manifestAtFailure: string | null = null;
   const cacheDir = resolveCacheDir(config);
-  await assert.rejects(runPrepare(config, {
-    output: quiet,
-    writeFile: async (file, data) => {
-      if (file.includes('shard-') && ++shardWrites === 4) {
-        manifestAtFailure = readFileSync(path.join(cacheDir, 'manifest.json'), 'utf8');
-        const error = new Error('ENOSPC: no space left on device, write') as NodeJS.ErrnoException;
-        error.code = 'ENOSPC';
-        throw error;
-      }
-      await writeAndSync(file, data);
-    },
-  }), (e: unknown) => e instanceof FileWriteError && /could not write .*shard-00003\.msgpack \(ENOSPC\): no space left on the device\..*'galactic prepare' again/.test(e.message));
-  assert.equal(readFileSync(path.join(cacheDir, 'manifest.json'), 'utf8'), manifestAtFailure, 'manifest untouched by the failure');
+  await assert.rejects(
+    runPrepare(config, {
+      output: quiet,
+      writeFile: async (file, data) => {
+        if (file.includes('shard-') && ++shardWrites === 4) {
+          manifestAtFailure = readFileSync(path.join(cacheDir, 'manifest.json'), 'utf8');
+          const error = new Error('ENOSPC: no space left on device, write') as NodeJS.ErrnoException;
+          error.code = 'ENOSPC';
+          throw error;
+        }
+        await writeAndSync(file, data);
+      },
+    }),
+    (e: unknown) =>
+      e instanceof FileWriteError &&
+      /could not write .*shard-00003\.msgpack \(ENOSPC\): no space left on the device\..*'galactic prepare' again/.test(
+        e.message,
+      ),
+  );
+  assert.equal(
+    readFileSync(path.join(cacheDir, 'manifest.json'), 'utf8'),
+    manifestAtFailure,
+    'manifest untouched by the failure',
+  );
   assert.equal(JSON.parse(manifestAtFailure!).shards.length, 3);
-  assert.deepEqual(readdirSync(cacheDir).filter((f) => f.includes('.tmp')), [], 'no temp file left');
+  assert.deepEqual(
+    readdirSync(cacheDir).filter((f) => f.includes('.tmp')),
+    [],
+    'no temp file left',
+  );
   const resumed = await runPrepare(config, { output: quiet });
   assert.equal(resumed.images, clean.images);
-  assert.deepEqual(shardBytes(cacheDir), shardBytes(clean.cacheDir.replace('cache-enospc-clean', 'cache-enospc-clean')));
+  assert.deepEqual(
+    shardBytes(cacheDir),
+    shardBytes(clean.cacheDir.replace('cache-enospc-clean', 'cache-enospc-clean')),
+  );
 });
 
 test('the CLI prints exactly the --json summary on stdout and progress on stderr', async () => {
@@ -182,7 +246,19 @@ test('the CLI prints exactly the --json summary on stdout and progress on stderr
   const lines = result.stdout.trim().split('\n');
   assert.equal(lines.length, 1);
   const summary = JSON.parse(lines[0]) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(summary), ['cacheKey', 'cacheDir', 'cacheHit', 'rows', 'images', 'rejected', 'shards', 'seconds', 'imagesPerSecond', 'peakRssMB', 'limitMB']);
+  assert.deepEqual(Object.keys(summary), [
+    'cacheKey',
+    'cacheDir',
+    'cacheHit',
+    'rows',
+    'images',
+    'rejected',
+    'shards',
+    'seconds',
+    'imagesPerSecond',
+    'peakRssMB',
+    'limitMB',
+  ]);
   assert.equal(summary.images, fixture.accepted.length);
   assert.equal(summary.limitMB, 2048);
   assert.ok((summary.peakRssMB as number) > 0);
@@ -190,7 +266,10 @@ test('the CLI prints exactly the --json summary on stdout and progress on stderr
   assert.match(result.stderr, /prepared \d+ images from \d+ rows into \d+ shards/);
   const again = await runCli(['prepare', '--config', path.join(dir, 'galactic.config.json'), '--json', '--limit', '5']);
   assert.equal((JSON.parse(again.stdout) as { images: number }).images, 5);
-  const missing = await runCli(['prepare', '--config', path.join(dir, 'galactic.config.json'), '--json'], { cwd: dir, env: {} });
+  const missing = await runCli(['prepare', '--config', path.join(dir, 'galactic.config.json'), '--json'], {
+    cwd: dir,
+    env: {},
+  });
   assert.equal(missing.code, 0);
   assert.equal((JSON.parse(missing.stdout) as { cacheHit: boolean }).cacheHit, true);
   rmSync(path.join(dir, 'galaxy_df_final.csv'));

@@ -13,12 +13,15 @@ let configFile: string;
 before(() => {
   fixture = makeFixtureRun();
   configFile = path.join(fixture.root, 'report.config.json');
-  writeFileSync(configFile, JSON.stringify({
-    data: { csv: 'data/labels.csv', imageDir: 'data/images' },
-    cache: { dir: 'cache' },
-    tuner: { dir: 'tuning' },
-    runs: { dir: 'runs', name: 'fixture' },
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      data: { csv: 'data/labels.csv', imageDir: 'data/images' },
+      cache: { dir: 'cache' },
+      tuner: { dir: 'tuning' },
+      runs: { dir: 'runs', name: 'fixture' },
+    }),
+  );
   // a train-only run: trained with values the search never picked, no timeline (galactic train writes none)
   const trainOnly = path.join(fixture.root, 'runs', 'train-only');
   cpSync(fixture.runDir, trainOnly, { recursive: true });
@@ -56,7 +59,10 @@ describe('galactic report', () => {
   it('names the runs there are when --run names none', async () => {
     const result = await runCli(['report', '--config', configFile, '--run', 'nope']);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /galactic: there is no trained run in .*nope .*Runs in .*runs: fixture, train-only; choose one with --run NAME\./);
+    assert.match(
+      result.stderr,
+      /galactic: there is no trained run in .*nope .*Runs in .*runs: fixture, train-only; choose one with --run NAME\./,
+    );
     assert.doesNotMatch(result.stderr, /\n\s+at /);
   });
 

@@ -7,7 +7,21 @@ import { renderChart } from '../src/report/charts.ts';
 import { makeFixtureRun, type FixtureRun } from './support/fixture-run.ts';
 
 // HTML void elements never close; every other tag must nest properly.
-const VOID = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr']);
+const VOID = new Set([
+  'area',
+  'base',
+  'br',
+  'col',
+  'embed',
+  'hr',
+  'img',
+  'input',
+  'link',
+  'meta',
+  'source',
+  'track',
+  'wbr',
+]);
 
 /**
  * A small well-formedness check: tags balance and nest, attributes are quoted. With `xml` every
@@ -16,14 +30,20 @@ const VOID = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input'
 function checkMarkup(text: string, options: { xml: boolean }): string[] {
   const stack: string[] = [];
   const seen: string[] = [];
-  const body = text.replace(/<!DOCTYPE[^>]*>/i, '').replace(/<!--[\s\S]*?-->/g, '').replace(/<\?xml[^>]*\?>/, '');
+  const body = text
+    .replace(/<!DOCTYPE[^>]*>/i, '')
+    .replace(/<!--[\s\S]*?-->/g, '')
+    .replace(/<\?xml[^>]*\?>/, '');
   // style contents are CSS, not markup
   const withoutStyle = body.replace(/(<style[^>]*>)[\s\S]*?(<\/style>)/g, '$1$2');
   const tag = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+(?:="[^"]*")?)*)\s*(\/?)>/g;
   let last = 0;
   for (let m = tag.exec(withoutStyle); m; m = tag.exec(withoutStyle)) {
     const between = withoutStyle.slice(last, m.index);
-    assert.ok(!between.includes('<'), `stray '<' or malformed tag near: ${withoutStyle.slice(m.index - 60, m.index + 20)}`);
+    assert.ok(
+      !between.includes('<'),
+      `stray '<' or malformed tag near: ${withoutStyle.slice(m.index - 60, m.index + 20)}`,
+    );
     last = tag.lastIndex;
     const [, closing, rawName, , selfClosing] = m;
     const name = options.xml ? rawName : rawName.toLowerCase();
@@ -53,7 +73,9 @@ function axisTitles(svg: string): string[] {
 }
 
 function axisLabels(svg: string): string[] {
-  return [...svg.matchAll(/role-axis-label"[^>]*>(.*?)<\/g>/g)].flatMap((m) => [...m[1].matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) => t[1]));
+  return [...svg.matchAll(/role-axis-label"[^>]*>(.*?)<\/g>/g)].flatMap((m) =>
+    [...m[1].matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((t) => t[1]),
+  );
 }
 
 function section(html: string, id: string): string {
@@ -78,8 +100,19 @@ describe('report on a fixture run', () => {
   it('parses as one well-formed HTML document with a section per part', () => {
     assert.match(html, /^<!DOCTYPE html>/);
     const tags = checkMarkup(html, { xml: false });
-    for (const t of ['html', 'head', 'title', 'style', 'body', 'main', 'table', 'svg', 'img']) assert.ok(tags.includes(t), `no <${t}>`);
-    for (const id of ['learning-curves', 'tuner', 'confusion', 'per-class', 'samples', 'memory', 'throughput', 'config']) section(html, id);
+    for (const t of ['html', 'head', 'title', 'style', 'body', 'main', 'table', 'svg', 'img'])
+      assert.ok(tags.includes(t), `no <${t}>`);
+    for (const id of [
+      'learning-curves',
+      'tuner',
+      'confusion',
+      'per-class',
+      'samples',
+      'memory',
+      'throughput',
+      'config',
+    ])
+      section(html, id);
     assert.deepEqual(summary.missing, []);
   });
 
@@ -91,14 +124,27 @@ describe('report on a fixture run', () => {
   });
 
   it('writes every chart as valid SVG and PNG beside the report, and inlines it', () => {
-    const expected = ['loss', 'accuracy', 'leaderboard', ...fixture.hyperparameters.map((h) => `hp-${h}`), 'confusion', 'per-class', 'memory', 'throughput'];
+    const expected = [
+      'loss',
+      'accuracy',
+      'leaderboard',
+      ...fixture.hyperparameters.map((h) => `hp-${h}`),
+      'confusion',
+      'per-class',
+      'memory',
+      'throughput',
+    ];
     assert.deepEqual([...summary.charts].sort(), [...expected].sort());
     for (const name of expected) {
       const text = svg(name);
       assert.match(text, /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
       checkMarkup(text, { xml: true });
       const png = readFileSync(path.join(fixture.runDir, 'charts', `${name}.png`));
-      assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${name}.png is not a PNG`);
+      assert.deepEqual(
+        [...png.subarray(0, 8)],
+        [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+        `${name}.png is not a PNG`,
+      );
       assert.ok(html.includes(`data-chart="${name}"`), `${name} is not inlined in the report`);
     }
   });
@@ -164,7 +210,9 @@ describe('report on a fixture run', () => {
 
   it('fits the leaderboard axis to the scores (0.5 to 0.7), not 0 to 1', () => {
     // the score axis (the other axis names the trials: 00, 01, ...)
-    const labels = axisLabels(svg('leaderboard')).filter((l) => l.includes('.')).map(Number);
+    const labels = axisLabels(svg('leaderboard'))
+      .filter((l) => l.includes('.'))
+      .map(Number);
     assert.ok(labels.length >= 3, `axis labels ${labels.join(', ')}`);
     assert.ok(Math.min(...labels) >= 0.4 && Math.min(...labels) <= 0.5, `lowest tick ${Math.min(...labels)}`);
     assert.ok(Math.max(...labels) <= 0.85 && Math.max(...labels) >= 0.7, `highest tick ${Math.max(...labels)}`);
@@ -187,7 +235,10 @@ describe('report on a fixture run', () => {
 
   it('shows the metadata as a table of fields, not raw JSON', () => {
     const config = section(html, 'config');
-    const metadata = config.slice(config.indexOf('<table class="metadata">'), config.indexOf('</table>', config.indexOf('<table class="metadata">')));
+    const metadata = config.slice(
+      config.indexOf('<table class="metadata">'),
+      config.indexOf('</table>', config.indexOf('<table class="metadata">')),
+    );
     assert.match(metadata, /<td>split\.trainImages<\/td><td>260<\/td>/);
     assert.match(metadata, /<td>backend\.name<\/td><td>cpu<\/td>/);
     assert.match(metadata, /<td>classes<\/td><td>elliptical, spiral, artifact<\/td>/);
@@ -200,7 +251,11 @@ describe('report with missing inputs', () => {
     const fixture = makeFixtureRun({ withCache: false });
     try {
       rmSync(path.join(fixture.runDir, 'timeline.json'));
-      const summary = await writeReport({ runDir: fixture.runDir, tuningDir: path.join(fixture.root, 'no-such-dir'), pixelSources: [] });
+      const summary = await writeReport({
+        runDir: fixture.runDir,
+        tuningDir: path.join(fixture.root, 'no-such-dir'),
+        pixelSources: [],
+      });
       const html = readFileSync(summary.report, 'utf8');
       checkMarkup(html, { xml: false });
       assert.deepEqual(summary.missing.sort(), ['timeline.json', 'tuning trials']);
@@ -218,9 +273,17 @@ describe('report with missing inputs', () => {
 describe('renderChart', () => {
   it('renders any vega-lite spec to SVG and PNG with readable text', async () => {
     const { svg, png } = await renderChart({
-      data: { values: [{ stage: 'decode', rate: 120 }, { stage: 'feed', rate: 900 }] },
+      data: {
+        values: [
+          { stage: 'decode', rate: 120 },
+          { stage: 'feed', rate: 900 },
+        ],
+      },
       mark: 'bar',
-      encoding: { x: { field: 'stage', type: 'nominal', title: 'Stage' }, y: { field: 'rate', type: 'quantitative', title: 'Images/s' } },
+      encoding: {
+        x: { field: 'stage', type: 'nominal', title: 'Stage' },
+        y: { field: 'rate', type: 'quantitative', title: 'Images/s' },
+      },
     });
     checkMarkup(svg, { xml: true });
     assert.equal(marks(svg, 'rect'), 2);

@@ -25,22 +25,41 @@ describe('stage freshness', () => {
     mkdirSync(runDir, { recursive: true });
     // the fields every metadata.json has (checked on read), then the ones a test varies
     const whole = {
-      format: 'galactic-run', version: 1, classes: ['a', 'b'], image: { width: 8, height: 8, channels: 3 }, normalization: {},
-      split: { trainImages: 1, validationImages: 1 }, cacheKey: '', configDigest: '', hyperparameters: {}, ...metadata,
+      format: 'galactic-run',
+      version: 1,
+      classes: ['a', 'b'],
+      image: { width: 8, height: 8, channels: 3 },
+      normalization: {},
+      split: { trainImages: 1, validationImages: 1 },
+      cacheKey: '',
+      configDigest: '',
+      hyperparameters: {},
+      ...metadata,
     };
-    for (const name of TRAINED_FILES) writeFileSync(path.join(runDir, name), name === 'metadata.json' ? JSON.stringify(whole) : '{}');
+    for (const name of TRAINED_FILES)
+      writeFileSync(path.join(runDir, name), name === 'metadata.json' ? JSON.stringify(whole) : '{}');
   };
 
   it('reuses a model trained on the same cache key, config and hyperparameters', () => {
-    writeTrained({ cacheKey: 'k1', configDigest: configDigest(config), hyperparameters: { learning_rate: 0.001, filters_1: 8 } });
+    writeTrained({
+      cacheKey: 'k1',
+      configDigest: configDigest(config),
+      hyperparameters: { learning_rate: 0.001, filters_1: 8 },
+    });
     assert.equal(staleTrainingReason(runDir, { cacheKey: 'k1', config, values }), null);
   });
 
   it('says why a model is stale', () => {
     writeTrained({ cacheKey: 'k1', configDigest: configDigest(config), hyperparameters: values });
     assert.match(staleTrainingReason(runDir, { cacheKey: 'k2', config, values })!, /cache key/);
-    assert.match(staleTrainingReason(runDir, { cacheKey: 'k1', config: { ...config, seed: 1 }, values })!, /config changed/);
-    assert.match(staleTrainingReason(runDir, { cacheKey: 'k1', config, values: { ...values, filters_1: 16 } })!, /hyperparameters changed/);
+    assert.match(
+      staleTrainingReason(runDir, { cacheKey: 'k1', config: { ...config, seed: 1 }, values })!,
+      /config changed/,
+    );
+    assert.match(
+      staleTrainingReason(runDir, { cacheKey: 'k1', config, values: { ...values, filters_1: 16 } })!,
+      /hyperparameters changed/,
+    );
     rmSync(path.join(runDir, 'weights.bin'));
     assert.match(staleTrainingReason(runDir, { cacheKey: 'k1', config, values })!, /weights.bin is missing/);
   });

@@ -13,7 +13,9 @@ import { withoutLibtensorflowNotice } from './support/libtensorflow-notice.ts';
  * skipped, then with a changed training setting to check that only training and the report run.
  */
 
-interface StageFlags { skipped: boolean }
+interface StageFlags {
+  skipped: boolean;
+}
 interface RunJson {
   runDir: string;
   report: string;
@@ -28,10 +30,17 @@ function skippedFlags(summary: RunJson): Record<string, boolean> {
   return Object.fromEntries(Object.entries(summary.stages).map(([name, s]) => [name, s.skipped]));
 }
 
-/** Runs the CLI and SIGKILLs it once `done()` holds (checked every 100 ms); resolves with the ending signal or exit code. */
+/**
+ * Runs the CLI and SIGKILLs it once `done()` holds (checked every 100 ms); resolves with the ending signal or exit
+ * code.
+ */
 function runUntil(args: string[], done: () => boolean): Promise<string | number | null> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, stdio: 'ignore', env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      cwd: repoRoot,
+      stdio: 'ignore',
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     const timer = setInterval(() => {
       if (done()) child.kill('SIGKILL');
     }, 100);
@@ -61,7 +70,10 @@ describe('galactic run', () => {
     model: { filters: [8, 16, 16], denseUnits: 16 },
     train: { batchSize: 32, epochs: train.epochs, earlyStopping: null },
     tuner: {
-      maxTrials: 2, epochs: 1, dir: 'tuning', patience: null,
+      maxTrials: 2,
+      epochs: 1,
+      dir: 'tuning',
+      patience: null,
       space: {
         filters_1: { type: 'int', min: 4, max: 8, step: 4 },
         learning_rate: { type: 'float', min: 0.001, max: 0.01, sampling: 'log' },
@@ -72,7 +84,18 @@ describe('galactic run', () => {
 
   before(async () => {
     root = mkdtempSync(path.join(os.tmpdir(), 'galactic-run-'));
-    const synth = await runCli(['synth', '--out', path.join(root, 'data'), '--count', '150', '--size', '64', '--seed', '3', '--quiet']);
+    const synth = await runCli([
+      'synth',
+      '--out',
+      path.join(root, 'data'),
+      '--count',
+      '150',
+      '--size',
+      '64',
+      '--seed',
+      '3',
+      '--quiet',
+    ]);
     assert.equal(synth.code, 0, synth.stderr);
     configFile = path.join(root, 'run.config.json');
     writeFileSync(configFile, JSON.stringify(config({ epochs: 2 })));
@@ -103,11 +126,29 @@ describe('galactic run', () => {
 
     const runDir = path.join(root, 'runs', 'tiny');
     assert.equal(summary.runDir, runDir);
-    for (const file of ['model.json', 'weights.bin', 'metadata.json', 'history.json', 'metrics.json', 'timeline.json', 'report.html']) {
+    for (const file of [
+      'model.json',
+      'weights.bin',
+      'metadata.json',
+      'history.json',
+      'metrics.json',
+      'timeline.json',
+      'report.html',
+    ]) {
       assert.ok(existsSync(path.join(runDir, file)), `${file} is missing`);
     }
     const charts = readdirSync(path.join(runDir, 'charts'));
-    for (const chart of ['loss', 'accuracy', 'leaderboard', 'hp-filters_1', 'hp-learning_rate', 'confusion', 'per-class', 'memory', 'throughput']) {
+    for (const chart of [
+      'loss',
+      'accuracy',
+      'leaderboard',
+      'hp-filters_1',
+      'hp-learning_rate',
+      'confusion',
+      'per-class',
+      'memory',
+      'throughput',
+    ]) {
       assert.ok(charts.includes(`${chart}.svg`) && charts.includes(`${chart}.png`), `chart ${chart} is missing`);
     }
     for (const file of ['oracle.json', 'best_hp.json', 'trial_0000/trial.json', 'trial_0001/trial.json']) {
@@ -116,7 +157,10 @@ describe('galactic run', () => {
     const timeline = JSON.parse(readFileSync(path.join(runDir, 'timeline.json'), 'utf8'));
     assert.equal(timeline.limitMB, 2048);
     assert.ok(timeline.samples.length > 2);
-    assert.deepEqual(timeline.stages.map((s: { name: string }) => s.name), ['data', 'prepare', 'tune', 'train']);
+    assert.deepEqual(
+      timeline.stages.map((s: { name: string }) => s.name),
+      ['data', 'prepare', 'tune', 'train'],
+    );
     assert.ok(timeline.stages.find((s: { name: string }) => s.name === 'train').itemsPerSecond > 0);
     const html = readFileSync(summary.report, 'utf8');
     assert.match(html, /<img src="data:image\/png;base64,/);

@@ -1,6 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -9,7 +18,11 @@ import { Output } from '../src/core/console.ts';
 import { ensureDemoData, synthesisRoot } from '../src/images/synth/demo.ts';
 import { synthesizeDataset, type SynthOptions } from '../src/images/synth/dataset.ts';
 import { gz2Header, joinedHeader, mappingHeader } from '../src/images/synth/layout.ts';
-import { asOutputError, SynthOutputNotDirectoryError, SynthOutputUnwritableError } from '../src/images/synth/output-dir.ts';
+import {
+  asOutputError,
+  SynthOutputNotDirectoryError,
+  SynthOutputUnwritableError,
+} from '../src/images/synth/output-dir.ts';
 import { hazardKinds, hazardRules, plantedHazardCount } from '../src/images/synth/hazards.ts';
 import { runCli } from './support/run-cli.ts';
 
@@ -57,14 +70,21 @@ test('synth is deterministic: same seed, byte-identical files; another seed, dif
   await synthesizeDataset({ ...base, out: dir('hazards-b'), threads: 1 }, quiet);
   const b = snapshot(dir('hazards-b'));
   assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
-  for (const [name, bytes] of a) assert.ok(bytes.equals(b.get(name)!), `${name} differs between two runs with the same seed`);
+  for (const [name, bytes] of a)
+    assert.ok(bytes.equals(b.get(name)!), `${name} differs between two runs with the same seed`);
 
   await synthesizeDataset({ ...base, out: dir('hazards-c'), seed: 8 }, quiet);
   const c = snapshot(dir('hazards-c'));
-  assert.ok(!a.get('galaxy_df_final.csv')!.equals(c.get('galaxy_df_final.csv')!), 'another seed gives another catalogue');
+  assert.ok(
+    !a.get('galaxy_df_final.csv')!.equals(c.get('galaxy_df_final.csv')!),
+    'another seed gives another catalogue',
+  );
   const common = [...a.keys()].filter((k) => k.startsWith('images/') && c.has(k));
   assert.ok(common.length > 10);
-  assert.ok(common.filter((k) => !a.get(k)!.equals(c.get(k)!)).length > common.length / 2, 'another seed gives other images');
+  assert.ok(
+    common.filter((k) => !a.get(k)!.equals(c.get(k)!)).length > common.length / 2,
+    'another seed gives other images',
+  );
 });
 
 test('the layout matches docs/interfaces.md §1: joined CSV, gz2 two-file layout, images by asset_id', async () => {
@@ -88,12 +108,19 @@ test('the layout matches docs/interfaces.md §1: joined CSV, gz2 two-file layout
     assert.match(row[2], /^(E[ric]|S(B?[a-d]([1-4+?][tml])?|e[rbn])|A)(\([a-z]\))?$/, `realistic gz2 class ${row[2]}`);
   }
   const ids = good.map((r) => Number(r[0]));
-  assert.notDeepEqual(ids, [...ids].sort((x, y) => x - y), 'row order is shuffled relative to ids');
+  assert.notDeepEqual(
+    ids,
+    [...ids].sort((x, y) => x - y),
+    'row order is shuffled relative to ids',
+  );
 
   // a third of the mapping has no image, like the real file; every good record is mapped to its image
   const images = new Set(readdirSync(path.join(out, 'images')));
   const unmatched = mapping.rows.filter((r) => !images.has(`${r[2]}.jpg`)).length;
-  assert.ok(unmatched >= mapping.rows.length / 3 - 1, `${unmatched} of ${mapping.rows.length} mapping rows have no image`);
+  assert.ok(
+    unmatched >= mapping.rows.length / 3 - 1,
+    `${unmatched} of ${mapping.rows.length} mapping rows have no image`,
+  );
   const mapped = new Map(mapping.rows.map((r) => [r[0], r[2]]));
   for (const [pos, row] of joined.rows.entries()) {
     if (row.length < 5) continue;
@@ -294,13 +321,27 @@ test('synth refuses a non-empty --out without --force and writes nothing', async
 test('an --out that is a file, or lies under one, is one clear error', async () => {
   const file = dir('a-file');
   writeFileSync(file, 'not a folder');
-  await assert.rejects(synthesizeDataset({ ...base, out: file, hazards: false, count: 2 }, quiet), SynthOutputNotDirectoryError);
-  await assert.rejects(synthesizeDataset({ ...base, out: path.join(file, 'sub'), hazards: false, count: 2 }, quiet), SynthOutputUnwritableError);
+  await assert.rejects(
+    synthesizeDataset({ ...base, out: file, hazards: false, count: 2 }, quiet),
+    SynthOutputNotDirectoryError,
+  );
+  await assert.rejects(
+    synthesizeDataset({ ...base, out: path.join(file, 'sub'), hazards: false, count: 2 }, quiet),
+    SynthOutputUnwritableError,
+  );
   assert.equal(readFileSync(file, 'utf8'), 'not a folder');
   // a full disk while a worker writes: reported as the same user error, without the worker's stack
-  const full = asOutputError(Object.assign(new Error('synth worker failed: ENOSPC: no space left on device, open \'x.jpg\'\n    at write'), { code: 'ENOSPC' }), '/data');
+  const full = asOutputError(
+    Object.assign(new Error("synth worker failed: ENOSPC: no space left on device, open 'x.jpg'\n    at write"), {
+      code: 'ENOSPC',
+    }),
+    '/data',
+  );
   assert.ok(full instanceof SynthOutputUnwritableError);
-  assert.match((full as Error).message, /^cannot write into --out \/data \(ENOSPC: no space left on device, open 'x.jpg'\)/);
+  assert.match(
+    (full as Error).message,
+    /^cannot write into --out \/data \(ENOSPC: no space left on device, open 'x.jpg'\)/,
+  );
   const bug = new TypeError('a programming error');
   assert.equal(asOutputError(bug, '/data'), bug, 'other errors pass through');
 });
@@ -322,8 +363,14 @@ async function runInProcess(args: string[]): Promise<{ code: number; stdout: str
   const { main } = await import('../src/cli.ts');
   const written = { stdout: '', stderr: '' };
   const originals = { stdout: process.stdout.write, stderr: process.stderr.write };
-  process.stdout.write = ((chunk: string | Uint8Array) => ((written.stdout += String(chunk)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => ((written.stderr += String(chunk)), true)) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => (
+    (written.stdout += String(chunk)),
+    true
+  )) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => (
+    (written.stderr += String(chunk)),
+    true
+  )) as typeof process.stderr.write;
   try {
     const code = await main(args);
     return { code, ...written };
@@ -334,7 +381,15 @@ async function runInProcess(args: string[]): Promise<{ code: number; stdout: str
 }
 
 test('bad --count, --size and --seed values exit 2 and name the flag', async () => {
-  const cases = [['--count', '0'], ['--count', 'ten'], ['--size', '1.5'], ['--size', '-3'], ['--seed', '-1'], ['--seed', '2x'], ['--count', '']];
+  const cases = [
+    ['--count', '0'],
+    ['--count', 'ten'],
+    ['--size', '1.5'],
+    ['--size', '-3'],
+    ['--seed', '-1'],
+    ['--seed', '2x'],
+    ['--count', ''],
+  ];
   for (const [flag, value] of cases) {
     const r = await runInProcess(['synth', '--out', dir('never'), '--count', '3', flag, value]);
     assert.equal(r.code, 2, `${flag} ${value}: ${r.stderr}`);
@@ -350,7 +405,10 @@ test('bad --count, --size and --seed values exit 2 and name the flag', async () 
 });
 
 test('--hazards needs enough records to plant them all', async () => {
-  await assert.rejects(synthesizeDataset({ ...base, out: dir('too-few'), count: 10 }, quiet), /--count must be at least 40 with --hazards/);
+  await assert.rejects(
+    synthesizeDataset({ ...base, out: dir('too-few'), count: 10 }, quiet),
+    /--count must be at least 40 with --hazards/,
+  );
   assert.equal(existsSync(dir('too-few')), false);
 });
 
@@ -367,18 +425,26 @@ test('--imbalance gives Galaxy Zoo 2 proportions; the default is balanced', asyn
   const gz2 = await share(true);
   assert.deepEqual(gz2, { E: 90, S: 106, A: 4 });
   const balanced = await share(false);
-  for (const kind of ['E', 'S', 'A']) assert.ok(Math.abs(balanced[kind] - count / 3) <= 4, `balanced ${JSON.stringify(balanced)}`);
+  for (const kind of ['E', 'S', 'A'])
+    assert.ok(Math.abs(balanced[kind] - count / 3) <= 4, `balanced ${JSON.stringify(balanced)}`);
 });
 
 test('ensureDemoData synthesizes only when the config says data.synthesize, and only when its CSV is missing', async () => {
   const root = dir('project');
-  const config = (csv: string, imageDir: string, synthesize: number | null = 5) => validateConfig({ data: { csv, imageDir, synthesize } }, path.join(root, 'demo.config.json'), root);
+  const config = (csv: string, imageDir: string, synthesize: number | null = 5) =>
+    validateConfig({ data: { csv, imageDir, synthesize } }, path.join(root, 'demo.config.json'), root);
   const demo = config('data/demo/galaxy_df_final.csv', 'data/demo/images');
   assert.equal(synthesisRoot(demo), path.join(root, 'data', 'demo'));
   // any folder works when the config asks for it; none does when it does not
-  assert.equal(synthesisRoot(config('elsewhere/galaxy_df_final.csv', 'elsewhere/images')), path.join(root, 'elsewhere'));
+  assert.equal(
+    synthesisRoot(config('elsewhere/galaxy_df_final.csv', 'elsewhere/images')),
+    path.join(root, 'elsewhere'),
+  );
   assert.equal(synthesisRoot(config('data/demo/galaxy_df_final.csv', 'data/demo/images', null)), null);
-  assert.throws(() => synthesisRoot(config('data/demo/galaxy_df_final.csv', '/elsewhere/images')), /data.synthesize is set, but synth can only write/);
+  assert.throws(
+    () => synthesisRoot(config('data/demo/galaxy_df_final.csv', '/elsewhere/images')),
+    /data.synthesize is set, but synth can only write/,
+  );
   assert.throws(() => synthesisRoot(config('data/demo/labels.csv', 'data/demo/images')), /galaxy_df_final.csv/);
 
   const notDemo = await ensureDemoData(config('data/real/galaxy_df_final.csv', 'data/real/images', null), quiet);
@@ -386,7 +452,10 @@ test('ensureDemoData synthesizes only when the config says data.synthesize, and 
   assert.equal(existsSync(path.join(root, 'data', 'real')), false, 'a missing real data set is never faked');
 
   const lines: string[] = [];
-  const output = new Output({ stream: { write: (s: string) => lines.push(s) } as unknown as NodeJS.WritableStream, tty: false });
+  const output = new Output({
+    stream: { write: (s: string) => lines.push(s) } as unknown as NodeJS.WritableStream,
+    tty: false,
+  });
   const made = await ensureDemoData(demo, output);
   assert.deepEqual(made, { synthesized: true });
   assert.equal(readdirSync(path.join(root, 'data', 'demo', 'images')).length, 5);

@@ -9,7 +9,8 @@ import { CheckpointError, loadCheckpoint, saveCheckpoint } from '../src/model/ch
 import { loadModel, ModelFilesError, saveModel } from '../src/model/io.ts';
 
 const defaults = { filters: [2, 4], kernelSize: 3, denseUnits: 8, dropout: 0, learningRate: 0.001 };
-const tiny = (filters = defaults.filters) => buildModel({}, { inputShape: [16, 16, 3], numClasses: 3, seed: 5, defaults: { ...defaults, filters } });
+const tiny = (filters = defaults.filters) =>
+  buildModel({}, { inputShape: [16, 16, 3], numClasses: 3, seed: 5, defaults: { ...defaults, filters } });
 let root: string;
 
 before(async () => {
@@ -26,7 +27,13 @@ test('a saved model folder loads back with the same predictions, as a plain tfjs
   assert.equal(json.format, 'layers-model');
   assert.deepEqual(json.weightsManifest[0].paths, ['weights.bin']);
   // any tfjs can read it: the standard in-memory handler over the same files
-  const viaTfjs = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0].weights, weightData: new Uint8Array(readFileSync(path.join(dir, 'weights.bin'))).buffer }));
+  const viaTfjs = await tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest[0].weights,
+      weightData: new Uint8Array(readFileSync(path.join(dir, 'weights.bin'))).buffer,
+    }),
+  );
   const loaded = await loadModel(dir);
   const x = tf.randomUniform([2, 16, 16, 3], 0, 1, 'float32', 3);
   const expected = Array.from((model.predict(x) as tf.Tensor).dataSync());
@@ -46,12 +53,27 @@ test('a missing or mismatched weights.bin is a clear ModelFilesError', async () 
   small.dispose();
   big.dispose();
   copyFileSync(path.join(b, 'weights.bin'), path.join(a, 'weights.bin'));
-  await assert.rejects(loadModel(a), (e: Error) => e instanceof ModelFilesError && /weights of \d+ bytes, but its model.json describes \d+ bytes/.test(e.message) && /galactic train/.test(e.message));
+  await assert.rejects(
+    loadModel(a),
+    (e: Error) =>
+      e instanceof ModelFilesError &&
+      /weights of \d+ bytes, but its model.json describes \d+ bytes/.test(e.message) &&
+      /galactic train/.test(e.message),
+  );
   rmSync(path.join(b, 'weights.bin'));
-  await assert.rejects(loadModel(b), (e: Error) => e instanceof ModelFilesError && /is missing weights.bin/.test(e.message));
-  await assert.rejects(loadModel(path.join(root, 'nowhere')), (e: Error) => e instanceof ModelFilesError && /has no model.json/.test(e.message));
+  await assert.rejects(
+    loadModel(b),
+    (e: Error) => e instanceof ModelFilesError && /is missing weights.bin/.test(e.message),
+  );
+  await assert.rejects(
+    loadModel(path.join(root, 'nowhere')),
+    (e: Error) => e instanceof ModelFilesError && /has no model.json/.test(e.message),
+  );
   writeFileSync(path.join(b, 'model.json'), '{oops');
-  await assert.rejects(loadModel(b), (e: Error) => e instanceof ModelFilesError && /unreadable model.json/.test(e.message));
+  await assert.rejects(
+    loadModel(b),
+    (e: Error) => e instanceof ModelFilesError && /unreadable model.json/.test(e.message),
+  );
 });
 
 test('a checkpoint restores weights and Adam state; another architecture is refused', async () => {
@@ -68,9 +90,14 @@ test('a checkpoint restores weights and Adam state; another architecture is refu
   await copy.fit(x, y, { epochs: 1, verbose: 0, shuffle: false });
   // equal up to float rounding: Adam recomputes beta^t from the restored step count instead of the running product
   const want = model.getWeights().map((w) => w.dataSync());
-  copy.getWeights().forEach((w, i) => w.dataSync().forEach((v, j) => assert.ok(Math.abs(v - want[i][j]) < 1e-6, `weight ${i}[${j}]`)));
+  copy
+    .getWeights()
+    .forEach((w, i) => w.dataSync().forEach((v, j) => assert.ok(Math.abs(v - want[i][j]) < 1e-6, `weight ${i}[${j}]`)));
   const other = tiny([4, 8]);
-  await assert.rejects(loadCheckpoint(dir, other), (e: Error) => e instanceof CheckpointError && /different architecture/.test(e.message));
+  await assert.rejects(
+    loadCheckpoint(dir, other),
+    (e: Error) => e instanceof CheckpointError && /different architecture/.test(e.message),
+  );
   await assert.rejects(loadCheckpoint(path.join(root, 'none'), other), CheckpointError);
   tf.dispose([x, y]);
   [model, copy, other].forEach((m) => m.dispose());

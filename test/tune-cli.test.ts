@@ -13,24 +13,40 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const configFile = path.join(root, 'tune.config.json');
 
 before(async () => {
-  const synth = await runCli(['synth', '--out', path.join(root, 'data'), '--count', '48', '--size', '32', '--seed', '5']);
+  const synth = await runCli([
+    'synth',
+    '--out',
+    path.join(root, 'data'),
+    '--count',
+    '48',
+    '--size',
+    '32',
+    '--seed',
+    '5',
+  ]);
   assert.equal(synth.code, 0, synth.stderr);
-  writeFileSync(configFile, JSON.stringify({
-    data: { csv: 'data/galaxy_df_final.csv', imageDir: 'data/images' },
-    image: { width: 32, height: 32 },
-    cache: { dir: 'cache' },
-    memory: { limitMB: 2048 },
-    train: { batchSize: 16 },
-    model: { filters: [4, 8, 8], denseUnits: 8 },
-    tuner: {
-      maxTrials: 2, epochs: 2, patience: 2, dir: 'tuning',
-      space: {
-        filters_1: { type: 'choice', values: [4, 8] },
-        dense_units: { type: 'int', min: 8, max: 16, step: 8 },
-        learning_rate: { type: 'float', min: 0.001, max: 0.01, sampling: 'log' },
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      data: { csv: 'data/galaxy_df_final.csv', imageDir: 'data/images' },
+      image: { width: 32, height: 32 },
+      cache: { dir: 'cache' },
+      memory: { limitMB: 2048 },
+      train: { batchSize: 16 },
+      model: { filters: [4, 8, 8], denseUnits: 8 },
+      tuner: {
+        maxTrials: 2,
+        epochs: 2,
+        patience: 2,
+        dir: 'tuning',
+        space: {
+          filters_1: { type: 'choice', values: [4, 8] },
+          dense_units: { type: 'int', min: 8, max: 16, step: 8 },
+          learning_rate: { type: 'float', min: 0.001, max: 0.01, sampling: 'log' },
+        },
       },
-    },
-  }));
+    }),
+  );
 });
 
 describe('galactic tune', () => {
@@ -38,7 +54,19 @@ describe('galactic tune', () => {
     const result = await runCli(['tune', '--config', configFile, '--json', '--backend', 'wasm']);
     assert.equal(result.code, 0, result.stderr);
     const summary = JSON.parse(result.stdout);
-    for (const key of ['tuningDir', 'algorithm', 'trials', 'completed', 'failed', 'infeasible', 'best', 'leaderboard', 'seconds', 'peakRssMB', 'limitMB']) {
+    for (const key of [
+      'tuningDir',
+      'algorithm',
+      'trials',
+      'completed',
+      'failed',
+      'infeasible',
+      'best',
+      'leaderboard',
+      'seconds',
+      'peakRssMB',
+      'limitMB',
+    ]) {
       assert.ok(key in summary, key);
     }
     assert.equal(summary.trials, 2);
@@ -46,7 +74,12 @@ describe('galactic tune', () => {
     assert.equal(summary.limitMB, 2048);
     assert.match(result.stderr, /rank\s+trial\s+val_accuracy/);
     const best = JSON.parse(readFileSync(path.join(root, 'tuning', 'best_hp.json'), 'utf8'));
-    assert.deepEqual(best, { values: summary.best.values, score: summary.best.score, trialId: summary.best.trialId, objective: 'val_accuracy' });
+    assert.deepEqual(best, {
+      values: summary.best.values,
+      score: summary.best.score,
+      trialId: summary.best.trialId,
+      objective: 'val_accuracy',
+    });
   });
 
   it('refuses the folder for another search, naming --overwrite', async () => {
@@ -69,7 +102,9 @@ describe('galactic tune', () => {
 
     const killedConfig = withDir('tuning-killed');
     const killed = await new Promise<{ signal: string | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [cliPath, 'tune', '--config', killedConfig, '--backend', 'wasm'], { env: { ...process.env, NO_COLOR: '1' } });
+      const child = spawn(process.execPath, [cliPath, 'tune', '--config', killedConfig, '--backend', 'wasm'], {
+        env: { ...process.env, NO_COLOR: '1' },
+      });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => {
         stderr += d.toString();
@@ -78,7 +113,8 @@ describe('galactic tune', () => {
       child.on('close', (_code, signal) => resolve({ signal, stderr }));
     });
     assert.equal(killed.signal, 'SIGKILL', killed.stderr);
-    const trialFile = (dir: string, id: string) => JSON.parse(readFileSync(path.join(root, dir, `trial_${id}`, 'trial.json'), 'utf8'));
+    const trialFile = (dir: string, id: string) =>
+      JSON.parse(readFileSync(path.join(root, dir, `trial_${id}`, 'trial.json'), 'utf8'));
     // the kill lands while epoch 2 is being saved or after: the last saved epoch is 1 or 2
     const saved = (trialFile('tuning-killed', '0001').metrics as unknown[]).length;
     assert.ok(saved >= 1 && saved <= 2, `saved epochs: ${saved}`);
@@ -89,7 +125,10 @@ describe('galactic tune', () => {
     assert.doesNotMatch(resumed.stderr, /trial 0000 epoch/, 'a completed trial is never rerun');
     for (const id of ['0000', '0001']) {
       assert.deepEqual(trialFile('tuning-killed', id).values, trialFile('tuning-reference', id).values);
-      assert.deepEqual(trialFile('tuning-killed', id).metrics.map((m: { epoch: number }) => m.epoch), [1, 2, 3]);
+      assert.deepEqual(
+        trialFile('tuning-killed', id).metrics.map((m: { epoch: number }) => m.epoch),
+        [1, 2, 3],
+      );
     }
   });
 

@@ -21,14 +21,28 @@ const cacheDir = path.join(root, 'cache');
 const child = path.join(repoRoot, 'test', 'support', 'exact-resume-child.ts');
 
 before(() => {
-  writeFixtureCache(cacheDir, patternRecords(80, 16, 3), { classes: ['blob', 'bar', 'noise'], height: 16, width: 16, channels: 3, shardImages: 16 });
+  writeFixtureCache(cacheDir, patternRecords(80, 16, 3), {
+    classes: ['blob', 'bar', 'noise'],
+    height: 16,
+    width: 16,
+    channels: 3,
+    shardImages: 16,
+  });
 });
 
-function runChild(tuningDir: string, backend: string, killAfter: number | null): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+function runChild(
+  tuningDir: string,
+  backend: string,
+  killAfter: number | null,
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, NO_COLOR: '1', ...(killAfter !== null ? { KILL_AFTER: String(killAfter) } : {}) };
     if (killAfter === null) delete env.KILL_AFTER;
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, cacheDir, tuningDir, backend], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, cacheDir, tuningDir, backend], {
+      cwd: repoRoot,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     proc.on('error', reject);
@@ -36,9 +50,17 @@ function runChild(tuningDir: string, backend: string, killAfter: number | null):
   });
 }
 
-const trial = (dir: string): TrialRecord => JSON.parse(readFileSync(path.join(dir, 'trial_0000', 'trial.json'), 'utf8')) as TrialRecord;
+const trial = (dir: string): TrialRecord =>
+  JSON.parse(readFileSync(path.join(dir, 'trial_0000', 'trial.json'), 'utf8')) as TrialRecord;
 /** The learned numbers of an epoch (time and RSS differ between runs by nature). */
-const learned = (t: TrialRecord) => t.metrics.map(({ epoch, loss, accuracy, val_loss, val_accuracy }) => ({ epoch, loss, accuracy, val_loss, val_accuracy }));
+const learned = (t: TrialRecord) =>
+  t.metrics.map(({ epoch, loss, accuracy, val_loss, val_accuracy }) => ({
+    epoch,
+    loss,
+    accuracy,
+    val_loss,
+    val_accuracy,
+  }));
 
 /** Weights + optimizer state bytes of the trial's best checkpoint. */
 function bestState(dir: string): Buffer {
@@ -73,7 +95,10 @@ for (const backend of ['wasm', 'cpu']) {
       assert.equal(got.score, want.score);
       assert.equal(got.bestEpoch, want.bestEpoch);
       assert.ok(bestState(killed).equals(bestState(reference)), 'best checkpoint bytes differ');
-      assert.deepEqual(readdirSync(path.join(killed, 'trial_0000')).sort(), readdirSync(path.join(reference, 'trial_0000')).sort());
+      assert.deepEqual(
+        readdirSync(path.join(killed, 'trial_0000')).sort(),
+        readdirSync(path.join(reference, 'trial_0000')).sort(),
+      );
     });
   });
 }

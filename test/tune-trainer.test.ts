@@ -23,35 +23,52 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const cacheDir = path.join(root, 'cache', 'fixture');
 
 function tinyConfig(overrides: Record<string, unknown> = {}): LoadedConfig {
-  return validateConfig({
-    data: { csv: 'none.csv', imageDir: 'images' },
-    image: { width: 32, height: 32 },
-    memory: { limitMB: 2048 },
-    train: { batchSize: 8, epochs: 2 },
-    feed: { shuffleBuffer: 32, prefetch: 1 },
-    model: { filters: [4, 8, 8], denseUnits: 8 },
-    tuner: {
-      maxTrials: 3, epochs: 2, patience: null, dir: 'tuning',
-      space: {
-        filters_1: { type: 'fixed', value: 4 },
-        filters_2: { type: 'choice', values: [4, 8] },
-        dense_units: { type: 'int', min: 8, max: 16, step: 8 },
-        learning_rate: { type: 'float', min: 1e-3, max: 1e-2, sampling: 'log' },
+  return validateConfig(
+    {
+      data: { csv: 'none.csv', imageDir: 'images' },
+      image: { width: 32, height: 32 },
+      memory: { limitMB: 2048 },
+      train: { batchSize: 8, epochs: 2 },
+      feed: { shuffleBuffer: 32, prefetch: 1 },
+      model: { filters: [4, 8, 8], denseUnits: 8 },
+      tuner: {
+        maxTrials: 3,
+        epochs: 2,
+        patience: null,
+        dir: 'tuning',
+        space: {
+          filters_1: { type: 'fixed', value: 4 },
+          filters_2: { type: 'choice', values: [4, 8] },
+          dense_units: { type: 'int', min: 8, max: 16, step: 8 },
+          learning_rate: { type: 'float', min: 1e-3, max: 1e-2, sampling: 'log' },
+        },
       },
+      ...overrides,
     },
-    ...overrides,
-  }, '<test>', root);
+    '<test>',
+    root,
+  );
 }
 
 before(async () => {
-  writeFixtureCache(cacheDir, patternRecords(48, 32, 1), { classes: ['elliptical', 'spiral', 'artifact'], height: 32, width: 32, channels: 3, shardImages: 16 });
+  writeFixtureCache(cacheDir, patternRecords(48, 32, 1), {
+    classes: ['elliptical', 'spiral', 'artifact'],
+    height: 32,
+    width: 32,
+    channels: 3,
+    shardImages: 16,
+  });
   await selectBackend('wasm');
 });
 
 describe('tuner on the real trainer', () => {
   it('runs trials on the cached shards and returns tf.memory().numTensors to its baseline after every trial', async () => {
     const config = tinyConfig();
-    const inner = new TrainerTrialRunner({ config, cacheDir, feedSettings: { batchSize: 8, shuffleBufferRecords: 32, prefetchBatches: 1 } });
+    const inner = new TrainerTrialRunner({
+      config,
+      cacheDir,
+      feedSettings: { batchSize: 8, shuffleBufferRecords: 32, prefetchBatches: 1 },
+    });
     const baseline = tf.memory().numTensors;
     const after: number[] = [];
     const runner: TrialRunner = {
@@ -65,15 +82,22 @@ describe('tuner on the real trainer', () => {
     };
     const search = describeSearch(config, 'fixture');
     const summary = await runTuner({
-      dir: config.tuner.dir, search, runner,
+      dir: config.tuner.dir,
+      search,
+      runner,
       createOracle: (state) => createOracle(search, config, {}, state),
       estimate: () => ({ estimateMB: 100, refusal: null }),
     });
     assert.equal(summary.completed, 3, JSON.stringify(summary));
     assert.deepEqual(after, [baseline, baseline, baseline]);
-    const trial = JSON.parse(readFileSync(path.join(config.tuner.dir, 'trial_0000', 'trial.json'), 'utf8')) as TrialRecord;
+    const trial = JSON.parse(
+      readFileSync(path.join(config.tuner.dir, 'trial_0000', 'trial.json'), 'utf8'),
+    ) as TrialRecord;
     assert.equal(trial.metrics.length, 2);
-    assert.deepEqual(trial.metrics.map((m) => m.epoch), [1, 2]);
+    assert.deepEqual(
+      trial.metrics.map((m) => m.epoch),
+      [1, 2],
+    );
     assert.ok(trial.bestCheckpoint);
     const best = JSON.parse(readFileSync(path.join(config.tuner.dir, 'best_hp.json'), 'utf8'));
     assert.equal(best.objective, 'val_accuracy');
@@ -81,28 +105,55 @@ describe('tuner on the real trainer', () => {
   });
 
   it('resumes a trial from its checkpoint (weights + optimizer) at the saved epoch', async () => {
-    const config = tinyConfig({ tuner: { ...tinyConfig().tuner, dir: path.join(root, 'resume'), maxTrials: 1, epochs: 3 } });
+    const config = tinyConfig({
+      tuner: { ...tinyConfig().tuner, dir: path.join(root, 'resume'), maxTrials: 1, epochs: 3 },
+    });
     const search = describeSearch(config, 'fixture');
-    const inner = new TrainerTrialRunner({ config, cacheDir, feedSettings: { batchSize: 8, shuffleBufferRecords: 32, prefetchBatches: 1 } });
+    const inner = new TrainerTrialRunner({
+      config,
+      cacheDir,
+      feedSettings: { batchSize: 8, shuffleBufferRecords: 32, prefetchBatches: 1 },
+    });
     const controller = new AbortController();
     const options = {
-      dir: config.tuner.dir, search,
+      dir: config.tuner.dir,
+      search,
       createOracle: (state?: Parameters<typeof createOracle>[3]) => createOracle(search, config, {}, state),
       estimate: () => ({ estimateMB: 100, refusal: null }),
     };
     // Interrupt after the first epoch (as SIGINT would), then rerun.
     const interrupting: TrialRunner = {
-      run: (request) => inner.run({ ...request, onEpochEnd: async (info) => { controller.abort(); return request.onEpochEnd(info); } }),
+      run: (request) =>
+        inner.run({
+          ...request,
+          onEpochEnd: async (info) => {
+            controller.abort();
+            return request.onEpochEnd(info);
+          },
+        }),
     };
-    await assert.rejects(runTuner({ ...options, runner: interrupting, signal: controller.signal }), /interrupted during trial 0000 after epoch 1/);
+    await assert.rejects(
+      runTuner({ ...options, runner: interrupting, signal: controller.signal }),
+      /interrupted during trial 0000 after epoch 1/,
+    );
     const starts: { initialEpoch: number; checkpoint: string | null }[] = [];
-    const recording: TrialRunner = { run: (request) => { starts.push({ initialEpoch: request.initialEpoch, checkpoint: request.checkpoint }); return inner.run(request); } };
+    const recording: TrialRunner = {
+      run: (request) => {
+        starts.push({ initialEpoch: request.initialEpoch, checkpoint: request.checkpoint });
+        return inner.run(request);
+      },
+    };
     const summary = await runTuner({ ...options, runner: recording });
     assert.equal(summary.completed, 1);
     assert.equal(starts[0].initialEpoch, 1);
     assert.match(starts[0].checkpoint ?? '', /trial_0000[/\\]checkpoint-1$/);
-    const trial = JSON.parse(readFileSync(path.join(config.tuner.dir, 'trial_0000', 'trial.json'), 'utf8')) as TrialRecord;
-    assert.deepEqual(trial.metrics.map((m) => m.epoch), [1, 2, 3]);
+    const trial = JSON.parse(
+      readFileSync(path.join(config.tuner.dir, 'trial_0000', 'trial.json'), 'utf8'),
+    ) as TrialRecord;
+    assert.deepEqual(
+      trial.metrics.map((m) => m.epoch),
+      [1, 2, 3],
+    );
   });
 });
 
@@ -110,13 +161,27 @@ describe('trial memory estimate', () => {
   it('grows with the model and marks a trial INFEASIBLE under a tiny budget', () => {
     const config = tinyConfig({ image: { width: 128, height: 128 }, train: { batchSize: 32 } });
     const plan = planMemory(config, NO_DATA);
-    const small = estimateTrialMemory({ values: { filters_1: 16, filters_2: 32, filters_3: 64, dense_units: 32 }, config, plan, numClasses: 3 });
-    const big = estimateTrialMemory({ values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256 }, config, plan, numClasses: 3 });
+    const small = estimateTrialMemory({
+      values: { filters_1: 16, filters_2: 32, filters_3: 64, dense_units: 32 },
+      config,
+      plan,
+      numClasses: 3,
+    });
+    const big = estimateTrialMemory({
+      values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256 },
+      config,
+      plan,
+      numClasses: 3,
+    });
     assert.ok(big.totalBytes > small.totalBytes);
     assert.ok(big.parameters > small.parameters);
     const names = big.components.map((c) => c.name);
-    for (const name of ['runtime', 'parameters', 'activations', 'checkpoint', 'feed prefetch', 'feed shuffle']) assert.ok(names.includes(name), name);
-    assert.equal(big.totalBytes, big.components.reduce((s, c) => s + c.bytes, 0));
+    for (const name of ['runtime', 'parameters', 'activations', 'checkpoint', 'feed prefetch', 'feed shuffle'])
+      assert.ok(names.includes(name), name);
+    assert.equal(
+      big.totalBytes,
+      big.components.reduce((s, c) => s + c.bytes, 0),
+    );
     // notebook-size model at 128x128, batch 32: weights 4 x 4 B x params
     const params = big.components.find((c) => c.name === 'parameters')!;
     assert.equal(params.bytes, 16 * big.parameters);
@@ -125,8 +190,18 @@ describe('trial memory estimate', () => {
   it('refuses on wasm a trial whose tensors cannot fit the 4 GiB heap', () => {
     const config = tinyConfig({ image: { width: 128, height: 128 }, train: { batchSize: 32 } });
     const plan = planMemory(config, NO_DATA);
-    const notebook = estimateTrialMemory({ values: { filters_1: 32, filters_2: 64, filters_3: 128, dense_units: 64 }, config, plan, numClasses: 3 });
-    const largest = estimateTrialMemory({ values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256 }, config, plan, numClasses: 3 });
+    const notebook = estimateTrialMemory({
+      values: { filters_1: 32, filters_2: 64, filters_3: 128, dense_units: 64 },
+      config,
+      plan,
+      numClasses: 3,
+    });
+    const largest = estimateTrialMemory({
+      values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256 },
+      config,
+      plan,
+      numClasses: 3,
+    });
     assert.equal(wasmHeapRefusal(notebook), null);
     assert.match(wasmHeapRefusal(largest) ?? '', /more than the wasm backend's 4096 MB heap/);
   });
@@ -138,9 +213,15 @@ describe('trial memory estimate', () => {
     const search = describeSearch(config, 'fixture');
     let ran = 0;
     const summary = await runTuner({
-      dir: config.tuner.dir, search,
+      dir: config.tuner.dir,
+      search,
       createOracle: (state) => createOracle(search, config, {}, state),
-      runner: { run: async () => { ran++; return { stopReason: 'completed' }; } },
+      runner: {
+        run: async () => {
+          ran++;
+          return { stopReason: 'completed' };
+        },
+      },
       estimate: (values) => {
         const e = estimateTrialMemory({ values, config, plan: tight, numClasses: 3 });
         return { estimateMB: e.totalMB, refusal: trialRefusal(tight, e) };
@@ -148,7 +229,9 @@ describe('trial memory estimate', () => {
     });
     assert.equal(summary.infeasible, 2);
     assert.equal(ran, 0);
-    const trial = JSON.parse(readFileSync(path.join(config.tuner.dir, 'trial_0000', 'trial.json'), 'utf8')) as TrialRecord;
+    const trial = JSON.parse(
+      readFileSync(path.join(config.tuner.dir, 'trial_0000', 'trial.json'), 'utf8'),
+    ) as TrialRecord;
     assert.equal(trial.status, 'INFEASIBLE');
     assert.ok((trial.estimateMB ?? 0) > 150);
   });

@@ -6,8 +6,15 @@ import { fileURLToPath } from 'node:url';
 /** Each thread count needs its own process: the wasm backend's pool is fixed when it initialises. */
 function trainStep(threads: string): { threads: number; reason: string; weights: number[][] } {
   const child = fileURLToPath(new URL('./support/wasm-threads-child.ts', import.meta.url));
-  const result = spawnSync(process.execPath, ['--import', 'tsx', child, threads], { encoding: 'utf8', timeout: 120_000 });
-  assert.equal(result.signal, null, `the child with ${threads} thread(s) did not exit by itself (a pthread worker kept it alive?)`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', child, threads], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  assert.equal(
+    result.signal,
+    null,
+    `the child with ${threads} thread(s) did not exit by itself (a pthread worker kept it alive?)`,
+  );
   assert.equal(result.status, 0, result.stderr);
   return JSON.parse(result.stdout);
 }

@@ -18,7 +18,9 @@ export interface ArchitectureOptions {
 
 export class InvalidHyperparameterError extends UserError {
   constructor(name: string, value: unknown, expected: string) {
-    super(`hyperparameter '${name}' is ${JSON.stringify(value)}, but it must be ${expected}. Fix it in tuner.space or model in the config.`);
+    super(
+      `hyperparameter '${name}' is ${JSON.stringify(value)}, but it must be ${expected}. Fix it in tuner.space or model in the config.`,
+    );
   }
 }
 
@@ -48,7 +50,13 @@ function positiveInt(values: HyperparameterValues, name: string, fallback: numbe
   return value;
 }
 
-function numberIn(values: HyperparameterValues, name: string, fallback: number, ok: (v: number) => boolean, expected: string): number {
+function numberIn(
+  values: HyperparameterValues,
+  name: string,
+  fallback: number,
+  ok: (v: number) => boolean,
+  expected: string,
+): number {
   const value = values[name] ?? fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value)) {
     throw new InvalidHyperparameterError(name, value, expected);
@@ -56,7 +64,10 @@ function numberIn(values: HyperparameterValues, name: string, fallback: number, 
   return value;
 }
 
-/** Reads `filters_1..filters_n`, `kernel_size`, `dense_units`, `dropout`, `learning_rate`, falling back to the config's model section. */
+/**
+ * Reads `filters_1..filters_n`, `kernel_size`, `dense_units`, `dropout`, `learning_rate`, falling back to the config's
+ * model section.
+ */
 export function resolveArchitecture(values: HyperparameterValues, defaults: LoadedConfig['model']): ArchitectureSpec {
   // As many blocks as the defaults list, or more if the values name filters_k beyond it.
   let blocks = defaults.filters.length;
@@ -107,22 +118,52 @@ export function describeArchitecture(
     h = h - k + 1;
     w = w - k + 1;
     if (h < 1 || w < 1) throw new ArchitectureTooDeepError(inputShape, spec.filters.length, k);
-    layers.push({ name: `conv2d_${i + 1}`, kind: 'conv2d', outputShape: [h, w, f], activationElements: h * w * f, parameters: k * k * c * f + f });
+    layers.push({
+      name: `conv2d_${i + 1}`,
+      kind: 'conv2d',
+      outputShape: [h, w, f],
+      activationElements: h * w * f,
+      parameters: k * k * c * f + f,
+    });
     c = f;
     if (i < spec.filters.length - 1) {
       h = Math.floor(h / 2);
       w = Math.floor(w / 2);
       if (h < 1 || w < 1) throw new ArchitectureTooDeepError(inputShape, spec.filters.length, k);
-      layers.push({ name: `max_pooling2d_${i + 1}`, kind: 'maxPooling2d', outputShape: [h, w, c], activationElements: h * w * c, parameters: 0 });
+      layers.push({
+        name: `max_pooling2d_${i + 1}`,
+        kind: 'maxPooling2d',
+        outputShape: [h, w, c],
+        activationElements: h * w * c,
+        parameters: 0,
+      });
     }
   });
   const flat = h * w * c;
   layers.push({ name: 'flatten', kind: 'flatten', outputShape: [flat], activationElements: flat, parameters: 0 });
-  layers.push({ name: 'dense_1', kind: 'dense', outputShape: [spec.denseUnits], activationElements: spec.denseUnits, parameters: flat * spec.denseUnits + spec.denseUnits });
+  layers.push({
+    name: 'dense_1',
+    kind: 'dense',
+    outputShape: [spec.denseUnits],
+    activationElements: spec.denseUnits,
+    parameters: flat * spec.denseUnits + spec.denseUnits,
+  });
   if (spec.dropout > 0) {
-    layers.push({ name: 'dropout', kind: 'dropout', outputShape: [spec.denseUnits], activationElements: spec.denseUnits, parameters: 0 });
+    layers.push({
+      name: 'dropout',
+      kind: 'dropout',
+      outputShape: [spec.denseUnits],
+      activationElements: spec.denseUnits,
+      parameters: 0,
+    });
   }
-  layers.push({ name: 'dense_2', kind: 'dense', outputShape: [numClasses], activationElements: numClasses, parameters: spec.denseUnits * numClasses + numClasses });
+  layers.push({
+    name: 'dense_2',
+    kind: 'dense',
+    outputShape: [numClasses],
+    activationElements: numClasses,
+    parameters: spec.denseUnits * numClasses + numClasses,
+  });
   return {
     spec,
     layers,
@@ -136,7 +177,13 @@ export function countParameters(
   values: HyperparameterValues,
   inputShape: [number, number, number],
   numClasses: number,
-  defaults: LoadedConfig['model'] = { filters: [32, 64, 128], kernelSize: 3, denseUnits: 64, dropout: 0, learningRate: 0.001 },
+  defaults: LoadedConfig['model'] = {
+    filters: [32, 64, 128],
+    kernelSize: 3,
+    denseUnits: 64,
+    dropout: 0,
+    learningRate: 0.001,
+  },
 ): number {
   return describeArchitecture(values, inputShape, numClasses, defaults).parameters;
 }

@@ -57,7 +57,12 @@ export function benchChartSpec(points: ChartPoint[], xTitle: string, title: stri
               y: { field: 'MB', type: 'quantitative' },
               strokeDash: { field: 'line', type: 'nominal', title: 'budget' },
               color: { value: '#333' },
-              opacity: { field: 'line', type: 'nominal', scale: { domain: ['memory.limitMB', 'planned'], range: [1, 0.45] }, legend: null },
+              opacity: {
+                field: 'line',
+                type: 'nominal',
+                scale: { domain: ['memory.limitMB', 'planned'], range: [1, 0.45] },
+                legend: null,
+              },
             },
           },
         ],

@@ -21,11 +21,32 @@ export interface PointOutcome {
 
 const cliPath = fileURLToPath(new URL('../../bin/galactic.js', import.meta.url));
 
-export async function runPointInChild(configFile: string, stages: string[], options: { images: number; epochs?: number; timeoutMs?: number }): Promise<PointOutcome> {
-  const args = [cliPath, 'bench', ...stages, '--config', configFile, '--json', '--quiet', '--repeats', '1', '--epochs', String(options.epochs ?? 1),
-    '--images', String(options.images), '--no-save'];
+export async function runPointInChild(
+  configFile: string,
+  stages: string[],
+  options: { images: number; epochs?: number; timeoutMs?: number },
+): Promise<PointOutcome> {
+  const args = [
+    cliPath,
+    'bench',
+    ...stages,
+    '--config',
+    configFile,
+    '--json',
+    '--quiet',
+    '--repeats',
+    '1',
+    '--epochs',
+    String(options.epochs ?? 1),
+    '--images',
+    String(options.images),
+    '--no-save',
+  ];
   const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1' },
+  });
   // the parent is idle while the child works, so 100 ms sampling is cheap and not delayed
   const sampler = new TreeRssSampler({ pid: child.pid!, intervalMs: 100 });
   sampler.start();
@@ -41,10 +62,22 @@ export async function runPointInChild(configFile: string, stages: string[], opti
   if (timer) clearTimeout(timer);
   const peak = sampler.stop();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const outcome: PointOutcome = { stages: {}, peakRssMB: peak.peakMB, seconds: Math.round(seconds * 10) / 10, error: null };
+  const outcome: PointOutcome = {
+    stages: {},
+    peakRssMB: peak.peakMB,
+    seconds: Math.round(seconds * 10) / 10,
+    error: null,
+  };
   if (code !== 0) {
-    outcome.error = (stderr.trim().split('\n').filter((l) => l.startsWith('galactic:')).pop() ?? stderr.trim().split('\n').pop() ?? `exit code ${code}`)
-      .replace(/^galactic: /, '');
+    outcome.error = (
+      stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('galactic:'))
+        .pop() ??
+      stderr.trim().split('\n').pop() ??
+      `exit code ${code}`
+    ).replace(/^galactic: /, '');
     return outcome;
   }
   try {

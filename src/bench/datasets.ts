@@ -28,7 +28,9 @@ const cliPath = fileURLToPath(new URL('../../bin/galactic.js', import.meta.url))
 
 export class SynthFailedError extends UserError {
   constructor(dir: string, detail: string) {
-    super(`synthesizing the bench data set in ${dir} failed: ${detail}. Check free disk space and that 'galactic synth' works, then rerun (the set is rebuilt).`);
+    super(
+      `synthesizing the bench data set in ${dir} failed: ${detail}. Check free disk space and that 'galactic synth' works, then rerun (the set is rebuilt).`,
+    );
   }
 }
 
@@ -43,7 +45,11 @@ export function diskBytes(dir: string): number {
   return total;
 }
 
-export async function ensureSynthDataset(root: string, count: number, options: { imageSize: number; seed: number; output: Output }): Promise<SynthDataset> {
+export async function ensureSynthDataset(
+  root: string,
+  count: number,
+  options: { imageSize: number; seed: number; output: Output },
+): Promise<SynthDataset> {
   const dir = path.resolve(root, `synth-${count}-${options.imageSize}px-seed${options.seed}`);
   const marker = path.join(dir, MARKER);
   if (existsSync(marker)) {
@@ -52,9 +58,23 @@ export async function ensureSynthDataset(root: string, count: number, options: {
     return { ...cached, dir, csv: path.join(dir, 'galaxy_df_final.csv'), imageDir: path.join(dir, 'images') };
   }
   mkdirSync(dir, { recursive: true });
-  options.output.info(`bench: synthesizing ${count} images of ${options.imageSize} px into ${dir} (once; reused by later runs)`);
+  options.output.info(
+    `bench: synthesizing ${count} images of ${options.imageSize} px into ${dir} (once; reused by later runs)`,
+  );
   const started = Date.now();
-  const args = [cliPath, 'synth', '--out', dir, '--count', String(count), '--size', String(options.imageSize), '--seed', String(options.seed), '--force'];
+  const args = [
+    cliPath,
+    'synth',
+    '--out',
+    dir,
+    '--count',
+    String(count),
+    '--size',
+    String(options.imageSize),
+    '--seed',
+    String(options.seed),
+    '--force',
+  ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {

@@ -33,7 +33,6 @@ export function packageVersion(name: string): string | null {
   }
 }
 
-
 function libvipsVersion(): string | null {
   try {
     return (require('sharp') as { versions: Record<string, string> }).versions.vips ?? null;
@@ -69,6 +68,8 @@ export function describeMachine(m: MachineInfo): string {
     .filter(([, v]) => v !== null)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
-  return `${m.cpuModel}, ${m.cores} cores, ${(m.memoryMB / 1024).toFixed(1)} GB RAM, ${m.platform}, node ${m.node}` +
-    `${m.backend ? `, backend ${m.backend}` : ''}; ${libs}; load average ${m.loadAverage1m}`;
+  return (
+    `${m.cpuModel}, ${m.cores} cores, ${(m.memoryMB / 1024).toFixed(1)} GB RAM, ${m.platform}, node ${m.node}` +
+    `${m.backend ? `, backend ${m.backend}` : ''}; ${libs}; load average ${m.loadAverage1m}`
+  );
 }

@@ -31,11 +31,21 @@ export interface PointResult {
   /** The planner's refusal or the child's error; the other figures are then empty. */
   error: string | null;
   /** With --passes > 1: median [min-max] over the passes (the figures above are then medians, peak RSS the max). */
-  passes?: { n: number; prepareImagesPerSecond: Spread | null; feedImagesPerSecond: Spread | null; peakRssMB: Spread | null };
+  passes?: {
+    n: number;
+    prepareImagesPerSecond: Spread | null;
+    feedImagesPerSecond: Spread | null;
+    peakRssMB: Spread | null;
+  };
 }
 
 /** The config a point runs with: the base config's image/model/feed settings, the data set, the budget. */
-export function pointConfig(base: LoadedConfig | null, dataset: SynthDataset, limitMB: number, cacheDir: string): Record<string, unknown> {
+export function pointConfig(
+  base: LoadedConfig | null,
+  dataset: SynthDataset,
+  limitMB: number,
+  cacheDir: string,
+): Record<string, unknown> {
   const rest: Record<string, unknown> = base ? { ...base } : {};
   delete rest.configPath;
   delete rest.configDir;
@@ -75,7 +85,11 @@ export async function measurePoint(
   const configFile = path.join(scratch, 'config.json');
   const raw = pointConfig(base, dataset, limitMB, cacheDir);
   writeFileSync(configFile, `${JSON.stringify(raw, null, 2)}\n`);
-  const dataInfo = { dir: dataset.dir, diskMB: Math.round(dataset.diskBytes / MiB), synthSeconds: dataset.synthSeconds };
+  const dataInfo = {
+    dir: dataset.dir,
+    diskMB: Math.round(dataset.diskBytes / MiB),
+    synthSeconds: dataset.synthSeconds,
+  };
   // a budget the planner refuses is a result of the sweep (with the planner's words), not a crash
   let planned: number;
   try {
@@ -86,13 +100,32 @@ export async function measurePoint(
   } catch (error) {
     if (!(error instanceof UserError)) throw error;
     rmSync(scratch, { recursive: true, force: true });
-    return { images: dataset.count, limitMB, plannedMB: null, prepare: null, feed: null, peakRssMB: 0, seconds: 0, cacheMB: null, dataset: dataInfo, error: error.message };
+    return {
+      images: dataset.count,
+      limitMB,
+      plannedMB: null,
+      prepare: null,
+      feed: null,
+      peakRssMB: 0,
+      seconds: 0,
+      cacheMB: null,
+      dataset: dataInfo,
+      error: error.message,
+    };
   }
   try {
     const outcome = await runPointInChild(configFile, ['prepare', 'feed'], { images: dataset.count, epochs: 1 });
     const prep = outcome.stages.prepare;
     const feed = outcome.stages.feed;
-    const pick = (s: typeof prep) => (s ? { imagesPerSecond: s.imagesPerSecond, peakRssMB: s.peakRssMB, seconds: s.repeats.seconds.median, efficiency: s.efficiency } : null);
+    const pick = (s: typeof prep) =>
+      s
+        ? {
+            imagesPerSecond: s.imagesPerSecond,
+            peakRssMB: s.peakRssMB,
+            seconds: s.repeats.seconds.median,
+            efficiency: s.efficiency,
+          }
+        : null;
     return {
       images: prep?.images ?? dataset.count,
       limitMB,
@@ -119,7 +152,11 @@ export function combinePasses(passes: PointResult[]): PointResult {
   const first = passes[0]!;
   if (passes.length === 1) return first;
   const failed = passes.find((p) => p.error);
-  if (failed) return { ...failed, passes: { n: passes.length, prepareImagesPerSecond: null, feedImagesPerSecond: null, peakRssMB: null } };
+  if (failed)
+    return {
+      ...failed,
+      passes: { n: passes.length, prepareImagesPerSecond: null, feedImagesPerSecond: null, peakRssMB: null },
+    };
   const of = (values: (number | undefined)[]) => {
     const v = values.filter((x): x is number => typeof x === 'number');
     return v.length > 0 ? roundSpread(spread(v)) : null;
@@ -152,17 +189,34 @@ const fixed = (x: number | null | undefined, d = 0) => (x === null || x === unde
 /** The scale/sweep table; `by` picks the first column. */
 export function pointTable(points: PointResult[], by: 'images' | 'limitMB'): string {
   return markdownTable(
-    [by === 'images' ? 'images' : 'limit MB', by === 'images' ? 'limit MB' : 'images', 'planned MB', 'prepare images/s', 'prepare peak RSS MB',
-      'feed images/s', 'feed peak RSS MB', 'process peak RSS MB', 'wall s', 'cache MB', 'note'],
+    [
+      by === 'images' ? 'images' : 'limit MB',
+      by === 'images' ? 'limit MB' : 'images',
+      'planned MB',
+      'prepare images/s',
+      'prepare peak RSS MB',
+      'feed images/s',
+      'feed peak RSS MB',
+      'process peak RSS MB',
+      'wall s',
+      'cache MB',
+      'note',
+    ],
     points.map((p) => [
       by === 'images' ? p.images : p.limitMB,
       by === 'images' ? p.limitMB : p.images,
       fixed(p.plannedMB),
-      p.passes?.prepareImagesPerSecond ? formatSpread(p.passes.prepareImagesPerSecond) : fixed(p.prepare?.imagesPerSecond, 1),
+      p.passes?.prepareImagesPerSecond
+        ? formatSpread(p.passes.prepareImagesPerSecond)
+        : fixed(p.prepare?.imagesPerSecond, 1),
       fixed(p.prepare?.peakRssMB),
       p.passes?.feedImagesPerSecond ? formatSpread(p.passes.feedImagesPerSecond) : fixed(p.feed?.imagesPerSecond, 1),
       fixed(p.feed?.peakRssMB),
-      p.error ? null : p.passes?.peakRssMB ? `${fixed(p.peakRssMB)} (median ${fixed(p.passes.peakRssMB.median)})` : fixed(p.peakRssMB),
+      p.error
+        ? null
+        : p.passes?.peakRssMB
+          ? `${fixed(p.peakRssMB)} (median ${fixed(p.passes.peakRssMB.median)})`
+          : fixed(p.peakRssMB),
       p.error && !p.prepare ? null : fixed(p.seconds),
       fixed(p.cacheMB),
       p.error ?? '',
@@ -193,9 +247,30 @@ export function chartPoints(points: PointResult[], by: 'images' | 'limitMB'): Ch
   for (const p of points) {
     if (p.error) continue;
     const x = by === 'images' ? p.images : p.limitMB;
-    if (p.prepare) out.push({ x, stage: 'prepare', imagesPerSecond: p.prepare.imagesPerSecond, peakRssMB: p.prepare.peakRssMB, limitMB: p.limitMB });
-    if (p.feed) out.push({ x, stage: 'feed', imagesPerSecond: p.feed.imagesPerSecond, peakRssMB: p.feed.peakRssMB, limitMB: p.limitMB });
-    out.push({ x, stage: 'whole process', imagesPerSecond: null, peakRssMB: p.peakRssMB, limitMB: p.limitMB, plannedMB: p.plannedMB });
+    if (p.prepare)
+      out.push({
+        x,
+        stage: 'prepare',
+        imagesPerSecond: p.prepare.imagesPerSecond,
+        peakRssMB: p.prepare.peakRssMB,
+        limitMB: p.limitMB,
+      });
+    if (p.feed)
+      out.push({
+        x,
+        stage: 'feed',
+        imagesPerSecond: p.feed.imagesPerSecond,
+        peakRssMB: p.feed.peakRssMB,
+        limitMB: p.limitMB,
+      });
+    out.push({
+      x,
+      stage: 'whole process',
+      imagesPerSecond: null,
+      peakRssMB: p.peakRssMB,
+      limitMB: p.limitMB,
+      plannedMB: p.plannedMB,
+    });
   }
   return out;
 }

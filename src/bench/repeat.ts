@@ -7,7 +7,10 @@ export interface RepeatOutcome {
   images: number;
   /** Input bytes the repeat read (JPEGs or shards), for MB/s; omit when it does not apply. */
   bytes?: number;
-  /** Seconds of the measured part when the stage times itself (e.g. feed epochs without the split); default: the whole call. */
+  /**
+   * Seconds of the measured part when the stage times itself (e.g. feed epochs without the split); default: the whole
+   * call.
+   */
   seconds?: number;
   detail?: Record<string, unknown>;
 }
@@ -57,7 +60,14 @@ export async function measureRepeats(
     images = outcome.images;
     detail = outcome.detail ?? {};
   }
-  return { images, seconds, imagesPerSecond: ips, mbPerSecond: mbps.length === repeats ? mbps : null, peakRssMB: peak, detail };
+  return {
+    images,
+    seconds,
+    imagesPerSecond: ips,
+    mbPerSecond: mbps.length === repeats ? mbps : null,
+    peakRssMB: peak,
+    detail,
+  };
 }
 
 /** Turns measurements into a StageResult; efficiency is against `ceiling` measured in the same run. */
@@ -78,7 +88,10 @@ export function stageResult(
     plannedMB: options.plannedMB ?? null,
     limitMB: options.limitMB ?? null,
     ceiling: ceiling?.stage ?? null,
-    efficiency: ceiling && ceiling.imagesPerSecond > 0 ? Math.round((1000 * ipsSpread.median) / ceiling.imagesPerSecond) / 1000 : null,
+    efficiency:
+      ceiling && ceiling.imagesPerSecond > 0
+        ? Math.round((1000 * ipsSpread.median) / ceiling.imagesPerSecond) / 1000
+        : null,
     repeats: {
       imagesPerSecond: roundSpread(ipsSpread),
       seconds: roundSpread(spread(m.seconds), 2),

@@ -150,4 +150,3 @@ function resetHighWater(pid: number): boolean {
 }
 
 const round = (x: number) => Math.round(x * 10) / 10;
-

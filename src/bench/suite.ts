@@ -33,7 +33,10 @@ export interface SuiteSettings {
 }
 
 /** --quick keeps `bench all` within minutes on 2 cores: a small subset and two repeats. */
-export function suiteSettings(config: LoadedConfig, options: { quick: boolean; images?: number; repeats?: number; epochs?: number }): SuiteSettings {
+export function suiteSettings(
+  config: LoadedConfig,
+  options: { quick: boolean; images?: number; repeats?: number; epochs?: number },
+): SuiteSettings {
   const images = options.images ?? (options.quick ? 256 : (config.data.limit ?? 2000));
   return {
     images,
@@ -48,7 +51,9 @@ export function selectStages(names: string[]): SuiteStage[] {
   const wanted = names.length === 0 || names.includes('all') ? [...SUITE_STAGES] : names;
   for (const name of wanted) {
     if (!(SUITE_STAGES as readonly string[]).includes(name)) {
-      throw new UsageError(`unknown bench stage '${name}'. Stages: ${SUITE_STAGES.join(', ')}, all; or 'galactic bench scale' / 'galactic bench sweep'.`);
+      throw new UsageError(
+        `unknown bench stage '${name}'. Stages: ${SUITE_STAGES.join(', ')}, all; or 'galactic bench scale' / 'galactic bench sweep'.`,
+      );
     }
   }
   return SUITE_STAGES.filter((s) => wanted.includes(s));
@@ -91,7 +96,12 @@ export async function runSuite(
     if (stages.includes('decode')) {
       const files = await listImages(config, settings.images);
       output.info(`bench decode: ${files.length} images x ${settings.repeats} repeats (sharp decode + resize only)`);
-      decode = await benchDecode(config, { files, repeats: settings.repeats, decodeConcurrency: plan.decodeConcurrency, sharpThreads: plan.sharpThreads });
+      decode = await benchDecode(config, {
+        files,
+        repeats: settings.repeats,
+        decodeConcurrency: plan.decodeConcurrency,
+        sharpThreads: plan.sharpThreads,
+      });
       results.decode = decode;
     }
     // feed and train need a cache: build one into scratch (timed only when prepare was asked for)
@@ -99,10 +109,18 @@ export async function runSuite(
     const needsCache = stages.some((s) => s === 'feed' || s === 'train');
     if (stages.includes('prepare') || needsCache) {
       const timed = stages.includes('prepare');
-      output.info(timed
-        ? `bench prepare: ${settings.images} images x ${settings.repeats} repeats cold (scratch cache), then warm`
-        : `bench: preparing ${settings.images} images into a scratch cache for the feed (not timed)`);
-      const prep = await benchPrepare(config, { plan, repeats: timed ? settings.repeats : 1, limit: settings.images, scratchDir, ceiling: decode });
+      output.info(
+        timed
+          ? `bench prepare: ${settings.images} images x ${settings.repeats} repeats cold (scratch cache), then warm`
+          : `bench: preparing ${settings.images} images into a scratch cache for the feed (not timed)`,
+      );
+      const prep = await benchPrepare(config, {
+        plan,
+        repeats: timed ? settings.repeats : 1,
+        limit: settings.images,
+        scratchDir,
+        ceiling: decode,
+      });
       prepared = { cacheDir: prep.cacheDir, config: prep.config };
       if (timed) {
         results.prepare = prep.cold;
@@ -114,16 +132,30 @@ export async function runSuite(
       output.info(`bench feed: shard read ceiling, then ${settings.epochs} epoch(s) x ${settings.repeats} repeats`);
       const shardRead = await benchShardRead(prepared.cacheDir, settings.repeats, config.memory.limitMB);
       results.shardRead = shardRead;
-      feed = await benchFeed(prepared.config, prepared.cacheDir, { settings: feedSettings(plan), repeats: settings.repeats, epochs: settings.epochs, ceiling: shardRead, plannedMB: plannedMB(plan, 'feed') });
+      feed = await benchFeed(prepared.config, prepared.cacheDir, {
+        settings: feedSettings(plan),
+        repeats: settings.repeats,
+        epochs: settings.epochs,
+        ceiling: shardRead,
+        plannedMB: plannedMB(plan, 'feed'),
+      });
       results.feed = feed;
     }
     if (stages.includes('train') && prepared) {
       if (!trainStage) throw new Error('runSuite: the train stage was asked for without a runner');
-      const train = await trainStage({ config: prepared.config, cacheDir: prepared.cacheDir, settings, feed, output, plan });
+      const train = await trainStage({
+        config: prepared.config,
+        cacheDir: prepared.cacheDir,
+        settings,
+        feed,
+        output,
+        plan,
+      });
       // the train peak is compared with the plan's train phase (model, pool, feed)
-      results.train = 'plannedMB' in train.result && train.result.plannedMB == null
-        ? { ...train.result, plannedMB: plannedMB(plan, 'train') }
-        : train.result;
+      results.train =
+        'plannedMB' in train.result && train.result.plannedMB == null
+          ? { ...train.result, plannedMB: plannedMB(plan, 'train') }
+          : train.result;
       backend = train.backend;
     }
   } finally {

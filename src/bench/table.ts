@@ -2,7 +2,11 @@ import type { StageResult } from './results.ts';
 import { formatSpread } from './stats.ts';
 
 /** A GitHub-flavoured markdown table; numbers are right-aligned. */
-export function markdownTable(headers: string[], rows: (string | number | null)[][], rightAligned: boolean[] = []): string {
+export function markdownTable(
+  headers: string[],
+  rows: (string | number | null)[][],
+  rightAligned: boolean[] = [],
+): string {
   const cell = (v: string | number | null) => (v === null ? '–' : String(v).replace(/\|/g, '\\|'));
   const lines = [
     `| ${headers.join(' | ')} |`,
@@ -18,7 +22,17 @@ const mb = (x: number | null) => (x === null ? null : x.toFixed(0));
 /** The stage table `galactic bench` prints: medians with [min–max] over repeats. */
 export function stageTable(results: StageResult[]): string {
   return markdownTable(
-    ['stage', 'images', 'images/s median [min–max]', 'MB/s', 'peak RSS MB', 'planned MB', 'limit MB', 'efficiency', 'vs ceiling'],
+    [
+      'stage',
+      'images',
+      'images/s median [min–max]',
+      'MB/s',
+      'peak RSS MB',
+      'planned MB',
+      'limit MB',
+      'efficiency',
+      'vs ceiling',
+    ],
     results.map((r) => [
       r.stage,
       r.images,

@@ -41,7 +41,9 @@ function checkShape(shard: ShardToEncode, dataBytes: number): void {
   const [n, h, w, c] = shard.shape;
   const bytesPerValue = shard.dtype === 'uint8' ? 1 : 4;
   if (shard.ids.length !== n || shard.labels.length !== n || dataBytes !== n * h * w * c * bytesPerValue) {
-    throw new Error(`encodeShard: inconsistent shard (n=${n}, ids=${shard.ids.length}, labels=${shard.labels.length}, bytes=${dataBytes})`);
+    throw new Error(
+      `encodeShard: inconsistent shard (n=${n}, ids=${shard.ids.length}, labels=${shard.labels.length}, bytes=${dataBytes})`,
+    );
   }
 }
 
@@ -97,19 +99,30 @@ export function decodeShard(bytes: Uint8Array, file = '<shard>'): Shard {
     throw new CorruptShardError(file, `not msgpack: ${(error as Error).message}`);
   }
   if (!raw || raw.format !== SHARD_FORMAT) throw new CorruptShardError(file, 'not a galactic shard');
-  if (raw.version !== CACHE_FORMAT_VERSION) throw new CorruptShardError(file, `format version ${String(raw.version)}, expected ${CACHE_FORMAT_VERSION}`);
+  if (raw.version !== CACHE_FORMAT_VERSION)
+    throw new CorruptShardError(file, `format version ${String(raw.version)}, expected ${CACHE_FORMAT_VERSION}`);
   const shape = raw.shape as Shard['shape'];
   const dtype = raw.dtype as CacheDtype;
   const data = raw.data as Uint8Array;
   const labelBytes = raw.labels as Uint8Array;
   const ids = raw.ids as string[];
   const bytesPerValue = dtype === 'uint8' ? 1 : 4;
-  if (!Array.isArray(shape) || shape.length !== 4 || !(data instanceof Uint8Array) || !(labelBytes instanceof Uint8Array) || !Array.isArray(ids)) {
+  if (
+    !Array.isArray(shape) ||
+    shape.length !== 4 ||
+    !(data instanceof Uint8Array) ||
+    !(labelBytes instanceof Uint8Array) ||
+    !Array.isArray(ids)
+  ) {
     throw new CorruptShardError(file, 'missing fields');
   }
   // copy: the view into the file buffer may not be 4-byte aligned
   const labels = new Int32Array(new Uint8Array(labelBytes).buffer, 0, labelBytes.byteLength >> 2);
-  if (data.byteLength !== shape[0] * shape[1] * shape[2] * shape[3] * bytesPerValue || ids.length !== shape[0] || labels.length !== shape[0]) {
+  if (
+    data.byteLength !== shape[0] * shape[1] * shape[2] * shape[3] * bytesPerValue ||
+    ids.length !== shape[0] ||
+    labels.length !== shape[0]
+  ) {
     throw new CorruptShardError(file, 'shape does not match its data');
   }
   if (crc32(data) !== raw.crc32) throw new CorruptShardError(file, 'checksum mismatch');

@@ -12,7 +12,10 @@ export interface CacheListing {
   images: number;
   rows: number;
   rejected: number;
-  /** Rejected rows by reason: the manifest's counts, or counted from rejects.jsonl when there is no manifest (a refused or interrupted prepare). */
+  /**
+   * Rejected rows by reason: the manifest's counts, or counted from rejects.jsonl when there is no manifest (a refused
+   * or interrupted prepare).
+   */
   rejects: Record<string, number>;
   /** rejects.jsonl of this cache, when there is one. */
   rejectsFile: string | null;
@@ -59,7 +62,9 @@ function countRejects(file: string): Record<string, number> {
 export function listCaches(root: string, currentKey: string | null): CacheListing[] {
   let names: string[];
   try {
-    names = readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    names = readdirSync(root, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
   } catch {
     return [];
   }
@@ -73,7 +78,18 @@ export function listCaches(root: string, currentKey: string | null): CacheListin
     };
     try {
       const manifest = readManifestIfPresent(dir);
-      if (!manifest) return { ...base, status: 'no manifest', shards: 0, images: 0, rows: 0, ...fromLog(), image: null, classes: [], updatedAt: null };
+      if (!manifest)
+        return {
+          ...base,
+          status: 'no manifest',
+          shards: 0,
+          images: 0,
+          rows: 0,
+          ...fromLog(),
+          image: null,
+          classes: [],
+          updatedAt: null,
+        };
       const { width, height, channels, fit } = manifest.image;
       return {
         ...base,
@@ -87,7 +103,18 @@ export function listCaches(root: string, currentKey: string | null): CacheListin
         updatedAt: manifest.updatedAt,
       };
     } catch (error) {
-      return { ...base, status: 'unreadable', problem: (error as Error).message, shards: 0, images: 0, rows: 0, ...fromLog(), image: null, classes: [], updatedAt: null };
+      return {
+        ...base,
+        status: 'unreadable',
+        problem: (error as Error).message,
+        shards: 0,
+        images: 0,
+        rows: 0,
+        ...fromLog(),
+        image: null,
+        classes: [],
+        updatedAt: null,
+      };
     }
   });
   return listings.sort((a, b) => (b.updatedAt ?? '').localeCompare(a.updatedAt ?? '') || a.key.localeCompare(b.key));

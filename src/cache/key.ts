@@ -54,7 +54,11 @@ export function fileSha256(file: string): string {
   return hash.digest('hex');
 }
 
-export function cacheKeyInputs(config: LoadedConfig, index: ImageIndex, limit: number | null = config.data.limit): CacheKeyInputs {
+export function cacheKeyInputs(
+  config: LoadedConfig,
+  index: ImageIndex,
+  limit: number | null = config.data.limit,
+): CacheKeyInputs {
   const gz2 = config.data.layout === 'gz2';
   const { width, height, channels, fit, maxInputPixels } = config.image;
   return {

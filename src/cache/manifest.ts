@@ -16,13 +16,17 @@ export const PREPARE_AGAIN = "then run 'galactic prepare' again: it resumes afte
 
 export class CacheNotFoundError extends UserError {
   constructor(cacheDir: string) {
-    super(`no prepared cache at ${cacheDir} (manifest.json is missing). Run 'galactic prepare' with the same config first.`);
+    super(
+      `no prepared cache at ${cacheDir} (manifest.json is missing). Run 'galactic prepare' with the same config first.`,
+    );
   }
 }
 
 export class CacheIncompleteError extends UserError {
   constructor(cacheDir: string, images: number) {
-    super(`the cache at ${cacheDir} is incomplete (a prepare run stopped after ${images} images). Run 'galactic prepare' again to finish it.`);
+    super(
+      `the cache at ${cacheDir} is incomplete (a prepare run stopped after ${images} images). Run 'galactic prepare' again to finish it.`,
+    );
   }
 }
 
@@ -42,7 +46,14 @@ const manifestSchema = z.looseObject({
   image: z.looseObject({ width: count, height: count, channels: count }),
   dtype: z.enum(['uint8', 'float32']),
   shardImages: count,
-  shards: z.array(z.looseObject({ file: z.string().regex(/^[^/\\]+$/, 'a file name inside the cache folder'), count, bytes: count, crc32: count })),
+  shards: z.array(
+    z.looseObject({
+      file: z.string().regex(/^[^/\\]+$/, 'a file name inside the cache folder'),
+      count,
+      bytes: count,
+      crc32: count,
+    }),
+  ),
   classCounts: z.array(count),
   totals: z.looseObject({ rows: count, images: count, rejected: count, bytes: count }),
   rejects: z.record(z.string(), count),
@@ -52,14 +63,25 @@ const manifestSchema = z.looseObject({
 /** The manifest if one is there (complete or not); null when absent. Throws when it is damaged. */
 export function readManifestIfPresent(cacheDir: string): Manifest | null {
   const file = path.join(cacheDir, MANIFEST_FILE);
-  const manifest = readJsonFileAs(file, manifestSchema, (detail) => new ManifestUnreadableError(file, detail)) as Manifest | null;
+  const manifest = readJsonFileAs(
+    file,
+    manifestSchema,
+    (detail) => new ManifestUnreadableError(file, detail),
+  ) as Manifest | null;
   if (!manifest) return null;
   if (manifest.version !== CACHE_FORMAT_VERSION) {
-    throw new ManifestUnreadableError(file, `format version ${manifest.version}, this galactic writes ${CACHE_FORMAT_VERSION}`);
+    throw new ManifestUnreadableError(
+      file,
+      `format version ${manifest.version}, this galactic writes ${CACHE_FORMAT_VERSION}`,
+    );
   }
-  if (typeof manifest.checksum !== 'string') throw new ManifestUnreadableError(file, 'it carries no checksum, so its counts cannot be trusted');
+  if (typeof manifest.checksum !== 'string')
+    throw new ManifestUnreadableError(file, 'it carries no checksum, so its counts cannot be trusted');
   if (manifest.checksum !== manifestChecksum(manifest)) {
-    throw new ManifestUnreadableError(file, 'its checksum does not match its content: it was edited or damaged after galactic wrote it');
+    throw new ManifestUnreadableError(
+      file,
+      'its checksum does not match its content: it was edited or damaged after galactic wrote it',
+    );
   }
   return manifest;
 }
@@ -107,5 +129,8 @@ export function readManifest(cacheDir: string): Manifest {
 
 /** Replaces manifest.json atomically (stable key order: it is compared across runs). */
 export async function writeManifest(cacheDir: string, manifest: Manifest, write?: WriteFileFn): Promise<void> {
-  await replaceFileAtomic(path.join(cacheDir, MANIFEST_FILE), `${JSON.stringify(sealManifest(manifest), null, 2)}\n`, { write, then: PREPARE_AGAIN });
+  await replaceFileAtomic(path.join(cacheDir, MANIFEST_FILE), `${JSON.stringify(sealManifest(manifest), null, 2)}\n`, {
+    write,
+    then: PREPARE_AGAIN,
+  });
 }

@@ -10,9 +10,13 @@ export async function readShard(cacheDir: string, entry: ShardEntry): Promise<Sh
   try {
     bytes = await readFile(file);
   } catch (error) {
-    throw new CorruptShardError(file, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new CorruptShardError(
+      file,
+      `cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
-  if (bytes.byteLength !== entry.bytes) throw new CorruptShardError(file, `${bytes.byteLength} bytes, the manifest says ${entry.bytes}`);
+  if (bytes.byteLength !== entry.bytes)
+    throw new CorruptShardError(file, `${bytes.byteLength} bytes, the manifest says ${entry.bytes}`);
   if (crc32(bytes) !== entry.crc32) throw new CorruptShardError(file, 'file checksum mismatch');
   return decodeShard(bytes, file);
 }

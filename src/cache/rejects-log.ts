@@ -4,7 +4,12 @@ import type { RejectReason } from '../core/reject-reasons.ts';
 import { PREPARE_AGAIN, REJECTS_FILE } from './manifest.ts';
 import { writeFailure } from '../core/atomic-file.ts';
 
-export interface RejectRecord { row: number; id: string; reason: RejectReason; detail: string }
+export interface RejectRecord {
+  row: number;
+  id: string;
+  reason: RejectReason;
+  detail: string;
+}
 
 /**
  * rejects.jsonl beside the manifest, one `{row, id, reason, detail}` per line in row order.
@@ -33,7 +38,9 @@ export class RejectsLog {
   }
 
   append(record: RejectRecord): void {
-    const line = Buffer.from(`${JSON.stringify({ row: record.row, id: record.id, reason: record.reason, detail: record.detail })}\n`);
+    const line = Buffer.from(
+      `${JSON.stringify({ row: record.row, id: record.id, reason: record.reason, detail: record.detail })}\n`,
+    );
     try {
       writeSync(this.fd, line);
     } catch (error) {
@@ -44,7 +51,9 @@ export class RejectsLog {
 
   /** Makes the lines written so far durable (before a manifest records their length); off the event loop. */
   sync(): Promise<void> {
-    return new Promise((resolve, reject) => fsync(this.fd, (error) => (error ? reject(writeFailure(error, this.file, PREPARE_AGAIN)) : resolve())));
+    return new Promise((resolve, reject) =>
+      fsync(this.fd, (error) => (error ? reject(writeFailure(error, this.file, PREPARE_AGAIN)) : resolve())),
+    );
   }
 
   close(): void {

@@ -50,8 +50,10 @@ export function parseShardLabels(prefix: Uint8Array, file = '<shard>'): ShardLab
   }
   const { format, version, shape, ids, labels } = fields;
   if (format !== SHARD_FORMAT) throw new CorruptShardError(file, 'not a galactic shard');
-  if (version !== CACHE_FORMAT_VERSION) throw new CorruptShardError(file, `format version ${String(version)}, expected ${CACHE_FORMAT_VERSION}`);
-  if (!Array.isArray(shape) || !Array.isArray(ids) || !(labels instanceof Uint8Array)) throw new CorruptShardError(file, 'missing fields');
+  if (version !== CACHE_FORMAT_VERSION)
+    throw new CorruptShardError(file, `format version ${String(version)}, expected ${CACHE_FORMAT_VERSION}`);
+  if (!Array.isArray(shape) || !Array.isArray(ids) || !(labels instanceof Uint8Array))
+    throw new CorruptShardError(file, 'missing fields');
   if (ids.length !== shape[0] || labels.byteLength !== 4 * ids.length || !ids.every((id) => typeof id === 'string')) {
     throw new CorruptShardError(file, 'ids and labels do not match its shape');
   }
@@ -72,7 +74,8 @@ export async function readShardLabels(cacheDir: string, entry: ShardEntry): Prom
         return parseShardLabels(prefix.subarray(0, bytesRead), file);
       } catch (error) {
         if (!(error instanceof NeedMoreBytes)) throw error;
-        if (bytesRead < size || size >= entry.bytes) throw new CorruptShardError(file, 'the file ends inside its header');
+        if (bytesRead < size || size >= entry.bytes)
+          throw new CorruptShardError(file, 'the file ends inside its header');
         size = Math.min(entry.bytes, size * 4);
       }
     }

@@ -56,7 +56,8 @@ export class ShardWriter {
 
   append(id: string, label: number, pixels: Uint8Array): void {
     if (this.full) throw new Error('ShardWriter: append to a full shard');
-    if (pixels.length !== this.recordValues) throw new Error(`ShardWriter: record ${id} has ${pixels.length} values, expected ${this.recordValues}`);
+    if (pixels.length !== this.recordValues)
+      throw new Error(`ShardWriter: record ${id} has ${pixels.length} values, expected ${this.recordValues}`);
     let bytes = pixels;
     if (this.dtype !== 'uint8') {
       // float32 caches keep the 0..255 values; normalization stays the feed's job
@@ -83,13 +84,16 @@ export class ShardWriter {
   /** Writes a sealed shard as shard number `index`. */
   async writeShard(sealed: SealedShard, index: number): Promise<ShardEntry> {
     const n = sealed.ids.length;
-    const parts = encodeShardParts({
-      dtype: this.dtype,
-      shape: [n, this.shape.height, this.shape.width, this.shape.channels],
-      ids: sealed.ids,
-      labels: Int32Array.from(sealed.labels),
-      data: sealed.records,
-    }, sealed.dataCrc32);
+    const parts = encodeShardParts(
+      {
+        dtype: this.dtype,
+        shape: [n, this.shape.height, this.shape.width, this.shape.channels],
+        ids: sealed.ids,
+        labels: Int32Array.from(sealed.labels),
+        data: sealed.records,
+      },
+      sealed.dataCrc32,
+    );
     const file = shardFileName(index);
     const target = path.join(this.dir, file);
     await replaceFileAtomic(target, parts, { write: this.write, then: PREPARE_AGAIN });

@@ -20,14 +20,19 @@ import type { TrainStageRunner } from '../bench/suite.ts';
 function integerAtLeast(name: string, min: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer of at least ${min} (got '${value}')`);
+    if (!Number.isInteger(n) || n < min)
+      throw new UsageError(`${name} must be an integer of at least ${min} (got '${value}')`);
     return n;
   };
 }
 
 export function intList(name: string) {
   return (value: string): number[] => {
-    const list = value.split(',').map((v) => v.trim()).filter(Boolean).map(Number);
+    const list = value
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean)
+      .map(Number);
     if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) {
       throw new UsageError(`${name} must be a comma-separated list of positive integers (got '${value}')`);
     }
@@ -44,11 +49,17 @@ function addResultOptions(command: Command): Command {
 
 /** The options `galactic bench [stage...]` takes (added to the bench command). */
 export function addStageOptions(command: Command): Command {
-  return addResultOptions(command
-    .option('--quick', 'small subset and few repeats: `bench all --quick` takes minutes', false)
-    .option('--images <n>', 'images per repeat (default: 2000, or data.limit; 256 with --quick)', positiveInt)
-    .option('--repeats <n>', 'repeats per stage; the median is reported with min and max (default 3; 2 with --quick)', positiveInt)
-    .option('--epochs <n>', 'feed epochs per repeat', positiveInt));
+  return addResultOptions(
+    command
+      .option('--quick', 'small subset and few repeats: `bench all --quick` takes minutes', false)
+      .option('--images <n>', 'images per repeat (default: 2000, or data.limit; 256 with --quick)', positiveInt)
+      .option(
+        '--repeats <n>',
+        'repeats per stage; the median is reported with min and max (default 3; 2 with --quick)',
+        positiveInt,
+      )
+      .option('--epochs <n>', 'feed epochs per repeat', positiveInt),
+  );
 }
 
 function resultsFile(options: Record<string, unknown>): string | null {
@@ -57,12 +68,18 @@ function resultsFile(options: Record<string, unknown>): string | null {
 }
 
 /** The action of `galactic bench [stage...]`. */
-export async function runStagesAction(stageNames: string[], command: Command, trainStage: TrainStageRunner | null): Promise<void> {
+export async function runStagesAction(
+  stageNames: string[],
+  command: Command,
+  trainStage: TrainStageRunner | null,
+): Promise<void> {
   const ctx = commandContext(command);
   const { options, output } = ctx;
   // the measuring modules (tfjs, sharp, the synth renderer) load only when a bench runs
   const [{ ensureDemoData }, { runSuite, selectStages, suiteSettings }, { stageTable }] = await Promise.all([
-    import('../images/synth/demo.ts'), import('../bench/suite.ts'), import('../bench/table.ts'),
+    import('../images/synth/demo.ts'),
+    import('../bench/suite.ts'),
+    import('../bench/table.ts'),
   ]);
   const stages = selectStages(stageNames);
   const config = ctx.config();
@@ -79,15 +96,32 @@ export async function runStagesAction(stageNames: string[], command: Command, tr
   const time = new Date().toISOString();
   const file = resultsFile(options);
   if (file) {
-    appendResults(file, Object.entries(report.stages).map(([key, result]) => ({
-      kind: 'stage', time, machine: report.machine, config: report.config, settings: report.settings, key, result,
-    })));
+    appendResults(
+      file,
+      Object.entries(report.stages).map(([key, result]) => ({
+        kind: 'stage',
+        time,
+        machine: report.machine,
+        config: report.config,
+        settings: report.settings,
+        key,
+        result,
+      })),
+    );
     output.info(`bench: results appended to ${file}`);
   }
   if (output.json) {
-    output.result({ machine: report.machine, settings: report.settings, plannedMB: report.plannedMB, limitMB: report.limitMB, stages: report.stages });
+    output.result({
+      machine: report.machine,
+      settings: report.settings,
+      plannedMB: report.plannedMB,
+      limitMB: report.limitMB,
+      stages: report.stages,
+    });
   } else {
-    const rows = Object.values(report.stages).filter((r): r is StageResult => typeof (r as StageResult).imagesPerSecond === 'number' && 'repeats' in r);
+    const rows = Object.values(report.stages).filter(
+      (r): r is StageResult => typeof (r as StageResult).imagesPerSecond === 'number' && 'repeats' in r,
+    );
     process.stdout.write(`${describeMachine(report.machine)}\n\n${stageTable(rows)}\n`);
   }
 }
@@ -98,12 +132,19 @@ function baseConfig(ctx: CommandContext): LoadedConfig | null {
 }
 
 function addPointOptions(command: Command): Command {
-  return addResultOptions(command
-    .option('--image-size <px>', 'side of the synthesized JPEGs (Galaxy Zoo 2: 424)', positiveInt, 424)
-    .option('--seed <n>', 'synthesis seed', integerAtLeast('--seed', 0), 7)
-    .option('--data-dir <dir>', 'where synthetic data sets are kept between runs', 'bench/.scale')
-    .option('--chart <file.svg>', 'write the SVG chart here (default: beside the results file)')
-    .option('--passes <n>', 'measure every point n times (alternating grid order); median [min–max] images/s, largest peak', positiveInt, 1));
+  return addResultOptions(
+    command
+      .option('--image-size <px>', 'side of the synthesized JPEGs (Galaxy Zoo 2: 424)', positiveInt, 424)
+      .option('--seed <n>', 'synthesis seed', integerAtLeast('--seed', 0), 7)
+      .option('--data-dir <dir>', 'where synthetic data sets are kept between runs', 'bench/.scale')
+      .option('--chart <file.svg>', 'write the SVG chart here (default: beside the results file)')
+      .option(
+        '--passes <n>',
+        'measure every point n times (alternating grid order); median [min–max] images/s, largest peak',
+        positiveInt,
+        1,
+      ),
+  );
 }
 
 async function runPoints(
@@ -112,9 +153,11 @@ async function runPoints(
   grid: { size: number; limitMB: number }[],
 ): Promise<void> {
   const { options, output } = ctx;
-  const [{ renderBenchChart }, { ensureSynthDataset }, { chartPoints, combinePasses, measurePoint, peakSpread, pointTable, throughputSpread }] = await Promise.all([
-    import('../bench/chart.ts'), import('../bench/datasets.ts'), import('../bench/points.ts'),
-  ]);
+  const [
+    { renderBenchChart },
+    { ensureSynthDataset },
+    { chartPoints, combinePasses, measurePoint, peakSpread, pointTable, throughputSpread },
+  ] = await Promise.all([import('../bench/chart.ts'), import('../bench/datasets.ts'), import('../bench/points.ts')]);
   const base = baseConfig(ctx);
   const dataDir = path.resolve(options.dataDir as string);
   const machineBefore = machineInfo();
@@ -129,12 +172,20 @@ async function runPoints(
     for (const { size, limitMB } of order) {
       const key = `${size}/${limitMB}`;
       if (measured.get(key)?.some((p) => p.error && p.plannedMB === null)) continue; // refused by the planner: refused on every pass
-      const dataset = await ensureSynthDataset(dataDir, size, { imageSize: options.imageSize as number, seed: options.seed as number, output });
-      output.info(`bench ${kind}: ${size} images under memory.limitMB ${limitMB} (prepare cold + 1 feed epoch, fresh process${passes > 1 ? `, pass ${pass + 1}/${passes}` : ''})`);
+      const dataset = await ensureSynthDataset(dataDir, size, {
+        imageSize: options.imageSize as number,
+        seed: options.seed as number,
+        output,
+      });
+      output.info(
+        `bench ${kind}: ${size} images under memory.limitMB ${limitMB} (prepare cold + 1 feed epoch, fresh process${passes > 1 ? `, pass ${pass + 1}/${passes}` : ''})`,
+      );
       const point = await measurePoint(base, dataset, limitMB, path.join(dataDir, 'scratch'));
-      output.info(point.error
-        ? `  -> ${point.error}`
-        : `  -> prepare ${point.prepare?.imagesPerSecond ?? '–'} images/s, feed ${point.feed?.imagesPerSecond ?? '–'} images/s, peak RSS ${point.peakRssMB} MB, ${formatSeconds(point.seconds)}`);
+      output.info(
+        point.error
+          ? `  -> ${point.error}`
+          : `  -> prepare ${point.prepare?.imagesPerSecond ?? '–'} images/s, feed ${point.feed?.imagesPerSecond ?? '–'} images/s, peak RSS ${point.peakRssMB} MB, ${formatSeconds(point.seconds)}`,
+      );
       measured.set(key, [...(measured.get(key) ?? []), point]);
       raw.push({ pass, point });
     }
@@ -143,16 +194,38 @@ async function runPoints(
   const machine = machineInfo();
   const time = new Date().toISOString();
   const by = kind === 'scale' ? 'images' : 'limitMB';
-  const spreads = { peakRss: peakSpread(points), prepareImagesPerSecond: throughputSpread(points, 'prepare'), feedImagesPerSecond: throughputSpread(points, 'feed') };
+  const spreads = {
+    peakRss: peakSpread(points),
+    prepareImagesPerSecond: throughputSpread(points, 'prepare'),
+    feedImagesPerSecond: throughputSpread(points, 'feed'),
+  };
   const file = resultsFile(options);
   if (file) {
-    appendResults(file, raw.map(({ pass, point }) => ({ kind, time, machine, loadAverageBefore: machineBefore.loadAverage1m, pass, point })));
+    appendResults(
+      file,
+      raw.map(({ pass, point }) => ({
+        kind,
+        time,
+        machine,
+        loadAverageBefore: machineBefore.loadAverage1m,
+        pass,
+        point,
+      })),
+    );
     output.info(`bench ${kind}: results appended to ${file}`);
   }
-  const chartFile = path.resolve((options.chart as string | undefined)
-    ?? path.join(file ? path.dirname(file) : path.join(process.cwd(), 'bench', 'results'), `${kind}-${time.slice(0, 19).replace(/:/g, '')}.svg`));
+  const chartFile = path.resolve(
+    (options.chart as string | undefined) ??
+      path.join(
+        file ? path.dirname(file) : path.join(process.cwd(), 'bench', 'results'),
+        `${kind}-${time.slice(0, 19).replace(/:/g, '')}.svg`,
+      ),
+  );
   const xTitle = kind === 'scale' ? 'data set size (images)' : 'memory.limitMB (MB)';
-  const title = kind === 'scale' ? 'galactic bench scale: prepare + 1 feed epoch per size, fixed budget' : 'galactic bench sweep: prepare + 1 feed epoch per budget';
+  const title =
+    kind === 'scale'
+      ? 'galactic bench scale: prepare + 1 feed epoch per size, fixed budget'
+      : 'galactic bench sweep: prepare + 1 feed epoch per budget';
   mkdirSync(path.dirname(chartFile), { recursive: true });
   writeFileSync(chartFile, await renderBenchChart(chartPoints(points, by), xTitle, title));
   output.info(`bench ${kind}: chart written to ${chartFile}`);
@@ -160,34 +233,59 @@ async function runPoints(
     output.result({ machine, kind, points, peakRssSpread: spreads.peakRss, spreads, chart: chartFile });
   } else {
     const pct = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
-    const flat = spreads.peakRss === null ? '' : `\nspread across points, (max - min) / min: process peak RSS ${pct(spreads.peakRss)}, ` +
-      `prepare images/s ${pct(spreads.prepareImagesPerSecond)}, feed images/s ${pct(spreads.feedImagesPerSecond)}\n`;
+    const flat =
+      spreads.peakRss === null
+        ? ''
+        : `\nspread across points, (max - min) / min: process peak RSS ${pct(spreads.peakRss)}, ` +
+          `prepare images/s ${pct(spreads.prepareImagesPerSecond)}, feed images/s ${pct(spreads.feedImagesPerSecond)}\n`;
     process.stdout.write(`${describeMachine(machine)}\n\n${pointTable(points, by)}\n${flat}`);
   }
 }
 
 /** `galactic bench scale --sizes 2000,10000,50000 [--limit-mb 1024]` */
 export function scaleCommand(): Command {
-  return addPointOptions(new Command('scale')
-    .description('prepare + one feed epoch of synthetic data sets of growing size under one fixed budget, each in a fresh process: peak RSS should stay flat')
-    .addOption(new Option('--sizes <list>', 'data set sizes in images').argParser(intList('--sizes')).default([2000, 10000, 50000], '2000,10000,50000'))
-    .option('--limit-mb <mb>', 'memory.limitMB for every size', positiveInt, 1024))
-    .action(async (_options: unknown, command: Command) => {
-      const ctx = commandContext(command);
-      const sizes = ctx.options.sizes as number[];
-      await runPoints(ctx, 'scale', sizes.map((size) => ({ size, limitMB: ctx.options.limitMb as number })));
-    });
+  return addPointOptions(
+    new Command('scale')
+      .description(
+        'prepare + one feed epoch of synthetic data sets of growing size under one fixed budget, each in a fresh process: peak RSS should stay flat',
+      )
+      .addOption(
+        new Option('--sizes <list>', 'data set sizes in images')
+          .argParser(intList('--sizes'))
+          .default([2000, 10000, 50000], '2000,10000,50000'),
+      )
+      .option('--limit-mb <mb>', 'memory.limitMB for every size', positiveInt, 1024),
+  ).action(async (_options: unknown, command: Command) => {
+    const ctx = commandContext(command);
+    const sizes = ctx.options.sizes as number[];
+    await runPoints(
+      ctx,
+      'scale',
+      sizes.map((size) => ({ size, limitMB: ctx.options.limitMb as number })),
+    );
+  });
 }
 
 /** `galactic bench sweep --limits 512,1024,4096,8192 [--size 2000]` */
 export function sweepCommand(): Command {
-  return addPointOptions(new Command('sweep')
-    .description('prepare + one feed epoch of one synthetic data set under each budget, each in a fresh process: the peak must stay under every limit')
-    .addOption(new Option('--limits <list>', 'memory.limitMB values').argParser(intList('--limits')).default([512, 1024, 4096, 8192], '512,1024,4096,8192'))
-    .option('--size <n>', 'data set size in images', positiveInt, 2000))
-    .action(async (_options: unknown, command: Command) => {
-      const ctx = commandContext(command);
-      const limits = ctx.options.limits as number[];
-      await runPoints(ctx, 'sweep', limits.map((limitMB) => ({ size: ctx.options.size as number, limitMB })));
-    });
+  return addPointOptions(
+    new Command('sweep')
+      .description(
+        'prepare + one feed epoch of one synthetic data set under each budget, each in a fresh process: the peak must stay under every limit',
+      )
+      .addOption(
+        new Option('--limits <list>', 'memory.limitMB values')
+          .argParser(intList('--limits'))
+          .default([512, 1024, 4096, 8192], '512,1024,4096,8192'),
+      )
+      .option('--size <n>', 'data set size in images', positiveInt, 2000),
+  ).action(async (_options: unknown, command: Command) => {
+    const ctx = commandContext(command);
+    const limits = ctx.options.limits as number[];
+    await runPoints(
+      ctx,
+      'sweep',
+      limits.map((limitMB) => ({ size: ctx.options.size as number, limitMB })),
+    );
+  });
 }

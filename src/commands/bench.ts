@@ -15,7 +15,9 @@ import { commandContext } from './context.ts';
  */
 export function benchCommand(): Command {
   const command = new Command('bench')
-    .description('measure throughput and memory of each stage: decode, prepare, feed, train (or all); `bench train` alone times the training step on random data')
+    .description(
+      'measure throughput and memory of each stage: decode, prepare, feed, train (or all); `bench train` alone times the training step on random data',
+    )
     .argument('[stage...]', 'stages to run: decode, prepare, feed, train, all (default: all)')
     .addOption(backendOption('bench train: backend to train on', 'auto'))
     .option('--size <px>', 'bench train: image side in pixels', positiveInt, 128)
@@ -53,7 +55,9 @@ async function benchTrainAction(command: Command): Promise<void> {
     `bench train: ${result.backend}${result.threads ? ` (${describeThreads(result.threads)})` : ''}: ${result.imagesPerSecond} images/s, ${result.msPerStep.median} ms per step ` +
       `(min ${result.msPerStep.min}, max ${result.msPerStep.max}, ${result.msPerStep.steps} steps; batch ${result.batch}, ${result.size}x${result.size})`,
   );
-  output.info(`bench train: ${result.cpuMsPerStep} ms of CPU per step (${result.imagesPerCpuSecond} images per CPU-second; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores)`);
+  output.info(
+    `bench train: ${result.cpuMsPerStep} ms of CPU per step (${result.imagesPerCpuSecond} images per CPU-second; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores)`,
+  );
   output.info('bench train: most expensive kernels of one profiled step:');
   for (const line of formatKernelTable(result.topKernels)) output.info(line);
   output.result({
@@ -75,6 +79,7 @@ async function benchTrainAction(command: Command): Promise<void> {
 function wasmThreads(value: string): 'auto' | number {
   if (value === 'auto') return 'auto';
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_WASM_THREADS) throw new UsageError(`--threads must be auto or a whole number from 1 to ${MAX_WASM_THREADS} (got '${value}')`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WASM_THREADS)
+    throw new UsageError(`--threads must be auto or a whole number from 1 to ${MAX_WASM_THREADS} (got '${value}')`);
   return n;
 }

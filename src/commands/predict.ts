@@ -16,8 +16,6 @@ function table(predictions: Prediction[], classes: string[]): string {
   return [header, ...rows].join('\n');
 }
 
-
-
 export function predictCommand(): Command {
   return new Command('predict')
     .description('classify images (files or folders) with a trained model folder (runs/<name>)')
@@ -29,7 +27,10 @@ export function predictCommand(): Command {
       const ctx = commandContext(command);
       const { output, options } = ctx;
       checkModelFolder(options.model as string); // a wrong --model fails before a backend loads
-      const [{ selectBackend }, { loadTrainedModel, predictFiles }] = await Promise.all([import('../model/backend.ts'), import('../predict/predict.ts')]);
+      const [{ selectBackend }, { loadTrainedModel, predictFiles }] = await Promise.all([
+        import('../model/backend.ts'),
+        import('../predict/predict.ts'),
+      ]);
       await selectBackend(options.backend as 'auto' | BackendName, output);
       const trained = await loadTrainedModel(options.model as string);
       try {

@@ -25,7 +25,12 @@ export class RunNotFoundError extends UserError {
 function trainedRuns(runsDir: string): string[] {
   if (!existsSync(runsDir)) return [];
   return readdirSync(runsDir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && (existsSync(path.join(runsDir, d.name, 'metadata.json')) || existsSync(path.join(runsDir, d.name, 'history.json'))))
+    .filter(
+      (d) =>
+        d.isDirectory() &&
+        (existsSync(path.join(runsDir, d.name, 'metadata.json')) ||
+          existsSync(path.join(runsDir, d.name, 'history.json'))),
+    )
     .map((d) => d.name)
     .sort();
 }
@@ -44,17 +49,24 @@ export function reportCommand(): Command {
       const { options, output } = ctx;
       const config = ctx.config();
       const name = (options.run as string | undefined) ?? config.runs.name;
-      if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new UserError(`--run must be a run folder name (letters, digits, ., - and _), got '${name}'`);
+      if (!/^[A-Za-z0-9._-]+$/.test(name))
+        throw new UserError(`--run must be a run folder name (letters, digits, ., - and _), got '${name}'`);
       const runDir = path.join(config.runs.dir, name);
       if (!existsSync(path.join(runDir, 'metadata.json')) && !existsSync(path.join(runDir, 'history.json'))) {
         throw new RunNotFoundError(runDir, trainedRuns(config.runs.dir));
       }
-      const [{ writeReport }, { readRunFiles, readTuningFiles }] = await Promise.all([import('../report/report.ts'), import('../report/run-files.ts')]);
+      const [{ writeReport }, { readRunFiles, readTuningFiles }] = await Promise.all([
+        import('../report/report.ts'),
+        import('../report/run-files.ts'),
+      ]);
       const run = readRunFiles(runDir);
       const trained = (run.metadata?.hyperparameters ?? {}) as Record<string, unknown>;
       const tuning = readTuningFiles(config.tuner.dir);
       const tuned = tuning.bestValues !== null && sameValues(trained, tuning.bestValues);
-      if (!tuned && tuning.trials.length > 0) output.info(`report: the search in ${config.tuner.dir} did not pick this run's values, so the report has no tuner section`);
+      if (!tuned && tuning.trials.length > 0)
+        output.info(
+          `report: the search in ${config.tuner.dir} did not pick this run's values, so the report has no tuner section`,
+        );
       const cacheKey = typeof run.metadata?.cacheKey === 'string' ? run.metadata.cacheKey : null;
       const cacheDir = cacheKey ? path.join(config.cache.dir, cacheKey) : null;
       const summary = await writeReport({
@@ -64,7 +76,9 @@ export function reportCommand(): Command {
         cacheDir: cacheDir && existsSync(cacheDir) ? cacheDir : null,
         output,
       });
-      output.info(`report: ${summary.report}${summary.missing.length ? ` (without ${summary.missing.join(', ')})` : ''}`);
+      output.info(
+        `report: ${summary.report}${summary.missing.length ? ` (without ${summary.missing.join(', ')})` : ''}`,
+      );
       output.result(summary);
     });
 }

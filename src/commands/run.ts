@@ -4,10 +4,19 @@ import { commandContext } from './context.ts';
 
 export function runCommand(): Command {
   return new Command('run')
-    .description('the main job: prepare, tune, train, evaluate and report, skipping every stage whose outputs are current')
+    .description(
+      'the main job: prepare, tune, train, evaluate and report, skipping every stage whose outputs are current',
+    )
     .addOption(backendOption('tfjs backend (overrides the config)'))
-    .option('--overwrite', 'delete the trials in tuner.dir and start the search afresh (when it holds a different search)', false)
-    .option('--queue <url>', 'run the tune stage as the chief of a distributed search over `galactic worker`s, e.g. redis://127.0.0.1:6379 (docs/distributed.md)')
+    .option(
+      '--overwrite',
+      'delete the trials in tuner.dir and start the search afresh (when it holds a different search)',
+      false,
+    )
+    .option(
+      '--queue <url>',
+      'run the tune stage as the chief of a distributed search over `galactic worker`s, e.g. redis://127.0.0.1:6379 (docs/distributed.md)',
+    )
     .action(async (_opts, command: Command) => {
       const { runPipeline } = await import('../run/pipeline.ts');
       const ctx = commandContext(command);

@@ -10,7 +10,6 @@ import type { ImageCounts, TimePlan } from '../tune/time-plan.ts';
  * cached never loads tfjs.
  */
 
-
 /** Data rows of a CSV (lines after the header, blank lines not counted), read in 1 MiB blocks. */
 function countCsvRows(file: string): number {
   const fd = openSync(file, 'r');
@@ -41,17 +40,26 @@ function countCsvRows(file: string): number {
 }
 
 /** Counts for `galactic plan`, before anything is prepared when need be; null when nothing tells. */
-async function countsBeforePrepare(config: LoadedConfig): Promise<{ images: ImageCounts; numClasses: number; cacheKey: string | null } | null> {
+async function countsBeforePrepare(
+  config: LoadedConfig,
+): Promise<{ images: ImageCounts; numClasses: number; cacheKey: string | null } | null> {
   const { imageCounts } = await import('../tune/time-plan.ts');
   const numClasses = config.data.classes.length;
   const limit = config.data.limit;
   try {
-    const [{ resolveCacheDir }, { readManifestIfPresent }] = await Promise.all([import('../cache/key.ts'), import('../cache/manifest.ts')]);
+    const [{ resolveCacheDir }, { readManifestIfPresent }] = await Promise.all([
+      import('../cache/key.ts'),
+      import('../cache/manifest.ts'),
+    ]);
     const cacheDir = resolveCacheDir(config);
     const manifest = readManifestIfPresent(cacheDir);
     const cacheKey = cacheDir.split(/[\\/]/).pop() ?? null;
     if (manifest?.complete) {
-      return { images: imageCounts(manifest.totals.images, config, 'the prepared cache'), numClasses: manifest.classes.length, cacheKey };
+      return {
+        images: imageCounts(manifest.totals.images, config, 'the prepared cache'),
+        numClasses: manifest.classes.length,
+        cacheKey,
+      };
     }
   } catch {
     // no data yet (the demo before its first run) or unreadable: estimated below
@@ -59,21 +67,49 @@ async function countsBeforePrepare(config: LoadedConfig): Promise<{ images: Imag
   if (existsSync(config.data.csv)) {
     const rows = countCsvRows(config.data.csv);
     const images = limit !== null ? Math.min(limit, rows) : rows;
-    return { images: imageCounts(images, config, `up to ${images.toLocaleString('en-US')} CSV rows; not prepared yet, rows without a usable image drop out`), numClasses, cacheKey: null };
+    return {
+      images: imageCounts(
+        images,
+        config,
+        `up to ${images.toLocaleString('en-US')} CSV rows; not prepared yet, rows without a usable image drop out`,
+      ),
+      numClasses,
+      cacheKey: null,
+    };
   }
   if (config.data.synthesize !== null) {
     const images = limit !== null ? Math.min(limit, config.data.synthesize) : config.data.synthesize;
-    return { images: imageCounts(images, config, 'synthetic data (data.synthesize), rendered on the first run'), numClasses, cacheKey: null };
+    return {
+      images: imageCounts(images, config, 'synthetic data (data.synthesize), rendered on the first run'),
+      numClasses,
+      cacheKey: null,
+    };
   }
-  if (limit !== null) return { images: imageCounts(limit, config, `data.limit; ${config.data.csv} is not there yet`), numClasses, cacheKey: null };
+  if (limit !== null)
+    return {
+      images: imageCounts(limit, config, `data.limit; ${config.data.csv} is not there yet`),
+      numClasses,
+      cacheKey: null,
+    };
   return null;
 }
 
-/** `galactic plan`: the time plan of `galactic run` (search + final training); null with the reason when it cannot be made. */
-export async function timePlanForPlan(config: LoadedConfig, output: Output): Promise<{ plan: TimePlan | null; problem: string | null }> {
+/**
+ * `galactic plan`: the time plan of `galactic run` (search + final training); null with the reason when it cannot be
+ * made.
+ */
+export async function timePlanForPlan(
+  config: LoadedConfig,
+  output: Output,
+): Promise<{ plan: TimePlan | null; problem: string | null }> {
   const counts = await countsBeforePrepare(config);
-  if (!counts) return { plan: null, problem: `no time plan: ${config.data.csv} does not exist yet, so the number of images is unknown (set data.limit, or prepare first)` };
-  const { knownBackend, measureOn, planTime, rememberAutoBackend, searchProgress } = await import('../tune/time-plan.ts');
+  if (!counts)
+    return {
+      plan: null,
+      problem: `no time plan: ${config.data.csv} does not exist yet, so the number of images is unknown (set data.limit, or prepare first)`,
+    };
+  const { knownBackend, measureOn, planTime, rememberAutoBackend, searchProgress } =
+    await import('../tune/time-plan.ts');
   let backend = knownBackend(config, config.backend);
   let selected = false;
   const select = async () => {

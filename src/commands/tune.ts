@@ -10,29 +10,46 @@ import type { SearchOverrides } from '../tune/search-setup.ts';
 import type { TrialRunner, TrialRunRequest, TrialRunResult } from '../tune/trial-runner.ts';
 import { commandContext } from './context.ts';
 
-
 const ALGORITHMS = ['random', 'hyperband', 'bayesian'];
 
 export function tuneCommand(): Command {
   return new Command('tune')
-    .description('search hyperparameters (RandomSearch, Hyperband or Bayesian optimisation) on the cached shards; resumes an interrupted search')
+    .description(
+      'search hyperparameters (RandomSearch, Hyperband or Bayesian optimisation) on the cached shards; resumes an interrupted search',
+    )
     .option('--algorithm <name>', 'search algorithm: random, hyperband or bayesian (overrides tuner.algorithm)')
     .option('--max-trials <n>', 'most trials (overrides tuner.maxTrials; caps Hyperband too)', positiveInt)
     .option('--overwrite', 'delete the trials in tuner.dir and start the search afresh', false)
     .addOption(backendOption('tfjs backend (overrides backend)'))
-    .option('--queue <url>', 'be the chief of a distributed search: hand trials to `galactic worker`s through Redis, e.g. redis://127.0.0.1:6379 (docs/distributed.md)')
+    .option(
+      '--queue <url>',
+      'be the chief of a distributed search: hand trials to `galactic worker`s through Redis, e.g. redis://127.0.0.1:6379 (docs/distributed.md)',
+    )
     .action(async (_opts, command: Command) => {
       const ctx = commandContext(command);
       const { options, output } = ctx;
       if (options.algorithm !== undefined && !ALGORITHMS.includes(options.algorithm as string)) {
-        throw new UsageError(`--algorithm must be one of ${ALGORITHMS.join(', ')} (got '${String(options.algorithm)}')`);
+        throw new UsageError(
+          `--algorithm must be one of ${ALGORITHMS.join(', ')} (got '${String(options.algorithm)}')`,
+        );
       }
       const distributed = options.queue === undefined ? null : await import('../distributed/chief.ts');
       const queue = distributed ? distributed.parseQueueUrl(options.queue as string) : null;
       const config = ctx.config();
-      const [{ RssSampler }, { selectBackend }, { runPrepare }, { describeSearch, objectiveOf }, { tuneOnCache }, { formatLeaderboard }] = await Promise.all([
-        import('../memory/rss-sampler.ts'), import('../model/backend.ts'), import('../prepare/run-prepare.ts'),
-        import('../tune/search-setup.ts'), import('../tune/tune-on-cache.ts'), import('../tune/leaderboard.ts'),
+      const [
+        { RssSampler },
+        { selectBackend },
+        { runPrepare },
+        { describeSearch, objectiveOf },
+        { tuneOnCache },
+        { formatLeaderboard },
+      ] = await Promise.all([
+        import('../memory/rss-sampler.ts'),
+        import('../model/backend.ts'),
+        import('../prepare/run-prepare.ts'),
+        import('../tune/search-setup.ts'),
+        import('../tune/tune-on-cache.ts'),
+        import('../tune/leaderboard.ts'),
       ]);
       const overrides: SearchOverrides = {
         algorithm: options.algorithm as SearchOverrides['algorithm'],
@@ -45,12 +62,22 @@ export function tuneCommand(): Command {
 
       const plan = planMemory(config, measureData(config));
       const prepared = await runPrepare(config, { output, plan });
-      const backend = await selectBackend(((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName, output, { threads: config.threads });
+      const backend = await selectBackend(
+        ((options.backend as string | undefined) ?? config.backend) as 'auto' | BackendName,
+        output,
+        { threads: config.threads },
+      );
       const search = describeSearch(config, prepared.cacheKey, overrides);
       const objective = objectiveOf(config);
       announce(output, search.algorithm, config.tuner, overrides, objective.name, objective.direction);
       const { announceTime } = await import('../tune/time-plan.ts');
-      await announceTime(config, output, { backend, cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, search: overrides, what: 'galactic tune' });
+      await announceTime(config, output, {
+        backend,
+        cacheDir: prepared.cacheDir,
+        cacheKey: prepared.cacheKey,
+        search: overrides,
+        what: 'galactic tune',
+      });
 
       try {
         const { summary } = await tuneOnCache({
@@ -68,9 +95,14 @@ export function tuneCommand(): Command {
           ...(distributed && queue ? { tunerLoop: distributed.queueTunerLoop({ queue }) } : {}),
         });
         rss.stop();
-        output.info(`tuning finished: ${summary.endReason}; ${summary.completed} completed, ${summary.failed} failed, ${summary.infeasible} infeasible of ${summary.trials} trials`);
+        output.info(
+          `tuning finished: ${summary.endReason}; ${summary.completed} completed, ${summary.failed} failed, ${summary.infeasible} infeasible of ${summary.trials} trials`,
+        );
         output.info(formatLeaderboard(summary, objective.name));
-        if (summary.best) output.info(`best values written to ${config.tuner.dir}/best_hp.json (train with: galactic train --from-tuner)`);
+        if (summary.best)
+          output.info(
+            `best values written to ${config.tuner.dir}/best_hp.json (train with: galactic train --from-tuner)`,
+          );
         else output.warn('no trial completed, so there is no best_hp.json; see the trial.json files for the reasons');
         output.result({
           tuningDir: summary.tuningDir,
@@ -103,16 +135,22 @@ function announce(
   direction: string,
 ): void {
   if (algorithm === 'bayesian') {
-    output.info(`tuning: Bayesian optimisation (Gaussian process, UCB), up to ${overrides.maxTrials ?? tuner.maxTrials} trials of up to ${tuner.epochs} epochs, objective ${objective} (${direction}), folder ${tuner.dir}`);
+    output.info(
+      `tuning: Bayesian optimisation (Gaussian process, UCB), up to ${overrides.maxTrials ?? tuner.maxTrials} trials of up to ${tuner.epochs} epochs, objective ${objective} (${direction}), folder ${tuner.dir}`,
+    );
     return;
   }
   if (algorithm === 'random') {
-    output.info(`tuning: RandomSearch, up to ${overrides.maxTrials ?? tuner.maxTrials} trials of up to ${tuner.epochs} epochs, objective ${objective} (${direction}), folder ${tuner.dir}`);
+    output.info(
+      `tuning: RandomSearch, up to ${overrides.maxTrials ?? tuner.maxTrials} trials of up to ${tuner.epochs} epochs, objective ${objective} (${direction}), folder ${tuner.dir}`,
+    );
     return;
   }
   const schedule = hyperbandSchedule(tuner.epochs, tuner.hyperband.factor);
   const trials = schedule.reduce((n, b) => n + b.rounds.reduce((m, r) => m + r.trials, 0), 0);
-  output.info(`tuning: Hyperband, maxEpochs ${tuner.epochs}, factor ${tuner.hyperband.factor}, ${tuner.hyperband.iterations} iteration(s) of ${schedule.length} brackets (${trials} trials each)${overrides.maxTrials ? `, capped at ${overrides.maxTrials} trials` : ''}, objective ${objective} (${direction}), folder ${tuner.dir}`);
+  output.info(
+    `tuning: Hyperband, maxEpochs ${tuner.epochs}, factor ${tuner.hyperband.factor}, ${tuner.hyperband.iterations} iteration(s) of ${schedule.length} brackets (${trials} trials each)${overrides.maxTrials ? `, capped at ${overrides.maxTrials} trials` : ''}, objective ${objective} (${direction}), folder ${tuner.dir}`,
+  );
   for (const b of schedule) {
     output.info(`  bracket ${b.bracket}: ${b.rounds.map((r) => `${r.trials} x ${r.epochs} ep`).join(' -> ')}`);
   }
@@ -120,14 +158,19 @@ function announce(
 
 /** One stderr line per finished epoch, so a long trial shows it is alive. */
 class EpochLinesRunner implements TrialRunner {
-  constructor(private readonly inner: TrialRunner, private readonly output: Output) {}
+  constructor(
+    private readonly inner: TrialRunner,
+    private readonly output: Output,
+  ) {}
 
   run(request: TrialRunRequest): Promise<TrialRunResult> {
     return this.inner.run({
       ...request,
       onEpochEnd: (info) => {
         const r = info.record;
-        this.output.info(`  trial ${request.trialId} epoch ${r.epoch}/${request.epochs}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(3)} val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy.toFixed(3)} (${formatSeconds(r.seconds)}, ${Math.round(r.peakRssMB)} MB)`);
+        this.output.info(
+          `  trial ${request.trialId} epoch ${r.epoch}/${request.epochs}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(3)} val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy.toFixed(3)} (${formatSeconds(r.seconds)}, ${Math.round(r.peakRssMB)} MB)`,
+        );
         return request.onEpochEnd(info);
       },
     });

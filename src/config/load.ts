@@ -8,13 +8,15 @@ export class ConfigNotFoundError extends UserError {
   constructor(file: string, problem: 'missing' | 'missing-default' | 'folder' | 'not-a-file') {
     const absolute = path.resolve(file);
     const inside = path.join(file, DEFAULT_CONFIG);
-    super(problem === 'missing-default'
-      ? `no config file ${DEFAULT_CONFIG} in ${path.dirname(absolute)} (the folder galactic was started in). Run galactic from the folder that holds it, or pass one with --config FILE.`
-      : problem === 'folder'
-        ? `--config ${file} is a folder, not a config file. Pass the file itself${existsSync(inside) ? `, e.g. --config ${inside}` : ' (e.g. --config FOLDER/pipeline.config.json)'}.`
-        : problem === 'not-a-file'
-          ? `--config ${file} is not a regular file (a FIFO, socket or device?); it was not opened. Pass the config file itself.`
-          : `config file ${file} does not exist (looked for ${absolute}). Pass an existing file with --config FILE.`);
+    super(
+      problem === 'missing-default'
+        ? `no config file ${DEFAULT_CONFIG} in ${path.dirname(absolute)} (the folder galactic was started in). Run galactic from the folder that holds it, or pass one with --config FILE.`
+        : problem === 'folder'
+          ? `--config ${file} is a folder, not a config file. Pass the file itself${existsSync(inside) ? `, e.g. --config ${inside}` : ' (e.g. --config FOLDER/pipeline.config.json)'}.`
+          : problem === 'not-a-file'
+            ? `--config ${file} is not a regular file (a FIFO, socket or device?); it was not opened. Pass the config file itself.`
+            : `config file ${file} does not exist (looked for ${absolute}). Pass an existing file with --config FILE.`,
+    );
   }
 }
 
@@ -23,14 +25,18 @@ export const DEFAULT_CONFIG = 'pipeline.config.json';
 
 export class ConfigSyntaxError extends UserError {
   constructor(file: string, line: number, column: number, detail: string) {
-    super(`config file ${file} is not valid JSON at line ${line}, column ${column}: ${detail}. Fix the JSON syntax there (comments and trailing commas are not allowed).`);
+    super(
+      `config file ${file} is not valid JSON at line ${line}, column ${column}: ${detail}. Fix the JSON syntax there (comments and trailing commas are not allowed).`,
+    );
   }
 }
 
 export class ConfigInvalidError extends UserError {
   readonly problems: string[];
   constructor(file: string, problems: string[]) {
-    super(`config file ${file} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee the config reference in README.md (or pipeline.config.schema.json).`);
+    super(
+      `config file ${file} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee the config reference in README.md (or pipeline.config.schema.json).`,
+    );
     this.problems = problems;
   }
 }
@@ -52,7 +58,8 @@ function locate(text: string, error: Error): { line: number; column: number; det
   const pos = /position (\d+)/.exec(message);
   if (pos) position = Number(pos[1]);
   const lineCol = /line (\d+) column (\d+)/.exec(message);
-  if (lineCol) return { line: Number(lineCol[1]), column: Number(lineCol[2]), detail: message.replace(/ in JSON.*$/, '') };
+  if (lineCol)
+    return { line: Number(lineCol[1]), column: Number(lineCol[2]), detail: message.replace(/ in JSON.*$/, '') };
   if (position < 0) position = text.length;
   const before = text.slice(0, position);
   const line = before.split('\n').length;
@@ -66,13 +73,18 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'unrecognized_keys':
       return `${where === '(top level)' ? 'the top level' : where} has unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (typo?)`;
     case 'invalid_type':
-      return issue.input === undefined ? `${where} is required` : `${where} must be ${article(issue.expected)} (got ${typeName(issue.input)})`;
+      return issue.input === undefined
+        ? `${where} is required`
+        : `${where} must be ${article(issue.expected)} (got ${typeName(issue.input)})`;
     case 'too_small':
-      if (issue.origin === 'number') return `${where} ${issue.message.startsWith('must') ? issue.message : `must be ${issue.inclusive ? 'at least' : 'greater than'} ${issue.minimum}`}`;
-      if (issue.origin === 'array') return `${where} ${issue.message.startsWith('must') ? issue.message : `must have at least ${issue.minimum} item(s)`}`;
+      if (issue.origin === 'number')
+        return `${where} ${issue.message.startsWith('must') ? issue.message : `must be ${issue.inclusive ? 'at least' : 'greater than'} ${issue.minimum}`}`;
+      if (issue.origin === 'array')
+        return `${where} ${issue.message.startsWith('must') ? issue.message : `must have at least ${issue.minimum} item(s)`}`;
       return `${where} must not be empty`;
     case 'too_big':
-      if (issue.origin === 'number') return `${where} ${issue.message.startsWith('must') ? issue.message : `must be ${issue.inclusive ? 'at most' : 'less than'} ${issue.maximum}`}`;
+      if (issue.origin === 'number')
+        return `${where} ${issue.message.startsWith('must') ? issue.message : `must be ${issue.inclusive ? 'at most' : 'less than'} ${issue.maximum}`}`;
       return `${where} is too long (at most ${issue.maximum})`;
     case 'invalid_value':
       return `${where} must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;

@@ -7,38 +7,81 @@ import { MAX_WASM_THREADS } from '../core/thread-count.ts';
  * Every object is strict: an unknown key is an error, because a typo must not pass silently.
  */
 
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.number().int().min(min).max(max);
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
 
 const classRule = z
   .object({
-    name: z.string().min(1).regex(/^[A-Za-z0-9_-]+$/, 'must use only letters, digits, - and _'),
-    match: z.string().min(1).describe('Regular expression tested against the label column; the first matching class wins.'),
+    name: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9_-]+$/, 'must use only letters, digits, - and _'),
+    match: z
+      .string()
+      .min(1)
+      .describe('Regular expression tested against the label column; the first matching class wins.'),
   })
   .strict();
 
 export const dataSchema = z
   .object({
-    layout: z.enum(['joined', 'gz2']).default('joined')
-      .describe('"joined": one CSV with id and label columns (galaxy_df_final.csv). "gz2": gz2_hart16.csv labels joined to images through gz2_filename_mapping.csv.'),
+    layout: z
+      .enum(['joined', 'gz2'])
+      .default('joined')
+      .describe(
+        '"joined": one CSV with id and label columns (galaxy_df_final.csv). "gz2": gz2_hart16.csv labels joined to images through gz2_filename_mapping.csv.',
+      ),
     csv: z.string().min(1).describe('Labels CSV: the pre-joined CSV, or gz2_hart16.csv for the gz2 layout.'),
-    mappingCsv: z.string().min(1).nullable().default(null).describe('gz2 layout: gz2_filename_mapping.csv (objid, sample, asset_id).'),
+    mappingCsv: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('gz2 layout: gz2_filename_mapping.csv (objid, sample, asset_id).'),
     imageDir: z.string().min(1).describe('Folder of images named by fileName.'),
-    idColumn: z.string().min(1).default('asset_id').describe('Column with the image id (joined) or the object id (gz2: dr7objid).'),
-    labelColumn: z.string().min(1).default('gz2class').describe('Column with the morphology class string (gz2: gz2_class).'),
-    mappingObjectColumn: z.string().min(1).default('objid').describe('gz2 layout: object-id column of the mapping CSV.'),
-    mappingImageColumn: z.string().min(1).default('asset_id').describe('gz2 layout: image-id column of the mapping CSV.'),
-    fileName: z.string().min(1).default('{id}.jpg').refine((s) => s.includes('{id}'), 'must contain {id}')
+    idColumn: z
+      .string()
+      .min(1)
+      .default('asset_id')
+      .describe('Column with the image id (joined) or the object id (gz2: dr7objid).'),
+    labelColumn: z
+      .string()
+      .min(1)
+      .default('gz2class')
+      .describe('Column with the morphology class string (gz2: gz2_class).'),
+    mappingObjectColumn: z
+      .string()
+      .min(1)
+      .default('objid')
+      .describe('gz2 layout: object-id column of the mapping CSV.'),
+    mappingImageColumn: z
+      .string()
+      .min(1)
+      .default('asset_id')
+      .describe('gz2 layout: image-id column of the mapping CSV.'),
+    fileName: z
+      .string()
+      .min(1)
+      .default('{id}.jpg')
+      .refine((s) => s.includes('{id}'), 'must contain {id}')
       .describe('Image file name pattern inside imageDir; {id} is replaced by the record id.'),
-    classes: z.array(classRule).min(2, 'must list at least 2 classes').default([
-      { name: 'elliptical', match: '^E' },
-      { name: 'spiral', match: '^S' },
-      { name: 'artifact', match: '^A' },
-    ]),
+    classes: z
+      .array(classRule)
+      .min(2, 'must list at least 2 classes')
+      .default([
+        { name: 'elliptical', match: '^E' },
+        { name: 'spiral', match: '^S' },
+        { name: 'artifact', match: '^A' },
+      ]),
     limit: int(1).nullable().default(null).describe('Keep only the first N usable records (the notebook kept 5,000).'),
-    synthesize: int(1).nullable().default(null)
-      .describe('When data.csv is missing, render this many synthetic Galaxy Zoo 2 images into its folder first (the built-in demo uses 1500). data.csv must then be a name synth writes and data.imageDir lie in the same folder.'),
-    maxRowBytes: int(64, 16 * 1024 * 1024).default(65536).describe('Longest CSV line accepted; bounds a hostile row.'),
+    synthesize: int(1)
+      .nullable()
+      .default(null)
+      .describe(
+        'When data.csv is missing, render this many synthetic Galaxy Zoo 2 images into its folder first (the built-in demo uses 1500). data.csv must then be a name synth writes and data.imageDir lie in the same folder.',
+      ),
+    maxRowBytes: int(64, 16 * 1024 * 1024)
+      .default(65536)
+      .describe('Longest CSV line accepted; bounds a hostile row.'),
   })
   .strict();
 
@@ -48,7 +91,9 @@ export const imageSchema = z
     height: int(8, 2048).default(128),
     channels: z.union([z.literal(1), z.literal(3)]).default(3),
     fit: z.enum(['fill', 'cover', 'contain', 'inside']).default('fill'),
-    maxInputPixels: int(1).default(50_000_000).describe('Images with more pixels are rejected as too-large before decoding.'),
+    maxInputPixels: int(1)
+      .default(50_000_000)
+      .describe('Images with more pixels are rejected as too-large before decoding.'),
   })
   .strict();
 
@@ -108,19 +153,42 @@ export const trainSchema = z
   .object({
     batchSize: int(1, 4096).default(32),
     epochs: int(1, 100000).default(50),
-    learningRate: z.number().gt(0).max(10).nullable().default(null)
+    learningRate: z
+      .number()
+      .gt(0)
+      .max(10)
+      .nullable()
+      .default(null)
       .describe('Overrides the tuned learning rate for the final training; null keeps the tuned one.'),
     classWeights: z.enum(['none', 'balanced']).default('none'),
-    earlyStopping: earlyStoppingSchema.nullable().default({ monitor: 'val_loss', patience: 5, restoreBestWeights: true }),
+    earlyStopping: earlyStoppingSchema
+      .nullable()
+      .default({ monitor: 'val_loss', patience: 5, restoreBestWeights: true }),
   })
   .strict();
 
 export const hyperparameterSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('int'), min: z.number().int(), max: z.number().int(), step: int(1).default(1),
-    sampling: z.enum(['linear', 'log']).default('linear') }).strict(),
-  z.object({ type: z.literal('float'), min: z.number(), max: z.number(), step: z.number().positive().nullable().default(null),
-    sampling: z.enum(['linear', 'log']).default('linear') }).strict(),
-  z.object({ type: z.literal('choice'), values: z.array(z.union([z.number(), z.string(), z.boolean()])).min(1) }).strict(),
+  z
+    .object({
+      type: z.literal('int'),
+      min: z.number().int(),
+      max: z.number().int(),
+      step: int(1).default(1),
+      sampling: z.enum(['linear', 'log']).default('linear'),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('float'),
+      min: z.number(),
+      max: z.number(),
+      step: z.number().positive().nullable().default(null),
+      sampling: z.enum(['linear', 'log']).default('linear'),
+    })
+    .strict(),
+  z
+    .object({ type: z.literal('choice'), values: z.array(z.union([z.number(), z.string(), z.boolean()])).min(1) })
+    .strict(),
   z.object({ type: z.literal('boolean') }).strict(),
   z.object({ type: z.literal('fixed'), value: z.union([z.number(), z.string(), z.boolean()]) }).strict(),
 ]);
@@ -136,29 +204,41 @@ export const notebookSpace = {
 
 export const tunerSchema = z
   .object({
-    algorithm: z.enum(['random', 'hyperband', 'bayesian']).default('random')
-      .describe('random: RandomSearch; hyperband: Hyperband on tuner.epochs and tuner.hyperband; bayesian: Gaussian process with UCB after 3 x dimensions random trials.'),
+    algorithm: z
+      .enum(['random', 'hyperband', 'bayesian'])
+      .default('random')
+      .describe(
+        'random: RandomSearch; hyperband: Hyperband on tuner.epochs and tuner.hyperband; bayesian: Gaussian process with UCB after 3 x dimensions random trials.',
+      ),
     maxTrials: int(1).default(30),
     epochs: int(1).default(50).describe('Epochs per trial (RandomSearch) or maxEpochs (Hyperband).'),
     objective: z.enum(['val_accuracy', 'val_loss', 'accuracy', 'loss']).default('val_accuracy'),
     direction: z.enum(['max', 'min']).nullable().default(null).describe('null: max for accuracy, min for loss.'),
     patience: int(0).nullable().default(5).describe('Early-stopping patience per trial; null disables it.'),
     dir: z.string().min(1).default('.galactic/tuning'),
-    trialRetries: int(0).default(2).describe('Retries of a trial after a transient failure (a busy resource, a lost connection), each from its last saved epoch.'),
+    trialRetries: int(0)
+      .default(2)
+      .describe(
+        'Retries of a trial after a transient failure (a busy resource, a lost connection), each from its last saved epoch.',
+      ),
     hyperband: z
       .object({ factor: int(2).default(3), iterations: int(1).default(1) })
       .strict()
       .default({ factor: 3, iterations: 1 }),
-    space: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), hyperparameterSchema).default(
-      structuredClone(notebookSpace) as unknown as Record<string, z.infer<typeof hyperparameterSchema>>,
-    ),
+    space: z
+      .record(z.string().regex(/^[a-z][a-z0-9_]*$/), hyperparameterSchema)
+      .default(structuredClone(notebookSpace) as unknown as Record<string, z.infer<typeof hyperparameterSchema>>),
   })
   .strict();
 
 export const runsSchema = z
   .object({
     dir: z.string().min(1).default('runs'),
-    name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'must use only letters, digits, ., - and _').default('latest'),
+    name: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9._-]+$/, 'must use only letters, digits, ., - and _')
+      .default('latest'),
   })
   .strict();
 
@@ -169,14 +249,23 @@ export const configSchema = z
     image: imageSchema.default(imageSchema.parse({})),
     cache: cacheSchema.default(cacheSchema.parse({})),
     memory: memorySchema.default(memorySchema.parse({})),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .default(42),
     split: splitSchema.default(splitSchema.parse({})),
     feed: feedSchema.default(feedSchema.parse({})),
     backend: z.enum(['auto', 'node', 'wasm', 'cpu']).default('auto'),
     threads: z
-      .union([z.literal('auto'), int(1, MAX_WASM_THREADS)], { message: `must be "auto" or a whole number from 1 to ${MAX_WASM_THREADS}` })
+      .union([z.literal('auto'), int(1, MAX_WASM_THREADS)], {
+        message: `must be "auto" or a whole number from 1 to ${MAX_WASM_THREADS}`,
+      })
       .default('auto')
-      .describe('Compute threads of the wasm backend (XNNPACK thread pool over worker_threads): "auto" = every core available, at most 8; 1 = the single-threaded build. tfjs-node manages its own threads.'),
+      .describe(
+        'Compute threads of the wasm backend (XNNPACK thread pool over worker_threads): "auto" = every core available, at most 8; 1 = the single-threaded build. tfjs-node manages its own threads.',
+      ),
     model: modelSchema.default(modelSchema.parse({})),
     train: trainSchema.default(trainSchema.parse({})),
     tuner: tunerSchema.default(tunerSchema.parse({})),
@@ -191,7 +280,11 @@ export const configSchema = z
       try {
         new RegExp(rule.match);
       } catch {
-        ctx.addIssue({ code: 'custom', path: ['data', 'classes', i, 'match'], message: `is not a valid regular expression: ${rule.match}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['data', 'classes', i, 'match'],
+          message: `is not a valid regular expression: ${rule.match}`,
+        });
       }
     });
     const names = cfg.data.classes.map((c) => c.name);
@@ -200,10 +293,18 @@ export const configSchema = z
     }
     for (const [name, hp] of Object.entries(cfg.tuner.space)) {
       if ((hp.type === 'int' || hp.type === 'float') && hp.min > hp.max) {
-        ctx.addIssue({ code: 'custom', path: ['tuner', 'space', name], message: `min (${hp.min}) must not exceed max (${hp.max})` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tuner', 'space', name],
+          message: `min (${hp.min}) must not exceed max (${hp.max})`,
+        });
       }
       if ((hp.type === 'int' || hp.type === 'float') && hp.sampling === 'log' && hp.min <= 0) {
-        ctx.addIssue({ code: 'custom', path: ['tuner', 'space', name, 'min'], message: 'must be positive for log sampling' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tuner', 'space', name, 'min'],
+          message: 'must be positive for log sampling',
+        });
       }
     }
   });

@@ -38,10 +38,13 @@ export function isTempName(name: string): boolean {
 }
 
 const FAULT_ADVICE: Record<string, (dir: string) => string> = {
-  ENOSPC: (dir) => `no space left on the device. Free disk space on the device holding ${dir}, or point the output at a bigger disk`,
-  EDQUOT: (dir) => `the disk quota is exceeded. Free space within your quota on the device holding ${dir}, or point the output elsewhere`,
+  ENOSPC: (dir) =>
+    `no space left on the device. Free disk space on the device holding ${dir}, or point the output at a bigger disk`,
+  EDQUOT: (dir) =>
+    `the disk quota is exceeded. Free space within your quota on the device holding ${dir}, or point the output elsewhere`,
   EACCES: (dir) => `permission denied. Fix the permissions of ${dir}, or point the output at a folder you can write to`,
-  EPERM: (dir) => `the operation is not permitted. Fix the permissions of ${dir}, or point the output at a folder you can write to`,
+  EPERM: (dir) =>
+    `the operation is not permitted. Fix the permissions of ${dir}, or point the output at a folder you can write to`,
   EROFS: () => `the file system is read-only. Point the output at a folder on a writable disk`,
 };
 
@@ -54,7 +57,9 @@ export class FileWriteError extends UserError {
   readonly code: string;
   constructor(file: string, code: string, then?: string) {
     const advice = FAULT_ADVICE[code]?.(path.dirname(file)) ?? `the write failed (${code})`;
-    super(`could not write ${file} (${code}): ${advice}${then ? `; ${then}` : ''}. Its previous version, if any, is unchanged.`);
+    super(
+      `could not write ${file} (${code}): ${advice}${then ? `; ${then}` : ''}. Its previous version, if any, is unchanged.`,
+    );
     this.file = file;
     this.code = code;
   }
@@ -129,7 +134,9 @@ const DIRECT_ALIGN = 4096;
 const idleStages: Uint8Array[] = [];
 
 /** The part of the WebAssembly global used here (the project's lib settings do not declare it). */
-interface WasmMemoryApi { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } }
+interface WasmMemoryApi {
+  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
+}
 
 /**
  * A page-aligned staging buffer: JS cannot ask for an aligned ArrayBuffer, but a WebAssembly
@@ -171,7 +178,13 @@ export const writeDirectAndSync: WriteFileFn = async (file, data) => {
 };
 
 /** False when the filesystem refuses O_DIRECT (the caller writes the file the usual way). */
-async function writeDirect(file: string, parts: readonly Uint8Array[], total: number, stage: Uint8Array, directFlag: number): Promise<boolean> {
+async function writeDirect(
+  file: string,
+  parts: readonly Uint8Array[],
+  total: number,
+  stage: Uint8Array,
+  directFlag: number,
+): Promise<boolean> {
   let handle: FileHandle;
   try {
     handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | directFlag, 0o666);
@@ -229,8 +242,11 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
-
-export async function replaceFileAtomic(target: string, data: FileBytes, options: AtomicWriteOptions = {}): Promise<void> {
+export async function replaceFileAtomic(
+  target: string,
+  data: FileBytes,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
   const temp = tempPathFor(target);
   try {
     await (options.write ?? writeAndSync)(temp, data);
@@ -292,7 +308,11 @@ export function ensureDir(dir: string, then?: string): void {
  * or the new one, never a half-written one. The old folder is moved aside, the new one renamed
  * in, then the old one deleted (a crash in between leaves the old one as `<name>.<pid>.old`).
  */
-export async function replaceDirAtomic(target: string, fill: (dir: string) => Promise<void> | void, then?: string): Promise<void> {
+export async function replaceDirAtomic(
+  target: string,
+  fill: (dir: string) => Promise<void> | void,
+  then?: string,
+): Promise<void> {
   const temp = startTempDir(target, then);
   try {
     await fill(temp);
@@ -352,7 +372,10 @@ export class AtomicFileWriter {
   private readonly temp: string;
   private fd: number | null;
 
-  constructor(readonly target: string, private readonly then?: string) {
+  constructor(
+    readonly target: string,
+    private readonly then?: string,
+  ) {
     this.temp = tempPathFor(target);
     try {
       this.fd = openSync(this.temp, 'w');

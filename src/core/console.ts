@@ -31,7 +31,10 @@ export interface ProgressOptions {
   everyUpdate?: boolean;
   /** Indentation level of a nested display (an epoch bar under the training stage, batches under epochs). */
   depth?: number;
-  /** Show only as a TTY bar: off a TTY the caller prints its own lines (e.g. an overall bar over stages that log as they end). */
+  /**
+   * Show only as a TTY bar: off a TTY the caller prints its own lines (e.g. an overall bar over stages that log as they
+   * end).
+   */
   ttyOnly?: boolean;
   /** Show rate and ETA (default true); off for displays whose steps differ too much in length (stages). */
   rate?: boolean;
@@ -86,7 +89,9 @@ export class Output {
     this.write(`${this.paint('yellow', 'warning')}: ${message}\n`);
   }
 
-  /** A human-readable result on stdout (`galactic plan > plan.txt`); not with --json, whose object is all stdout holds. */
+  /**
+   * A human-readable result on stdout (`galactic plan > plan.txt`); not with --json, whose object is all stdout holds.
+   */
   print(text: string): void {
     if (!this.json) process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   }
@@ -188,10 +193,16 @@ export class Progress {
       // a bar without a known total shows a counter instead of a meaningless percentage
       // our own ETA: cli-progress's {eta_formatted} reads "0s" before the first step is done
       const timing = options.rate === false ? '' : total === null ? ' | {rate}' : ' | {rate} | ETA {remaining}';
-      const format = total === null
-        ? `${name} {value} ${unit}${timing} | RSS {rss} {extra}`
-        : `${name} {bar} {percentage}% | {value}/{total} ${unit}${timing} | RSS {rss} {extra}`;
-      this.bar = output.createBar(total ?? 0, format, { rate: this.rate(), remaining: '–', rss: output.memoryField(), extra: '' });
+      const format =
+        total === null
+          ? `${name} {value} ${unit}${timing} | RSS {rss} {extra}`
+          : `${name} {bar} {percentage}% | {value}/{total} ${unit}${timing} | RSS {rss} {extra}`;
+      this.bar = output.createBar(total ?? 0, format, {
+        rate: this.rate(),
+        remaining: '–',
+        rss: output.memoryField(),
+        extra: '',
+      });
     }
   }
 
@@ -207,7 +218,12 @@ export class Progress {
     this.fields = { ...this.fields, ...fields };
     if (this.output.quiet || this.stopped) return;
     if (this.bar) {
-      this.bar.update(value, { rate: this.rate(), remaining: this.eta() ?? '–', rss: this.output.memoryField(), extra: this.extra() });
+      this.bar.update(value, {
+        rate: this.rate(),
+        remaining: this.eta() ?? '–',
+        rss: this.output.memoryField(),
+        extra: this.extra(),
+      });
       return;
     }
     const now = Date.now();
@@ -248,11 +264,15 @@ export class Progress {
     const seconds = (Date.now() - this.started) / 1000;
     if (seconds < 1 || this.value <= 0) return `– ${this.unit}/s`;
     const perSecond = this.value / seconds;
-    return perSecond >= 1 ? `${perSecond.toFixed(1)} ${this.unit}/s` : `${(perSecond * 60).toFixed(1)} ${this.unit}/min`;
+    return perSecond >= 1
+      ? `${perSecond.toFixed(1)} ${this.unit}/s`
+      : `${(perSecond * 60).toFixed(1)} ${this.unit}/min`;
   }
 
   private extra(): string {
-    return Object.entries(this.fields).map(([k, v]) => `${k} ${v}`).join(' ');
+    return Object.entries(this.fields)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(' ');
   }
 
   private eta(): string | null {
@@ -267,8 +287,10 @@ export class Progress {
     const timed = this.options.rate !== false;
     const eta = final || !timed ? null : this.eta();
     const extra = this.extra();
-    return `${this.indent}${this.label}: ${this.value}${of} ${this.unit}${timed ? ` (${this.rate()})` : ''}`
-      + `${eta ? ` ETA ${eta}` : ''} RSS ${this.output.memoryField()}${extra ? ` ${extra}` : ''}`;
+    return (
+      `${this.indent}${this.label}: ${this.value}${of} ${this.unit}${timed ? ` (${this.rate()})` : ''}` +
+      `${eta ? ` ETA ${eta}` : ''} RSS ${this.output.memoryField()}${extra ? ` ${extra}` : ''}`
+    );
   }
 }
 

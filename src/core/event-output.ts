@@ -96,8 +96,14 @@ class EventProgress extends Progress {
     if (this.ended || !this.listener) return;
     if (done) this.ended = true;
     this.listener({
-      type: 'progress', label: this.name, value: this.current, total: this.known, unit: this.units,
-      fields: { ...this.latest }, done, ...(summary === undefined ? {} : { summary }),
+      type: 'progress',
+      label: this.name,
+      value: this.current,
+      total: this.known,
+      unit: this.units,
+      fields: { ...this.latest },
+      done,
+      ...(summary === undefined ? {} : { summary }),
     });
   }
 }

@@ -68,7 +68,9 @@ function onSignal(signal: NodeJS.Signals): void {
     say(`galactic: ${signal} again: quitting now.\n`);
     process.exit(INTERRUPTED_EXIT_CODE);
   }
-  say(`galactic: ${signal === 'SIGINT' ? 'interrupted (Ctrl-C)' : `stopped by ${signal}`}; what is saved stays saved. Rerun '${invokedCommand()}' to continue where it stopped.\n`);
+  say(
+    `galactic: ${signal === 'SIGINT' ? 'interrupted (Ctrl-C)' : `stopped by ${signal}`}; what is saved stays saved. Rerun '${invokedCommand()}' to continue where it stopped.\n`,
+  );
   controller.abort(new Error(`interrupted by ${signal}`));
   setTimeout(() => {
     closeDisplays();

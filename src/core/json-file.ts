@@ -9,7 +9,9 @@ import type { z } from 'zod';
 
 /** The first few issues of a failed check, e.g. `shards.0.bytes: expected number, received string`. */
 export function describeIssues(error: z.ZodError): string {
-  const shown = error.issues.slice(0, 3).map((issue) => `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
+  const shown = error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`);
   return shown.join('; ') + (error.issues.length > 3 ? `; and ${error.issues.length - 3} more` : '');
 }
 
@@ -27,7 +29,11 @@ export function parseJsonAs<S extends z.ZodType>(text: string, schema: S, bad: (
 }
 
 /** readFileSync + parseJsonAs; null when the file does not exist. */
-export function readJsonFileAs<S extends z.ZodType>(file: string, schema: S, bad: (detail: string) => Error): z.output<S> | null {
+export function readJsonFileAs<S extends z.ZodType>(
+  file: string,
+  schema: S,
+  bad: (detail: string) => Error,
+): z.output<S> | null {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

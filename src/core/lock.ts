@@ -58,7 +58,8 @@ export function describeHolder(holder: LockHolder): string {
 function parseHolder(raw: string): LockHolder | null {
   try {
     const parsed = JSON.parse(raw) as Partial<LockHolder>;
-    if (typeof parsed.pid === 'number' && typeof parsed.host === 'string' && typeof parsed.startedAt === 'string') return parsed as LockHolder;
+    if (typeof parsed.pid === 'number' && typeof parsed.host === 'string' && typeof parsed.startedAt === 'string')
+      return parsed as LockHolder;
   } catch {
     // an empty or torn file (written by an older galactic that died between create and write)
   }
@@ -130,7 +131,12 @@ function removeStale(file: string, raw: string): void {
 
 /** The lock, or who holds it. A stale lock is taken over (see the module comment). */
 export function tryAcquireLock(file: string, events: LockEvents = {}): FolderLock | LockBusy {
-  const holder: LockHolder = { pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+  const holder: LockHolder = {
+    pid: process.pid,
+    host: os.hostname(),
+    startedAt: new Date().toISOString(),
+    token: randomBytes(8).toString('hex'),
+  };
   const text = JSON.stringify(holder);
   let last: LockBusy | null = null;
   let warned = false;
@@ -161,7 +167,10 @@ export function isLock(attempt: FolderLock | LockBusy): attempt is FolderLock {
  * Waits for the lock while a live process on this host holds it (polling every `pollMs`), calling
  * `onWait` once; a holder on another host is returned at once (it cannot be checked for life).
  */
-export async function waitForLock(file: string, options: LockEvents & { onWait?: (holder: LockHolder) => void; pollMs?: number; signal?: AbortSignal } = {}): Promise<FolderLock | LockBusy> {
+export async function waitForLock(
+  file: string,
+  options: LockEvents & { onWait?: (holder: LockHolder) => void; pollMs?: number; signal?: AbortSignal } = {},
+): Promise<FolderLock | LockBusy> {
   let told = false;
   for (;;) {
     const attempt = tryAcquireLock(file, options);

@@ -10,7 +10,9 @@ import { readShard } from '../cache/reader.ts';
 
 export class EmptyCacheError extends UserError {
   constructor(cacheDir: string) {
-    super(`the tensor cache in ${cacheDir} holds no images, so there is nothing to train on. Check data.csv, data.imageDir and the rejects in 'galactic inspect'.`);
+    super(
+      `the tensor cache in ${cacheDir} holds no images, so there is nothing to train on. Check data.csv, data.imageDir and the rejects in 'galactic inspect'.`,
+    );
   }
 }
 

@@ -40,7 +40,11 @@ export interface FeedSettings {
 
 /** The feed's buffer sizes, as the memory plan set them (explicit `feed` values or its auto sizes). */
 export function feedSettings(plan: MemoryPlan): FeedSettings {
-  return { batchSize: plan.batchSize, shuffleBufferRecords: plan.shuffleBufferRecords, prefetchBatches: plan.prefetchBatches };
+  return {
+    batchSize: plan.batchSize,
+    shuffleBufferRecords: plan.shuffleBufferRecords,
+    prefetchBatches: plan.prefetchBatches,
+  };
 }
 
 export interface FeedOptions {
@@ -96,7 +100,12 @@ export class Feed {
 
   private newBatch(): HostBatch {
     const { batchSize } = this.settings;
-    return { size: 0, xs: new Float32Array(batchSize * this.writer.imageSize), labels: new Int32Array(batchSize), ids: new Array<string>(batchSize) };
+    return {
+      size: 0,
+      xs: new Float32Array(batchSize * this.writer.imageSize),
+      labels: new Int32Array(batchSize),
+      ids: new Array<string>(batchSize),
+    };
   }
 
   /** One training epoch: shuffled, augmented. Same seed and epoch → same batches. */
@@ -109,7 +118,8 @@ export class Feed {
     const pick = new Rng(seed, `feed-shuffle:${epoch}`);
     const orient = new Rng(seed, `feed-augment:${epoch}`);
     const capacity = this.shuffleBufferCapacity;
-    if (!this.buffer || this.buffer.capacity !== capacity) this.buffer = new ShuffleBuffer(capacity, this.writer.recordBytes);
+    if (!this.buffer || this.buffer.capacity !== capacity)
+      this.buffer = new ShuffleBuffer(capacity, this.writer.recordBytes);
     const buffer = this.buffer;
     buffer.clear();
     const batch = this.newBatch();
@@ -167,7 +177,12 @@ export class Feed {
 
   private view(batch: HostBatch): HostBatch {
     if (batch.size === this.settings.batchSize) return batch;
-    return { size: batch.size, xs: batch.xs.subarray(0, batch.size * this.writer.imageSize), labels: batch.labels.subarray(0, batch.size), ids: batch.ids.slice(0, batch.size) };
+    return {
+      size: batch.size,
+      xs: batch.xs.subarray(0, batch.size * this.writer.imageSize),
+      labels: batch.labels.subarray(0, batch.size),
+      ids: batch.ids.slice(0, batch.size),
+    };
   }
 
   /**
@@ -176,18 +191,25 @@ export class Feed {
    * its type names only Iterator, hence the casts.
    */
   trainDataset(): tf.data.Dataset<TensorBatch> {
-    const dataset = tf.data.generator(() => toTensors(this.trainBatches(this.epoch), this.shape) as unknown as Iterator<TensorBatch>);
+    const dataset = tf.data.generator(
+      () => toTensors(this.trainBatches(this.epoch), this.shape) as unknown as Iterator<TensorBatch>,
+    );
     return this.settings.prefetchBatches > 0 ? dataset.prefetch(this.settings.prefetchBatches) : dataset;
   }
 
   validationDataset(): tf.data.Dataset<TensorBatch> {
-    const dataset = tf.data.generator(() => toTensors(this.validationBatches(), this.shape) as unknown as Iterator<TensorBatch>);
+    const dataset = tf.data.generator(
+      () => toTensors(this.validationBatches(), this.shape) as unknown as Iterator<TensorBatch>,
+    );
     return this.settings.prefetchBatches > 0 ? dataset.prefetch(this.settings.prefetchBatches) : dataset;
   }
 }
 
 /** Turns host batches into fresh tensors, one pair per batch (a tf.data generator must never yield a tensor twice). */
-export async function* toTensors(batches: AsyncIterable<HostBatch>, shape: [number, number, number]): AsyncGenerator<TensorBatch> {
+export async function* toTensors(
+  batches: AsyncIterable<HostBatch>,
+  shape: [number, number, number],
+): AsyncGenerator<TensorBatch> {
   for await (const batch of batches) yield batchTensors(batch, shape);
 }
 

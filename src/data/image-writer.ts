@@ -20,7 +20,11 @@ export class ImageWriter {
   private readonly offset: Float64Array;
   private readonly divisor: Float64Array;
 
-  constructor(shape: { height: number; width: number; channels: number }, dtype: CacheDtype, normalization: Normalization) {
+  constructor(
+    shape: { height: number; width: number; channels: number },
+    dtype: CacheDtype,
+    normalization: Normalization,
+  ) {
     this.height = shape.height;
     this.width = shape.width;
     this.channels = shape.channels;
@@ -32,7 +36,13 @@ export class ImageWriter {
   }
 
   /** `source` holds the image's bytes starting at `byteOffset`; writes imageSize floats at `target[targetOffset]`. */
-  write(target: Float32Array, targetOffset: number, source: Uint8Array, byteOffset: number, orientation: Orientation): void {
+  write(
+    target: Float32Array,
+    targetOffset: number,
+    source: Uint8Array,
+    byteOffset: number,
+    orientation: Orientation,
+  ): void {
     const { height, width, channels } = this;
     const map = pixelMap(height, width, orientation);
     let o = targetOffset;

@@ -24,7 +24,11 @@ export interface FeedMeasurement {
   backend: string;
 }
 
-export async function measureFeed(config: LoadedConfig, cacheDir: string, options: { settings: FeedSettings; epochs?: number }): Promise<FeedMeasurement> {
+export async function measureFeed(
+  config: LoadedConfig,
+  cacheDir: string,
+  options: { settings: FeedSettings; epochs?: number },
+): Promise<FeedMeasurement> {
   const epochs = options.epochs ?? 1;
   const splitStarted = performance.now();
   const manifest = loadManifest(cacheDir);

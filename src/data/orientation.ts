@@ -25,17 +25,30 @@ function sourcePixel(i: number, j: number, height: number, width: number, o: Ori
   let a: number;
   let b: number;
   switch (o.turns & 3) {
-    case 0: a = i; b = j; break;
-    case 1: a = j; b = width - 1 - i; break;
-    case 2: a = height - 1 - i; b = width - 1 - j; break;
-    default: a = height - 1 - j; b = i; break;
+    case 0:
+      a = i;
+      b = j;
+      break;
+    case 1:
+      a = j;
+      b = width - 1 - i;
+      break;
+    case 2:
+      a = height - 1 - i;
+      b = width - 1 - j;
+      break;
+    default:
+      a = height - 1 - j;
+      b = i;
+      break;
   }
   if (o.flip) b = width - 1 - b;
   return a * width + b;
 }
 
 export function pixelMap(height: number, width: number, o: Orientation): PixelMap {
-  if ((o.turns & 1) === 1 && height !== width) throw new Error(`a quarter turn needs a square image, got ${height}x${width}`);
+  if ((o.turns & 1) === 1 && height !== width)
+    throw new Error(`a quarter turn needs a square image, got ${height}x${width}`);
   const origin = sourcePixel(0, 0, height, width, o);
   return {
     origin,
@@ -45,7 +58,11 @@ export function pixelMap(height: number, width: number, o: Orientation): PixelMa
 }
 
 /** A seeded random orientation per `feed.augment` (quarter turns limited to half turns on non-square images). */
-export function randomOrientation(rng: Rng, augment: { flip: boolean; rotate90: boolean }, square: boolean): Orientation {
+export function randomOrientation(
+  rng: Rng,
+  augment: { flip: boolean; rotate90: boolean },
+  square: boolean,
+): Orientation {
   const flip = augment.flip ? rng.next() < 0.5 : false;
   const turns = augment.rotate90 ? (square ? rng.int(4) : 2 * rng.int(2)) : 0;
   return { flip, turns };

@@ -6,7 +6,11 @@ import { loadShard } from './cache-access.ts';
  * shard k+1 is being read from disk. At most two shards are alive at once (the planner's
  * "shard buffer" component covers two shards).
  */
-export async function* streamShards(cacheDir: string, manifest: Manifest, order: readonly number[]): AsyncGenerator<{ index: number; shard: Shard }> {
+export async function* streamShards(
+  cacheDir: string,
+  manifest: Manifest,
+  order: readonly number[],
+): AsyncGenerator<{ index: number; shard: Shard }> {
   const read = (k: number) => {
     const pending = loadShard(cacheDir, manifest.shards[order[k]]);
     // the error surfaces when awaited; this only stops an abandoned read-ahead from being "unhandled"

@@ -24,7 +24,8 @@ export class ShuffleBuffer {
   peak = 0;
 
   constructor(capacity: number, recordBytes: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`ShuffleBuffer: capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new Error(`ShuffleBuffer: capacity must be a positive integer, got ${capacity}`);
     this.capacity = capacity;
     this.recordBytes = recordBytes;
     this.storage = new Uint8Array(capacity * recordBytes);

@@ -16,7 +16,9 @@ import { readShardLabels } from '../cache/shard-header.ts';
 
 export class SplitTooSmallError extends UserError {
   constructor(cacheDir: string, train: number, validation: number) {
-    super(`the cache in ${cacheDir} splits into ${train} training and ${validation} validation images; both need at least one. Use more images (data.limit) or change split.validation.`);
+    super(
+      `the cache in ${cacheDir} splits into ${train} training and ${validation} validation images; both need at least one. Use more images (data.limit) or change split.validation.`,
+    );
   }
 }
 
@@ -51,7 +53,13 @@ export async function readRecordIndex(cacheDir: string, manifest: Manifest): Pro
 }
 
 /** Splits records given as parallel lists; returns the validation membership per record. */
-export function validationMembers(ids: readonly string[], labels: ArrayLike<number>, fraction: number, seed: number, stratify = true): boolean[] {
+export function validationMembers(
+  ids: readonly string[],
+  labels: ArrayLike<number>,
+  fraction: number,
+  seed: number,
+  stratify = true,
+): boolean[] {
   const groups = new Map<number, number[]>();
   for (let i = 0; i < ids.length; i++) {
     const key = stratify ? labels[i] : 0;
@@ -70,7 +78,12 @@ export function validationMembers(ids: readonly string[], labels: ArrayLike<numb
   return member;
 }
 
-export function splitRecords(index: RecordIndex, numClasses: number, split: { validation: number; stratify: boolean }, seed: number): SplitPlan {
+export function splitRecords(
+  index: RecordIndex,
+  numClasses: number,
+  split: { validation: number; stratify: boolean },
+  seed: number,
+): SplitPlan {
   const flatIds: string[] = [];
   const flatLabels: number[] = [];
   for (let s = 0; s < index.ids.length; s++) {
@@ -81,7 +94,10 @@ export function splitRecords(index: RecordIndex, numClasses: number, split: { va
   }
   const member = validationMembers(flatIds, flatLabels, split.validation, seed, split.stratify);
   const plan: SplitPlan = {
-    train: [], validation: [], trainCount: 0, validationCount: 0,
+    train: [],
+    validation: [],
+    trainCount: 0,
+    validationCount: 0,
     trainClassCounts: new Array<number>(numClasses).fill(0),
     validationClassCounts: new Array<number>(numClasses).fill(0),
   };
@@ -108,6 +124,11 @@ export function splitRecords(index: RecordIndex, numClasses: number, split: { va
 }
 
 /** Reads the cache's ids and labels and splits them. */
-export async function splitCache(cacheDir: string, manifest: Manifest, split: { validation: number; stratify: boolean }, seed: number): Promise<SplitPlan> {
+export async function splitCache(
+  cacheDir: string,
+  manifest: Manifest,
+  split: { validation: number; stratify: boolean },
+  seed: number,
+): Promise<SplitPlan> {
   return splitRecords(await readRecordIndex(cacheDir, manifest), manifest.classes.length, split, seed);
 }

@@ -41,7 +41,9 @@ export class ChiefInterruptedError extends UserError {
   constructor(inFlight: string[]) {
     super(
       `the chief stopped${inFlight.length > 0 ? `; trial(s) ${inFlight.join(', ')} stay on the queue and keep running on the workers` : ''}. ` +
-        `Rerun the same command to collect them and continue the search.`, 130);
+        `Rerun the same command to collect them and continue the search.`,
+      130,
+    );
   }
 }
 
@@ -65,7 +67,11 @@ interface InFlight {
   addedAt: number;
 }
 
-async function runChief(store: TrialStore, options: TunerOptions, settings: QueueTunerSettings): Promise<QueueTuneSummary> {
+async function runChief(
+  store: TrialStore,
+  options: TunerOptions,
+  settings: QueueTunerSettings,
+): Promise<QueueTuneSummary> {
   const { output, search } = options;
   const key = searchKey(search);
   const name = trialQueueName(key);
@@ -74,7 +80,11 @@ async function runChief(store: TrialStore, options: TunerOptions, settings: Queu
   const events = new QueueEvents(name, { connection });
   queue.on('error', () => undefined);
   events.on('error', () => undefined);
-  const watch = watchConnection(settings.queue, output!, 'the workers keep training the trials they hold and saving them to tuner.dir');
+  const watch = watchConnection(
+    settings.queue,
+    output!,
+    'the workers keep training the trials they hold and saving them to tuner.dir',
+  );
   let wake: () => void = () => undefined;
   const onEvent = () => wake();
   events.on('completed', onEvent);
@@ -82,14 +92,25 @@ async function runChief(store: TrialStore, options: TunerOptions, settings: Queu
   try {
     if (options.overwrite) await queue.obliterate({ force: true });
     const oracle = openOracle(store, options);
-    output?.info(`chief: search ${key} on queue ${name} at ${settings.queue.url}; start workers with 'galactic worker --queue ${settings.queue.url} --config <the same config>${search.algorithm !== 'random' ? ` --algorithm ${search.algorithm}` : ''}'`);
-    return await chiefLoop({ store, options, settings, queue, oracle, key, waitForEvent: (ms) => new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    }) });
+    output?.info(
+      `chief: search ${key} on queue ${name} at ${settings.queue.url}; start workers with 'galactic worker --queue ${settings.queue.url} --config <the same config>${search.algorithm !== 'random' ? ` --algorithm ${search.algorithm}` : ''}'`,
+    );
+    return await chiefLoop({
+      store,
+      options,
+      settings,
+      queue,
+      oracle,
+      key,
+      waitForEvent: (ms) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        }),
+    });
   } finally {
     watch.close();
     await events.close().catch(() => undefined);
@@ -120,9 +141,22 @@ async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
   const capacity = async () => context.settings.maxInFlight ?? Math.max(1, await queue.getWorkersCount());
 
   const enqueue = async (plan: OracleTrial) => {
-    const data: TrialJobData = { kind: 'trial', searchKey: key, trialId: plan.id, plan, chiefTuningDir: options.dir, chiefHost: os.hostname() };
+    const data: TrialJobData = {
+      kind: 'trial',
+      searchKey: key,
+      trialId: plan.id,
+      plan,
+      chiefTuningDir: options.dir,
+      chiefHost: os.hostname(),
+    };
     // keyed by trial id: a restarted chief finds the job it queued before instead of adding another
-    await queue.add('trial', data, { jobId: trialJobId(plan.id), attempts: 3, backoff: { type: 'fixed', delay: 5000 }, removeOnComplete: false, removeOnFail: false });
+    await queue.add('trial', data, {
+      jobId: trialJobId(plan.id),
+      attempts: 3,
+      backoff: { type: 'fixed', delay: 5000 },
+      removeOnComplete: false,
+      removeOnFail: false,
+    });
   };
 
   const report = (record: TrialRecord) => {
@@ -153,7 +187,9 @@ async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
     }
     if (!record || !FINISHED.has(record.status)) {
       // completed on the queue but not in the folder: only a worker that cannot see this folder does that
-      output?.warn(`trial ${id}: its job completed but ${options.dir}/trial_${id}/trial.json does not say the trial finished; queueing it again`);
+      output?.warn(
+        `trial ${id}: its job completed but ${options.dir}/trial_${id}/trial.json does not say the trial finished; queueing it again`,
+      );
       await job?.remove().catch(() => undefined);
       await enqueue(entry.plan);
       return null;

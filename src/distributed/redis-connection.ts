@@ -25,12 +25,17 @@ export function parseQueueUrl(text: string): QueueSettings {
     throw new UsageError(`--queue must be a Redis URL such as redis://127.0.0.1:6379 (got '${text}')`);
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-    throw new UsageError(`--queue must be a Redis URL such as redis://127.0.0.1:6379 (got '${text}': the scheme must be redis:// or rediss://)`);
+    throw new UsageError(
+      `--queue must be a Redis URL such as redis://127.0.0.1:6379 (got '${text}': the scheme must be redis:// or rediss://)`,
+    );
   }
   const port = url.port === '' ? 6379 : Number(url.port);
   const dbText = url.pathname.replace(/^\//, '');
   const db = dbText === '' ? 0 : Number(dbText);
-  if (!Number.isInteger(db) || db < 0) throw new UsageError(`--queue: the database number after the port must be a whole number (got '${dbText}' in '${text}')`);
+  if (!Number.isInteger(db) || db < 0)
+    throw new UsageError(
+      `--queue: the database number after the port must be a whole number (got '${dbText}' in '${text}')`,
+    );
   const connection: QueueSettings['connection'] = {
     host: url.hostname,
     port,
@@ -91,7 +96,9 @@ export function watchConnection(settings: QueueSettings, output: Output, whileLo
   client.on('error', (error: Error) => {
     if (lost) return;
     lost = true;
-    output.warn(`lost the connection to Redis at ${settings.url} (${error.message || String(error)}); ${whileLost}. Waiting for it to come back (Ctrl-C stops; rerunning resumes).`);
+    output.warn(
+      `lost the connection to Redis at ${settings.url} (${error.message || String(error)}); ${whileLost}. Waiting for it to come back (Ctrl-C stops; rerunning resumes).`,
+    );
   });
   client.on('ready', () => {
     if (!lost) return;

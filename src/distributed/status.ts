@@ -4,7 +4,10 @@ import { QUEUE_PREFIX } from './names.ts';
 import { probeRedis, type QueueSettings } from './redis-connection.ts';
 import type { TrialJobProgress } from './trial-jobs.ts';
 
-/** `galactic queue status`: every galactic queue on the Redis, its job counts, its workers and what each active job is doing. */
+/**
+ * `galactic queue status`: every galactic queue on the Redis, its job counts, its workers and what each active job is
+ * doing.
+ */
 
 export interface QueueStatus {
   queue: string;
@@ -20,7 +23,9 @@ export async function queueStatus(settings: QueueSettings): Promise<QueueStatus[
   let names: string[];
   try {
     // BullMQ keeps one meta hash per queue: bull:<name>:meta
-    names = (await client.keys(`bull:${QUEUE_PREFIX}-*:meta`)).map((k) => k.slice('bull:'.length, -':meta'.length)).sort();
+    names = (await client.keys(`bull:${QUEUE_PREFIX}-*:meta`))
+      .map((k) => k.slice('bull:'.length, -':meta'.length))
+      .sort();
   } finally {
     client.disconnect();
   }
@@ -39,7 +44,8 @@ export async function queueStatus(settings: QueueSettings): Promise<QueueStatus[
         const progress = job.progress as Partial<TrialJobProgress> | number;
         return {
           jobId: String(job.id),
-          worker: (typeof progress === 'object' && progress?.worker) || (job as { processedBy?: string }).processedBy || null,
+          worker:
+            (typeof progress === 'object' && progress?.worker) || (job as { processedBy?: string }).processedBy || null,
           progress,
         };
       });
@@ -56,13 +62,18 @@ export function formatQueueStatus(statuses: QueueStatus[], url: string): string 
   const lines: string[] = [];
   for (const s of statuses) {
     const c = s.counts;
-    lines.push(`${s.queue}: ${c.waiting + (c.prioritized ?? 0)} waiting, ${c.active} active, ${c.delayed} delayed, ${c.completed} completed, ${c.failed} failed; ${s.workers.length} worker(s)`);
+    lines.push(
+      `${s.queue}: ${c.waiting + (c.prioritized ?? 0)} waiting, ${c.active} active, ${c.delayed} delayed, ${c.completed} completed, ${c.failed} failed; ${s.workers.length} worker(s)`,
+    );
     for (const w of s.workers) lines.push(`  worker ${w.name} (${w.addr}), idle ${w.idleSeconds} s`);
     for (const a of s.active) {
       const p = a.progress as Partial<TrialJobProgress> | number;
-      const detail = typeof p === 'object' && p && p.epoch !== undefined
-        ? `epoch ${p.epoch}/${p.epochs}`
-        : typeof p === 'object' && p && 'detail' in p ? String((p as { detail: unknown }).detail) : 'starting';
+      const detail =
+        typeof p === 'object' && p && p.epoch !== undefined
+          ? `epoch ${p.epoch}/${p.epochs}`
+          : typeof p === 'object' && p && 'detail' in p
+            ? String((p as { detail: unknown }).detail)
+            : 'starting';
       lines.push(`  job ${a.jobId} on ${a.worker ?? 'a worker'}: ${detail}`);
     }
   }

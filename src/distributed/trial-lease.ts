@@ -46,8 +46,15 @@ function isStale(file: string, staleAfterMs: number): boolean {
   return Date.now() - mtimeMs > staleAfterMs;
 }
 
-/** Claims the trial folder for this worker, or returns the current holder's claim (null if unreadable) when another live worker has it. */
-export function claimTrial(trialDir: string, worker: string, heartbeatMs: number): TrialLease | { busy: LeaseHolder | null } {
+/**
+ * Claims the trial folder for this worker, or returns the current holder's claim (null if unreadable) when another live
+ * worker has it.
+ */
+export function claimTrial(
+  trialDir: string,
+  worker: string,
+  heartbeatMs: number,
+): TrialLease | { busy: LeaseHolder | null } {
   const file = path.join(trialDir, LEASE_FILE);
   const holder: LeaseHolder = { worker, pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString() };
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -79,7 +86,13 @@ export function claimTrial(trialDir: string, worker: string, heartbeatMs: number
       release() {
         clearInterval(beat);
         const current = readHolder(file);
-        if (current && current.pid === holder.pid && current.host === holder.host && current.startedAt === holder.startedAt) rmSync(file, { force: true });
+        if (
+          current &&
+          current.pid === holder.pid &&
+          current.host === holder.host &&
+          current.startedAt === holder.startedAt
+        )
+          rmSync(file, { force: true });
       },
     };
   }

@@ -55,7 +55,11 @@ export interface TrialWorkerContext {
 
 /** Annotates each epoch with the worker and reports it as job progress. */
 class WorkerEpochRunner implements TrialRunner {
-  constructor(private readonly inner: TrialRunner, private readonly job: Job<TrialJobData>, private readonly context: TrialWorkerContext) {}
+  constructor(
+    private readonly inner: TrialRunner,
+    private readonly job: Job<TrialJobData>,
+    private readonly context: TrialWorkerContext,
+  ) {}
 
   run(request: TrialRunRequest): Promise<TrialRunResult> {
     const { worker, output } = this.context;
@@ -64,7 +68,9 @@ class WorkerEpochRunner implements TrialRunner {
       onEpochEnd: async (info) => {
         const r = info.record;
         const record: WorkerEpochRecord = { ...r, worker };
-        output.info(`  trial ${request.trialId} epoch ${r.epoch}/${request.epochs}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(3)} val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy.toFixed(3)} (${r.seconds.toFixed(1)} s)`);
+        output.info(
+          `  trial ${request.trialId} epoch ${r.epoch}/${request.epochs}: loss ${r.loss.toFixed(4)} acc ${r.accuracy.toFixed(3)} val_loss ${r.val_loss.toFixed(4)} val_acc ${r.val_accuracy.toFixed(3)} (${r.seconds.toFixed(1)} s)`,
+        );
         const progress: TrialJobProgress = { worker, trialId: request.trialId, epoch: r.epoch, epochs: request.epochs };
         // progress is for `queue status` only: a Redis hiccup must not fail the epoch
         this.job.updateProgress(progress as unknown as object).catch(() => undefined);
@@ -74,21 +80,29 @@ class WorkerEpochRunner implements TrialRunner {
   }
 }
 
-export async function processTrialJob(job: Job<TrialJobData>, token: string | undefined, context: TrialWorkerContext): Promise<TrialJobResult> {
+export async function processTrialJob(
+  job: Job<TrialJobData>,
+  token: string | undefined,
+  context: TrialWorkerContext,
+): Promise<TrialJobResult> {
   const { config, output, worker } = context;
   const data = job.data;
   const dir = config.tuner.dir;
   const store = new TrialStore(dir);
   const oracle = store.readOracle();
   if (!oracle) throw new TuningDirNotSharedError(dir, data, 'oracle.json is missing');
-  if (searchKey(oracle.search) !== data.searchKey) throw new TuningDirNotSharedError(dir, data, 'oracle.json holds another search');
-  if (!oracle.state.trials.some((t) => t.id === data.trialId)) throw new TuningDirNotSharedError(dir, data, `oracle.json does not list trial ${data.trialId}`);
+  if (searchKey(oracle.search) !== data.searchKey)
+    throw new TuningDirNotSharedError(dir, data, 'oracle.json holds another search');
+  if (!oracle.state.trials.some((t) => t.id === data.trialId))
+    throw new TuningDirNotSharedError(dir, data, `oracle.json does not list trial ${data.trialId}`);
 
   mkdirSync(store.trialDir(data.trialId), { recursive: true });
   const claim = claimTrial(store.trialDir(data.trialId), worker, context.heartbeatMs);
   if ('busy' in claim) {
     // another worker still trains it (the queue handed the job out twice): look again after a heartbeat or three
-    output.info(`trial ${data.trialId} is being trained by ${claim.busy?.worker ?? 'another worker'}; handing its job back`);
+    output.info(
+      `trial ${data.trialId} is being trained by ${claim.busy?.worker ?? 'another worker'}; handing its job back`,
+    );
     await job.moveToDelayed(Date.now() + context.heartbeatMs * 3, token);
     throw new DelayedError();
   }
@@ -102,21 +116,38 @@ export async function processTrialJob(job: Job<TrialJobData>, token: string | un
     const cacheDir = await context.cacheDir();
     const backend = await context.backend();
     const { trainRecords: _trainRecords, ...checks } = trialMemoryChecks(config, context.plan, cacheDir, backend);
-    const objective: Objective = { name: context.search.objective as Objective['name'], direction: context.search.direction };
-    const runner = new WorkerEpochRunner(new TrainerTrialRunner({ config, cacheDir, feedSettings: feedSettings(context.plan) }), job, context);
+    const objective: Objective = {
+      name: context.search.objective as Objective['name'],
+      direction: context.search.direction,
+    };
+    const runner = new WorkerEpochRunner(
+      new TrainerTrialRunner({ config, cacheDir, feedSettings: feedSettings(context.plan) }),
+      job,
+      context,
+    );
     const record = existing ?? newTrialRecord(data.plan);
     const resumedAt = record.initialEpoch + record.metrics.length;
-    output.info(`trial ${data.trialId}: ${record.metrics.length > 0 ? `resuming from epoch ${resumedAt}` : 'starting'} on ${worker}`);
+    output.info(
+      `trial ${data.trialId}: ${record.metrics.length > 0 ? `resuming from epoch ${resumedAt}` : 'starting'} on ${worker}`,
+    );
     const finished = await executeTrial(store, data.plan, record, objective, {
-      runner, ...checks, patience: context.search.patience, output, signal: context.signal,
+      runner,
+      ...checks,
+      patience: context.search.patience,
+      output,
+      signal: context.signal,
     });
     collectHeap();
     if (finished.status === 'STOPPED') {
       // Ctrl-C on this worker (the job is handed back by the worker loop): the saved epochs stay
-      output.info(`trial ${data.trialId}: stopped after epoch ${finished.initialEpoch + finished.metrics.length}; its job is back on the queue`);
+      output.info(
+        `trial ${data.trialId}: stopped after epoch ${finished.initialEpoch + finished.metrics.length}; its job is back on the queue`,
+      );
       throw new WaitingError();
     }
-    output.info(`trial ${data.trialId}: ${finished.status}${finished.score !== null ? ` (score ${finished.score.toFixed(4)})` : ''}${finished.reason ? ` (${finished.reason})` : ''}`);
+    output.info(
+      `trial ${data.trialId}: ${finished.status}${finished.score !== null ? ` (score ${finished.score.toFixed(4)})` : ''}${finished.reason ? ` (${finished.reason})` : ''}`,
+    );
     return { trialId: data.trialId, status: finished.status, worker, startedAt, finishedAt: Date.now() };
   } finally {
     claim.release();

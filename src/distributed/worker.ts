@@ -71,7 +71,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     heartbeatMs: Math.max(500, Math.floor(leaseMs / 3)),
     signal: stop.signal,
     cacheDir: once(async () => (await runPrepare(config, { output, plan })).cacheDir),
-    backend: once<BackendChoice>(() => selectBackend(options.backend ?? config.backend, output, { threads: config.threads })),
+    backend: once<BackendChoice>(() =>
+      selectBackend(options.backend ?? config.backend, output, { threads: config.threads }),
+    ),
   };
 
   // Ctrl-C: every job this worker holds goes back to the queue at once (the process ends within
@@ -84,9 +86,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     handedBack.add(id);
     await job.moveToWait(token).catch(() => undefined);
   };
-  stop.signal.addEventListener('abort', () => {
-    for (const { job, token } of active.values()) void handBack(job, token);
-  }, { once: true });
+  stop.signal.addEventListener(
+    'abort',
+    () => {
+      for (const { job, token } of active.values()) void handBack(job, token);
+    },
+    { once: true },
+  );
 
   const processor = async (job: Job<TrialJobData>, token?: string): Promise<TrialJobResult> => {
     jobs++;
@@ -131,13 +137,17 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     }
   });
   const watch = watchConnection(queue, output, 'a trial in progress keeps training and saving its epochs to tuner.dir');
-  output.info(`worker ${name}: serving the ${search.algorithm} search ${key} (queue ${queueName} on ${queue.url}, tuner.dir ${config.tuner.dir}), ${options.concurrency} job(s) at a time; Ctrl-C finishes or hands back its job`);
+  output.info(
+    `worker ${name}: serving the ${search.algorithm} search ${key} (queue ${queueName} on ${queue.url}, tuner.dir ${config.tuner.dir}), ${options.concurrency} job(s) at a time; Ctrl-C finishes or hands back its job`,
+  );
   try {
     await new Promise<void>((resolve) => {
       if (stop.signal.aborted) resolve();
       else stop.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    output.info(`worker ${name}: stopping; ${active.size > 0 ? `job(s) ${[...active.keys()].join(', ')} go back to the queue (the next worker resumes from the last saved epoch)` : 'no job in progress'}`);
+    output.info(
+      `worker ${name}: stopping; ${active.size > 0 ? `job(s) ${[...active.keys()].join(', ')} go back to the queue (the next worker resumes from the last saved epoch)` : 'no job in progress'}`,
+    );
     await worker.close();
   } finally {
     watch.close();

@@ -20,7 +20,12 @@ const SIGNATURES: { format: string; test: (b: Uint8Array) => boolean }[] = [
   { format: 'png', test: (b) => b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47 },
   { format: 'gif', test: (b) => b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x38 },
   { format: 'webp', test: (b) => ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP' },
-  { format: 'tiff', test: (b) => (b[0] === 0x49 && b[1] === 0x49 && b[2] === 0x2a && b[3] === 0) || (b[0] === 0x4d && b[1] === 0x4d && b[2] === 0 && b[3] === 0x2a) },
+  {
+    format: 'tiff',
+    test: (b) =>
+      (b[0] === 0x49 && b[1] === 0x49 && b[2] === 0x2a && b[3] === 0) ||
+      (b[0] === 0x4d && b[1] === 0x4d && b[2] === 0 && b[3] === 0x2a),
+  },
   { format: 'avif/heif', test: (b) => ascii(b, 4, 8) === 'ftyp' },
   { format: 'svg', test: (b) => /^\s*(<\?xml|<svg)/i.test(ascii(b, 0, 64)) },
 ];
@@ -78,7 +83,11 @@ function sniffFile(file: string, image: ImageSettings, within: string | null): S
   const { fd, real, size } = openImageFile(file, within);
   try {
     if (size === 0) throw new ImageRejection('empty-file', `${file} has 0 bytes`);
-    if (size > maxFileBytes(image)) throw new ImageRejection('too-large', `${file} has ${size} bytes, more than any image within image.maxInputPixels`);
+    if (size > maxFileBytes(image))
+      throw new ImageRejection(
+        'too-large',
+        `${file} has ${size} bytes, more than any image within image.maxInputPixels`,
+      );
     const head = Buffer.allocUnsafe(Math.min(HEAD_BYTES, size));
     const got = readSync(fd, head, 0, head.length, 0);
     const format = sniffOrReject(head.subarray(0, got), file);
@@ -90,7 +99,10 @@ function sniffFile(file: string, image: ImageSettings, within: string | null): S
     return { format, plainCmyk: format === 'jpeg' && isPlainCmykJpeg(read), input: real };
   } catch (error) {
     if (error instanceof ImageRejection) throw error;
-    throw new ImageRejection('corrupt-image', `${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new ImageRejection(
+      'corrupt-image',
+      `${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
   } finally {
     closeSync(fd);
   }
@@ -137,11 +149,19 @@ function cmykToRgb(cmyk: Buffer, bands: number, pixels: number): Buffer {
  * process-wide: a later failure can read "Unknown error"), so the reason comes from the header
  * alone, and the detail is fixed text: rejects.jsonl must be the same bytes on every run.
  */
-async function classifySharpError(input: string | Buffer, name: string, format: string, image: ImageSettings): Promise<ImageRejection> {
+async function classifySharpError(
+  input: string | Buffer,
+  name: string,
+  format: string,
+  image: ImageSettings,
+): Promise<ImageRejection> {
   try {
     const { width, height } = await sharp(input, { limitInputPixels: false }).metadata();
     if (width && height && width * height > image.maxInputPixels) {
-      return new ImageRejection('too-large', `${name} is ${width}x${height} = ${width * height} pixels, more than image.maxInputPixels (${image.maxInputPixels})`);
+      return new ImageRejection(
+        'too-large',
+        `${name} is ${width}x${height} = ${width * height} pixels, more than image.maxInputPixels (${image.maxInputPixels})`,
+      );
     }
   } catch {
     // an unreadable header is corrupt like the rest
@@ -161,10 +181,15 @@ function padToSize(data: Buffer, w: number, h: number, c: number, width: number,
 }
 
 /** sRGB, alpha removed, resized with fit; returns h*w*c uint8 NHWC bytes. Throws ImageRejection. */
-export async function decodeImage(source: string | Buffer, image: ImageSettings, options: DecodeOptions = {}): Promise<Uint8Array> {
+export async function decodeImage(
+  source: string | Buffer,
+  image: ImageSettings,
+  options: DecodeOptions = {},
+): Promise<Uint8Array> {
   const name = typeof source === 'string' ? source : '<buffer>';
   // a path goes to sharp as a path (libvips reads the file itself, like sharp(path) anywhere else)
-  const { input, format, plainCmyk } = typeof source === 'string' ? sniffFile(source, image, options.within ?? null) : sniffBuffer(source);
+  const { input, format, plainCmyk } =
+    typeof source === 'string' ? sniffFile(source, image, options.within ?? null) : sniffBuffer(source);
   const { width, height, channels, fit, maxInputPixels } = image;
   try {
     // failOn 'truncated': a JPEG cut short is corrupt, not silently grey at the bottom.
@@ -206,8 +231,12 @@ async function decodePlainCmyk(pipeline: sharp.Sharp, image: ImageSettings): Pro
   if (info.channels < 4) throw new Error(`CMYK decoded to ${info.channels} channels`);
   let pixels = cmykToRgb(data, info.channels, info.width * info.height);
   if (channels === 1) {
-    pixels = await sharp(pixels, { raw: { width: info.width, height: info.height, channels: 3 } }).toColourspace('b-w').raw().toBuffer();
+    pixels = await sharp(pixels, { raw: { width: info.width, height: info.height, channels: 3 } })
+      .toColourspace('b-w')
+      .raw()
+      .toBuffer();
   }
-  if (info.width !== width || info.height !== height) return padToSize(pixels, info.width, info.height, channels, width, height);
+  if (info.width !== width || info.height !== height)
+    return padToSize(pixels, info.width, info.height, channels, width, height);
   return new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength);
 }

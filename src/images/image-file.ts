@@ -39,7 +39,8 @@ export function isInside(real: string, dir: string): boolean {
 
 function accessRejection(file: string, error: NodeJS.ErrnoException): ImageRejection {
   const code = error.code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') return new ImageRejection('missing-image', `${file} does not exist (or is a link to nothing)`);
+  if (code === 'ENOENT' || code === 'ENOTDIR')
+    return new ImageRejection('missing-image', `${file} does not exist (or is a link to nothing)`);
   if (code === 'ELOOP') return new ImageRejection('not-a-file', `${file} is a loop of symbolic links`);
   return new ImageRejection('corrupt-image', `${file} cannot be read (${code ?? error.message})`);
 }
@@ -58,7 +59,10 @@ export function openImageFile(file: string, within: string | null): OpenedImageF
     throw accessRejection(file, error as NodeJS.ErrnoException);
   }
   if (within !== null && !isInside(real, within)) {
-    throw new ImageRejection('outside-image-dir', `${file} resolves to ${real}, outside the image folder ${within}; it was not read`);
+    throw new ImageRejection(
+      'outside-image-dir',
+      `${file} resolves to ${real}, outside the image folder ${within}; it was not read`,
+    );
   }
   let stats: Stats;
   try {
@@ -66,7 +70,8 @@ export function openImageFile(file: string, within: string | null): OpenedImageF
   } catch (error) {
     throw accessRejection(file, error as NodeJS.ErrnoException);
   }
-  if (!stats.isFile()) throw new ImageRejection('not-a-file', `${file} is ${kindOf(stats)}, not a regular file; it was not opened`);
+  if (!stats.isFile())
+    throw new ImageRejection('not-a-file', `${file} is ${kindOf(stats)}, not a regular file; it was not opened`);
   let fd: number;
   try {
     fd = openSync(real, OPEN_FLAGS);

@@ -44,7 +44,8 @@ export function readJpegColour(read: (offset: number, length: number) => Uint8Ar
       const frame = read(offset + 4, 6);
       return frame.length === 6 ? { components: frame[5], icc } : null;
     }
-    if (marker === 0xe2 && head.length === 4 + ICC_TAG.length && String.fromCharCode(...head.subarray(4)) === ICC_TAG) icc = true;
+    if (marker === 0xe2 && head.length === 4 + ICC_TAG.length && String.fromCharCode(...head.subarray(4)) === ICC_TAG)
+      icc = true;
     offset += 2 + length;
   }
   return null;

@@ -13,20 +13,31 @@ import { UserError } from '../core/errors.ts';
 
 export class CsvNotFoundError extends UserError {
   constructor(file: string, error: NodeJS.ErrnoException) {
-    const what = error.code === 'ENOENT' ? 'does not exist' : error.code === 'EISDIR' ? 'is a folder' : `cannot be read (${error.code ?? error.message})`;
-    super(`CSV file ${file} ${what}. Check data.csv (and data.mappingCsv) in the config; paths are relative to the config file.`);
+    const what =
+      error.code === 'ENOENT'
+        ? 'does not exist'
+        : error.code === 'EISDIR'
+          ? 'is a folder'
+          : `cannot be read (${error.code ?? error.message})`;
+    super(
+      `CSV file ${file} ${what}. Check data.csv (and data.mappingCsv) in the config; paths are relative to the config file.`,
+    );
   }
 }
 
 export class CsvColumnsError extends UserError {
   constructor(file: string, missing: string[], found: string[], knob: string) {
-    super(`CSV file ${file} has no column ${missing.map((c) => `"${c}"`).join(', ')}; the columns found are: ${found.map((c) => `"${c}"`).join(', ') || '(none: the file is empty)'}. Set ${knob} to one of them.`);
+    super(
+      `CSV file ${file} has no column ${missing.map((c) => `"${c}"`).join(', ')}; the columns found are: ${found.map((c) => `"${c}"`).join(', ') || '(none: the file is empty)'}. Set ${knob} to one of them.`,
+    );
   }
 }
 
 export class CsvNotTextError extends UserError {
   constructor(file: string) {
-    super(`CSV file ${file} is not a text CSV: its first line holds binary data (an image, an archive or a compressed file?). Point data.csv (or data.mappingCsv) at the labels CSV, extracted if it came zipped.`);
+    super(
+      `CSV file ${file} is not a text CSV: its first line holds binary data (an image, an archive or a compressed file?). Point data.csv (or data.mappingCsv) at the labels CSV, extracted if it came zipped.`,
+    );
   }
 }
 
@@ -123,7 +134,11 @@ export interface CsvSource {
  * Opens the CSV and checks its header has `required` columns (each with the config knob that
  * named it, for the error). Resolves once the header is read.
  */
-export async function openCsv(file: string, required: { column: string; knob: string }[], maxRowBytes: number): Promise<CsvSource> {
+export async function openCsv(
+  file: string,
+  required: { column: string; knob: string }[],
+  maxRowBytes: number,
+): Promise<CsvSource> {
   const stream = createReadStream(file, { highWaterMark: READ_CHUNK_BYTES });
   await new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve());
@@ -163,7 +178,12 @@ export async function openCsv(file: string, required: { column: string; knob: st
   if (missing.length > 0) {
     stream.destroy();
     parser.destroy();
-    throw new CsvColumnsError(file, missing.map((m) => m.column), found, missing[0].knob);
+    throw new CsvColumnsError(
+      file,
+      missing.map((m) => m.column),
+      found,
+      missing[0].knob,
+    );
   }
   const headerCount = (headers ?? []).length;
 
@@ -186,7 +206,10 @@ export async function openCsv(file: string, required: { column: string; knob: st
         if (isBlank(cells) && !guard.cutLines.has(lineNumber)) continue;
         rowNumber++;
         // csv-parser names surplus fields _N; a short row simply lacks the trailing keys
-        return { done: false, value: { row: rowNumber, cells, fields: Object.keys(cells).length, overlong: guard.cutLines.has(lineNumber) } };
+        return {
+          done: false,
+          value: { row: rowNumber, cells, fields: Object.keys(cells).length, overlong: guard.cutLines.has(lineNumber) },
+        };
       }
     },
     async return(): Promise<IteratorResult<CsvRow>> {

@@ -10,7 +10,8 @@ import type { DataFacts } from '../memory/plan.ts';
  */
 export function measureData(config: LoadedConfig): DataFacts {
   const csv = measureCsv(config.data.csv);
-  const mapping = config.data.layout === 'gz2' && config.data.mappingCsv ? measureCsv(config.data.mappingCsv) : { rows: 0, bytes: 0 };
+  const mapping =
+    config.data.layout === 'gz2' && config.data.mappingCsv ? measureCsv(config.data.mappingCsv) : { rows: 0, bytes: 0 };
   return { csvRows: csv.rows, csvBytes: csv.bytes, mappingRows: mapping.rows, mappingBytes: mapping.bytes };
 }
 
@@ -27,7 +28,11 @@ export function measureCsv(file: string): { rows: number; bytes: number } {
     let lines = 0;
     let bytes = 0;
     let last = 0x0a;
-    for (let n = readSync(fd, buffer, 0, buffer.length, null); n > 0; n = readSync(fd, buffer, 0, buffer.length, null)) {
+    for (
+      let n = readSync(fd, buffer, 0, buffer.length, null);
+      n > 0;
+      n = readSync(fd, buffer, 0, buffer.length, null)
+    ) {
       for (let at = buffer.indexOf(0x0a, 0); at !== -1 && at < n; at = buffer.indexOf(0x0a, at + 1)) lines++;
       bytes += n;
       last = buffer[n - 1];

@@ -13,7 +13,10 @@ export class Gz2Mapping {
   private readonly imageOf: Uint32Array;
   private readonly claimedBy: Uint32Array;
 
-  constructor(readonly objects: StringTable, readonly images: StringTable) {
+  constructor(
+    readonly objects: StringTable,
+    readonly images: StringTable,
+  ) {
     this.imageOf = new Uint32Array(objects.ceiling.entries);
     this.claimedBy = new Uint32Array(images.ceiling.entries);
   }
@@ -60,13 +63,21 @@ export class Gz2Mapping {
 }
 
 export async function loadGz2Mapping(
-  file: string, objectColumn: string, imageColumn: string, maxRowBytes: number,
-  ceilings: { objects: StringTableCeiling; images: StringTableCeiling }, onFull: (what: string) => Error,
+  file: string,
+  objectColumn: string,
+  imageColumn: string,
+  maxRowBytes: number,
+  ceilings: { objects: StringTableCeiling; images: StringTableCeiling },
+  onFull: (what: string) => Error,
 ): Promise<Gz2Mapping> {
-  const csv = await openCsv(file, [
-    { column: objectColumn, knob: 'data.mappingObjectColumn' },
-    { column: imageColumn, knob: 'data.mappingImageColumn' },
-  ], maxRowBytes);
+  const csv = await openCsv(
+    file,
+    [
+      { column: objectColumn, knob: 'data.mappingObjectColumn' },
+      { column: imageColumn, knob: 'data.mappingImageColumn' },
+    ],
+    maxRowBytes,
+  );
   const mapping = new Gz2Mapping(
     new StringTable(ceilings.objects, () => onFull('object ids')),
     new StringTable(ceilings.images, () => onFull('image ids')),

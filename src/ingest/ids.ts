@@ -9,7 +9,9 @@ import { splitFileName } from './image-index.ts';
 
 export class FileNamePatternError extends UserError {
   constructor(pattern: string) {
-    super(`data.fileName "${pattern}" must name a file directly inside data.imageDir: it may not contain "/", "\\" or "..". Use a pattern like "{id}.jpg".`);
+    super(
+      `data.fileName "${pattern}" must name a file directly inside data.imageDir: it may not contain "/", "\\" or "..". Use a pattern like "{id}.jpg".`,
+    );
   }
 }
 

@@ -14,7 +14,9 @@ import { UserError } from '../core/errors.ts';
 
 export class ImageDirNotFoundError extends UserError {
   constructor(dir: string, detail: string) {
-    super(`image folder ${dir} ${detail}. Point data.imageDir at the folder holding the images (e.g. the extracted images_gz2 folder).`);
+    super(
+      `image folder ${dir} ${detail}. Point data.imageDir at the folder holding the images (e.g. the extracted images_gz2 folder).`,
+    );
   }
 }
 
@@ -80,7 +82,8 @@ export class ImageIndex {
   private equals(i: number, name: string, bytes: Buffer | null): boolean {
     const start = this.offsets[i];
     const length = this.offsets[i + 1] - start;
-    if (bytes) return length === bytes.length && this.packed.compare(bytes, 0, bytes.length, start, start + length) === 0;
+    if (bytes)
+      return length === bytes.length && this.packed.compare(bytes, 0, bytes.length, start, start + length) === 0;
     if (length !== name.length) return false;
     for (let k = 0; k < length; k++) if (this.packed[start + k] !== name.charCodeAt(k)) return false;
     return true;

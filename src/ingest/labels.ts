@@ -17,7 +17,11 @@ export class LabelRules {
     const value = (label ?? '').trim();
     if (value === '') return { reason: 'unlabelled', detail: 'the label is empty' };
     const index = this.rules.findIndex((r) => r.pattern.test(value));
-    if (index < 0) return { reason: 'unknown-label', detail: `label ${JSON.stringify(value)} matches no class rule (${this.rules.map((r) => `${r.name}: /${r.pattern.source}/`).join(', ')})` };
+    if (index < 0)
+      return {
+        reason: 'unknown-label',
+        detail: `label ${JSON.stringify(value)} matches no class rule (${this.rules.map((r) => `${r.name}: /${r.pattern.source}/`).join(', ')})`,
+      };
     return { index };
   }
 }

@@ -12,7 +12,9 @@
 export interface StringTableCeiling {
   /** Most strings the table may hold. */
   entries: number;
-  /** Most bytes its arrays and chunks may take (memory/plan.ts's `stringTableBytes` gives the figure for a row count). */
+  /**
+   * Most bytes its arrays and chunks may take (memory/plan.ts's `stringTableBytes` gives the figure for a row count).
+   */
   bytes: number;
 }
 
@@ -30,7 +32,10 @@ export class StringTable {
   private count = 0;
   private scratch = Buffer.allocUnsafe(256);
 
-  constructor(readonly ceiling: StringTableCeiling, private readonly onFull: (table: StringTable) => Error) {}
+  constructor(
+    readonly ceiling: StringTableCeiling,
+    private readonly onFull: (table: StringTable) => Error,
+  ) {}
 
   get size(): number {
     return this.count;
@@ -115,7 +120,8 @@ export class StringTable {
   private reserve(length: number): void {
     const needsChunk = this.used + 2 + length > CHUNK_BYTES;
     const capacity = this.starts.length;
-    const nextCapacity = this.count < capacity ? capacity : Math.min(Math.max(FIRST_CAPACITY, 2 * capacity), this.ceiling.entries);
+    const nextCapacity =
+      this.count < capacity ? capacity : Math.min(Math.max(FIRST_CAPACITY, 2 * capacity), this.ceiling.entries);
     const nextTable = 2 * (this.count + 1) > this.table.length ? 2 * this.table.length : this.table.length;
     const after = (this.chunks.length + (needsChunk ? 1 : 0)) * CHUNK_BYTES + 8 * nextCapacity + 4 * nextTable;
     if (after > this.ceiling.bytes) throw this.onFull(this);

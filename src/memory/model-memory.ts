@@ -39,19 +39,37 @@ export function estimateModelMemory(
   const inputShape: [number, number, number] = [config.image.height, config.image.width, config.image.channels];
   const arch = describeArchitecture(values, inputShape, numClasses, config.model);
   const components: ModelMemory['components'] = [];
-  const add = (name: string, bytes: number, detail: string) => components.push({ name, bytes: Math.ceil(bytes), detail });
+  const add = (name: string, bytes: number, detail: string) =>
+    components.push({ name, bytes: Math.ceil(bytes), detail });
 
-  add('parameters', 4 * FLOAT32 * arch.parameters, `${arch.parameters} params x 4 copies (weights, gradients, Adam m and v) x 4 B`);
+  add(
+    'parameters',
+    4 * FLOAT32 * arch.parameters,
+    `${arch.parameters} params x 4 copies (weights, gradients, Adam m and v) x 4 B`,
+  );
   const largest = Math.max(0, ...arch.layers.map((l) => l.parameters));
-  add('optimizer update', OPTIMIZER_TEMPORARY_COPIES * FLOAT32 * largest, `largest layer ${largest} params x ${OPTIMIZER_TEMPORARY_COPIES} Adam temporaries x 4 B`);
+  add(
+    'optimizer update',
+    OPTIMIZER_TEMPORARY_COPIES * FLOAT32 * largest,
+    `largest layer ${largest} params x ${OPTIMIZER_TEMPORARY_COPIES} Adam temporaries x 4 B`,
+  );
   const inputElements = inputShape[0] * inputShape[1] * inputShape[2];
-  add('activations', batch * (2 * arch.activationElementsPerExample + inputElements) * FLOAT32,
-    `batch ${batch} x (2 x ${arch.activationElementsPerExample} activations + ${inputElements} input) x 4 B`);
-  add('backprop workspace', batch * BACKPROP_WORKSPACE_COPIES * arch.activationElementsPerExample * FLOAT32,
-    `batch ${batch} x ${BACKPROP_WORKSPACE_COPIES} x ${arch.activationElementsPerExample} activations x 4 B`);
+  add(
+    'activations',
+    batch * (2 * arch.activationElementsPerExample + inputElements) * FLOAT32,
+    `batch ${batch} x (2 x ${arch.activationElementsPerExample} activations + ${inputElements} input) x 4 B`,
+  );
+  add(
+    'backprop workspace',
+    batch * BACKPROP_WORKSPACE_COPIES * arch.activationElementsPerExample * FLOAT32,
+    `batch ${batch} x ${BACKPROP_WORKSPACE_COPIES} x ${arch.activationElementsPerExample} activations x 4 B`,
+  );
   const tensorBytes = components.reduce((sum, c) => sum + c.bytes, 0);
-  add('checkpoint', CHECKPOINT_COPIES * 3 * FLOAT32 * arch.parameters,
-    `${arch.parameters} params x 3 (weights, Adam m and v) x ${CHECKPOINT_COPIES} copies while encoding x 4 B`);
+  add(
+    'checkpoint',
+    CHECKPOINT_COPIES * 3 * FLOAT32 * arch.parameters,
+    `${arch.parameters} params x 3 (weights, Adam m and v) x ${CHECKPOINT_COPIES} copies while encoding x 4 B`,
+  );
   const totalBytes = components.reduce((sum, c) => sum + c.bytes, 0);
   return { components, tensorBytes, totalBytes, parameters: arch.parameters };
 }

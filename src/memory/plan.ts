@@ -21,9 +21,14 @@ export type MemoryPhase = 'prepare' | 'train';
 export const MEMORY_PHASES: readonly MemoryPhase[] = ['prepare', 'train'];
 
 /** Bytes set aside for one thing, and how they were worked out. */
-export interface Reserve { bytes: number; detail: string }
+export interface Reserve {
+  bytes: number;
+  detail: string;
+}
 /** A table that grows with the rows it is given, up to `entries` strings within `bytes`. */
-export interface TableReserve extends Reserve { entries: number }
+export interface TableReserve extends Reserve {
+  entries: number;
+}
 
 /** What the data says, measured before planning (`measureData` in ingest/). Zero when unknown. */
 export interface DataFacts {
@@ -81,7 +86,9 @@ export interface MemoryPlan {
   shuffleBufferRecords: number;
   prefetchBatches: number;
   batchSize: number;
-  /** The smallest pipeline each phase can run with (one decode, one-image shards; one batch of shuffle, one prefetched). */
+  /**
+   * The smallest pipeline each phase can run with (one decode, one-image shards; one batch of shuffle, one prefetched).
+   */
   smallestBytes: Record<MemoryPhase, number>;
   /** What the knobs were: "auto" lets a refusal point at memory.limitMB alone. */
   auto: { decodeConcurrency: boolean; shardImages: boolean; shuffleBuffer: boolean; prefetch: boolean };
@@ -167,20 +174,33 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
   const cpus = options.cpus ?? os.availableParallelism();
   const batchSize = config.train.batchSize;
   const floatRecord = config.image.width * config.image.height * config.image.channels * 4;
-  const runtime = reserve(RUNTIME_BYTES, 'node, tsx, sharp/libvips, tfjs and the wasm module loaded (measured 214-223 MB)');
+  const runtime = reserve(
+    RUNTIME_BYTES,
+    'node, tsx, sharp/libvips, tfjs and the wasm module loaded (measured 214-223 MB)',
+  );
 
   // prepare, fixed: what the data itself costs, from its measured row counts.
   const seenIds = table(facts.csvRows, facts.csvBytes, 'CSV ids');
-  const mapping = config.data.layout === 'gz2'
-    ? {
-      objects: table(facts.mappingRows, facts.mappingBytes, 'mapping object ids'),
-      images: table(facts.mappingRows, facts.mappingBytes, 'mapping image ids'),
-      links: reserve(8 * facts.mappingRows, `${facts.mappingRows} rows x 8 B (object -> image, image claimed by)`),
-    }
-    : null;
+  const mapping =
+    config.data.layout === 'gz2'
+      ? {
+          objects: table(facts.mappingRows, facts.mappingBytes, 'mapping object ids'),
+          images: table(facts.mappingRows, facts.mappingBytes, 'mapping image ids'),
+          links: reserve(8 * facts.mappingRows, `${facts.mappingRows} rows x 8 B (object -> image, image claimed by)`),
+        }
+      : null;
   const indexRows = Math.max(facts.csvRows, facts.mappingRows);
-  const imageIndex = reserve(indexRows * IMAGE_INDEX_ENTRY_BYTES, `<= ${indexRows} names x ${IMAGE_INDEX_ENTRY_BYTES} B (packed names, offsets, hash table)`);
-  const prepareFixed = sum([seenIds, mapping?.objects ?? null, mapping?.images ?? null, mapping?.links ?? null, imageIndex]);
+  const imageIndex = reserve(
+    indexRows * IMAGE_INDEX_ENTRY_BYTES,
+    `<= ${indexRows} names x ${IMAGE_INDEX_ENTRY_BYTES} B (packed names, offsets, hash table)`,
+  );
+  const prepareFixed = sum([
+    seenIds,
+    mapping?.objects ?? null,
+    mapping?.images ?? null,
+    mapping?.links ?? null,
+    imageIndex,
+  ]);
 
   // train, fixed: the engine, the configured model's training memory (the estimate the tuner's
   // INFEASIBLE rule uses too) and the threaded wasm build's workers.
@@ -188,16 +208,27 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
   let model: TrainPhase['model'];
   try {
     const m = estimateModelMemory({}, config, batchSize, config.data.classes.length);
-    model = { ...reserve(m.totalBytes, `config.model at batch ${batchSize}: ${m.components.map((c) => `${c.name} ${Math.ceil(c.bytes / MiB)} MB`).join(', ')}`), error: null };
+    model = {
+      ...reserve(
+        m.totalBytes,
+        `config.model at batch ${batchSize}: ${m.components.map((c) => `${c.name} ${Math.ceil(c.bytes / MiB)} MB`).join(', ')}`,
+      ),
+      error: null,
+    };
   } catch (error) {
     // config.model may not suit the image size (e.g. too deep for 16x16); only training cares.
     if (!(error instanceof UserError)) throw error;
     model = { bytes: 0, detail: `config.model cannot be built: ${error.message}`, error: error.message };
   }
-  const wasmThreads = config.backend === 'wasm' || config.backend === 'auto' ? resolveWasmThreads(config.threads, cpus) : 1;
-  const wasmPool = wasmThreads > 1
-    ? reserve(WASM_POOL_BYTES, `threaded XNNPACK build, ${wasmThreads} threads: 8 pthread workers (reserved even if backend "auto" finds tfjs-node)`)
-    : null;
+  const wasmThreads =
+    config.backend === 'wasm' || config.backend === 'auto' ? resolveWasmThreads(config.threads, cpus) : 1;
+  const wasmPool =
+    wasmThreads > 1
+      ? reserve(
+          WASM_POOL_BYTES,
+          `threaded XNNPACK build, ${wasmThreads} threads: 8 pthread workers (reserved even if backend "auto" finds tfjs-node)`,
+        )
+      : null;
   const trainFixed = sum([tfjs, model, wasmPool]);
 
   const smallestBytes: Record<MemoryPhase, number> = {
@@ -213,53 +244,105 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
     ? Math.max(1, Math.min(cpus, 4, Math.floor((available * 0.2) / (DECODE_SLOT_BYTES + SHARP_THREAD_BYTES))))
     : (config.memory.decodeConcurrency as number);
   const sharpThreads = Math.max(1, Math.floor(cpus / decodeConcurrency));
-  const decode = reserve(decodeConcurrency * DECODE_SLOT_BYTES + sharpThreads * decodeConcurrency * SHARP_THREAD_BYTES,
-    `${decodeConcurrency} concurrent decodes x ${DECODE_SLOT_BYTES / MiB} MB + ${sharpThreads * decodeConcurrency} libvips threads x ${SHARP_THREAD_BYTES / MiB} MB`);
+  const decode = reserve(
+    decodeConcurrency * DECODE_SLOT_BYTES + sharpThreads * decodeConcurrency * SHARP_THREAD_BYTES,
+    `${decodeConcurrency} concurrent decodes x ${DECODE_SLOT_BYTES / MiB} MB + ${sharpThreads * decodeConcurrency} libvips threads x ${SHARP_THREAD_BYTES / MiB} MB`,
+  );
 
   // Shards: the writer holds two shards' records (one filling while the other is written).
   const shardAuto = config.cache.shardImages === 'auto';
   const shardImages = shardAuto
-    ? Math.max(1, Math.min(MAX_AUTO_SHARD_IMAGES, Math.floor(TARGET_SHARD_BYTES / record), Math.floor((available * 0.15) / (2 * record))))
+    ? Math.max(
+        1,
+        Math.min(
+          MAX_AUTO_SHARD_IMAGES,
+          Math.floor(TARGET_SHARD_BYTES / record),
+          Math.floor((available * 0.15) / (2 * record)),
+        ),
+      )
     : (config.cache.shardImages as number);
-  const shardBuffer = reserve(2 * shardImages * record, `${shardImages} images x ${record} B, two buffers (one filling, one being written)`);
+  const shardBuffer = reserve(
+    2 * shardImages * record,
+    `${shardImages} images x ${record} B, two buffers (one filling, one being written)`,
+  );
 
   // Permits: a shard's records hold permits until it is flushed; two shards' worth lets the next
   // shard fill while one is written, the extra keeps decoders busy at the seam.
   const permits = permitsFor(shardImages, decodeConcurrency);
-  const inFlight = reserve(permits * record, `${permits} permits x ${record} B decoded record (row pulled -> shard flushed)`);
+  const inFlight = reserve(
+    permits * record,
+    `${permits} permits x ${record} B decoded record (row pulled -> shard flushed)`,
+  );
   const orderSlots = permits;
-  const awaitingOrder = reserve(orderSlots * ORDER_SLOT_BYTES, `${orderSlots} rows x ${ORDER_SLOT_BYTES} B outcome waiting for its turn in row order`);
+  const awaitingOrder = reserve(
+    orderSlots * ORDER_SLOT_BYTES,
+    `${orderSlots} rows x ${ORDER_SLOT_BYTES} B outcome waiting for its turn in row order`,
+  );
   const prepare: PreparePhase = {
-    seenIds, mapping, imageIndex, decode, shardBuffer, inFlight, awaitingOrder,
+    seenIds,
+    mapping,
+    imageIndex,
+    decode,
+    shardBuffer,
+    inFlight,
+    awaitingOrder,
     totalBytes: runtime.bytes + prepareFixed + sum([decode, shardBuffer, inFlight, awaitingOrder]),
   };
 
   // Feed: prefetch holds float32 batches; the shuffle buffer holds cache records.
   const prefetchAuto = config.feed.prefetch === 'auto';
   const prefetchBatches = prefetchAuto ? 2 : (config.feed.prefetch as number);
-  const prefetch = reserve((prefetchBatches + 1) * batchSize * floatRecord, `${prefetchBatches}+1 batches x ${batchSize} x ${floatRecord} B float32`);
+  const prefetch = reserve(
+    (prefetchBatches + 1) * batchSize * floatRecord,
+    `${prefetchBatches}+1 batches x ${batchSize} x ${floatRecord} B float32`,
+  );
   const shuffleAuto = config.feed.shuffleBuffer === 'auto';
   // half of the remaining headroom, the rest stays free for allocator slack and GC lag
   const headroom = Math.floor(((limitBytes - runtime.bytes - trainFixed - prefetch.bytes) * 0.5) / record);
-  const shuffleBufferRecords = shuffleAuto ? Math.max(batchSize, Math.min(MAX_AUTO_SHUFFLE_RECORDS, headroom)) : (config.feed.shuffleBuffer as number);
+  const shuffleBufferRecords = shuffleAuto
+    ? Math.max(batchSize, Math.min(MAX_AUTO_SHUFFLE_RECORDS, headroom))
+    : (config.feed.shuffleBuffer as number);
   const shuffle = reserve(shuffleBufferRecords * record, `${shuffleBufferRecords} records x ${record} B`);
-  const train: TrainPhase = { tfjs, model, wasmPool, prefetch, shuffle, totalBytes: runtime.bytes + trainFixed + prefetch.bytes + shuffle.bytes };
+  const train: TrainPhase = {
+    tfjs,
+    model,
+    wasmPool,
+    prefetch,
+    shuffle,
+    totalBytes: runtime.bytes + trainFixed + prefetch.bytes + shuffle.bytes,
+  };
 
   // V8 old space holds only JS objects (pixel buffers and the id tables' chunks are external): slack.
-  const heapMB = 96 + Math.ceil(indexRows * 16 / MiB);
+  const heapMB = 96 + Math.ceil((indexRows * 16) / MiB);
 
   return {
-    limitMB: config.memory.limitMB, limitBytes, facts, runtime, prepare, train,
+    limitMB: config.memory.limitMB,
+    limitBytes,
+    facts,
+    runtime,
+    prepare,
+    train,
     totalBytes: Math.max(prepare.totalBytes, train.totalBytes),
-    decodeConcurrency, sharpThreads, permits, orderSlots, shardImages, recordBytes: record, heapMB,
-    shuffleBufferRecords, prefetchBatches, batchSize, smallestBytes,
+    decodeConcurrency,
+    sharpThreads,
+    permits,
+    orderSlots,
+    shardImages,
+    recordBytes: record,
+    heapMB,
+    shuffleBufferRecords,
+    prefetchBatches,
+    batchSize,
+    smallestBytes,
     auto: { decodeConcurrency: decodeAuto, shardImages: shardAuto, shuffleBuffer: shuffleAuto, prefetch: prefetchAuto },
     cpus,
   };
 }
 
 /** The plan's reserves as named rows, by phase (for display and `galactic plan --json`). */
-export function planComponents(plan: MemoryPlan): { name: string; phase: MemoryPhase | null; bytes: number; detail: string }[] {
+export function planComponents(
+  plan: MemoryPlan,
+): { name: string; phase: MemoryPhase | null; bytes: number; detail: string }[] {
   const { prepare: p, train: t } = plan;
   const rows: [string, MemoryPhase | null, Reserve | null][] = [
     ['runtime', null, plan.runtime],
@@ -278,7 +361,8 @@ export function planComponents(plan: MemoryPlan): { name: string; phase: MemoryP
     ['feed prefetch', 'train', t.prefetch],
     ['feed shuffle', 'train', t.shuffle],
   ];
-  return rows.filter((r): r is [string, MemoryPhase | null, Reserve] => r[2] !== null)
+  return rows
+    .filter((r): r is [string, MemoryPhase | null, Reserve] => r[2] !== null)
     .map(([name, phase, r]) => ({ name, phase, bytes: r.bytes, detail: r.detail }));
 }
 
@@ -294,9 +378,15 @@ export function formatPlan(plan: MemoryPlan): string {
     lines.push(`  ${phase} phase:`);
     lines.push(...components.filter((c) => c.phase === phase).map(row));
     const total = plan[phase].totalBytes;
-    lines.push(`  ${`${phase} total`.padEnd(width)}  ${mb(total).padStart(10)}  runtime + ${phase} phase (${percent(total)} of the limit)`);
+    lines.push(
+      `  ${`${phase} total`.padEnd(width)}  ${mb(total).padStart(10)}  runtime + ${phase} phase (${percent(total)} of the limit)`,
+    );
   }
-  lines.push(`  ${'peak (larger phase)'.padEnd(width)}  ${mb(plan.totalBytes).padStart(10)}  of ${mb(plan.limitBytes)} limit (${percent(plan.totalBytes)}); the phases never overlap`);
-  lines.push(`  decode concurrency ${plan.decodeConcurrency}, sharp threads ${plan.sharpThreads}, permits ${plan.permits}, shard ${plan.shardImages} images, heap ${plan.heapMB} MB, shuffle buffer ${plan.shuffleBufferRecords} records, prefetch ${plan.prefetchBatches} batches of ${plan.batchSize}`);
+  lines.push(
+    `  ${'peak (larger phase)'.padEnd(width)}  ${mb(plan.totalBytes).padStart(10)}  of ${mb(plan.limitBytes)} limit (${percent(plan.totalBytes)}); the phases never overlap`,
+  );
+  lines.push(
+    `  decode concurrency ${plan.decodeConcurrency}, sharp threads ${plan.sharpThreads}, permits ${plan.permits}, shard ${plan.shardImages} images, heap ${plan.heapMB} MB, shuffle buffer ${plan.shuffleBufferRecords} records, prefetch ${plan.prefetchBatches} batches of ${plan.batchSize}`,
+  );
   return lines.join('\n');
 }

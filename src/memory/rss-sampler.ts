@@ -7,7 +7,11 @@
  * past `maxSamples` every other sample is dropped and the interval doubles. Unref'd, so it never
  * keeps the process alive.
  */
-export interface RssSample { seconds: number; rssBytes: number; tag?: string }
+export interface RssSample {
+  seconds: number;
+  rssBytes: number;
+  tag?: string;
+}
 
 /** This process's resident set size now, in bytes. */
 export function currentRssBytes(): number {
@@ -60,7 +64,11 @@ export class RssSampler {
       if (this.timer) this.schedule();
     }
     const tag = this.options.tag?.();
-    this.timeline.push({ seconds: (performance.now() - this.startedAt) / 1000, rssBytes, ...(tag === undefined ? {} : { tag }) });
+    this.timeline.push({
+      seconds: (performance.now() - this.startedAt) / 1000,
+      rssBytes,
+      ...(tag === undefined ? {} : { tag }),
+    });
     return rssBytes;
   }
 

@@ -42,7 +42,10 @@ export class TimelineRecorder {
   private stage = 'start';
   private readonly sampler: RssSampler;
 
-  constructor(readonly limitMB: number, options: { intervalMs?: number } = {}) {
+  constructor(
+    readonly limitMB: number,
+    options: { intervalMs?: number } = {},
+  ) {
     this.sampler = new RssSampler(options.intervalMs ?? 250, MAX_SAMPLES, { tag: () => this.stage });
   }
 
@@ -94,7 +97,11 @@ export class TimelineRecorder {
   }
 
   snapshot(): Timeline {
-    const samples = this.sampler.timeline.map((s) => ({ t: round(s.seconds, 3), rssMB: round(s.rssBytes / MB, 1), stage: s.tag ?? 'start' }));
+    const samples = this.sampler.timeline.map((s) => ({
+      t: round(s.seconds, 3),
+      rssMB: round(s.rssBytes / MB, 1),
+      stage: s.tag ?? 'start',
+    }));
     return { limitMB: this.limitMB, startedAt: this.startedAt, samples, stages: [...this.stages] };
   }
 

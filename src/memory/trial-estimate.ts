@@ -16,7 +16,11 @@ const MiB = 1024 * 1024;
 /** The wasm backend's heap is a 32-bit WebAssembly memory: 4 GiB at most, whatever the budget. */
 export const WASM_HEAP_LIMIT_BYTES = 4096 * MiB;
 
-export interface EstimateComponent { name: string; bytes: number; detail: string }
+export interface EstimateComponent {
+  name: string;
+  bytes: number;
+  detail: string;
+}
 
 export interface TrialMemoryEstimate {
   totalBytes: number;
@@ -40,7 +44,8 @@ export function estimateTrialMemory(input: TrialEstimateInput): TrialMemoryEstim
   const { values, config, plan, numClasses } = input;
   const model = estimateModelMemory(values, config, plan.batchSize, numClasses);
   const components: EstimateComponent[] = [];
-  const add = (name: string, bytes: number, detail: string) => components.push({ name, bytes: Math.ceil(bytes), detail });
+  const add = (name: string, bytes: number, detail: string) =>
+    components.push({ name, bytes: Math.ceil(bytes), detail });
 
   add('runtime', plan.runtime.bytes, plan.runtime.detail);
   add('tfjs', plan.train.tfjs.bytes, plan.train.tfjs.detail);
@@ -51,10 +56,19 @@ export function estimateTrialMemory(input: TrialEstimateInput): TrialMemoryEstim
   add('feed shuffle', slots * plan.recordBytes, `${slots} records x ${plan.recordBytes} B`);
 
   const totalBytes = components.reduce((s, c) => s + c.bytes, 0);
-  return { totalBytes, tensorBytes: model.tensorBytes, totalMB: Math.ceil(totalBytes / MiB), parameters: model.parameters, components };
+  return {
+    totalBytes,
+    tensorBytes: model.tensorBytes,
+    totalMB: Math.ceil(totalBytes / MiB),
+    parameters: model.parameters,
+    components,
+  };
 }
 
-/** Heap growth headroom: the wasm heap grows in steps of up to 20% and never shrinks (measured: 4079 MB for an estimated 3293 MB). */
+/**
+ * Heap growth headroom: the wasm heap grows in steps of up to 20% and never shrinks (measured: 4079 MB for an estimated
+ * 3293 MB).
+ */
 const WASM_HEAP_GROWTH = 1.2;
 
 /**
@@ -63,6 +77,8 @@ const WASM_HEAP_GROWTH = 1.2;
  */
 export function wasmHeapRefusal(estimate: Pick<TrialMemoryEstimate, 'tensorBytes'>): string | null {
   if (estimate.tensorBytes * WASM_HEAP_GROWTH <= WASM_HEAP_LIMIT_BYTES) return null;
-  return `its tensors need an estimated ${Math.ceil(estimate.tensorBytes / MiB)} MB (plus heap growth), more than the wasm backend's ` +
-    `${WASM_HEAP_LIMIT_BYTES / MiB} MB heap can hold (use --backend node, a smaller train.batchSize or a smaller image size)`;
+  return (
+    `its tensors need an estimated ${Math.ceil(estimate.tensorBytes / MiB)} MB (plus heap growth), more than the wasm backend's ` +
+    `${WASM_HEAP_LIMIT_BYTES / MiB} MB heap can hold (use --backend node, a smaller train.batchSize or a smaller image size)`
+  );
 }

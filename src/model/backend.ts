@@ -23,7 +23,10 @@ export interface BackendChoice {
 }
 
 export interface BackendOptions {
-  /** Threads for the wasm backend: 'auto' = every core available (default). Fixed once wasm has initialised in this process. */
+  /**
+   * Threads for the wasm backend: 'auto' = every core available (default). Fixed once wasm has initialised in this
+   * process.
+   */
   threads?: 'auto' | number;
 }
 
@@ -39,7 +42,7 @@ export function activeBackendName(): string {
 const NODE_PACKAGE = '@tensorflow/tfjs-node';
 const WASM_PACKAGE = '@tensorflow/tfjs-backend-wasm';
 const NODE_OFFLINE_NOTE =
-  "its install script downloads libtensorflow from storage.googleapis.com (outside the npm registry), which fails offline or behind a proxy";
+  'its install script downloads libtensorflow from storage.googleapis.com (outside the npm registry), which fails offline or behind a proxy';
 
 export class BackendUnavailableError extends UserError {
   readonly backend: BackendName;
@@ -95,11 +98,15 @@ function quietCpuBackend(): void {
   const factory = tf.findBackendFactory('cpu');
   if (!factory || tf.engine().registry.cpu) return;
   tf.removeBackend('cpu');
-  tf.registerBackend('cpu', () => {
-    const backend = factory() as tf.KernelBackend & { firstUse?: boolean };
-    backend.firstUse = false;
-    return backend;
-  }, 1);
+  tf.registerBackend(
+    'cpu',
+    () => {
+      const backend = factory() as tf.KernelBackend & { firstUse?: boolean };
+      backend.firstUse = false;
+      return backend;
+    },
+    1,
+  );
 }
 quietCpuBackend();
 
@@ -174,7 +181,10 @@ async function tryWasm(options: BackendOptions, output?: Output): Promise<Attemp
   return attempt;
 }
 
-/** A threaded start that neither resolves nor fails in this long (a pthread worker that never loads) falls back to one thread. */
+/**
+ * A threaded start that neither resolves nor fails in this long (a pthread worker that never loads) falls back to one
+ * thread.
+ */
 const THREADED_START_TIMEOUT_MS = 60_000;
 
 async function activateWasm(wasm: typeof import('@tensorflow/tfjs-backend-wasm'), threads: number): Promise<Attempt> {
@@ -183,7 +193,11 @@ async function activateWasm(wasm: typeof import('@tensorflow/tfjs-backend-wasm')
   try {
     if (threads === 1) return await activate('wasm');
     const timedOut = new Promise<Attempt>((resolve) => {
-      timer = setTimeout(() => resolve({ ok: false, why: `its worker threads did not load within ${THREADED_START_TIMEOUT_MS / 1000} s` }), THREADED_START_TIMEOUT_MS);
+      timer = setTimeout(
+        () =>
+          resolve({ ok: false, why: `its worker threads did not load within ${THREADED_START_TIMEOUT_MS / 1000} s` }),
+        THREADED_START_TIMEOUT_MS,
+      );
     });
     return await Promise.race([activate('wasm'), timedOut]);
   } finally {
@@ -238,7 +252,11 @@ const CHOSEN_BECAUSE: Record<BackendName, string> = {
  * Picks and activates a backend. `auto` tries tfjs-node, then wasm (with the project's kernels),
  * then cpu; a forced backend that cannot load is a BackendUnavailableError.
  */
-export async function selectBackend(preference: 'auto' | BackendName, output?: Output, options: BackendOptions = {}): Promise<BackendChoice> {
+export async function selectBackend(
+  preference: 'auto' | BackendName,
+  output?: Output,
+  options: BackendOptions = {},
+): Promise<BackendChoice> {
   const order = preference === 'auto' ? AUTO_ORDER : [preference];
   const skipped: BackendChoice['skipped'] = [];
   for (const name of order) {
@@ -246,8 +264,10 @@ export async function selectBackend(preference: 'auto' | BackendName, output?: O
     if (attempt.ok) {
       registerReluGradient();
       const threads = name === 'wasm' ? (wasmThreads ?? 1) : undefined;
-      const because = threads === undefined ? CHOSEN_BECAUSE[name] : `${CHOSEN_BECAUSE[name]}, ${describeThreads(threads)}`;
-      const reason = preference === 'auto' ? `auto: ${because}` : `requested (--backend or "backend" in the config): ${because}`;
+      const because =
+        threads === undefined ? CHOSEN_BECAUSE[name] : `${CHOSEN_BECAUSE[name]}, ${describeThreads(threads)}`;
+      const reason =
+        preference === 'auto' ? `auto: ${because}` : `requested (--backend or "backend" in the config): ${because}`;
       for (const s of skipped) output?.info(`backend ${s.name} skipped: ${s.why}`);
       output?.info(`backend: ${name} (${reason})`);
       return threads === undefined ? { name, reason, skipped } : { name, reason, skipped, threads };

@@ -23,7 +23,11 @@ const BYTES_PER_DTYPE: Record<string, number> = { float32: 4, int32: 4, bool: 1,
 function expectedWeightBytes(specs: tf.io.WeightsManifestEntry[]): number {
   return specs.reduce((sum, spec) => {
     const count = spec.shape.reduce((a, b) => a * b, 1);
-    const bytes = spec.quantization ? (spec.quantization.dtype === 'float16' || spec.quantization.dtype === 'uint16' ? 2 : 1) : BYTES_PER_DTYPE[spec.dtype] ?? 4;
+    const bytes = spec.quantization
+      ? spec.quantization.dtype === 'float16' || spec.quantization.dtype === 'uint16'
+        ? 2
+        : 1
+      : (BYTES_PER_DTYPE[spec.dtype] ?? 4);
     return sum + count * bytes;
   }, 0);
 }
@@ -33,7 +37,8 @@ export function modelFolderIO(dir: string): tf.io.IOHandler {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
       if (artifacts.modelTopology instanceof ArrayBuffer) throw new Error('modelFolderIO saves layers models only');
       mkdirSync(dir, { recursive: true });
-      const weightData = artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+      const weightData =
+        artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
       const modelJson: tf.io.ModelJSON = {
         modelTopology: artifacts.modelTopology!,
         format: artifacts.format ?? 'layers-model',
@@ -58,7 +63,10 @@ export function modelFolderIO(dir: string): tf.io.IOHandler {
         throw new ModelFilesError(dir, `has an unreadable ${MODEL_FILE} (${(error as Error).message})`);
       }
       if (!modelJson.modelTopology || !Array.isArray(modelJson.weightsManifest)) {
-        throw new ModelFilesError(dir, `has a ${MODEL_FILE} that is not a tfjs layers model (no modelTopology or weightsManifest)`);
+        throw new ModelFilesError(
+          dir,
+          `has a ${MODEL_FILE} that is not a tfjs layers model (no modelTopology or weightsManifest)`,
+        );
       }
       const specs: tf.io.WeightsManifestEntry[] = [];
       const parts: ArrayBuffer[] = [];
@@ -66,7 +74,8 @@ export function modelFolderIO(dir: string): tf.io.IOHandler {
         specs.push(...group.weights);
         for (const name of group.paths) {
           const file = path.join(dir, name);
-          if (!existsSync(file)) throw new ModelFilesError(dir, `is missing ${name}, the weights its ${MODEL_FILE} refers to`);
+          if (!existsSync(file))
+            throw new ModelFilesError(dir, `is missing ${name}, the weights its ${MODEL_FILE} refers to`);
           const bytes = readFileSync(file);
           parts.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
         }
@@ -74,7 +83,10 @@ export function modelFolderIO(dir: string): tf.io.IOHandler {
       const weightData = tf.io.CompositeArrayBuffer.join(parts);
       const expected = expectedWeightBytes(specs);
       if (weightData.byteLength !== expected) {
-        throw new ModelFilesError(dir, `has weights of ${weightData.byteLength} bytes, but its ${MODEL_FILE} describes ${expected} bytes (weights.bin belongs to another model or is truncated)`);
+        throw new ModelFilesError(
+          dir,
+          `has weights of ${weightData.byteLength} bytes, but its ${MODEL_FILE} describes ${expected} bytes (weights.bin belongs to another model or is truncated)`,
+        );
       }
       return {
         modelTopology: modelJson.modelTopology,

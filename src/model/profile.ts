@@ -9,7 +9,13 @@ import { activeBackendName, selectBackend, withKernelCheck, type BackendChoice, 
  */
 
 /** The notebook's model: conv 32/64/128, kernel 3, dense 64, Adam 1e-3. */
-export const NOTEBOOK_MODEL = { filters: [32, 64, 128], kernelSize: 3, denseUnits: 64, dropout: 0, learningRate: 0.001 };
+export const NOTEBOOK_MODEL = {
+  filters: [32, 64, 128],
+  kernelSize: 3,
+  denseUnits: 64,
+  dropout: 0,
+  learningRate: 0.001,
+};
 
 export interface TrainBenchOptions {
   backend: 'auto' | BackendName;
@@ -85,17 +91,29 @@ export function kernelCosts(profile: Awaited<ReturnType<typeof tf.profile>>): Ke
 
 export async function benchTrainingStep(options: TrainBenchOptions): Promise<TrainBenchResult> {
   let choice: BackendChoice | null = null;
-  if (!options.keepCurrentBackend) choice = await selectBackend(options.backend, options.output, { threads: options.threads ?? 'auto' });
+  if (!options.keepCurrentBackend)
+    choice = await selectBackend(options.backend, options.output, { threads: options.threads ?? 'auto' });
   const channels = options.channels ?? 3;
   const numClasses = options.numClasses ?? 3;
   const inputShape: [number, number, number] = [options.size, options.size, channels];
   const values = options.values ?? {};
   const model = buildModel(values, { inputShape, numClasses, seed: options.seed ?? 42, defaults: NOTEBOOK_MODEL });
-  const xs = tf.randomUniform([options.batch, options.size, options.size, channels], 0, 1, 'float32', options.seed ?? 42);
-  const ys = tf.tensor1d(Array.from({ length: options.batch }, (_, i) => i % numClasses), 'float32');
+  const xs = tf.randomUniform(
+    [options.batch, options.size, options.size, channels],
+    0,
+    1,
+    'float32',
+    options.seed ?? 42,
+  );
+  const ys = tf.tensor1d(
+    Array.from({ length: options.batch }, (_, i) => i % numClasses),
+    'float32',
+  );
   const step = () => withKernelCheck(() => model.trainOnBatch(xs, ys));
   try {
-    options.output?.info(`bench train: warm-up step (${options.batch} images of ${options.size}x${options.size}x${channels})`);
+    options.output?.info(
+      `bench train: warm-up step (${options.batch} images of ${options.size}x${options.size}x${channels})`,
+    );
     await step();
     const times: number[] = [];
     const cpuTimes: number[] = [];
@@ -119,7 +137,12 @@ export async function benchTrainingStep(options: TrainBenchOptions): Promise<Tra
       backendReason: choice?.reason ?? null,
       threads: choice?.threads ?? null,
       imagesPerSecond: round(options.batch / (msMedian / 1000), 2),
-      msPerStep: { median: round(msMedian), min: round(Math.min(...times)), max: round(Math.max(...times)), steps: times.length },
+      msPerStep: {
+        median: round(msMedian),
+        min: round(Math.min(...times)),
+        max: round(Math.max(...times)),
+        steps: times.length,
+      },
       cpuMsPerStep: round(median(cpuTimes)),
       imagesPerCpuSecond: round(options.batch / (median(cpuTimes) / 1000), 2),
       topKernels: kernels.slice(0, 5),
@@ -138,5 +161,8 @@ export async function benchTrainingStep(options: TrainBenchOptions): Promise<Tra
 
 /** The kernel table as aligned text lines (for stderr and the docs). */
 export function formatKernelTable(kernels: KernelCost[]): string[] {
-  return kernels.map((k) => `  ${k.kernel.padEnd(24)} ${k.ms.toFixed(1).padStart(9)} ms  ${(100 * k.share).toFixed(1).padStart(5)}%  ${String(k.calls).padStart(4)} calls`);
+  return kernels.map(
+    (k) =>
+      `  ${k.kernel.padEnd(24)} ${k.ms.toFixed(1).padStart(9)} ms  ${(100 * k.share).toFixed(1).padStart(5)}%  ${String(k.calls).padStart(4)} calls`,
+  );
 }

@@ -24,9 +24,10 @@ export function registerReluGradient(): void {
       const [x] = saved as [tf.Tensor];
       const single = tf.getKernel(RELU_GRAD, tf.getBackend()) !== undefined && x.dtype === 'float32';
       return {
-        x: () => (single
-          ? tf.engine().runKernel(RELU_GRAD, { dy: dy as tf.Tensor, x }, {}) as tf.Tensor
-          : tf.mul(dy as tf.Tensor, tf.cast(tf.step(x), 'float32'))),
+        x: () =>
+          single
+            ? (tf.engine().runKernel(RELU_GRAD, { dy: dy as tf.Tensor, x }, {}) as tf.Tensor)
+            : tf.mul(dy as tf.Tensor, tf.cast(tf.step(x), 'float32')),
       };
     },
   });
@@ -36,7 +37,11 @@ export function registerReluGradient(): void {
 /** tfjs-node's backend, as far as a kernel that runs one TensorFlow op needs it. */
 interface NativeBackend {
   binding: { TF_ATTR_TYPE: number; TF_FLOAT: number };
-  executeSingleOutput(name: string, attrs: { name: string; type: number; value: number }[], inputs: tf.TensorInfo[]): tf.TensorInfo;
+  executeSingleOutput(
+    name: string,
+    attrs: { name: string; type: number; value: number }[],
+    inputs: tf.TensorInfo[],
+  ): tf.TensorInfo;
 }
 
 /** Registers TensorFlow's ReluGrad op as a kernel of tfjs-node's backend ('tensorflow'); idempotent. */

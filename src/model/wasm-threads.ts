@@ -32,7 +32,10 @@ let workerSource: string | null = null;
 class PthreadWorker extends NodeWorker {
   constructor(_blobUrl: string | URL, options?: WorkerOptions) {
     // The package stores the source as a template literal; tfjs escapes its newlines the same way.
-    workerSource ??= (require(WORKER_SOURCE) as { wasmWorkerContents: string }).wasmWorkerContents.replace(/\n/g, '\\n');
+    workerSource ??= (require(WORKER_SOURCE) as { wasmWorkerContents: string }).wasmWorkerContents.replace(
+      /\n/g,
+      '\\n',
+    );
     super(workerSource, { ...options, eval: true });
     this.unref();
   }

@@ -25,8 +25,7 @@ export interface TrainedModel {
 }
 
 export type Prediction =
-  | { file: string; class: string; probabilities: Record<string, number> }
-  | { file: string; error: string };
+  { file: string; class: string; probabilities: Record<string, number> } | { file: string; error: string };
 
 export class NoImagesGivenError extends UserError {
   constructor() {
@@ -39,7 +38,8 @@ const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.tif', '.ti
 export async function loadTrainedModel(dir: string): Promise<TrainedModel> {
   checkModelFolder(dir);
   const metadata = readRunMetadata(dir);
-  if (!metadata) throw new ModelFilesError(dir, 'has no metadata.json (classes and normalization are needed to predict)');
+  if (!metadata)
+    throw new ModelFilesError(dir, 'has no metadata.json (classes and normalization are needed to predict)');
   const model = await loadModel(dir);
   return { model, metadata };
 }
@@ -70,7 +70,8 @@ export function expandInputs(inputs: string[]): PredictInput[] {
       continue;
     }
     for (const name of readdirSync(input).sort()) {
-      if (IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase())) files.push({ file: path.join(input, name), within: realDir });
+      if (IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase()))
+        files.push({ file: path.join(input, name), within: realDir });
     }
   }
   return files;
@@ -81,7 +82,11 @@ function describeFailure(error: unknown): string {
   return `unreadable: ${(error as Error).message}`;
 }
 
-export async function predictFiles(trained: TrainedModel, inputs: string[], options: { batchSize?: number } = {}): Promise<Prediction[]> {
+export async function predictFiles(
+  trained: TrainedModel,
+  inputs: string[],
+  options: { batchSize?: number } = {},
+): Promise<Prediction[]> {
   if (inputs.length === 0) throw new NoImagesGivenError();
   const { metadata, model } = trained;
   const { width, height, channels } = metadata.image;
@@ -94,7 +99,12 @@ export async function predictFiles(trained: TrainedModel, inputs: string[], opti
   const pending: number[] = [];
   const flush = async () => {
     if (pending.length === 0) return;
-    const input = tf.tensor4d(xs.slice(0, pending.length * writer.imageSize), [pending.length, height, width, channels]);
+    const input = tf.tensor4d(xs.slice(0, pending.length * writer.imageSize), [
+      pending.length,
+      height,
+      width,
+      channels,
+    ]);
     const output = await withKernelCheck(() => model.predict(input) as tf.Tensor);
     const probabilities = await output.data();
     tf.dispose([input, output]);

@@ -25,7 +25,10 @@ export interface ResumeState {
 
 export interface CacheBuilderOptions {
   cacheDir: string;
-  base: Omit<Manifest, 'shards' | 'classCounts' | 'channelStats' | 'totals' | 'rejects' | 'complete' | 'updatedAt' | 'resume'>;
+  base: Omit<
+    Manifest,
+    'shards' | 'classCounts' | 'channelStats' | 'totals' | 'rejects' | 'complete' | 'updatedAt' | 'resume'
+  >;
   writer: ShardWriter;
   rejects: RejectsLog;
   permits: PermitPool;
@@ -181,7 +184,11 @@ export class CacheBuilder implements RecordSink {
 
   private manifest(complete: boolean, snap: Snapshot): Manifest {
     const rejected = Object.values(snap.rejects).reduce((a, b) => a + b, 0);
-    const resume: ResumeState = { committedRow: snap.lastRecordRow, rejectsBytes: snap.rejectsBytes, stats: snap.stats };
+    const resume: ResumeState = {
+      committedRow: snap.lastRecordRow,
+      rejectsBytes: snap.rejectsBytes,
+      stats: snap.stats,
+    };
     return {
       ...this.options.base,
       format: MANIFEST_FORMAT,

@@ -15,7 +15,9 @@ export const PREPARE_LOCK_FILE = 'prepare.lock';
 
 export class CacheLockedError extends UserError {
   constructor(cacheDir: string, holder: LockHolder) {
-    super(`cache folder ${cacheDir} is being prepared by ${describeHolder(holder)}. If that prepare is no longer running on ${holder.host}, delete ${path.join(cacheDir, PREPARE_LOCK_FILE)}; otherwise wait for it or set cache.dir to another folder.`);
+    super(
+      `cache folder ${cacheDir} is being prepared by ${describeHolder(holder)}. If that prepare is no longer running on ${holder.host}, delete ${path.join(cacheDir, PREPARE_LOCK_FILE)}; otherwise wait for it or set cache.dir to another folder.`,
+    );
   }
 }
 
@@ -43,8 +45,14 @@ export async function lockCacheDir(cacheDir: string, output: Output): Promise<Fo
   let attempt;
   try {
     attempt = await waitForLock(path.join(cacheDir, PREPARE_LOCK_FILE), {
-      onWait: (holder) => output.info(`waiting for another prepare of this cache (${describeHolder(holder)}) to finish; its cache is used then`),
-      onStaleTakeover: (stale) => output.warn(`taking over the lock of a prepare that stopped${stale ? ` (process ${stale.pid}, started ${stale.startedAt})` : ''}; its cache is resumed`),
+      onWait: (holder) =>
+        output.info(
+          `waiting for another prepare of this cache (${describeHolder(holder)}) to finish; its cache is used then`,
+        ),
+      onStaleTakeover: (stale) =>
+        output.warn(
+          `taking over the lock of a prepare that stopped${stale ? ` (process ${stale.pid}, started ${stale.startedAt})` : ''}; its cache is resumed`,
+        ),
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

@@ -15,7 +15,10 @@ export class ChannelStatsAccumulator {
   readonly sumSquares: number[];
   count = 0;
 
-  constructor(readonly channels: number, state?: { sum: number[]; sumSquares: number[]; count: number }) {
+  constructor(
+    readonly channels: number,
+    state?: { sum: number[]; sumSquares: number[]; count: number },
+  ) {
     this.sum = state ? [...state.sum] : new Array<number>(channels).fill(0);
     this.sumSquares = state ? [...state.sumSquares] : new Array<number>(channels).fill(0);
     this.count = state?.count ?? 0;
@@ -44,14 +47,29 @@ export class ChannelStatsAccumulator {
 export function addPlain(p: Uint8Array, channels: number, sum: number[], sumSquares: number[]): void {
   if (channels === 3) {
     // one pass with six accumulators, about twice as fast as the strided loop
-    let r = 0, g = 0, b = 0, r2 = 0, g2 = 0, b2 = 0;
+    let r = 0,
+      g = 0,
+      b = 0,
+      r2 = 0,
+      g2 = 0,
+      b2 = 0;
     for (let i = 0; i + 2 < p.length; i += 3) {
-      const x = p[i], y = p[i + 1], z = p[i + 2];
-      r += x; g += y; b += z;
-      r2 += x * x; g2 += y * y; b2 += z * z;
+      const x = p[i],
+        y = p[i + 1],
+        z = p[i + 2];
+      r += x;
+      g += y;
+      b += z;
+      r2 += x * x;
+      g2 += y * y;
+      b2 += z * z;
     }
-    sum[0] += r; sum[1] += g; sum[2] += b;
-    sumSquares[0] += r2; sumSquares[1] += g2; sumSquares[2] += b2;
+    sum[0] += r;
+    sum[1] += g;
+    sum[2] += b;
+    sumSquares[0] += r2;
+    sumSquares[1] += g2;
+    sumSquares[2] += b2;
     return;
   }
   for (let ch = 0; ch < channels; ch++) {
@@ -80,7 +98,9 @@ const CHUNK = GROUP * 16384;
 const INPUT = 1024;
 const PAGES = Math.ceil((INPUT + CHUNK) / 65536);
 
-interface SimdKernel { add(pixels: Uint8Array, channels: number, sum: number[], sumSquares: number[]): void }
+interface SimdKernel {
+  add(pixels: Uint8Array, channels: number, sum: number[], sumSquares: number[]): void;
+}
 let kernel: SimdKernel | null | undefined;
 
 /** The part of the WebAssembly global used here (the project's lib settings do not declare it). */
@@ -146,10 +166,15 @@ export function simdKernel(): SimdKernel | null {
 function kernelModule(): Uint8Array {
   const SIMD = 0xfd;
   const op = {
-    load: [SIMD, 0x00], store: [SIMD, 0x0b],
-    extend16Low: [SIMD, 0x89, 0x01], extend16High: [SIMD, 0x8a, 0x01],
-    extend32Low: [SIMD, 0xa9, 0x01], extend32High: [SIMD, 0xaa, 0x01],
-    add32: [SIMD, 0xae, 0x01], extmul32Low: [SIMD, 0xbe, 0x01], extmul32High: [SIMD, 0xbf, 0x01],
+    load: [SIMD, 0x00],
+    store: [SIMD, 0x0b],
+    extend16Low: [SIMD, 0x89, 0x01],
+    extend16High: [SIMD, 0x8a, 0x01],
+    extend32Low: [SIMD, 0xa9, 0x01],
+    extend32High: [SIMD, 0xaa, 0x01],
+    add32: [SIMD, 0xae, 0x01],
+    extmul32Low: [SIMD, 0xbe, 0x01],
+    extmul32High: [SIMD, 0xbf, 0x01],
   };
   const leb = (n: number): number[] => {
     const out: number[] = [];
@@ -167,20 +192,43 @@ function kernelModule(): Uint8Array {
   const memarg = (offset: number) => [0x04, ...leb(offset)];
   const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
   const name = (s: string) => [...leb(s.length), ...Buffer.from(s, 'ascii')];
-  const P = 0, END = 1, V = 2, LO = 3, HI = 4, S = 5, Q = 17, V128_LOCALS = 27;
+  const P = 0,
+    END = 1,
+    V = 2,
+    LO = 3,
+    HI = 4,
+    S = 5,
+    Q = 17,
+    V128_LOCALS = 27;
 
   // block, loop, br_if 1 when $p >= $end
   const code: number[] = [0x02, 0x40, 0x03, 0x40, ...get(P), ...get(END), 0x4f, 0x0d, 0x01];
   for (let k = 0; k < 3; k++) {
-    code.push(...get(P), ...op.load, ...memarg(16 * k), ...tee(V), ...op.extend16Low, ...set(LO),
-      ...get(V), ...op.extend16High, ...set(HI));
+    code.push(
+      ...get(P),
+      ...op.load,
+      ...memarg(16 * k),
+      ...tee(V),
+      ...op.extend16Low,
+      ...set(LO),
+      ...get(V),
+      ...op.extend16High,
+      ...set(HI),
+    );
     for (let j = 0; j < 4; j++) {
       const half = j < 2 ? LO : HI;
       const high = j % 2 === 1;
       const s = S + 4 * k + j;
       const q = Q + 4 * k + j;
       code.push(...get(s), ...get(half), ...(high ? op.extend32High : op.extend32Low), ...op.add32, ...set(s));
-      code.push(...get(q), ...get(half), ...get(half), ...(high ? op.extmul32High : op.extmul32Low), ...op.add32, ...set(q));
+      code.push(
+        ...get(q),
+        ...get(half),
+        ...get(half),
+        ...(high ? op.extmul32High : op.extmul32Low),
+        ...op.add32,
+        ...set(q),
+      );
     }
   }
   // $p += 48; br 0; end loop; end block
@@ -189,7 +237,14 @@ function kernelModule(): Uint8Array {
   code.push(0x0b);
   const body = [0x01, V128_LOCALS, 0x7b, ...code];
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [0x01, 0x60, 0x02, 0x7f, 0x7f, 0x00]), // type: (i32, i32) -> ()
     ...section(3, [0x01, 0x00]), // one function of that type
     ...section(5, [0x01, 0x00, ...leb(PAGES)]), // memory, PAGES pages

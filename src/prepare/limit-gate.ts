@@ -8,7 +8,10 @@ export class LimitGate {
   private outstanding = 0;
   private waiters: (() => void)[] = [];
 
-  constructor(private readonly limit: number | null, private accepted: number) {}
+  constructor(
+    private readonly limit: number | null,
+    private accepted: number,
+  ) {}
 
   get open(): boolean {
     return this.limit === null || this.accepted + this.outstanding < this.limit;

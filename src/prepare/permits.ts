@@ -11,7 +11,8 @@ export class PermitPool {
   maxInFlight = 0;
 
   constructor(readonly size: number) {
-    if (!Number.isInteger(size) || size < 1) throw new Error(`PermitPool: size must be a positive integer, got ${size}`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new Error(`PermitPool: size must be a positive integer, got ${size}`);
     this.available = size;
   }
 
@@ -21,11 +22,20 @@ export class PermitPool {
       this.take();
       return Promise.resolve();
     }
-    return new Promise((resolve, reject) => this.waiters.push({ resolve: () => { this.take(); resolve(); }, reject }));
+    return new Promise((resolve, reject) =>
+      this.waiters.push({
+        resolve: () => {
+          this.take();
+          resolve();
+        },
+        reject,
+      }),
+    );
   }
 
   release(count = 1): void {
-    if (count > this.inFlight) throw new Error(`PermitPool: releasing ${count} permits but only ${this.inFlight} are taken`);
+    if (count > this.inFlight)
+      throw new Error(`PermitPool: releasing ${count} permits but only ${this.inFlight} are taken`);
     this.inFlight -= count;
     this.available += count;
     while (this.available > 0 && this.waiters.length > 0) this.waiters.shift()!.resolve();

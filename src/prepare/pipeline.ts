@@ -28,9 +28,20 @@ import type { Candidate, Rejected, Screened } from './row-screen.ts';
  * backpressure test can run it without images.
  */
 
-export interface DecodedRecord { kind: 'record'; seq: number; row: number; id: string; label: number; pixels: Uint8Array }
+export interface DecodedRecord {
+  kind: 'record';
+  seq: number;
+  row: number;
+  id: string;
+  label: number;
+  pixels: Uint8Array;
+}
 /** A row already in a committed shard (resume): screened to rebuild state, not decoded again. */
-export interface Replayed { kind: 'replayed'; seq: number; row: number }
+export interface Replayed {
+  kind: 'replayed';
+  seq: number;
+  row: number;
+}
 export type Outcome = DecodedRecord | Rejected | Replayed;
 
 export interface RecordSink {
@@ -82,12 +93,26 @@ export async function streamRecords(stages: PipelineStages): Promise<void> {
       const pixels = await decode(candidate);
       gate.resolved(true);
       probe.decoded++;
-      return { kind: 'record', seq: candidate.seq, row: candidate.row, id: candidate.id, label: candidate.label, pixels };
+      return {
+        kind: 'record',
+        seq: candidate.seq,
+        row: candidate.row,
+        id: candidate.id,
+        label: candidate.label,
+        pixels,
+      };
     } catch (error) {
       gate.resolved(false);
       if (!(error instanceof ImageRejection)) throw error;
       permits.release(); // it will never reach a shard
-      return { kind: 'reject', seq: candidate.seq, row: candidate.row, id: candidate.sourceId, reason: error.reason, detail: error.detail };
+      return {
+        kind: 'reject',
+        seq: candidate.seq,
+        row: candidate.row,
+        id: candidate.sourceId,
+        reason: error.reason,
+        detail: error.detail,
+      };
     } finally {
       probe.decoding--;
     }

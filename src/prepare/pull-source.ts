@@ -9,7 +9,13 @@ import type { LimitGate } from './limit-gate.ts';
  * operators therefore never hold more rows than the smallest pool, and the file is read only as
  * fast as permits come back. (`from(asyncIterable)` would pull eagerly.)
  */
-export function pullSource(csv: CsvSource, pools: PermitPool[], shouldStop: () => boolean, probe?: { pulled: number }, gate?: LimitGate): Observable<CsvRow> {
+export function pullSource(
+  csv: CsvSource,
+  pools: PermitPool[],
+  shouldStop: () => boolean,
+  probe?: { pulled: number },
+  gate?: LimitGate,
+): Observable<CsvRow> {
   return new Observable<CsvRow>((subscriber) => {
     let stopped = false;
     const releaseAll = () => {

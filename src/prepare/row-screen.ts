@@ -16,9 +16,27 @@ import type { StringTable } from '../ingest/string-table.ts';
  * the seen-id state exactly.
  */
 
-/** `id` is the image id stored in the shards; `sourceId` the CSV's id (they differ in the gz2 layout, where rejects name the object). */
-export interface Candidate { kind: 'candidate'; seq: number; row: number; id: string; sourceId: string; label: number; file: string }
-export interface Rejected { kind: 'reject'; seq: number; row: number; id: string; reason: RejectReason; detail: string }
+/**
+ * `id` is the image id stored in the shards; `sourceId` the CSV's id (they differ in the gz2 layout, where rejects name
+ * the object).
+ */
+export interface Candidate {
+  kind: 'candidate';
+  seq: number;
+  row: number;
+  id: string;
+  sourceId: string;
+  label: number;
+  file: string;
+}
+export interface Rejected {
+  kind: 'reject';
+  seq: number;
+  row: number;
+  id: string;
+  reason: RejectReason;
+  detail: string;
+}
 export type Screened = Candidate | Rejected;
 
 export interface RowScreenOptions {
@@ -39,24 +57,39 @@ export class RowScreen {
     const { data, labels, hasImage, headerCount, mapping } = this.options;
     const rawId = row.cells[data.idColumn] ?? '';
     const id = rawId.trim();
-    const reject = (reason: RejectReason, detail: string): Rejected => ({ kind: 'reject', seq: row.row, row: row.row, id, reason, detail });
-    if (row.overlong) return reject('malformed-row', `the line is longer than data.maxRowBytes (${data.maxRowBytes} bytes)`);
-    if (row.fields < headerCount) return reject('malformed-row', `the row has ${row.fields} fields, the header has ${headerCount}`);
+    const reject = (reason: RejectReason, detail: string): Rejected => ({
+      kind: 'reject',
+      seq: row.row,
+      row: row.row,
+      id,
+      reason,
+      detail,
+    });
+    if (row.overlong)
+      return reject('malformed-row', `the line is longer than data.maxRowBytes (${data.maxRowBytes} bytes)`);
+    if (row.fields < headerCount)
+      return reject('malformed-row', `the row has ${row.fields} fields, the header has ${headerCount}`);
     const problem = idProblem(id);
     if (problem) return reject('invalid-id', problem);
     const { seen } = this.options;
     const known = seen.size;
-    if (seen.add(id) < known) return reject('duplicate-id', `id ${id} already appeared in an earlier row (the first wins)`);
+    if (seen.add(id) < known)
+      return reject('duplicate-id', `id ${id} already appeared in an earlier row (the first wins)`);
     const label = labels.classify(row.cells[data.labelColumn]);
     if ('reason' in label) return reject(label.reason, label.detail);
     let imageId = id;
     if (mapping) {
       const mapped = mapping.get(id);
-      if (mapped === undefined) return reject('unmapped-id', `object ${id} has no row in the filename mapping (${data.mappingCsv})`);
+      if (mapped === undefined)
+        return reject('unmapped-id', `object ${id} has no row in the filename mapping (${data.mappingCsv})`);
       const mappedProblem = idProblem(mapped);
       if (mappedProblem) return reject('invalid-id', `mapped image id ${JSON.stringify(mapped)}: ${mappedProblem}`);
       const holder = mapping.claim(id);
-      if (holder !== null) return reject('duplicate-id', `image ${mapped} of object ${id} is already the image of object ${holder}, in an earlier row (the first wins)`);
+      if (holder !== null)
+        return reject(
+          'duplicate-id',
+          `image ${mapped} of object ${id} is already the image of object ${holder}, in an earlier row (the first wins)`,
+        );
       imageId = mapped;
     }
     const fileName = imageFileName(data.fileName, imageId);

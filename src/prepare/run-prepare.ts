@@ -12,7 +12,13 @@ import { checkFileNamePattern } from '../ingest/ids.ts';
 import { LabelRules } from '../ingest/labels.ts';
 import { loadGz2Mapping } from '../ingest/gz2-mapping.ts';
 import { cacheKey, cacheKeyInputs } from '../cache/key.ts';
-import { MANIFEST_FILE, REJECTS_FILE, ManifestUnreadableError, readManifestIfPresent, shardFilesProblem } from '../cache/manifest.ts';
+import {
+  MANIFEST_FILE,
+  REJECTS_FILE,
+  ManifestUnreadableError,
+  readManifestIfPresent,
+  shardFilesProblem,
+} from '../cache/manifest.ts';
 import { CACHE_FORMAT_VERSION, MANIFEST_FORMAT, type Manifest } from '../cache/format.ts';
 import { RejectsLog } from '../cache/rejects-log.ts';
 import { ShardWriter } from '../cache/shard-writer.ts';
@@ -70,14 +76,24 @@ export interface PrepareOptions {
 
 export class CacheDirNotWritableError extends UserError {
   constructor(dir: string, detail: string) {
-    super(`cache folder ${dir} is not writable (${detail}). Set cache.dir to a folder you can write to, or fix its permissions.`);
+    super(
+      `cache folder ${dir} is not writable (${detail}). Set cache.dir to a folder you can write to, or fix its permissions.`,
+    );
   }
 }
 
-
 export class NoImagesFoundError extends UserError {
-  constructor(imageDir: string, fileName: string, firstExpected: string, rows: number, missing: number, rejectsFile: string) {
-    super(`none of the images was found: ${missing} of the ${rows} rows checked name an image that is not in data.imageDir (${imageDir}) under data.fileName "${fileName}"; the first expected was ${firstExpected}. Point data.imageDir at the folder holding the images and make data.fileName match their names (the rejected rows are listed in ${rejectsFile}). Nothing was cached.`);
+  constructor(
+    imageDir: string,
+    fileName: string,
+    firstExpected: string,
+    rows: number,
+    missing: number,
+    rejectsFile: string,
+  ) {
+    super(
+      `none of the images was found: ${missing} of the ${rows} rows checked name an image that is not in data.imageDir (${imageDir}) under data.fileName "${fileName}"; the first expected was ${firstExpected}. Point data.imageDir at the folder holding the images and make data.fileName match their names (the rejected rows are listed in ${rejectsFile}). Nothing was cached.`,
+    );
   }
 }
 
@@ -125,7 +141,13 @@ export async function runPrepare(config: LoadedConfig, options: PrepareOptions):
   }
 }
 
-async function prepare(config: LoadedConfig, options: PrepareOptions, started: number, sampler: RssSampler, held: { lock: FolderLock | null }): Promise<PrepareSummary> {
+async function prepare(
+  config: LoadedConfig,
+  options: PrepareOptions,
+  started: number,
+  sampler: RssSampler,
+  held: { lock: FolderLock | null },
+): Promise<PrepareSummary> {
   const { output } = options;
   const limit = options.limit === undefined ? config.data.limit : options.limit;
   const data = config.data;
@@ -144,12 +166,17 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     const seconds = (performance.now() - started) / 1000;
     sampler.sample();
     return {
-      cacheKey: key, cacheDir, cacheHit,
-      rows: manifest.totals.rows, images: manifest.totals.images, rejected: { ...manifest.rejects },
+      cacheKey: key,
+      cacheDir,
+      cacheHit,
+      rows: manifest.totals.rows,
+      images: manifest.totals.images,
+      rejected: { ...manifest.rejects },
       shards: manifest.shards.length,
       seconds: Math.round(seconds * 1000) / 1000,
       imagesPerSecond: seconds > 0 ? Math.round((decoded / seconds) * 10) / 10 : 0,
-      peakRssMB: sampler.peakMB, limitMB: config.memory.limitMB,
+      peakRssMB: sampler.peakMB,
+      limitMB: config.memory.limitMB,
     };
   };
 
@@ -169,19 +196,33 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
       output.info(`cache hit: ${cacheDir} (${existing.totals.images} images in ${existing.shards.length} shards)`);
       return summary(true, existing, 0);
     }
-    output.warn(`the cache at ${cacheDir} does not match its manifest (${problem}): it was damaged or edited; rebuilding it`);
+    output.warn(
+      `the cache at ${cacheDir} does not match its manifest (${problem}): it was damaged or edited; rebuilding it`,
+    );
   }
 
   const mappingCsv = data.mappingCsv;
   const mappingPlan = plan.prepare.mapping;
-  const mapping = data.layout === 'gz2' && mappingCsv && mappingPlan
-    ? await loadGz2Mapping(mappingCsv, data.mappingObjectColumn, data.mappingImageColumn, data.maxRowBytes, mappingPlan,
-      (what) => tableFullError(plan, mappingCsv, what, what === 'object ids' ? mappingPlan.objects : mappingPlan.images))
-    : null;
-  const csv: CsvSource = await openCsv(data.csv, [
-    { column: data.idColumn, knob: 'data.idColumn' },
-    { column: data.labelColumn, knob: 'data.labelColumn' },
-  ], data.maxRowBytes);
+  const mapping =
+    data.layout === 'gz2' && mappingCsv && mappingPlan
+      ? await loadGz2Mapping(
+          mappingCsv,
+          data.mappingObjectColumn,
+          data.mappingImageColumn,
+          data.maxRowBytes,
+          mappingPlan,
+          (what) =>
+            tableFullError(plan, mappingCsv, what, what === 'object ids' ? mappingPlan.objects : mappingPlan.images),
+        )
+      : null;
+  const csv: CsvSource = await openCsv(
+    data.csv,
+    [
+      { column: data.idColumn, knob: 'data.idColumn' },
+      { column: data.labelColumn, knob: 'data.labelColumn' },
+    ],
+    data.maxRowBytes,
+  );
 
   try {
     ensureWritable(config.cache.dir, config.cache.dir);
@@ -223,12 +264,16 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   sharp.concurrency(plan.sharpThreads);
   const heapLimitMB = Math.floor(v8.getHeapStatistics().heap_size_limit / 1048576);
   if (heapLimitMB < plan.heapMB) {
-    output.warn(`the V8 heap limit is ${heapLimitMB} MB but the plan needs ${plan.heapMB} MB of JS heap; run node with --max-old-space-size=${plan.heapMB}`);
+    output.warn(
+      `the V8 heap limit is ${heapLimitMB} MB but the plan needs ${plan.heapMB} MB of JS heap; run node with --max-old-space-size=${plan.heapMB}`,
+    );
   }
   output.info(`memory plan (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(plan)}`);
-  output.info(existing
-    ? `resuming ${cacheDir} after row ${committedRow} (${existing.shards.length} shards, ${existing.totals.images} images already written)`
-    : `preparing ${cacheDir}`);
+  output.info(
+    existing
+      ? `resuming ${cacheDir} after row ${committedRow} (${existing.shards.length} shards, ${existing.totals.images} images already written)`
+      : `preparing ${cacheDir}`,
+  );
 
   const labels = new LabelRules(data.classes);
   const permits = new PermitPool(plan.permits);
@@ -281,7 +326,9 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     sampler.sample();
     const seconds = (performance.now() - decodeStarted) / 1000;
     progress.update(probe.pulled, {
-      images: probe.decoded, 'images/s': (probe.decoded / Math.max(seconds, 1e-3)).toFixed(1), shards: builder.shardCount,
+      images: probe.decoded,
+      'images/s': (probe.decoded / Math.max(seconds, 1e-3)).toFixed(1),
+      shards: builder.shardCount,
     });
   }, 500);
   ticker.unref();
@@ -294,7 +341,9 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
       orderSlots: new PermitPool(plan.orderSlots),
       screen: (row) => {
         const screened = screen.screen(row);
-        return row.row <= committedRow ? ({ kind: 'replayed', seq: row.row, row: row.row } satisfies Replayed) : screened;
+        return row.row <= committedRow
+          ? ({ kind: 'replayed', seq: row.row, row: row.row } satisfies Replayed)
+          : screened;
       },
       decode: options.decode
         ? (candidate) => options.decode!(candidate.file, config.image)
@@ -306,7 +355,14 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
     });
     // a wrong data.imageDir or data.fileName must not look like success (nor be cached as complete)
     if (existence.found === 0 && existence.missing > 0) {
-      throw new NoImagesFoundError(data.imageDir, data.fileName, path.join(data.imageDir, existence.firstMissing!), probe.pulled, existence.missing, rejects.file);
+      throw new NoImagesFoundError(
+        data.imageDir,
+        data.fileName,
+        path.join(data.imageDir, existence.firstMissing!),
+        probe.pulled,
+        existence.missing,
+        rejects.file,
+      );
     }
     manifest = await builder.finish();
   } finally {
@@ -318,6 +374,12 @@ async function prepare(config: LoadedConfig, options: PrepareOptions, started: n
   progress.update(probe.pulled, finalFields());
   progress.stop();
   const result = summary(false, manifest, builder.decodedThisRun);
-  output.info(`prepared ${result.images} images from ${result.rows} rows into ${result.shards} shards (${Object.entries(result.rejected).map(([r, n]) => `${n} ${r}`).join(', ') || 'no rejects'}) in ${formatSeconds(result.seconds)}, peak RSS ${result.peakRssMB} MB of ${result.limitMB} MB`);
+  output.info(
+    `prepared ${result.images} images from ${result.rows} rows into ${result.shards} shards (${
+      Object.entries(result.rejected)
+        .map(([r, n]) => `${n} ${r}`)
+        .join(', ') || 'no rejects'
+    }) in ${formatSeconds(result.seconds)}, peak RSS ${result.peakRssMB} MB of ${result.limitMB} MB`,
+  );
   return result;
 }

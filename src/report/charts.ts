@@ -87,10 +87,12 @@ const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFi
 
 /** Loss or accuracy per epoch, training against validation (the notebook's two history plots). */
 export function learningCurveSpec(history: EpochPoint[], metric: 'loss' | 'accuracy'): ChartSpec {
-  const values = history.flatMap((h) => [
-    { epoch: h.epoch, split: 'training', value: h[metric] },
-    { epoch: h.epoch, split: 'validation', value: metric === 'loss' ? h.val_loss : h.val_accuracy },
-  ]).filter((v) => finite(v.value));
+  const values = history
+    .flatMap((h) => [
+      { epoch: h.epoch, split: 'training', value: h[metric] },
+      { epoch: h.epoch, split: 'validation', value: metric === 'loss' ? h.val_loss : h.val_accuracy },
+    ])
+    .filter((v) => finite(v.value));
   return {
     title: metric === 'loss' ? 'Loss per epoch' : 'Accuracy per epoch',
     width: 420,
@@ -100,7 +102,9 @@ export function learningCurveSpec(history: EpochPoint[], metric: 'loss' | 'accur
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'Epoch', axis: { tickMinStep: 1, format: 'd' } },
       y: {
-        field: 'value', type: 'quantitative', title: metric === 'loss' ? 'Loss' : 'Accuracy',
+        field: 'value',
+        type: 'quantitative',
+        title: metric === 'loss' ? 'Loss' : 'Accuracy',
         ...(metric === 'accuracy' ? { scale: { domain: [0, 1] } } : {}),
       },
       color: { field: 'split', type: 'nominal', title: 'Split', scale: { domain: ['training', 'validation'] } },
@@ -133,28 +137,48 @@ export function fittedScoreDomain(scores: number[], bounded: boolean): [number, 
 export function leaderboardSpec(trials: TrialPoint[], objective: string): ChartSpec {
   const values = trials.filter((t) => finite(t.score)).map((t) => ({ trial: t.id, score: t.score, status: t.status }));
   const lowerIsBetter = /loss/.test(objective);
-  const domain = values.length > 0 ? fittedScoreDomain(values.map((v) => v.score as number), !lowerIsBetter) : [0, 1];
+  const domain =
+    values.length > 0
+      ? fittedScoreDomain(
+          values.map((v) => v.score as number),
+          !lowerIsBetter,
+        )
+      : [0, 1];
   return {
     title: `Tuner leaderboard (${objective})`,
     width: 420,
     height: { step: 18 },
     data: { values },
     encoding: {
-      y: { field: 'trial', type: 'nominal', title: 'Trial', sort: { field: 'score', order: lowerIsBetter ? 'ascending' : 'descending' } },
+      y: {
+        field: 'trial',
+        type: 'nominal',
+        title: 'Trial',
+        sort: { field: 'score', order: lowerIsBetter ? 'ascending' : 'descending' },
+      },
       x: { field: 'score', type: 'quantitative', title: objective, scale: { domain, zero: false, nice: false } },
       tooltip: [{ field: 'trial' }, { field: 'score', format: '.4f' }],
     },
     // close scores look alike as bars: each carries its value
     layer: [
-      { mark: { type: 'bar', clip: true }, encoding: { color: { field: 'status', type: 'nominal', title: 'Status', legend: { orient: 'bottom' } } } },
-      { mark: { type: 'text', align: 'left', dx: 3 }, encoding: { text: { field: 'score', type: 'quantitative', format: '.4f' } } },
+      {
+        mark: { type: 'bar', clip: true },
+        encoding: { color: { field: 'status', type: 'nominal', title: 'Status', legend: { orient: 'bottom' } } },
+      },
+      {
+        mark: { type: 'text', align: 'left', dx: 3 },
+        encoding: { text: { field: 'score', type: 'quantitative', format: '.4f' } },
+      },
     ],
   };
 }
 
 /** The objective against one hyperparameter (one point per scored trial); log axis for log-sampled floats. */
 export function hyperparameterSpec(
-  trials: TrialPoint[], name: string, objective: string, options: { log?: boolean; domain?: [number, number]; integerStep?: number } = {},
+  trials: TrialPoint[],
+  name: string,
+  objective: string,
+  options: { log?: boolean; domain?: [number, number]; integerStep?: number } = {},
 ): ChartSpec {
   const values = trials
     .filter((t) => finite(t.score) && t.values[name] !== undefined)
@@ -168,14 +192,21 @@ export function hyperparameterSpec(
     mark: { type: 'point', filled: true, size: 70 },
     encoding: {
       x: numeric
-        ? { field: 'value', type: 'quantitative', title: name, scale: {
-          ...(options.log ? { type: 'log' as const } : { zero: false }),
-          // the searched range, when known, so the points show where in it the trials fell
-          ...(options.domain ? { domain: options.domain, nice: false } : {}),
-          padding: 12, // points at the ends of the range stay whole
-        },
-        // an int hyperparameter takes whole values: ticks on its grid, no 12.5 filters
-        ...(options.integerStep ? { axis: integerAxis(options.integerStep, options.domain, options.log ?? false) } : {}) }
+        ? {
+            field: 'value',
+            type: 'quantitative',
+            title: name,
+            scale: {
+              ...(options.log ? { type: 'log' as const } : { zero: false }),
+              // the searched range, when known, so the points show where in it the trials fell
+              ...(options.domain ? { domain: options.domain, nice: false } : {}),
+              padding: 12, // points at the ends of the range stay whole
+            },
+            // an int hyperparameter takes whole values: ticks on its grid, no 12.5 filters
+            ...(options.integerStep
+              ? { axis: integerAxis(options.integerStep, options.domain, options.log ?? false) }
+              : {}),
+          }
         : { field: 'value', type: 'nominal', title: name },
       y: { field: 'score', type: 'quantitative', title: objective, scale: { zero: false } },
       tooltip: [{ field: 'trial' }, { field: 'value' }, { field: 'score', format: '.4f' }],
@@ -183,7 +214,9 @@ export function hyperparameterSpec(
   };
 }
 
-/** Integer ticks: the values of the searched grid when it is short and linear, else whole numbers at least `step` apart. */
+/**
+ * Integer ticks: the values of the searched grid when it is short and linear, else whole numbers at least `step` apart.
+ */
 function integerAxis(step: number, domain: [number, number] | undefined, log: boolean): Record<string, unknown> {
   if (domain && !log && (domain[1] - domain[0]) / step <= 10) {
     const values: number[] = [];
@@ -195,7 +228,9 @@ function integerAxis(step: number, domain: [number, number] | undefined, log: bo
 
 /** Confusion matrix: rows are the true class, columns the predicted class, each cell labelled with its count. */
 export function confusionSpec(classes: string[], confusion: number[][]): ChartSpec {
-  const values = confusion.flatMap((row, i) => row.map((count, j) => ({ actual: classes[i], predicted: classes[j], count })));
+  const values = confusion.flatMap((row, i) =>
+    row.map((count, j) => ({ actual: classes[i], predicted: classes[j], count })),
+  );
   const max = Math.max(1, ...values.map((v) => v.count));
   return {
     title: 'Confusion matrix (validation)',
@@ -207,7 +242,12 @@ export function confusionSpec(classes: string[], confusion: number[][]): ChartSp
       y: { field: 'actual', type: 'nominal', title: 'True class', sort: classes },
     },
     layer: [
-      { mark: 'rect', encoding: { color: { field: 'count', type: 'quantitative', title: 'Count', scale: { scheme: 'blues', domain: [0, max] } } } },
+      {
+        mark: 'rect',
+        encoding: {
+          color: { field: 'count', type: 'quantitative', title: 'Count', scale: { scheme: 'blues', domain: [0, max] } },
+        },
+      },
       {
         mark: { type: 'text', fontSize: 13 },
         encoding: {
@@ -221,11 +261,13 @@ export function confusionSpec(classes: string[], confusion: number[][]): ChartSp
 
 /** Precision, recall and F1 per class as grouped bars. */
 export function perClassSpec(perClass: ClassMetric[]): ChartSpec {
-  const values = perClass.flatMap((c) => [
-    { class: c.class, measure: 'precision', value: c.precision },
-    { class: c.class, measure: 'recall', value: c.recall },
-    { class: c.class, measure: 'F1', value: c.f1 },
-  ]).filter((v) => finite(v.value));
+  const values = perClass
+    .flatMap((c) => [
+      { class: c.class, measure: 'precision', value: c.precision },
+      { class: c.class, measure: 'recall', value: c.recall },
+      { class: c.class, measure: 'F1', value: c.f1 },
+    ])
+    .filter((v) => finite(v.value));
   return {
     title: 'Per-class precision, recall and F1 (validation)',
     width: { step: 22 },
@@ -233,7 +275,13 @@ export function perClassSpec(perClass: ClassMetric[]): ChartSpec {
     data: { values },
     mark: 'bar',
     encoding: {
-      x: { field: 'class', type: 'nominal', title: 'Class', axis: { labelAngle: 0 }, sort: perClass.map((c) => c.class) },
+      x: {
+        field: 'class',
+        type: 'nominal',
+        title: 'Class',
+        axis: { labelAngle: 0 },
+        sort: perClass.map((c) => c.class),
+      },
       xOffset: { field: 'measure', sort: ['precision', 'recall', 'F1'] },
       y: { field: 'value', type: 'quantitative', title: 'Score', scale: { domain: [0, 1] } },
       color: { field: 'measure', type: 'nominal', title: 'Measure', sort: ['precision', 'recall', 'F1'] },
@@ -246,7 +294,9 @@ export function perClassSpec(perClass: ClassMetric[]): ChartSpec {
 export function memorySpec(samples: MemorySample[], limitMB: number): ChartSpec {
   const stages = [...new Set(samples.map((s) => s.stage))];
   // each stage's line runs on to the next stage's first sample, so the curve has no gaps at boundaries
-  const values = samples.flatMap((s, i) => (i > 0 && samples[i - 1].stage !== s.stage ? [{ ...s, stage: samples[i - 1].stage }, s] : [s]));
+  const values = samples.flatMap((s, i) =>
+    i > 0 && samples[i - 1].stage !== s.stage ? [{ ...s, stage: samples[i - 1].stage }, s] : [s],
+  );
   return {
     title: 'Memory (RSS) against the budget',
     width: 520,
@@ -257,7 +307,12 @@ export function memorySpec(samples: MemorySample[], limitMB: number): ChartSpec 
         mark: { type: 'line' },
         encoding: {
           x: { field: 't', type: 'quantitative', title: 'Seconds since start' },
-          y: { field: 'rssMB', type: 'quantitative', title: 'MiB', scale: { domain: [0, Math.max(limitMB, ...samples.map((s) => s.rssMB)) * 1.05] } },
+          y: {
+            field: 'rssMB',
+            type: 'quantitative',
+            title: 'MiB',
+            scale: { domain: [0, Math.max(limitMB, ...samples.map((s) => s.rssMB)) * 1.05] },
+          },
           color: { field: 'stage', type: 'nominal', title: 'Stage', sort: stages },
           detail: { field: 'stage' },
         },
@@ -278,7 +333,8 @@ export function memorySpec(samples: MemorySample[], limitMB: number): ChartSpec 
 
 /** Items per second for each stage that did work (skipped stages did none and have no bar). */
 export function throughputSpec(stages: StageThroughput[]): ChartSpec {
-  const values = stages.filter((s) => !s.skipped && finite(s.itemsPerSecond) && s.itemsPerSecond > 0)
+  const values = stages
+    .filter((s) => !s.skipped && finite(s.itemsPerSecond) && s.itemsPerSecond > 0)
     .map((s) => ({ stage: s.name, rate: Number(s.itemsPerSecond.toFixed(1)), items: s.items }));
   return {
     title: 'Throughput per stage',

@@ -32,9 +32,13 @@ export function formatNumber(value: unknown, digits = 4): string {
 /** A table; cells are escaped text unless wrapped as `{ html }`. */
 export function table(headers: string[], rows: (unknown | { html: string })[][], className = ''): string {
   const cell = (v: unknown) =>
-    typeof v === 'object' && v !== null && 'html' in v ? String((v as { html: string }).html) : escapeHtml(formatNumber(v));
-  return `<table${className ? ` class="${className}"` : ''}><thead><tr>${headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>`
-    + `<tbody>${rows.map((r) => `<tr>${r.map((v) => `<td>${cell(v)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+    typeof v === 'object' && v !== null && 'html' in v
+      ? String((v as { html: string }).html)
+      : escapeHtml(formatNumber(v));
+  return (
+    `<table${className ? ` class="${className}"` : ''}><thead><tr>${headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>` +
+    `<tbody>${rows.map((r) => `<tr>${r.map((v) => `<td>${cell(v)}</td>`).join('')}</tr>`).join('')}</tbody></table>`
+  );
 }
 
 /**
@@ -46,12 +50,17 @@ export function scopeSvgIds(svg: string, prefix: string): string {
     .replace(/^<\?xml[^>]*>\s*/, '')
     .replace(/\bid="([^"]+)"/g, (_m, id: string) => `id="${prefix}-${id}"`)
     .replace(/url\(#([^)]+)\)/g, (_m, id: string) => `url(#${prefix}-${id})`)
-    .replace(/(xlink:)?href="#([^"]+)"/g, (_m, xl: string | undefined, id: string) => `${xl ?? ''}href="#${prefix}-${id}"`);
+    .replace(
+      /(xlink:)?href="#([^"]+)"/g,
+      (_m, xl: string | undefined, id: string) => `${xl ?? ''}href="#${prefix}-${id}"`,
+    );
 }
 
 export function figure(name: string, svg: string, caption: string): string {
-  return `<figure class="chart" data-chart="${escapeHtml(name)}">${scopeSvgIds(svg, `chart-${name}`)}`
-    + `<figcaption>${escapeHtml(caption)} <a href="charts/${escapeHtml(name)}.png">PNG</a> · <a href="charts/${escapeHtml(name)}.svg">SVG</a></figcaption></figure>`;
+  return (
+    `<figure class="chart" data-chart="${escapeHtml(name)}">${scopeSvgIds(svg, `chart-${name}`)}` +
+    `<figcaption>${escapeHtml(caption)} <a href="charts/${escapeHtml(name)}.png">PNG</a> · <a href="charts/${escapeHtml(name)}.svg">SVG</a></figcaption></figure>`
+  );
 }
 
 export function note(text: string): string {
@@ -70,16 +79,24 @@ export interface SampleCard {
 /** One card per validation sample: the image, its true and predicted class and every class probability. */
 export function sampleGrid(cards: SampleCard[]): string {
   if (cards.length === 0) return note('No samples in this group.');
-  return `<div class="grid">${cards.map((c) => {
-    const image = c.thumbnail
-      ? `<img src="${c.thumbnail}" alt="galaxy ${escapeHtml(c.id)}" width="96" height="96">`
-      : '<div class="noimg">no pixels</div>';
-    const probs = c.probabilities.map((p) =>
-      `<li class="${p.class === c.predicted ? 'top' : ''}"><span>${escapeHtml(p.class)}</span><meter min="0" max="1" value="${p.p.toFixed(3)}"></meter><b>${p.p.toFixed(2)}</b></li>`).join('');
-    return `<div class="sample ${c.correct ? 'right' : 'wrong'}" data-id="${escapeHtml(c.id)}">${image}`
-      + `<div class="caption">#${escapeHtml(c.id)}<br>true <b>${escapeHtml(c.label)}</b><br>predicted <b>${escapeHtml(c.predicted)}</b></div>`
-      + `<ul class="probs">${probs}</ul></div>`;
-  }).join('')}</div>`;
+  return `<div class="grid">${cards
+    .map((c) => {
+      const image = c.thumbnail
+        ? `<img src="${c.thumbnail}" alt="galaxy ${escapeHtml(c.id)}" width="96" height="96">`
+        : '<div class="noimg">no pixels</div>';
+      const probs = c.probabilities
+        .map(
+          (p) =>
+            `<li class="${p.class === c.predicted ? 'top' : ''}"><span>${escapeHtml(p.class)}</span><meter min="0" max="1" value="${p.p.toFixed(3)}"></meter><b>${p.p.toFixed(2)}</b></li>`,
+        )
+        .join('');
+      return (
+        `<div class="sample ${c.correct ? 'right' : 'wrong'}" data-id="${escapeHtml(c.id)}">${image}` +
+        `<div class="caption">#${escapeHtml(c.id)}<br>true <b>${escapeHtml(c.label)}</b><br>predicted <b>${escapeHtml(c.predicted)}</b></div>` +
+        `<ul class="probs">${probs}</ul></div>`
+      );
+    })
+    .join('')}</div>`;
 }
 
 const STYLE = `
@@ -105,7 +122,12 @@ th{background:#eef1f6}td{font-variant-numeric:tabular-nums}tr.best td{background
 `;
 
 /** The whole document: header, navigation, one <section> per report part. */
-export function reportPage(options: { title: string; subtitle: string; headline: { label: string; value: string }[]; sections: ReportSection[] }): string {
+export function reportPage(options: {
+  title: string;
+  subtitle: string;
+  headline: { label: string; value: string }[];
+  sections: ReportSection[];
+}): string {
   const { title, subtitle, headline, sections } = options;
   return `<!DOCTYPE html>
 <html lang="en">

@@ -6,10 +6,27 @@ import * as vl from 'vega-lite';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Output } from '../core/console.ts';
 import {
-  confusionSpec, hyperparameterSpec, leaderboardSpec, learningCurveSpec, memorySpec, perClassSpec, renderChart,
-  throughputSpec, type ChartSpec,
+  confusionSpec,
+  hyperparameterSpec,
+  leaderboardSpec,
+  learningCurveSpec,
+  memorySpec,
+  perClassSpec,
+  renderChart,
+  throughputSpec,
+  type ChartSpec,
 } from './charts.ts';
-import { escapeHtml, figure, formatNumber, note, reportPage, sampleGrid, table, type ReportSection, type SampleCard } from './page.ts';
+import {
+  escapeHtml,
+  figure,
+  formatNumber,
+  note,
+  reportPage,
+  sampleGrid,
+  table,
+  type ReportSection,
+  type SampleCard,
+} from './page.ts';
 import { readRunFiles, readTuningFiles, type RunFiles, type TuningFiles } from './run-files.ts';
 import { cachePixelSource, imageFolderPixelSource, sampleThumbnails, type PixelSource } from './thumbnails.ts';
 import { GALACTIC_VERSION } from '../core/version.ts';
@@ -43,7 +60,6 @@ export interface ReportSummary {
   seconds: number;
 }
 
-
 export async function writeReport(options: ReportOptions): Promise<ReportSummary> {
   const started = performance.now();
   const { runDir, config = null } = options;
@@ -67,7 +83,10 @@ export async function writeReport(options: ReportOptions): Promise<ReportSummary
 
   const samples = run.metrics?.samples ?? [];
   const sources = options.pixelSources ?? defaultPixelSources(options.cacheDir ?? null, config);
-  const thumbnails = await sampleThumbnails(samples.map((s) => s.id), sources);
+  const thumbnails = await sampleThumbnails(
+    samples.map((s) => s.id),
+    sources,
+  );
   progress?.increment();
 
   const sections = [
@@ -87,7 +106,12 @@ export async function writeReport(options: ReportOptions): Promise<ReportSummary
     { label: 'epochs trained', value: String(run.history?.length ?? '–') },
     { label: 'tuning trials', value: String(tuning.trials.length) },
     { label: 'backend', value: backendOf(run) },
-    { label: 'peak RSS / budget', value: run.timeline ? `${Math.round(Math.max(0, ...run.timeline.samples.map((s) => s.rssMB)))} / ${run.timeline.limitMB} MiB` : '–' },
+    {
+      label: 'peak RSS / budget',
+      value: run.timeline
+        ? `${Math.round(Math.max(0, ...run.timeline.samples.map((s) => s.rssMB)))} / ${run.timeline.limitMB} MiB`
+        : '–',
+    },
   ];
   const html = reportPage({
     title: `galactic report: ${name}`,
@@ -112,11 +136,18 @@ export async function writeReport(options: ReportOptions): Promise<ReportSummary
 function defaultPixelSources(cacheDir: string | null, config: LoadedConfig | null): PixelSource[] {
   const sources: PixelSource[] = [];
   if (cacheDir) sources.push(cachePixelSource(cacheDir));
-  if (config) sources.push(imageFolderPixelSource(config.data.imageDir, config.data.fileName, Math.min(config.image.width, 96)));
+  if (config)
+    sources.push(imageFolderPixelSource(config.data.imageDir, config.data.fileName, Math.min(config.image.width, 96)));
   return sources;
 }
 
-function chartSpecs(run: RunFiles, tuning: TuningFiles, config: LoadedConfig | null, objective: string, missing: string[]) {
+function chartSpecs(
+  run: RunFiles,
+  tuning: TuningFiles,
+  config: LoadedConfig | null,
+  objective: string,
+  missing: string[],
+) {
   const specs: { name: string; spec: ChartSpec }[] = [];
   if (run.history?.length) {
     specs.push({ name: 'loss', spec: learningCurveSpec(run.history, 'loss') });
@@ -125,7 +156,14 @@ function chartSpecs(run: RunFiles, tuning: TuningFiles, config: LoadedConfig | n
   if (tuning.trials.some((t) => t.score !== null)) {
     specs.push({ name: 'leaderboard', spec: leaderboardSpec(tuning.trials, objective) });
     for (const hp of tunedHyperparameters(tuning, config)) {
-      specs.push({ name: `hp-${hp.name}`, spec: hyperparameterSpec(tuning.trials, hp.name, objective, { log: hp.log, domain: hp.domain, integerStep: hp.integerStep }) });
+      specs.push({
+        name: `hp-${hp.name}`,
+        spec: hyperparameterSpec(tuning.trials, hp.name, objective, {
+          log: hp.log,
+          domain: hp.domain,
+          integerStep: hp.integerStep,
+        }),
+      });
     }
   } else missing.push('tuning trials');
   if (run.metrics) {
@@ -142,7 +180,10 @@ function chartSpecs(run: RunFiles, tuning: TuningFiles, config: LoadedConfig | n
 }
 
 /** Hyperparameters worth a scatter: searched (not fixed) in the config, or varying across trials. */
-function tunedHyperparameters(tuning: TuningFiles, config: LoadedConfig | null): { name: string; log: boolean; domain?: [number, number]; integerStep?: number }[] {
+function tunedHyperparameters(
+  tuning: TuningFiles,
+  config: LoadedConfig | null,
+): { name: string; log: boolean; domain?: [number, number]; integerStep?: number }[] {
   const names = [...new Set(tuning.trials.flatMap((t) => Object.keys(t.values)))];
   return names
     .filter((name) => {
@@ -154,53 +195,103 @@ function tunedHyperparameters(tuning: TuningFiles, config: LoadedConfig | null):
       const spec = config?.tuner.space[name];
       const numbers = tuning.trials.map((t) => t.values[name]).filter((v): v is number => typeof v === 'number');
       const allIntegers = numbers.length > 0 && numbers.every((v) => Number.isInteger(v));
-      if (spec && spec.type === 'int') return { name, log: spec.sampling === 'log', domain: [spec.min, spec.max] as [number, number], integerStep: spec.sampling === 'log' ? 1 : (spec.step ?? 1) };
-      if (spec && spec.type === 'float') return { name, log: spec.sampling === 'log', domain: [spec.min, spec.max] as [number, number] };
+      if (spec && spec.type === 'int')
+        return {
+          name,
+          log: spec.sampling === 'log',
+          domain: [spec.min, spec.max] as [number, number],
+          integerStep: spec.sampling === 'log' ? 1 : (spec.step ?? 1),
+        };
+      if (spec && spec.type === 'float')
+        return { name, log: spec.sampling === 'log', domain: [spec.min, spec.max] as [number, number] };
       if (spec) return { name, log: false, ...(spec.type === 'choice' && allIntegers ? { integerStep: 1 } : {}) };
       // without the config: a positive numeric range spanning a decade or more reads better on a log axis
       const min = Math.min(...numbers);
-      return { name, log: numbers.length > 1 && min > 0 && Math.max(...numbers) / min >= 10, ...(allIntegers ? { integerStep: 1 } : {}) };
+      return {
+        name,
+        log: numbers.length > 1 && min > 0 && Math.max(...numbers) / min >= 10,
+        ...(allIntegers ? { integerStep: 1 } : {}),
+      };
     });
 }
 
 function charts(svgs: Map<string, string>, entries: [string, string][]): string {
-  const figures = entries.filter(([name]) => svgs.has(name)).map(([name, caption]) => figure(name, svgs.get(name)!, caption));
+  const figures = entries
+    .filter(([name]) => svgs.has(name))
+    .map(([name, caption]) => figure(name, svgs.get(name)!, caption));
   return figures.length ? `<div class="charts">${figures.join('')}</div>` : '';
 }
 
 function learningSection(run: RunFiles, svgs: Map<string, string>): ReportSection {
   const history = run.history ?? [];
   const html = history.length
-    ? charts(svgs, [['loss', 'Loss, training against validation.'], ['accuracy', 'Accuracy, training against validation.']])
-      + table(['epoch', 'loss', 'accuracy', 'val_loss', 'val_accuracy', 'seconds', 'images/s', 'peak RSS MiB'],
-        history.map((h) => [h.epoch, h.loss, h.accuracy, h.val_loss, h.val_accuracy, h.seconds, h.imagesPerSecond, h.peakRssMB]))
+    ? charts(svgs, [
+        ['loss', 'Loss, training against validation.'],
+        ['accuracy', 'Accuracy, training against validation.'],
+      ]) +
+      table(
+        ['epoch', 'loss', 'accuracy', 'val_loss', 'val_accuracy', 'seconds', 'images/s', 'peak RSS MiB'],
+        history.map((h) => [
+          h.epoch,
+          h.loss,
+          h.accuracy,
+          h.val_loss,
+          h.val_accuracy,
+          h.seconds,
+          h.imagesPerSecond,
+          h.peakRssMB,
+        ]),
+      )
     : note(`No history.json in ${run.runDir}: the model has not been trained yet.`);
   return { id: 'learning-curves', title: 'Learning curves', html };
 }
 
 function tunerSection(tuning: TuningFiles, svgs: Map<string, string>, objective: string): ReportSection {
   if (tuning.trials.length === 0) {
-    return { id: 'tuner', title: 'Tuner', html: note(tuning.tuningDir ? `No tuning trials in ${tuning.tuningDir}.` : 'This run was not tuned.') };
+    return {
+      id: 'tuner',
+      title: 'Tuner',
+      html: note(tuning.tuningDir ? `No tuning trials in ${tuning.tuningDir}.` : 'This run was not tuned.'),
+    };
   }
   const lowerIsBetter = /loss/.test(objective);
   const ranked = [...tuning.trials].sort((a, b) =>
-    a.score === null ? 1 : b.score === null ? -1 : lowerIsBetter ? a.score - b.score : b.score - a.score);
+    a.score === null ? 1 : b.score === null ? -1 : lowerIsBetter ? a.score - b.score : b.score - a.score,
+  );
   const hpNames = [...new Set(tuning.trials.flatMap((t) => Object.keys(t.values)))];
   const rows = ranked.map((t, i) => [
-    t.score === null ? '–' : i + 1, t.id, t.status, t.score, t.bestEpoch ?? '–', t.metrics?.length ?? '–', t.seconds, t.peakRssMB,
-    ...hpNames.map((n) => t.values[n]), t.reason ?? '',
+    t.score === null ? '–' : i + 1,
+    t.id,
+    t.status,
+    t.score,
+    t.bestEpoch ?? '–',
+    t.metrics?.length ?? '–',
+    t.seconds,
+    t.peakRssMB,
+    ...hpNames.map((n) => t.values[n]),
+    t.reason ?? '',
   ]);
-  const leaderboard = table(['rank', 'trial', 'status', objective, 'best epoch', 'epochs', 'seconds', 'peak RSS MiB', ...hpNames, 'note'], rows, 'leaderboard')
-    .replace('<tbody><tr>', ranked[0]?.score !== null ? '<tbody><tr class="best">' : '<tbody><tr>');
-  const hpCharts = [...svgs.keys()].filter((n) => n.startsWith('hp-')).map((n): [string, string] => [n, `${objective} against ${n.slice(3)}, one point per trial.`]);
+  const leaderboard = table(
+    ['rank', 'trial', 'status', objective, 'best epoch', 'epochs', 'seconds', 'peak RSS MiB', ...hpNames, 'note'],
+    rows,
+    'leaderboard',
+  ).replace('<tbody><tr>', ranked[0]?.score !== null ? '<tbody><tr class="best">' : '<tbody><tr>');
+  const hpCharts = [...svgs.keys()]
+    .filter((n) => n.startsWith('hp-'))
+    .map((n): [string, string] => [n, `${objective} against ${n.slice(3)}, one point per trial.`]);
   const best = tuning.bestValues
-    ? `<h3>Best hyperparameters</h3>${table(['name', 'value'], Object.entries(tuning.bestValues).map(([k, v]) => [k, v]))}`
+    ? `<h3>Best hyperparameters</h3>${table(
+        ['name', 'value'],
+        Object.entries(tuning.bestValues).map(([k, v]) => [k, v]),
+      )}`
     : '';
   return {
     id: 'tuner',
     title: 'Tuner',
-    html: charts(svgs, [['leaderboard', `Trials ranked by ${objective}.`]]) + `<h3>Leaderboard</h3>${leaderboard}${best}`
-      + (hpCharts.length ? `<h3>Each hyperparameter against the objective</h3>${charts(svgs, hpCharts)}` : ''),
+    html:
+      charts(svgs, [['leaderboard', `Trials ranked by ${objective}.`]]) +
+      `<h3>Leaderboard</h3>${leaderboard}${best}` +
+      (hpCharts.length ? `<h3>Each hyperparameter against the objective</h3>${charts(svgs, hpCharts)}` : ''),
   };
 }
 
@@ -208,7 +299,8 @@ function confusionSection(run: RunFiles, svgs: Map<string, string>): ReportSecti
   return {
     id: 'confusion',
     title: 'Confusion matrix',
-    html: run.metrics ? charts(svgs, [['confusion', 'Rows: true class; columns: predicted class; counts of validation images.']])
+    html: run.metrics
+      ? charts(svgs, [['confusion', 'Rows: true class; columns: predicted class; counts of validation images.']])
       : note('No metrics.json: the model has not been evaluated yet.'),
   };
 }
@@ -219,15 +311,17 @@ function perClassSection(run: RunFiles, svgs: Map<string, string>): ReportSectio
   return {
     id: 'per-class',
     title: 'Per-class metrics',
-    html: charts(svgs, [['per-class', 'Precision, recall and F1 per class on the validation split.']])
-      + table(['class', 'precision', 'recall', 'F1', 'support'], rows, 'per-class')
-      + `<p>Overall validation accuracy: <b>${escapeHtml(formatNumber(run.metrics.accuracy))}</b></p>`,
+    html:
+      charts(svgs, [['per-class', 'Precision, recall and F1 per class on the validation split.']]) +
+      table(['class', 'precision', 'recall', 'F1', 'support'], rows, 'per-class') +
+      `<p>Overall validation accuracy: <b>${escapeHtml(formatNumber(run.metrics.accuracy))}</b></p>`,
   };
 }
 
 function samplesSection(run: RunFiles, thumbnails: Map<string, string>): ReportSection {
   const metrics = run.metrics;
-  if (!metrics?.samples?.length) return { id: 'samples', title: 'Validation samples', html: note('No validation samples in metrics.json.') };
+  if (!metrics?.samples?.length)
+    return { id: 'samples', title: 'Validation samples', html: note('No validation samples in metrics.json.') };
   const cards: SampleCard[] = metrics.samples.map((s) => ({
     id: s.id,
     label: metrics.classes[s.label] ?? String(s.label),
@@ -240,14 +334,17 @@ function samplesSection(run: RunFiles, thumbnails: Map<string, string>): ReportS
   const wrong = cards.filter((c) => !c.correct);
   const validation = metrics.confusion.flat().reduce((a, b) => a + b, 0);
   const misclassified = validation - metrics.confusion.reduce((sum, row, i) => sum + (row[i] ?? 0), 0);
-  const perClass = Math.max(...metrics.classes.map((_, k) => cards.filter((c) => c.label === (metrics.classes[k] ?? String(k))).length));
+  const perClass = Math.max(
+    ...metrics.classes.map((_, k) => cards.filter((c) => c.label === (metrics.classes[k] ?? String(k))).length),
+  );
   const what = `${cards.length} of ${validation} validation images; ${misclassified} misclassified overall.`;
   const how = `Shown: up to ${perClass} images of each true class, the first in cache order; the misclassified ones among them (${wrong.length}) first, then the correct ones (${right.length}).`;
   return {
     id: 'samples',
     title: 'Validation samples',
-    html: `<p class="samples-summary"><b>${escapeHtml(what)}</b> ${escapeHtml(how)}</p>`
-      + `<h3>Misclassified (${wrong.length} of the ${cards.length} shown)</h3>${sampleGrid(wrong)}<h3>Correct (${right.length} of the ${cards.length} shown)</h3>${sampleGrid(right)}`,
+    html:
+      `<p class="samples-summary"><b>${escapeHtml(what)}</b> ${escapeHtml(how)}</p>` +
+      `<h3>Misclassified (${wrong.length} of the ${cards.length} shown)</h3>${sampleGrid(wrong)}<h3>Correct (${right.length} of the ${cards.length} shown)</h3>${sampleGrid(right)}`,
   };
 }
 
@@ -257,19 +354,33 @@ function memorySection(run: RunFiles, svgs: Map<string, string>): ReportSection 
   return {
     id: 'memory',
     title: 'Memory',
-    html: charts(svgs, [['memory', 'Resident set size sampled through the run, coloured by stage; the dashed line is the budget (memory.limitMB).']])
-      + `<p>Peak RSS <b>${peak.toFixed(0)} MiB</b> of a <b>${run.timeline.limitMB} MiB</b> budget (${run.timeline.samples.length} samples).</p>`,
+    html:
+      charts(svgs, [
+        [
+          'memory',
+          'Resident set size sampled through the run, coloured by stage; the dashed line is the budget (memory.limitMB).',
+        ],
+      ]) +
+      `<p>Peak RSS <b>${peak.toFixed(0)} MiB</b> of a <b>${run.timeline.limitMB} MiB</b> budget (${run.timeline.samples.length} samples).</p>`,
   };
 }
 
 function throughputSection(run: RunFiles, svgs: Map<string, string>): ReportSection {
-  if (!run.timeline) return { id: 'throughput', title: 'Throughput', html: note('No timeline.json: written by galactic run.') };
-  const rows = run.timeline.stages.map((s) => [s.name, s.skipped ? 'skipped (outputs current)' : 'ran', s.seconds, s.items, s.itemsPerSecond]);
+  if (!run.timeline)
+    return { id: 'throughput', title: 'Throughput', html: note('No timeline.json: written by galactic run.') };
+  const rows = run.timeline.stages.map((s) => [
+    s.name,
+    s.skipped ? 'skipped (outputs current)' : 'ran',
+    s.seconds,
+    s.items,
+    s.itemsPerSecond,
+  ]);
   return {
     id: 'throughput',
     title: 'Throughput per stage',
-    html: charts(svgs, [['throughput', 'Images per second of each stage that ran (tune and train count image-epochs).']])
-      + table(['stage', 'status', 'seconds', 'items', 'items/s'], rows, 'stages'),
+    html:
+      charts(svgs, [['throughput', 'Images per second of each stage that ran (tune and train count image-epochs).']]) +
+      table(['stage', 'status', 'seconds', 'items', 'items/s'], rows, 'stages'),
   };
 }
 
@@ -293,14 +404,25 @@ function configSection(config: LoadedConfig | null, run: RunFiles): ReportSectio
       ['memory budget', `${config.memory.limitMB} MiB`],
       ['seed', config.seed],
       ['split', `validation ${config.split.validation}${config.split.stratify ? ', stratified' : ''}`],
-      ['feed', `normalize ${config.feed.normalize}; augment flip ${config.feed.augment.flip}, rotate90 ${config.feed.augment.rotate90}`],
+      [
+        'feed',
+        `normalize ${config.feed.normalize}; augment flip ${config.feed.augment.flip}, rotate90 ${config.feed.augment.rotate90}`,
+      ],
       ['backend (requested)', config.backend],
-      ['train', `batch ${config.train.batchSize}, ${config.train.epochs} epochs, early stopping ${config.train.earlyStopping ? `${config.train.earlyStopping.monitor} patience ${config.train.earlyStopping.patience}` : 'off'}`],
-      ['tuner', `${config.tuner.algorithm}, ${config.tuner.maxTrials} trials × ${config.tuner.epochs} epochs, objective ${config.tuner.objective}`],
+      [
+        'train',
+        `batch ${config.train.batchSize}, ${config.train.epochs} epochs, early stopping ${config.train.earlyStopping ? `${config.train.earlyStopping.monitor} patience ${config.train.earlyStopping.patience}` : 'off'}`,
+      ],
+      [
+        'tuner',
+        `${config.tuner.algorithm}, ${config.tuner.maxTrials} trials × ${config.tuner.epochs} epochs, objective ${config.tuner.objective}`,
+      ],
     ];
     parts.push(table(['setting', 'value'], rows));
     const { configPath: _p, configDir: _d, ...plain } = config;
-    parts.push(`<details><summary>Full config (defaults filled in)</summary>${table(['key', 'value'], flattenForTable(plain), 'full-config')}</details>`);
+    parts.push(
+      `<details><summary>Full config (defaults filled in)</summary>${table(['key', 'value'], flattenForTable(plain), 'full-config')}</details>`,
+    );
   } else {
     parts.push(note('The config was not given to the report.'));
   }
@@ -308,9 +430,13 @@ function configSection(config: LoadedConfig | null, run: RunFiles): ReportSectio
     parts.push(`<h3>Model metadata</h3>${table(['field', 'value'], flattenForTable(run.metadata), 'metadata')}`);
   }
   // the versions that trained the model (from metadata.json) first, then those that drew the report
-  const trainedWith = run.metadata?.versions && typeof run.metadata.versions === 'object'
-    ? Object.entries(run.metadata.versions as Record<string, unknown>).map(([k, v]): [string, unknown] => [`${k} (training)`, v])
-    : [];
+  const trainedWith =
+    run.metadata?.versions && typeof run.metadata.versions === 'object'
+      ? Object.entries(run.metadata.versions as Record<string, unknown>).map(([k, v]): [string, unknown] => [
+          `${k} (training)`,
+          v,
+        ])
+      : [];
   const versions: [string, unknown][] = [
     ...trainedWith,
     ['backend (training)', backendOf(run)],
@@ -331,7 +457,8 @@ function configSection(config: LoadedConfig | null, run: RunFiles): ReportSectio
  */
 export function flattenForTable(value: unknown, prefix = ''): [string, unknown][] {
   if (Array.isArray(value)) {
-    if (value.every((v) => v === null || typeof v !== 'object')) return [[prefix, value.length ? value.map((v) => formatNumber(v)).join(', ') : '(none)']];
+    if (value.every((v) => v === null || typeof v !== 'object'))
+      return [[prefix, value.length ? value.map((v) => formatNumber(v)).join(', ') : '(none)']];
     return value.flatMap((v, i) => flattenForTable(v, prefix ? `${prefix}.${i}` : String(i)));
   }
   if (value !== null && typeof value === 'object') {

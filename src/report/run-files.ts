@@ -85,8 +85,14 @@ export function readTuningFiles(tuningDir: string | null): TuningFiles {
     .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
   const best = readJson<Record<string, unknown>>(path.join(tuningDir, 'best_hp.json'));
   // best_hp.json may be the values themselves or wrap them as {values: ...}
-  const bestValues = best && typeof best.values === 'object' && best.values !== null
-    ? (best.values as Record<string, number | string | boolean>)
-    : (best as Record<string, number | string | boolean> | null);
-  return { tuningDir, trials, bestValues, oracle: readJson<Record<string, unknown>>(path.join(tuningDir, 'oracle.json')) };
+  const bestValues =
+    best && typeof best.values === 'object' && best.values !== null
+      ? (best.values as Record<string, number | string | boolean>)
+      : (best as Record<string, number | string | boolean> | null);
+  return {
+    tuningDir,
+    trials,
+    bestValues,
+    oracle: readJson<Record<string, unknown>>(path.join(tuningDir, 'oracle.json')),
+  };
 }

@@ -47,9 +47,10 @@ export function cachePixelSource(cacheDir: string): PixelSource {
       const size = h * w * c;
       shard.ids.forEach((id, i) => {
         if (!ids.has(id) || found.has(id)) return;
-        const data = shard.dtype === 'uint8'
-          ? shard.data.slice(i * size, (i + 1) * size)
-          : floatToBytes(new Float32Array(shard.data.slice(i * size * 4, (i + 1) * size * 4).buffer));
+        const data =
+          shard.dtype === 'uint8'
+            ? shard.data.slice(i * size, (i + 1) * size)
+            : floatToBytes(new Float32Array(shard.data.slice(i * size * 4, (i + 1) * size * 4).buffer));
         found.set(id, { width: w, height: h, channels: c === 1 ? 1 : 3, data });
       });
     }
@@ -66,9 +67,18 @@ export function imageFolderPixelSource(imageDir: string, fileName: string, size:
       // ids are validated by prepare; this guards a hand-edited metrics.json reaching outside the folder
       if (!file.startsWith(path.resolve(imageDir) + path.sep) || !existsSync(file)) continue;
       try {
-        const { data, info } = await sharp(file).removeAlpha().toColourspace('srgb').resize(size, size, { fit: 'fill' })
-          .raw().toBuffer({ resolveWithObject: true });
-        found.set(id, { width: info.width, height: info.height, channels: info.channels === 1 ? 1 : 3, data: new Uint8Array(data) });
+        const { data, info } = await sharp(file)
+          .removeAlpha()
+          .toColourspace('srgb')
+          .resize(size, size, { fit: 'fill' })
+          .raw()
+          .toBuffer({ resolveWithObject: true });
+        found.set(id, {
+          width: info.width,
+          height: info.height,
+          channels: info.channels === 1 ? 1 : 3,
+          data: new Uint8Array(data),
+        });
       } catch {
         // an unreadable image just has no thumbnail
       }
@@ -88,15 +98,22 @@ function floatToBytes(values: Float32Array): Uint8Array {
 /** Encodes pixels as a PNG data: URI, scaled (nearest neighbour, so small inputs stay crisp) to about `displaySize`. */
 export async function thumbnailDataUri(pixels: SamplePixels, displaySize = 96): Promise<string> {
   const factor = Math.max(1, Math.floor(displaySize / Math.max(pixels.width, pixels.height)));
-  let image = sharp(Buffer.from(pixels.data), { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } });
+  let image = sharp(Buffer.from(pixels.data), {
+    raw: { width: pixels.width, height: pixels.height, channels: pixels.channels },
+  });
   if (factor > 1) image = image.resize(pixels.width * factor, pixels.height * factor, { kernel: 'nearest' });
-  else if (Math.max(pixels.width, pixels.height) > displaySize) image = image.resize(displaySize, displaySize, { fit: 'inside' });
+  else if (Math.max(pixels.width, pixels.height) > displaySize)
+    image = image.resize(displaySize, displaySize, { fit: 'inside' });
   const png = await image.png({ compressionLevel: 9 }).toBuffer();
   return `data:image/png;base64,${png.toString('base64')}`;
 }
 
 /** Thumbnails for `ids`, trying each source in turn for the ids still missing. */
-export async function sampleThumbnails(ids: string[], sources: PixelSource[], displaySize = 96): Promise<Map<string, string>> {
+export async function sampleThumbnails(
+  ids: string[],
+  sources: PixelSource[],
+  displaySize = 96,
+): Promise<Map<string, string>> {
   const wanted = new Set(ids);
   const uris = new Map<string, string>();
   for (const source of sources) {

@@ -17,6 +17,15 @@ export interface DataStageSummary {
 
 export async function ensureDemoStage(config: LoadedConfig, output: Output): Promise<DataStageSummary> {
   const { synthesized } = await ensureDemoData(config, output);
-  if (synthesized) return { skipped: false, images: config.data.synthesize ?? 0, reason: 'synthesized the data set (data.synthesize)' };
-  return { skipped: true, images: 0, reason: synthesisRoot(config) ? 'the synthetic data is there' : 'data.synthesize is not set' };
+  if (synthesized)
+    return {
+      skipped: false,
+      images: config.data.synthesize ?? 0,
+      reason: 'synthesized the data set (data.synthesize)',
+    };
+  return {
+    skipped: true,
+    images: 0,
+    reason: synthesisRoot(config) ? 'the synthetic data is there' : 'data.synthesize is not set',
+  };
 }

@@ -20,7 +20,10 @@ import { configDigest, readRunMetadata } from '../train/run-directory.ts';
 export const TRAINED_FILES = ['model.json', 'weights.bin', 'metadata.json', 'history.json', 'metrics.json'] as const;
 
 /** Why the trained model in `runDir` cannot be reused for these inputs, or null when it is current. */
-export function staleTrainingReason(runDir: string, inputs: { cacheKey: string; config: LoadedConfig; values: HyperparameterValues }): string | null {
+export function staleTrainingReason(
+  runDir: string,
+  inputs: { cacheKey: string; config: LoadedConfig; values: HyperparameterValues },
+): string | null {
   for (const name of TRAINED_FILES) {
     if (!existsSync(path.join(runDir, name))) return `${name} is missing`;
   }

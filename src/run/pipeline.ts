@@ -73,7 +73,9 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     const stage = recorder.finishStage(name, { seconds: (performance.now() - started) / 1000, items, skipped });
     done += 1;
     overall.update(done, { stage: name });
-    output.info(`[${done}/${STAGES.length}] ${name}: ${skipped ? `skipped (${what})` : `${what} in ${formatSeconds(stage.seconds)}`}`);
+    output.info(
+      `[${done}/${STAGES.length}] ${name}: ${skipped ? `skipped (${what})` : `${what} in ${formatSeconds(stage.seconds)}`}`,
+    );
     return stage;
   };
 
@@ -81,34 +83,68 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     // 1. demo data (only for configs that point at the demo data folder)
     let started = begin('data');
     const data = await ensureDemoStage(config, output);
-    const dataStage = finish('data', started, data.images, data.skipped, data.skipped ? data.reason : `synthesized ${data.images} images`);
+    const dataStage = finish(
+      'data',
+      started,
+      data.images,
+      data.skipped,
+      data.skipped ? data.reason : `synthesized ${data.images} images`,
+    );
 
     // 2. prepare: a cache hit is the skip
     started = begin('prepare');
     // the memory plan, once, from the config and the data (now that the demo data exists)
     const plan = planMemory(config, measureData(config));
     const prepared = await runPrepare(config, { output, plan });
-    const prepareStage = finish('prepare', started, prepared.cacheHit ? 0 : prepared.images, prepared.cacheHit,
-      prepared.cacheHit ? `cache ${prepared.cacheKey} is complete` : `${prepared.images} images into ${prepared.shards} shards`);
+    const prepareStage = finish(
+      'prepare',
+      started,
+      prepared.cacheHit ? 0 : prepared.images,
+      prepared.cacheHit,
+      prepared.cacheHit
+        ? `cache ${prepared.cacheKey} is complete`
+        : `${prepared.images} images into ${prepared.shards} shards`,
+    );
 
     // the backend is chosen once, for both the search and the final training
     let backend: BackendChoice | null = null;
-    const ensureBackend = async () => (backend ??= await selectBackend(options.backend ?? config.backend, output, { threads: config.threads }));
+    const ensureBackend = async () =>
+      (backend ??= await selectBackend(options.backend ?? config.backend, output, { threads: config.threads }));
 
     // the expected duration of what is left, before any training starts (a warning over an hour);
     // nothing to say when the search is over and a model is there (a rerun that skips its stages)
     if (!(searchFinished(config, prepared.cacheKey) && readRunMetadata(runDir) !== null)) {
       await announceTime(config, output, {
-        backend: await ensureBackend(), cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey,
-        search: {}, train: { values: null, epochs: config.train.epochs }, what: 'galactic run',
+        backend: await ensureBackend(),
+        cacheDir: prepared.cacheDir,
+        cacheKey: prepared.cacheKey,
+        search: {},
+        train: { values: null, epochs: config.train.epochs },
+        what: 'galactic run',
       });
     }
 
     // 3. tune: the tuner's own resume makes a finished search a no-op
     started = begin('tune');
-    const tuned = await tuneStage(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, output, ensureBackend, plan, signal: options.signal, overwrite: options.overwriteSearch, tunerLoop: options.tunerLoop });
-    const tuneStageRecord = finish('tune', started, tuned.imageEpochs, tuned.skipped,
-      tuned.skipped ? 'the search is finished' : `${tuned.ranNow} trials run, best ${tuned.best ? tuned.best.score.toFixed(4) : '–'}`);
+    const tuned = await tuneStage(config, {
+      cacheDir: prepared.cacheDir,
+      cacheKey: prepared.cacheKey,
+      output,
+      ensureBackend,
+      plan,
+      signal: options.signal,
+      overwrite: options.overwriteSearch,
+      tunerLoop: options.tunerLoop,
+    });
+    const tuneStageRecord = finish(
+      'tune',
+      started,
+      tuned.imageEpochs,
+      tuned.skipped,
+      tuned.skipped
+        ? 'the search is finished'
+        : `${tuned.ranNow} trials run, best ${tuned.best ? tuned.best.score.toFixed(4) : '–'}`,
+    );
 
     // 4. train + evaluate with the tuner's best values (train --from-tuner semantics)
     started = begin('train');
@@ -117,11 +153,25 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     let trained: TrainRunSummary | null = null;
     if (stale) {
       output.info(`training: ${stale}`);
-      trained = await trainRun(config, { cacheDir: prepared.cacheDir, cacheKey: prepared.cacheKey, backend: await ensureBackend(), values: tuned.bestValues, plan, output });
+      trained = await trainRun(config, {
+        cacheDir: prepared.cacheDir,
+        cacheKey: prepared.cacheKey,
+        backend: await ensureBackend(),
+        values: tuned.bestValues,
+        plan,
+        output,
+      });
     }
     const trainImageEpochs = trained ? trained.epochs * (readRunMetadata(runDir)?.split.trainImages ?? 0) : 0;
-    const trainStage = finish('train', started, trainImageEpochs, !trained,
-      trained ? `validation accuracy ${trained.valAccuracy}` : 'the model in the run folder was trained on the same data, config and hyperparameters');
+    const trainStage = finish(
+      'train',
+      started,
+      trainImageEpochs,
+      !trained,
+      trained
+        ? `validation accuracy ${trained.valAccuracy}`
+        : 'the model in the run folder was trained on the same data, config and hyperparameters',
+    );
 
     // 5. report: the timeline first (it is one of the report's inputs), unless no stage did work
     started = begin('report');
@@ -131,9 +181,19 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
       if (workDone) writeTimeline(runDir, recorder.snapshot());
       report = await writeReport({ runDir, tuningDir: config.tuner.dir, config, cacheDir: prepared.cacheDir, output });
     }
-    finish('report', started, 0, !report, report ? `${report.charts.length} charts, ${report.thumbnails} thumbnails` : 'report.html is newer than its inputs');
+    finish(
+      'report',
+      started,
+      0,
+      !report,
+      report
+        ? `${report.charts.length} charts, ${report.thumbnails} thumbnails`
+        : 'report.html is newer than its inputs',
+    );
     overall.clear();
-    output.info(`run: done in ${recorder.elapsed().toFixed(1)} s, peak RSS ${recorder.peakRssMB} MB of ${limitMB} MB; report ${path.join(runDir, 'report.html')}`);
+    output.info(
+      `run: done in ${recorder.elapsed().toFixed(1)} s, peak RSS ${recorder.peakRssMB} MB of ${limitMB} MB; report ${path.join(runDir, 'report.html')}`,
+    );
 
     const timeline = recorder.stop();
     const seconds = (name: string) => timeline.stages.find((s) => s.name === name)?.seconds ?? 0;

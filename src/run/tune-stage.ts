@@ -24,7 +24,9 @@ export interface TuneStageSummary {
   ranNow: number;
   endReason: string;
   best: TuneSummary['best'];
-  /** What the final training uses: the best trial's values, or {} (the config's model defaults) when no trial scored. */
+  /**
+   * What the final training uses: the best trial's values, or {} (the config's model defaults) when no trial scored.
+   */
   bestValues: HyperparameterValues;
   /** Training images × epochs trained by this stage (for the throughput chart). */
   imageEpochs: number;
@@ -63,7 +65,8 @@ export async function tuneStage(config: LoadedConfig, options: TuneStageOptions)
   });
   const progress = runner as ProgressTrialRunner | null;
   progress?.finish(summary);
-  if (!summary.best) output.warn(`no tuning trial scored (${summary.failed} failed); training with the config's model defaults`);
+  if (!summary.best)
+    output.warn(`no tuning trial scored (${summary.failed} failed); training with the config's model defaults`);
   return {
     skipped: summary.ranNow === 0,
     tuningDir: summary.tuningDir,
@@ -85,11 +88,18 @@ class ProgressTrialRunner implements TrialRunner {
   private trialsBar: Progress | null = null;
   private finished = 0;
 
-  constructor(private readonly inner: TrialRunner, private readonly output: Output, private readonly maxTrials: number) {}
+  constructor(
+    private readonly inner: TrialRunner,
+    private readonly output: Output,
+    private readonly maxTrials: number,
+  ) {}
 
   async run(request: TrialRunRequest): Promise<TrialRunResult> {
     this.trialsBar ??= this.output.progress('tune', this.maxTrials, 'trials', { everyUpdate: true, depth: 1 });
-    const epochs = this.output.progress(`trial ${request.trialId}`, request.epochs, 'epochs', { everyUpdate: true, depth: 2 });
+    const epochs = this.output.progress(`trial ${request.trialId}`, request.epochs, 'epochs', {
+      everyUpdate: true,
+      depth: 2,
+    });
     if (request.initialEpoch > 0) epochs.update(request.initialEpoch, { resumed: 'yes' });
     try {
       return await this.inner.run({
@@ -97,7 +107,12 @@ class ProgressTrialRunner implements TrialRunner {
         onEpochEnd: async (info) => {
           this.epochsRun += 1;
           const r = info.record;
-          epochs.update(r.epoch, { loss: r.loss.toFixed(4), acc: r.accuracy.toFixed(3), val_loss: r.val_loss.toFixed(4), val_acc: r.val_accuracy.toFixed(3) });
+          epochs.update(r.epoch, {
+            loss: r.loss.toFixed(4),
+            acc: r.accuracy.toFixed(3),
+            val_loss: r.val_loss.toFixed(4),
+            val_acc: r.val_accuracy.toFixed(3),
+          });
           return request.onEpochEnd(info);
         },
       });
@@ -111,6 +126,9 @@ class ProgressTrialRunner implements TrialRunner {
   finish(summary: TuneSummary): void {
     this.trialsBar?.clear();
     this.trialsBar = null;
-    if (summary.ranNow > 0) this.output.info(`tune: ${summary.completed}/${summary.trials} trials completed; best ${summary.best ? `${summary.best.score.toFixed(4)} (trial ${summary.best.trialId})` : 'none'}`);
+    if (summary.ranNow > 0)
+      this.output.info(
+        `tune: ${summary.completed}/${summary.trials} trials completed; best ${summary.best ? `${summary.best.score.toFixed(4)} (trial ${summary.best.trialId})` : 'none'}`,
+      );
   }
 }

@@ -20,13 +20,22 @@ export interface TrainingMeasurement {
   backend: string;
 }
 
-export async function measureTraining(config: LoadedConfig, cacheDir: string, options: { settings: FeedSettings; batches?: number; values?: HyperparameterValues }): Promise<TrainingMeasurement> {
+export async function measureTraining(
+  config: LoadedConfig,
+  cacheDir: string,
+  options: { settings: FeedSettings; batches?: number; values?: HyperparameterValues },
+): Promise<TrainingMeasurement> {
   const wanted = options.batches ?? 10;
   const manifest = loadManifest(cacheDir);
   const split = await splitCache(cacheDir, manifest, config.split, config.seed);
   const feed = new Feed({ config, cacheDir, manifest, split, settings: options.settings });
   const { width, height, channels } = manifest.image;
-  const model = buildModel(options.values ?? {}, { inputShape: [height, width, channels], numClasses: manifest.classes.length, seed: config.seed, defaults: config.model });
+  const model = buildModel(options.values ?? {}, {
+    inputShape: [height, width, channels],
+    numClasses: manifest.classes.length,
+    seed: config.seed,
+    defaults: config.model,
+  });
   let images = 0;
   let batches = 0;
   let seconds = 0;
@@ -47,5 +56,11 @@ export async function measureTraining(config: LoadedConfig, cacheDir: string, op
   } finally {
     disposeModel(model);
   }
-  return { images, batches, seconds, imagesPerSecond: seconds > 0 ? images / seconds : 0, backend: activeBackendName() };
+  return {
+    images,
+    batches,
+    seconds,
+    imagesPerSecond: seconds > 0 ? images / seconds : 0,
+    backend: activeBackendName(),
+  };
 }

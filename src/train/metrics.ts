@@ -40,7 +40,11 @@ export function argMax(values: ArrayLike<number>, from = 0, count = values.lengt
 }
 
 /** Confusion matrix and derived scores from true and predicted class indices. */
-export function classificationMetrics(classes: string[], truth: ArrayLike<number>, predicted: ArrayLike<number>): Omit<ValidationMetrics, 'samples'> {
+export function classificationMetrics(
+  classes: string[],
+  truth: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+): Omit<ValidationMetrics, 'samples'> {
   const k = classes.length;
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   for (let i = 0; i < truth.length; i++) confusion[truth[i]][predicted[i]]++;
@@ -59,7 +63,12 @@ export function classificationMetrics(classes: string[], truth: ArrayLike<number
 }
 
 /** Predicts every validation record (streamed batch by batch) and scores the predictions. */
-export async function evaluateValidation(model: tf.LayersModel, feed: Feed, classes: string[], samplesPerClass = SAMPLES_PER_CLASS): Promise<ValidationMetrics> {
+export async function evaluateValidation(
+  model: tf.LayersModel,
+  feed: Feed,
+  classes: string[],
+  samplesPerClass = SAMPLES_PER_CLASS,
+): Promise<ValidationMetrics> {
   const truth: number[] = [];
   const predicted: number[] = [];
   const samples: Sample[] = [];
@@ -77,7 +86,12 @@ export async function evaluateValidation(model: tf.LayersModel, feed: Feed, clas
       predicted.push(guess);
       if (taken[label] < samplesPerClass) {
         taken[label]++;
-        samples.push({ id: batch.ids[i], label: classes[label], predicted: classes[guess], probabilities: Array.from(probabilities.subarray(i * k, (i + 1) * k)) });
+        samples.push({
+          id: batch.ids[i],
+          label: classes[label],
+          predicted: classes[guess],
+          probabilities: Array.from(probabilities.subarray(i * k, (i + 1) * k)),
+        });
       }
     }
   }

@@ -28,13 +28,23 @@ interface RateFile {
 }
 
 export function rateCacheFile(): string {
-  const base = process.env.XDG_CACHE_HOME && path.isAbsolute(process.env.XDG_CACHE_HOME) ? process.env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
+  const base =
+    process.env.XDG_CACHE_HOME && path.isAbsolute(process.env.XDG_CACHE_HOME)
+      ? process.env.XDG_CACHE_HOME
+      : path.join(os.homedir(), '.cache');
   return path.join(base, 'galactic', 'training-rates.json');
 }
 
 export function machineId(): string {
   const cpus = os.cpus();
-  return [os.hostname(), cpus[0]?.model ?? 'cpu', os.availableParallelism(), Math.round(os.totalmem() / 2 ** 20), process.arch, process.version].join('|');
+  return [
+    os.hostname(),
+    cpus[0]?.model ?? 'cpu',
+    os.availableParallelism(),
+    Math.round(os.totalmem() / 2 ** 20),
+    process.arch,
+    process.version,
+  ].join('|');
 }
 
 function hash(text: string): string {
@@ -79,7 +89,9 @@ export function cachedStepCosts(key: string): CachedStepCosts | null {
 }
 
 export function storeStepCosts(key: string, costs: CachedStepCosts): Promise<void> {
-  return write((json) => { json.entries[key] = costs; });
+  return write((json) => {
+    json.entries[key] = costs;
+  });
 }
 
 /** The backend `auto` chose on this machine when a plan last measured, or null. */
@@ -88,5 +100,7 @@ export function cachedAutoBackend(fingerprint: string): string | null {
 }
 
 export function storeAutoBackend(fingerprint: string, backend: string): Promise<void> {
-  return write((json) => { json.auto[hash(`${machineId()}|${fingerprint}`)] = backend; });
+  return write((json) => {
+    json.auto[hash(`${machineId()}|${fingerprint}`)] = backend;
+  });
 }

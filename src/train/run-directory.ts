@@ -52,11 +52,17 @@ export function configDigest(config: LoadedConfig): string {
   const canonical = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(canonical);
     if (value && typeof value === 'object') {
-      return Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]));
+      return Object.fromEntries(
+        Object.keys(value)
+          .sort()
+          .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
+      );
     }
     return value;
   };
-  return `sha256:${createHash('sha256').update(JSON.stringify(canonical(rest))).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(JSON.stringify(canonical(rest)))
+    .digest('hex')}`;
 }
 
 export interface RunContents {
@@ -67,17 +73,23 @@ export interface RunContents {
 }
 
 export async function writeRunDirectory(runDir: string, contents: RunContents): Promise<void> {
-  await replaceDirAtomic(runDir, async (dir) => {
-    await saveModel(contents.model, dir);
-    writeFileSync(path.join(dir, 'metadata.json'), jsonText(contents.metadata));
-    writeFileSync(path.join(dir, 'history.json'), jsonText(contents.history));
-    writeFileSync(path.join(dir, 'metrics.json'), jsonText(contents.metrics));
-  }, 'then run the training again');
+  await replaceDirAtomic(
+    runDir,
+    async (dir) => {
+      await saveModel(contents.model, dir);
+      writeFileSync(path.join(dir, 'metadata.json'), jsonText(contents.metadata));
+      writeFileSync(path.join(dir, 'history.json'), jsonText(contents.history));
+      writeFileSync(path.join(dir, 'metrics.json'), jsonText(contents.metrics));
+    },
+    'then run the training again',
+  );
 }
 
 export class RunMetadataError extends UserError {
   constructor(file: string, detail: string) {
-    super(`run metadata ${file} is unreadable (${detail}). Train the run again ('galactic train' or 'galactic run') to rewrite its folder.`);
+    super(
+      `run metadata ${file} is unreadable (${detail}). Train the run again ('galactic train' or 'galactic run') to rewrite its folder.`,
+    );
   }
 }
 
@@ -85,15 +97,26 @@ const runMetadataSchema = z.looseObject({
   format: z.literal('galactic-run', { error: 'not a galactic run folder' }),
   version: z.literal(1),
   classes: z.array(z.string()).min(1),
-  image: z.looseObject({ width: z.number().int().positive(), height: z.number().int().positive(), channels: z.number().int().positive() }),
+  image: z.looseObject({
+    width: z.number().int().positive(),
+    height: z.number().int().positive(),
+    channels: z.number().int().positive(),
+  }),
   normalization: z.looseObject({}),
   configDigest: z.string(),
   cacheKey: z.string(),
   hyperparameters: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
-  split: z.looseObject({ trainImages: z.number().int().nonnegative(), validationImages: z.number().int().nonnegative() }),
+  split: z.looseObject({
+    trainImages: z.number().int().nonnegative(),
+    validationImages: z.number().int().nonnegative(),
+  }),
 });
 
 export function readRunMetadata(runDir: string): RunMetadata | null {
   const file = path.join(runDir, 'metadata.json');
-  return readJsonFileAs(file, runMetadataSchema, (detail) => new RunMetadataError(file, detail)) as unknown as RunMetadata | null;
+  return readJsonFileAs(
+    file,
+    runMetadataSchema,
+    (detail) => new RunMetadataError(file, detail),
+  ) as unknown as RunMetadata | null;
 }

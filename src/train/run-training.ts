@@ -24,7 +24,9 @@ import { disposeModel, trainClassifier, type EpochRecord } from './trainer.ts';
 
 export class HyperparametersFileError extends UserError {
   constructor(file: string, problem: string) {
-    super(`hyperparameter file ${file} ${problem}. Give a JSON object of values (e.g. {"filters_1": 32, "learning_rate": 0.001}) or a best_hp.json written by 'galactic tune'.`);
+    super(
+      `hyperparameter file ${file} ${problem}. Give a JSON object of values (e.g. {"filters_1": 32, "learning_rate": 0.001}) or a best_hp.json written by 'galactic tune'.`,
+    );
   }
 }
 
@@ -36,7 +38,9 @@ export class TunerResultMissingError extends UserError {
 
 export class TrainingDivergedError extends UserError {
   constructor(epoch: number, learningRate: number) {
-    super(`training diverged: the loss became NaN in epoch ${epoch} and no earlier epoch's weights were kept, so no model was saved. Lower the learning rate (train.learningRate, now ${learningRate}), or keep train.earlyStopping with restoreBestWeights so the last good epoch is saved.`);
+    super(
+      `training diverged: the loss became NaN in epoch ${epoch} and no earlier epoch's weights were kept, so no model was saved. Lower the learning rate (train.learningRate, now ${learningRate}), or keep train.earlyStopping with restoreBestWeights so the last good epoch is saved.`,
+    );
   }
 }
 
@@ -50,9 +54,14 @@ export function readHyperparameters(file: string): HyperparameterValues {
     throw new HyperparametersFileError(file, `is not valid JSON (${(error as Error).message})`);
   }
   const values = raw && typeof raw === 'object' && 'values' in raw ? (raw as { values: unknown }).values : raw;
-  if (!values || typeof values !== 'object' || Array.isArray(values)) throw new HyperparametersFileError(file, 'holds no object of values');
+  if (!values || typeof values !== 'object' || Array.isArray(values))
+    throw new HyperparametersFileError(file, 'holds no object of values');
   for (const [name, value] of Object.entries(values)) {
-    if (!['number', 'string', 'boolean'].includes(typeof value)) throw new HyperparametersFileError(file, `has '${name}' = ${JSON.stringify(value)}, not a number, string or boolean`);
+    if (!['number', 'string', 'boolean'].includes(typeof value))
+      throw new HyperparametersFileError(
+        file,
+        `has '${name}' = ${JSON.stringify(value)}, not a number, string or boolean`,
+      );
   }
   return values as HyperparameterValues;
 }
@@ -95,10 +104,16 @@ export interface TrainRunSummary {
  * The learning rate of the final training: the tuned one unless `train.learningRate` overrides
  * it. (The notebook tuned it, then silently trained with 1e-4; here an override is explicit.)
  */
-export function finalValues(config: LoadedConfig, values: HyperparameterValues, output?: Output): { values: HyperparameterValues; source: RunMetadata['learningRate']['source'] } {
+export function finalValues(
+  config: LoadedConfig,
+  values: HyperparameterValues,
+  output?: Output,
+): { values: HyperparameterValues; source: RunMetadata['learningRate']['source'] } {
   if (config.train.learningRate !== null) {
     if (typeof values.learning_rate === 'number' && values.learning_rate !== config.train.learningRate) {
-      output?.warn(`train.learningRate ${config.train.learningRate} overrides the tuned learning_rate ${values.learning_rate}`);
+      output?.warn(
+        `train.learningRate ${config.train.learningRate} overrides the tuned learning_rate ${values.learning_rate}`,
+      );
     }
     return { values: { ...values, learning_rate: config.train.learningRate }, source: 'train.learningRate' };
   }
@@ -111,7 +126,13 @@ const round = (x: number, digits = 4) => (Number.isFinite(x) ? Math.round(x * 10
  * Refuses, before any work, a final training whose model cannot fit memory.limitMB (or the wasm
  * heap): the estimate the tuner's INFEASIBLE rule uses, for the values actually trained.
  */
-export function checkTrainingFits(config: LoadedConfig, plan: MemoryPlan, cacheDir: string, values: HyperparameterValues, backend: BackendChoice['name']): void {
+export function checkTrainingFits(
+  config: LoadedConfig,
+  plan: MemoryPlan,
+  cacheDir: string,
+  values: HyperparameterValues,
+  backend: BackendChoice['name'],
+): void {
   const manifest = loadManifest(cacheDir);
   const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
   const estimate = estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
@@ -149,12 +170,15 @@ export async function trainRun(config: LoadedConfig, options: TrainRunOptions): 
   try {
     if (result.stopReason === 'nan-loss') {
       const nanEpoch = result.history.length > 0 ? result.history[result.history.length - 1].epoch : 1;
-      if (!result.restoredBestWeights) throw new TrainingDivergedError(nanEpoch, resolveArchitecture(values, config.model).learningRate);
+      if (!result.restoredBestWeights)
+        throw new TrainingDivergedError(nanEpoch, resolveArchitecture(values, config.model).learningRate);
       output.warn(`the loss became NaN in epoch ${nanEpoch}; saving the weights of epoch ${result.bestEpoch}`);
     }
     const metrics = await evaluateValidation(result.model, result.feed, result.manifest.classes);
     const history = result.history;
-    const final = (result.restoredBestWeights ? history.find((r) => r.epoch === result.bestEpoch) : history[history.length - 1]) ?? history[history.length - 1];
+    const final =
+      (result.restoredBestWeights ? history.find((r) => r.epoch === result.bestEpoch) : history[history.length - 1]) ??
+      history[history.length - 1];
     const spec = resolveArchitecture(values, config.model);
     const metadata: RunMetadata = {
       format: 'galactic-run',
@@ -162,7 +186,12 @@ export async function trainRun(config: LoadedConfig, options: TrainRunOptions): 
       name,
       createdAt: new Date().toISOString(),
       classes: result.manifest.classes,
-      image: { ...config.image, width: result.manifest.image.width, height: result.manifest.image.height, channels: result.manifest.image.channels as 1 | 3 },
+      image: {
+        ...config.image,
+        width: result.manifest.image.width,
+        height: result.manifest.image.height,
+        channels: result.manifest.image.channels as 1 | 3,
+      },
       normalization: result.feed.normalization,
       cacheDtype: result.manifest.dtype,
       backend: { name: options.backend.name, reason: options.backend.reason },
@@ -173,15 +202,25 @@ export async function trainRun(config: LoadedConfig, options: TrainRunOptions): 
       hyperparameters: values,
       learningRate: { value: spec.learningRate, source },
       seed: config.seed,
-      split: { validation: config.split.validation, stratify: config.split.stratify, trainImages: result.split.trainCount, validationImages: result.split.validationCount },
+      split: {
+        validation: config.split.validation,
+        stratify: config.split.stratify,
+        trainImages: result.split.trainCount,
+        validationImages: result.split.validationCount,
+      },
       epochs: history.length > 0 ? history[history.length - 1].epoch : 0,
       bestEpoch: result.bestEpoch,
       stopReason: result.stopReason,
     };
     await writeRunDirectory(runDir, { model: result.model, metadata, history, metrics });
-    const trainSeconds = history.reduce((s, r) => s + (r.imagesPerSecond > 0 ? result.split.trainCount / r.imagesPerSecond : 0), 0);
+    const trainSeconds = history.reduce(
+      (s, r) => s + (r.imagesPerSecond > 0 ? result.split.trainCount / r.imagesPerSecond : 0),
+      0,
+    );
     sampler.stop();
-    output.info(`run ${name}: validation accuracy ${metrics.accuracy.toFixed(4)} (best epoch ${result.bestEpoch}, ${result.stopReason}); saved to ${runDir}`);
+    output.info(
+      `run ${name}: validation accuracy ${metrics.accuracy.toFixed(4)} (best epoch ${result.bestEpoch}, ${result.stopReason}); saved to ${runDir}`,
+    );
     return {
       run: name,
       runDir,

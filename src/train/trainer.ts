@@ -45,7 +45,11 @@ export interface TrainerOptions {
   patience?: number | null;
   restoreBestWeights?: boolean;
   /** Answering 'stop' ends training after this epoch (stopReason 'early-stopping'); anything else continues. */
-  onEpochEnd?: (info: { epoch: number; record: EpochRecord; saveCheckpoint: (dir: string) => Promise<void> }) => Promise<void | 'stop' | 'continue'> | void | 'stop' | 'continue';
+  onEpochEnd?: (info: {
+    epoch: number;
+    record: EpochRecord;
+    saveCheckpoint: (dir: string) => Promise<void>;
+  }) => Promise<void | 'stop' | 'continue'> | void | 'stop' | 'continue';
   onBatchEnd?: (info: { epoch: number; batch: number; batches: number; loss: number; accuracy: number }) => void;
   output?: Output;
   /** Feed buffer sizes, from the command's memory plan (`feedSettings(plan)`). */
@@ -135,7 +139,13 @@ export async function trainClassifier(options: TrainerOptions): Promise<TrainerR
           stopReason = 'nan-loss';
           model.stopTraining = true;
         }
-        options.onBatchEnd?.({ epoch: current + 1, batch: batch + 1, batches, loss, accuracy: logValue(logs, 'accuracy') });
+        options.onBatchEnd?.({
+          epoch: current + 1,
+          batch: batch + 1,
+          batches,
+          loss,
+          accuracy: logValue(logs, 'accuracy'),
+        });
       },
       onEpochEnd: async (epoch, logs) => {
         rss.stop();
@@ -161,7 +171,11 @@ export async function trainClassifier(options: TrainerOptions): Promise<TrainerR
           stopReason = 'early-stopping';
           model.stopTraining = true;
         }
-        const answer = await options.onEpochEnd?.({ epoch: epoch + 1, record, saveCheckpoint: (dir) => saveCheckpoint(dir, model) });
+        const answer = await options.onEpochEnd?.({
+          epoch: epoch + 1,
+          record,
+          saveCheckpoint: (dir) => saveCheckpoint(dir, model),
+        });
         if (answer === 'stop' && stopReason === 'completed') {
           stopReason = 'early-stopping';
           model.stopTraining = true;
@@ -169,11 +183,16 @@ export async function trainClassifier(options: TrainerOptions): Promise<TrainerR
       },
     });
 
-    const classWeight = config.train.classWeights === 'balanced' ? balancedClassWeights(split.trainClassCounts) : undefined;
+    const classWeight =
+      config.train.classWeights === 'balanced' ? balancedClassWeights(split.trainClassCounts) : undefined;
     if (initialEpoch < options.epochs) {
-      output?.info(`training on ${split.trainCount} images, validating on ${split.validationCount} (${manifest.classes.join(', ')}), epochs ${initialEpoch + 1}..${options.epochs}, ${batches} batches of ${feed.settings.batchSize}`);
+      output?.info(
+        `training on ${split.trainCount} images, validating on ${split.validationCount} (${manifest.classes.join(', ')}), epochs ${initialEpoch + 1}..${options.epochs}, ${batches} batches of ${feed.settings.batchSize}`,
+      );
       const bufferMB = (feed.shuffleBufferCapacity * feed.writer.recordBytes) / (1024 * 1024);
-      output?.info(`feed: shuffle buffer ${feed.shuffleBufferCapacity} records (${bufferMB.toFixed(1)} MB), prefetch ${feed.settings.prefetchBatches} batches, ${config.feed.normalize} normalization, augment flip ${config.feed.augment.flip} rotate90 ${config.feed.augment.rotate90}`);
+      output?.info(
+        `feed: shuffle buffer ${feed.shuffleBufferCapacity} records (${bufferMB.toFixed(1)} MB), prefetch ${feed.settings.prefetchBatches} batches, ${config.feed.normalize} normalization, augment flip ${config.feed.augment.flip} rotate90 ${config.feed.augment.rotate90}`,
+      );
       await withKernelCheck(() =>
         model.fitDataset(feed.trainDataset(), {
           epochs: options.epochs,
@@ -188,7 +207,8 @@ export async function trainClassifier(options: TrainerOptions): Promise<TrainerR
     rss.stop();
     const lastEpoch = history.length > 0 ? history[history.length - 1].epoch : initialEpoch;
     const restored = restoreBestWeights ? stopper.restore(model, lastEpoch) : (stopper.dispose(), false);
-    if (restored) output?.info(`restored the weights of epoch ${stopper.bestEpoch} (best ${monitor} ${stopper.best.toFixed(4)})`);
+    if (restored)
+      output?.info(`restored the weights of epoch ${stopper.bestEpoch} (best ${monitor} ${stopper.best.toFixed(4)})`);
     return {
       model,
       history,

@@ -31,14 +31,22 @@ export interface StepCostOptions {
   values: HyperparameterValues;
   inputShape: [number, number, number];
   numClasses: number;
-  /** Keep timing steps until this much time has passed (at least `minSteps`, at most `maxSteps`); the median step counts. */
+  /**
+   * Keep timing steps until this much time has passed (at least `minSteps`, at most `maxSteps`); the median step
+   * counts.
+   */
   minSeconds?: number;
   minSteps?: number;
   maxSteps?: number;
 }
 
 /** Seconds of each timed run of `step`: at least `minSteps`, then on until `minSeconds` have passed. */
-async function timeSteps(step: () => Promise<unknown>, minSteps: number, maxSteps: number, minSeconds: number): Promise<number[]> {
+async function timeSteps(
+  step: () => Promise<unknown>,
+  minSteps: number,
+  maxSteps: number,
+  minSeconds: number,
+): Promise<number[]> {
   const times: number[] = [];
   let total = 0;
   while (times.length < maxSteps && (times.length < minSteps || total < minSeconds)) {

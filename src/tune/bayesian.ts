@@ -25,7 +25,12 @@ export interface BayesianOptions {
 export class BayesianOracle extends Oracle {
   readonly algorithm = 'bayesian';
 
-  constructor(space: SearchSpace, objective: Objective, private readonly options: BayesianOptions, state?: OracleStateBase) {
+  constructor(
+    space: SearchSpace,
+    objective: Objective,
+    private readonly options: BayesianOptions,
+    state?: OracleStateBase,
+  ) {
     super(space, objective, options.seed, state);
   }
 
@@ -39,16 +44,28 @@ export class BayesianOracle extends Oracle {
     }
     const searched = this.space.parameters.filter((p) => p.cardinality > 1).length;
     const initialPoints = this.options.initialPoints ?? Math.max(2, 3 * searched);
-    const completed = this.trials.filter((t) => t.status === 'COMPLETED' && t.score !== null && Number.isFinite(t.score));
-    const values = completed.length < initialPoints ? this.sampleNewValues() : (this.propose(completed) ?? this.sampleNewValues());
-    if (!values) return { kind: 'done', reason: `search space exhausted after ${this.tried.size} distinct values sets` };
-    return { kind: 'run', trial: this.addTrial({ values, epochs: this.options.epochs, initialEpoch: 0, parentId: null }) };
+    const completed = this.trials.filter(
+      (t) => t.status === 'COMPLETED' && t.score !== null && Number.isFinite(t.score),
+    );
+    const values =
+      completed.length < initialPoints ? this.sampleNewValues() : (this.propose(completed) ?? this.sampleNewValues());
+    if (!values)
+      return { kind: 'done', reason: `search space exhausted after ${this.tried.size} distinct values sets` };
+    return {
+      kind: 'run',
+      trial: this.addTrial({ values, epochs: this.options.epochs, initialEpoch: 0, parentId: null }),
+    };
   }
 
   /** The untried random candidate with the highest upper confidence bound, or null when every candidate was tried. */
-  private propose(completed: readonly { values: HyperparameterValues; score: number | null }[]): HyperparameterValues | null {
+  private propose(
+    completed: readonly { values: HyperparameterValues; score: number | null }[],
+  ): HyperparameterValues | null {
     const sign = this.objective.direction === 'max' ? 1 : -1;
-    const gp = new GaussianProcess(completed.map((t) => this.encode(t.values)), completed.map((t) => sign * (t.score as number)));
+    const gp = new GaussianProcess(
+      completed.map((t) => this.encode(t.values)),
+      completed.map((t) => sign * (t.score as number)),
+    );
     const beta = this.options.beta ?? 2.6;
     let best: { values: HyperparameterValues; hash: string; ucb: number } | null = null;
     for (let i = 0; i < (this.options.candidates ?? 1000); i++) {

@@ -62,8 +62,13 @@ export class GaussianProcess {
   private readonly yMean: number;
   private readonly yStd: number;
 
-  constructor(private readonly points: readonly (readonly number[])[], targets: readonly number[], options: GaussianProcessOptions = {}) {
-    if (points.length === 0 || points.length !== targets.length) throw new Error('a Gaussian process needs as many targets as points, at least one');
+  constructor(
+    private readonly points: readonly (readonly number[])[],
+    targets: readonly number[],
+    options: GaussianProcessOptions = {},
+  ) {
+    if (points.length === 0 || points.length !== targets.length)
+      throw new Error('a Gaussian process needs as many targets as points, at least one');
     this.lengthScale = options.lengthScale ?? 1;
     const noise = options.noise ?? 1e-4;
     this.yMean = targets.reduce((s, y) => s + y, 0) / targets.length;

@@ -1,5 +1,12 @@
 import type { SearchSpace } from './hyperparameters.ts';
-import { isBetter, Oracle, type Objective, type OracleDecision, type OracleStateBase, type OracleTrial } from './oracle.ts';
+import {
+  isBetter,
+  Oracle,
+  type Objective,
+  type OracleDecision,
+  type OracleStateBase,
+  type OracleTrial,
+} from './oracle.ts';
 
 /**
  * Hyperband (Li et al.) scheduled the way keras-tuner's HyperbandOracle does it:
@@ -13,7 +20,10 @@ import { isBetter, Oracle, type Objective, type OracleDecision, type OracleState
  * Trials run one at a time here, so a round starts only when the previous one has finished.
  */
 
-/** ceil(1 + log_factor(maxEpochs)) computed on integers: floating log differs between libms (log(81)/log(3) is 4.000000000000001 in V8). */
+/**
+ * ceil(1 + log_factor(maxEpochs)) computed on integers: floating log differs between libms (log(81)/log(3) is
+ * 4.000000000000001 in V8).
+ */
 function bracketZeroEndSize(maxEpochs: number, factor: number): number {
   let power = 1;
   let k = 0;
@@ -45,8 +55,15 @@ export function hyperbandRoundEpochs(maxEpochs: number, factor: number, bracket:
   return Math.ceil(maxEpochs / factor ** (bracket - round));
 }
 
-export interface HyperbandRoundPlan { round: number; trials: number; epochs: number }
-export interface HyperbandBracketPlan { bracket: number; rounds: HyperbandRoundPlan[] }
+export interface HyperbandRoundPlan {
+  round: number;
+  trials: number;
+  epochs: number;
+}
+export interface HyperbandBracketPlan {
+  bracket: number;
+  rounds: HyperbandRoundPlan[];
+}
 
 /** The full schedule of one iteration, most aggressive bracket first (for docs, `--json` and tests). */
 export function hyperbandSchedule(maxEpochs: number, factor: number): HyperbandBracketPlan[] {
@@ -54,7 +71,11 @@ export function hyperbandSchedule(maxEpochs: number, factor: number): HyperbandB
   for (let b = hyperbandBracketCount(maxEpochs, factor) - 1; b >= 0; b--) {
     const rounds: HyperbandRoundPlan[] = [];
     for (let r = 0; r <= b; r++) {
-      rounds.push({ round: r, trials: hyperbandRoundSize(maxEpochs, factor, b, r), epochs: hyperbandRoundEpochs(maxEpochs, factor, b, r) });
+      rounds.push({
+        round: r,
+        trials: hyperbandRoundSize(maxEpochs, factor, b, r),
+        epochs: hyperbandRoundEpochs(maxEpochs, factor, b, r),
+      });
     }
     plans.push({ bracket: b, rounds });
   }
@@ -94,7 +115,12 @@ export class HyperbandOracle extends Oracle {
   private currentIteration: number;
   private brackets: HyperbandBracketState[];
 
-  constructor(space: SearchSpace, objective: Objective, private readonly options: HyperbandOptions, state?: HyperbandState) {
+  constructor(
+    space: SearchSpace,
+    objective: Objective,
+    private readonly options: HyperbandOptions,
+    state?: HyperbandState,
+  ) {
     super(space, objective, options.seed, state);
     if (state) {
       this.currentBracket = state.currentBracket;
@@ -140,7 +166,8 @@ export class HyperbandOracle extends Oracle {
         this.currentIteration++;
       }
       const fresh = this.startBracket();
-      if (this.sampleExhausted(fresh)) return { kind: 'done', reason: `search space exhausted after ${this.tried.size} distinct values sets` };
+      if (this.sampleExhausted(fresh))
+        return { kind: 'done', reason: `search space exhausted after ${this.tried.size} distinct values sets` };
     }
   }
 
@@ -170,7 +197,12 @@ export class HyperbandOracle extends Oracle {
           const values = this.sampleNewValues();
           if (values) {
             const trial = this.addTrial({
-              values, epochs: hyperbandRoundEpochs(maxEpochs, factor, b, 0), initialEpoch: 0, parentId: null, bracket: b, round: 0,
+              values,
+              epochs: hyperbandRoundEpochs(maxEpochs, factor, b, 0),
+              initialEpoch: 0,
+              parentId: null,
+              bracket: b,
+              round: 0,
             });
             round.trialIds.push(trial.id);
             return trial;
@@ -191,7 +223,10 @@ export class HyperbandOracle extends Oracle {
         const promoted = new Set(round.trialIds.map((id) => this.trial(id).parentId));
         const best = completed
           .filter((t) => !promoted.has(t.id))
-          .reduce<OracleTrial | null>((acc, t) => (acc === null || isBetter(t.score, acc.score, this.objective.direction) ? t : acc), null);
+          .reduce<OracleTrial | null>(
+            (acc, t) => (acc === null || isBetter(t.score, acc.score, this.objective.direction) ? t : acc),
+            null,
+          );
         if (best) {
           const trial = this.addTrial({
             values: { ...best.values },

@@ -82,9 +82,10 @@ export class Float implements Hyperparameter {
 
   sample(rng: Rng): number {
     const u = rng.next();
-    const x = this.sampling === 'log'
-      ? Math.exp(Math.log(this.min) + u * (Math.log(this.max) - Math.log(this.min)))
-      : this.min + u * (this.max - this.min);
+    const x =
+      this.sampling === 'log'
+        ? Math.exp(Math.log(this.min) + u * (Math.log(this.max) - Math.log(this.min)))
+        : this.min + u * (this.max - this.min);
     if (this.step === null) return x;
     const index = Math.min(this.cardinality - 1, Math.max(0, Math.round((x - this.min) / this.step)));
     return roundFloat(this.min + index * this.step);
@@ -107,7 +108,10 @@ export class Float implements Hyperparameter {
 /** keras-tuner's `Choice(name, values)`. */
 export class Choice implements Hyperparameter {
   readonly cardinality: number;
-  constructor(readonly name: string, readonly values: readonly HyperparameterValue[]) {
+  constructor(
+    readonly name: string,
+    readonly values: readonly HyperparameterValue[],
+  ) {
     this.cardinality = new Set(values).size;
   }
 
@@ -147,7 +151,10 @@ export class BooleanParam implements Hyperparameter {
 /** keras-tuner's `Fixed(name, value)`: part of every values set, never searched. */
 export class Fixed implements Hyperparameter {
   readonly cardinality = 1;
-  constructor(readonly name: string, readonly value: HyperparameterValue) {}
+  constructor(
+    readonly name: string,
+    readonly value: HyperparameterValue,
+  ) {}
 
   sample(): HyperparameterValue {
     return this.value;
@@ -167,7 +174,9 @@ function roundFloat(x: number): number {
   return Number(x.toPrecision(12));
 }
 
-/** The whole search space: hyperparameters in name order (so sampling order never depends on key order in the config). */
+/**
+ * The whole search space: hyperparameters in name order (so sampling order never depends on key order in the config).
+ */
 export class SearchSpace {
   readonly parameters: readonly Hyperparameter[];
 

@@ -84,7 +84,9 @@ export abstract class Oracle {
    * their unfinished state is theirs, not something to resume again.
    */
   next(inFlight: ReadonlySet<string> = new Set()): OracleDecision {
-    const unfinished = this.trials.find((t) => (t.status === 'RUNNING' || t.status === 'STOPPED') && !inFlight.has(t.id));
+    const unfinished = this.trials.find(
+      (t) => (t.status === 'RUNNING' || t.status === 'STOPPED') && !inFlight.has(t.id),
+    );
     if (unfinished) return { kind: 'run', trial: unfinished };
     return this.schedule();
   }

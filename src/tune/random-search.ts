@@ -8,11 +8,19 @@ export interface RandomSearchOptions {
   seed: number;
 }
 
-/** keras-tuner's RandomSearch: fresh values each trial, never the same twice, up to maxTrials or until the space is exhausted. */
+/**
+ * keras-tuner's RandomSearch: fresh values each trial, never the same twice, up to maxTrials or until the space is
+ * exhausted.
+ */
 export class RandomSearchOracle extends Oracle {
   readonly algorithm = 'random';
 
-  constructor(space: SearchSpace, objective: Objective, private readonly options: RandomSearchOptions, state?: OracleStateBase) {
+  constructor(
+    space: SearchSpace,
+    objective: Objective,
+    private readonly options: RandomSearchOptions,
+    state?: OracleStateBase,
+  ) {
     super(space, objective, options.seed, state);
   }
 
@@ -24,6 +32,9 @@ export class RandomSearchOracle extends Oracle {
     if (!values) {
       return { kind: 'done', reason: `search space exhausted after ${this.tried.size} distinct values sets` };
     }
-    return { kind: 'run', trial: this.addTrial({ values, epochs: this.options.epochs, initialEpoch: 0, parentId: null }) };
+    return {
+      kind: 'run',
+      trial: this.addTrial({ values, epochs: this.options.epochs, initialEpoch: 0, parentId: null }),
+    };
   }
 }

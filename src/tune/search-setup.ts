@@ -30,7 +30,11 @@ export function objectiveOf(config: LoadedConfig): Objective {
   return { name, direction: config.tuner.direction ?? (name.endsWith('loss') ? 'min' : 'max') };
 }
 
-export function describeSearch(config: LoadedConfig, dataKey: string, overrides: SearchOverrides = {}): SearchDescription {
+export function describeSearch(
+  config: LoadedConfig,
+  dataKey: string,
+  overrides: SearchOverrides = {},
+): SearchDescription {
   const algorithm = overrides.algorithm ?? config.tuner.algorithm;
   const objective = objectiveOf(config);
   return {
@@ -49,9 +53,17 @@ export function describeSearch(config: LoadedConfig, dataKey: string, overrides:
 }
 
 const FIELD_LABELS: Record<keyof SearchDescription, string> = {
-  algorithm: 'algorithm', objective: 'tuner.objective', direction: 'tuner.direction', space: 'tuner.space',
-  epochs: 'tuner.epochs', patience: 'tuner.patience', hyperband: 'tuner.hyperband', seed: 'seed',
-  data: 'training data (cache key)', batchSize: 'train.batchSize', image: 'image',
+  algorithm: 'algorithm',
+  objective: 'tuner.objective',
+  direction: 'tuner.direction',
+  space: 'tuner.space',
+  epochs: 'tuner.epochs',
+  patience: 'tuner.patience',
+  hyperband: 'tuner.hyperband',
+  seed: 'seed',
+  data: 'training data (cache key)',
+  batchSize: 'train.batchSize',
+  image: 'image',
 };
 
 /** Which parts of the search differ, e.g. `tuner.space was {...}, now {...}`; empty when it is the same search. */
@@ -69,24 +81,44 @@ function abbreviate(text: string): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-export function createOracle(search: SearchDescription, config: LoadedConfig, overrides: SearchOverrides, state?: OracleStateBase): Oracle {
+export function createOracle(
+  search: SearchDescription,
+  config: LoadedConfig,
+  overrides: SearchOverrides,
+  state?: OracleStateBase,
+): Oracle {
   const space = SearchSpace.fromConfig(config.tuner.space);
   const objective: Objective = { name: search.objective as Objective['name'], direction: search.direction };
   if (search.algorithm === 'hyperband') {
-    return new HyperbandOracle(space, objective, {
-      maxEpochs: search.epochs,
-      factor: config.tuner.hyperband.factor,
-      iterations: config.tuner.hyperband.iterations,
-      seed: search.seed,
-      maxTrials: overrides.maxTrials ?? null,
-    }, state as HyperbandState | undefined);
+    return new HyperbandOracle(
+      space,
+      objective,
+      {
+        maxEpochs: search.epochs,
+        factor: config.tuner.hyperband.factor,
+        iterations: config.tuner.hyperband.iterations,
+        seed: search.seed,
+        maxTrials: overrides.maxTrials ?? null,
+      },
+      state as HyperbandState | undefined,
+    );
   }
   if (search.algorithm === 'bayesian') {
-    return new BayesianOracle(space, objective, { maxTrials: overrides.maxTrials ?? config.tuner.maxTrials, epochs: search.epochs, seed: search.seed }, state);
+    return new BayesianOracle(
+      space,
+      objective,
+      { maxTrials: overrides.maxTrials ?? config.tuner.maxTrials, epochs: search.epochs, seed: search.seed },
+      state,
+    );
   }
-  return new RandomSearchOracle(space, objective, {
-    maxTrials: overrides.maxTrials ?? config.tuner.maxTrials,
-    epochs: search.epochs,
-    seed: search.seed,
-  }, state);
+  return new RandomSearchOracle(
+    space,
+    objective,
+    {
+      maxTrials: overrides.maxTrials ?? config.tuner.maxTrials,
+      epochs: search.epochs,
+      seed: search.seed,
+    },
+    state,
+  );
 }

@@ -8,7 +8,13 @@ import { Rng } from '../core/rng.ts';
 import { resolveWasmThreads } from '../core/thread-count.ts';
 import { describeArchitecture, type HyperparameterValues } from '../architecture/cnn-spec.ts';
 import {
-  cachedAutoBackend, cachedStepCosts, rateCacheFile, stepCostKey, storeAutoBackend, storeStepCosts, type CachedStepCosts,
+  cachedAutoBackend,
+  cachedStepCosts,
+  rateCacheFile,
+  stepCostKey,
+  storeAutoBackend,
+  storeStepCosts,
+  type CachedStepCosts,
 } from '../train/rate-cache.ts';
 import type { StepCosts } from '../train/training-rate.ts';
 import { hyperbandSchedule } from './hyperband.ts';
@@ -25,8 +31,16 @@ import { TrialStore } from './trial-store.ts';
  * infeasible trials only shorten them.
  */
 
-export interface RoundWork { trials: number; epochs: number; fromEpoch: number }
-export interface BracketWork { iteration: number; bracket: number; rounds: RoundWork[] }
+export interface RoundWork {
+  trials: number;
+  epochs: number;
+  fromEpoch: number;
+}
+export interface BracketWork {
+  iteration: number;
+  bracket: number;
+  rounds: RoundWork[];
+}
 
 export interface SearchWork {
   algorithm: 'random' | 'hyperband' | 'bayesian';
@@ -76,7 +90,11 @@ export function searchWork(config: LoadedConfig, overrides: SearchOverrides = {}
 }
 
 /** Trials and epochs an earlier, interrupted run of the same search has already used up. */
-export function searchProgress(config: LoadedConfig, cacheKey: string | null, overrides: SearchOverrides = {}): { trials: number; epochs: number } {
+export function searchProgress(
+  config: LoadedConfig,
+  cacheKey: string | null,
+  overrides: SearchOverrides = {},
+): { trials: number; epochs: number } {
   const none = { trials: 0, epochs: 0 };
   if (cacheKey === null || !existsSync(config.tuner.dir)) return none;
   const store = new TrialStore(config.tuner.dir);
@@ -140,7 +158,11 @@ export function modelMacs(values: HyperparameterValues, config: LoadedConfig, nu
 }
 
 /** The cheapest and dearest values sets of the space (among seeded draws) and the mean cost of a draw. */
-export function spaceCostRange(config: LoadedConfig, numClasses: number, draws = 64): { cheapest: HyperparameterValues; dearest: HyperparameterValues; meanMacs: number } {
+export function spaceCostRange(
+  config: LoadedConfig,
+  numClasses: number,
+  draws = 64,
+): { cheapest: HyperparameterValues; dearest: HyperparameterValues; meanMacs: number } {
   const space = SearchSpace.fromConfig(config.tuner.space);
   const rng = new Rng(config.seed, 'time-plan-space');
   let cheapest: { values: HyperparameterValues; macs: number } | null = null;
@@ -164,9 +186,15 @@ export function spaceCostRange(config: LoadedConfig, numClasses: number, draws =
   return { cheapest: cheapest.values, dearest: dearest.values, meanMacs: total / counted };
 }
 
-export interface MeasuredModel { macs: number; costs: StepCosts }
+export interface MeasuredModel {
+  macs: number;
+  costs: StepCosts;
+}
 
-/** Step costs at `macs`, on the line through the measured models (a step costs a fixed part plus a part growing with the model). */
+/**
+ * Step costs at `macs`, on the line through the measured models (a step costs a fixed part plus a part growing with the
+ * model).
+ */
 export function costsAt(points: MeasuredModel[], macs: number): StepCosts {
   const sorted = [...points].sort((a, b) => a.macs - b.macs);
   const lo = sorted[0];
@@ -175,7 +203,8 @@ export function costsAt(points: MeasuredModel[], macs: number): StepCosts {
     return lo.costs;
   }
   const t = (macs - lo.macs) / (hi.macs - lo.macs);
-  const at = (pick: (c: StepCosts) => number) => Math.max(pick(lo.costs) * 0.5, pick(lo.costs) + t * (pick(hi.costs) - pick(lo.costs)));
+  const at = (pick: (c: StepCosts) => number) =>
+    Math.max(pick(lo.costs) * 0.5, pick(lo.costs) + t * (pick(hi.costs) - pick(lo.costs)));
   return {
     trainSecondsPerImage: at((c) => c.trainSecondsPerImage),
     evalSecondsPerImage: at((c) => c.evalSecondsPerImage),
@@ -187,7 +216,11 @@ export function costsAt(points: MeasuredModel[], macs: number): StepCosts {
 
 /** One epoch of training plus its validation pass (plus the tuner's checkpoint). */
 export function epochSeconds(costs: StepCosts, images: ImageCounts, checkpoint: boolean): number {
-  return images.train * costs.trainSecondsPerImage + images.validation * costs.evalSecondsPerImage + (checkpoint ? costs.checkpointSeconds : 0);
+  return (
+    images.train * costs.trainSecondsPerImage +
+    images.validation * costs.evalSecondsPerImage +
+    (checkpoint ? costs.checkpointSeconds : 0)
+  );
 }
 
 export interface SearchEstimate extends SearchWork {
@@ -236,8 +269,21 @@ export interface TimePlanRequest {
 }
 
 function modelKey(values: HyperparameterValues, config: LoadedConfig, numClasses: number): unknown {
-  const { spec } = describeArchitecture(values, [config.image.height, config.image.width, config.image.channels], numClasses, config.model);
-  return { filters: spec.filters, kernelSize: spec.kernelSize, denseUnits: spec.denseUnits, dropout: spec.dropout > 0, image: config.image, numClasses, batchSize: config.train.batchSize };
+  const { spec } = describeArchitecture(
+    values,
+    [config.image.height, config.image.width, config.image.channels],
+    numClasses,
+    config.model,
+  );
+  return {
+    filters: spec.filters,
+    kernelSize: spec.kernelSize,
+    denseUnits: spec.denseUnits,
+    dropout: spec.dropout > 0,
+    image: config.image,
+    numClasses,
+    batchSize: config.train.batchSize,
+  };
 }
 
 export async function planTime(request: TimePlanRequest): Promise<TimePlan> {
@@ -249,7 +295,9 @@ export async function planTime(request: TimePlanRequest): Promise<TimePlan> {
     let costs: StepCosts | null = cachedStepCosts(key);
     if (!costs) {
       cached = false;
-      request.output?.info(`time plan: timing a few training steps of ${describeModel(values, config)} on ${backend.name} (once per machine and backend; cached in ${rateCacheFile()})`);
+      request.output?.info(
+        `time plan: timing a few training steps of ${describeModel(values, config)} on ${backend.name} (once per machine and backend; cached in ${rateCacheFile()})`,
+      );
       costs = await request.measure(values);
       const entry: CachedStepCosts = { ...costs, backend: backend.name, threads, measuredAt: new Date().toISOString() };
       await storeStepCosts(key, entry);
@@ -278,7 +326,10 @@ export async function planTime(request: TimePlanRequest): Promise<TimePlan> {
       remainingEpochs,
       secondsPerEpoch,
       seconds: remainingEpochs * secondsPerEpoch + remainingTrials * costs.setupSeconds,
-      imagesPerSecond: [1 / points[points.length - 1].costs.trainSecondsPerImage, 1 / points[0].costs.trainSecondsPerImage],
+      imagesPerSecond: [
+        1 / points[points.length - 1].costs.trainSecondsPerImage,
+        1 / points[0].costs.trainSecondsPerImage,
+      ],
     };
   }
   let train: TrainEstimate | null = null;
@@ -287,7 +338,8 @@ export async function planTime(request: TimePlanRequest): Promise<TimePlan> {
     const costs = values === null && typical ? costsAt(typical, typicalMacs) : (await costsOf(values ?? {})).costs;
     const secondsPerEpoch = epochSeconds(costs, images, false);
     // plus the model's setup and one more validation pass for the metrics
-    const seconds = costs.setupSeconds + request.train.epochs * secondsPerEpoch + images.validation * costs.evalSecondsPerImage;
+    const seconds =
+      costs.setupSeconds + request.train.epochs * secondsPerEpoch + images.validation * costs.evalSecondsPerImage;
     train = { epochs: request.train.epochs, secondsPerEpoch, seconds, imagesPerSecond: 1 / costs.trainSecondsPerImage };
   }
   return {
@@ -303,7 +355,12 @@ export async function planTime(request: TimePlanRequest): Promise<TimePlan> {
 }
 
 function describeModel(values: HyperparameterValues, config: LoadedConfig): string {
-  const { spec } = describeArchitecture(values, [config.image.height, config.image.width, config.image.channels], 2, config.model);
+  const { spec } = describeArchitecture(
+    values,
+    [config.image.height, config.image.width, config.image.channels],
+    2,
+    config.model,
+  );
   return `the CNN with filters ${spec.filters.join('/')}, dense ${spec.denseUnits} at ${config.image.width}x${config.image.height}, batch ${config.train.batchSize}`;
 }
 
@@ -321,31 +378,51 @@ const rate = (n: number) => (n >= 100 ? int(n) : n.toPrecision(3));
 export function formatTimePlan(plan: TimePlan): string {
   const lines: string[] = [];
   const threads = plan.threads !== null ? `, ${plan.threads} thread${plan.threads === 1 ? '' : 's'}` : '';
-  lines.push(`  images per epoch    ${int(plan.images.train)} training + ${int(plan.images.validation)} validation (${plan.images.source})`);
+  lines.push(
+    `  images per epoch    ${int(plan.images.train)} training + ${int(plan.images.validation)} validation (${plan.images.source})`,
+  );
   const s = plan.search;
   if (s) {
-    const name = s.algorithm === 'hyperband' ? 'Hyperband' : s.algorithm === 'bayesian' ? 'Bayesian optimisation' : 'RandomSearch';
+    const name =
+      s.algorithm === 'hyperband' ? 'Hyperband' : s.algorithm === 'bayesian' ? 'Bayesian optimisation' : 'RandomSearch';
     if (s.brackets) {
       lines.push(`  search              ${name}: ${int(s.trials)} trials, ${int(s.epochs)} epochs in all:`);
       for (const b of s.brackets) {
-        const rounds = b.rounds.map((r) => `${r.trials} x ${r.fromEpoch > 0 ? `${r.fromEpoch}->` : ''}${r.epochs} ep`).join(' -> ');
-        lines.push(`                        ${s.brackets.some((x) => x.iteration > 0) ? `iteration ${b.iteration + 1} ` : ''}bracket ${b.bracket}: ${rounds}`);
+        const rounds = b.rounds
+          .map((r) => `${r.trials} x ${r.fromEpoch > 0 ? `${r.fromEpoch}->` : ''}${r.epochs} ep`)
+          .join(' -> ');
+        lines.push(
+          `                        ${s.brackets.some((x) => x.iteration > 0) ? `iteration ${b.iteration + 1} ` : ''}bracket ${b.bracket}: ${rounds}`,
+        );
       }
     } else {
-      lines.push(`  search              ${name}: ${int(s.trials)} trials x up to ${s.epochsPerTrial} epochs = up to ${int(s.epochs)} epochs`);
+      lines.push(
+        `  search              ${name}: ${int(s.trials)} trials x up to ${s.epochsPerTrial} epochs = up to ${int(s.epochs)} epochs`,
+      );
     }
-    if (s.remainingEpochs < s.epochs) lines.push(`                      ${int(s.epochs - s.remainingEpochs)} epochs already done; ${int(s.remainingEpochs)} left`);
+    if (s.remainingEpochs < s.epochs)
+      lines.push(
+        `                      ${int(s.epochs - s.remainingEpochs)} epochs already done; ${int(s.remainingEpochs)} left`,
+      );
     const [slow, fast] = s.imagesPerSecond;
-    lines.push(`  training rate       ${Math.abs(fast - slow) / fast < 0.05 ? `${rate(fast)} images/s` : `${rate(fast)} images/s (cheapest model of the space) to ${rate(slow)} (dearest)`} on ${plan.backend}${threads}`);
-    lines.push(`  search time         about ${formatDuration(s.seconds)} (${formatDuration(s.secondsPerEpoch)} per epoch of a typical model${s.remainingTrials > 0 ? ', with validation and checkpoints' : ''})`);
+    lines.push(
+      `  training rate       ${Math.abs(fast - slow) / fast < 0.05 ? `${rate(fast)} images/s` : `${rate(fast)} images/s (cheapest model of the space) to ${rate(slow)} (dearest)`} on ${plan.backend}${threads}`,
+    );
+    lines.push(
+      `  search time         about ${formatDuration(s.seconds)} (${formatDuration(s.secondsPerEpoch)} per epoch of a typical model${s.remainingTrials > 0 ? ', with validation and checkpoints' : ''})`,
+    );
   }
   const t = plan.train;
   if (t) {
     if (!s) lines.push(`  training rate       ${rate(t.imagesPerSecond)} images/s on ${plan.backend}${threads}`);
-    lines.push(`  final training      up to ${t.epochs} epochs, about ${formatDuration(t.seconds)} (${formatDuration(t.secondsPerEpoch)} per epoch)`);
+    lines.push(
+      `  final training      up to ${t.epochs} epochs, about ${formatDuration(t.seconds)} (${formatDuration(t.secondsPerEpoch)} per epoch)`,
+    );
   }
   lines.push(`  total               about ${formatDuration(plan.seconds)}, at most (early stopping only shortens it)`);
-  lines.push(`  rates               ${plan.cached ? 'measured earlier on this machine' : 'measured now'}, cached in ${plan.cacheFile}`);
+  lines.push(
+    `  rates               ${plan.cached ? 'measured earlier on this machine' : 'measured now'}, cached in ${plan.cacheFile}`,
+  );
   return lines.join('\n');
 }
 
@@ -371,7 +448,10 @@ export function announceTimePlan(plan: TimePlan, output: Output, what: string): 
  * The backend `auto` would select, without loading tfjs when a plan already found out on this
  * machine (null: not known yet, the caller selects it to measure).
  */
-export function knownBackend(config: LoadedConfig, requested: 'auto' | 'node' | 'wasm' | 'cpu'): { name: string; threads: number | null } | null {
+export function knownBackend(
+  config: LoadedConfig,
+  requested: 'auto' | 'node' | 'wasm' | 'cpu',
+): { name: string; threads: number | null } | null {
   const threadsOf = (name: string) => (name === 'wasm' ? resolveWasmThreads(config.threads) : null);
   if (requested !== 'auto') return { name: requested, threads: threadsOf(requested) };
   const name = cachedAutoBackend(autoFingerprint());
@@ -423,7 +503,9 @@ export async function announceTime(config: LoadedConfig, output: Output, options
     images: imageCounts(manifest.totals.images, config, 'the prepared cache'),
     numClasses,
     backend: { name: options.backend.name, threads: options.backend.threads ?? null },
-    search: options.search ? { overrides: options.search, progress: searchProgress(config, options.cacheKey, options.search) } : null,
+    search: options.search
+      ? { overrides: options.search, progress: searchProgress(config, options.cacheKey, options.search) }
+      : null,
     train: options.train ?? null,
     measure: await measureOn(config, numClasses),
     output,

@@ -39,13 +39,18 @@ export class TrainerTrialRunner implements TrialRunner {
         patience: null,
         restoreBestWeights: false,
         feedSettings,
-        onBatchEnd: output && (({ epoch, batch, batches: total, loss, accuracy }) => {
-          if (batch === 1) {
-            batches?.clear();
-            batches = output.progress(`trial ${request.trialId} epoch ${epoch}/${request.epochs}`, total, 'batches', { ttyOnly: true, depth: this.options.batchBarDepth ?? 1 });
-          }
-          batches?.update(batch, { loss: loss.toFixed(4), acc: accuracy.toFixed(3) });
-        }),
+        onBatchEnd:
+          output &&
+          (({ epoch, batch, batches: total, loss, accuracy }) => {
+            if (batch === 1) {
+              batches?.clear();
+              batches = output.progress(`trial ${request.trialId} epoch ${epoch}/${request.epochs}`, total, 'batches', {
+                ttyOnly: true,
+                depth: this.options.batchBarDepth ?? 1,
+              });
+            }
+            batches?.update(batch, { loss: loss.toFixed(4), acc: accuracy.toFixed(3) });
+          }),
         onEpochEnd: ({ record, saveCheckpoint }) => {
           batches?.clear();
           batches = null;

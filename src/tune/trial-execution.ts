@@ -52,16 +52,25 @@ export function newTrialRecord(plan: OracleTrial): TrialRecord {
 }
 
 /** Where a trial starts: its own latest checkpoint (resume), its parent's best (promotion), or fresh weights. */
-function startingPoint(store: TrialStore, record: TrialRecord, output?: Output): { initialEpoch: number; checkpoint: string | null } {
+function startingPoint(
+  store: TrialStore,
+  record: TrialRecord,
+  output?: Output,
+): { initialEpoch: number; checkpoint: string | null } {
   if (record.checkpoint) {
-    return { initialEpoch: record.initialEpoch + record.metrics.length, checkpoint: store.checkpointPath(record.id, record.checkpoint) };
+    return {
+      initialEpoch: record.initialEpoch + record.metrics.length,
+      checkpoint: store.checkpointPath(record.id, record.checkpoint),
+    };
   }
   if (record.parentId !== null) {
     const parent = store.readTrial(record.parentId);
     if (parent?.bestCheckpoint && existsSync(store.checkpointPath(parent.id, parent.bestCheckpoint))) {
       return { initialEpoch: record.initialEpoch, checkpoint: store.checkpointPath(parent.id, parent.bestCheckpoint) };
     }
-    output?.warn(`trial ${record.id}: the best checkpoint of its parent trial ${record.parentId} is missing; training it from scratch`);
+    output?.warn(
+      `trial ${record.id}: the best checkpoint of its parent trial ${record.parentId} is missing; training it from scratch`,
+    );
     record.initialEpoch = 0;
   }
   return { initialEpoch: record.initialEpoch, checkpoint: null };
@@ -78,7 +87,13 @@ function finish(record: TrialRecord, status: TrialRecord['status'], reason?: str
   return record;
 }
 
-export async function executeTrial(store: TrialStore, plan: OracleTrial, record: TrialRecord, objective: Objective, options: TrialExecutionOptions): Promise<TrialRecord> {
+export async function executeTrial(
+  store: TrialStore,
+  plan: OracleTrial,
+  record: TrialRecord,
+  objective: Objective,
+  options: TrialExecutionOptions,
+): Promise<TrialRecord> {
   const { output } = options;
   const started = Date.now();
   const secondsBefore = record.seconds;
@@ -90,7 +105,9 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
     estimate = options.estimate(plan.values);
   } catch (error) {
     record.seconds = elapsed();
-    store.writeTrial(finish(record, 'INFEASIBLE', `cannot build a model from these values: ${(error as Error).message}`));
+    store.writeTrial(
+      finish(record, 'INFEASIBLE', `cannot build a model from these values: ${(error as Error).message}`),
+    );
     return record;
   }
   record.estimateMB = estimate.estimateMB;
@@ -109,7 +126,9 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
       const kind = classifyTrialError(error);
       record.seconds = elapsed();
       if (kind === 'transient' && attempt < retries) {
-        output?.warn(`trial ${record.id}: ${(error as Error).message} (a transient failure); retrying from its last saved epoch (${attempt + 1} of ${retries})`);
+        output?.warn(
+          `trial ${record.id}: ${(error as Error).message} (a transient failure); retrying from its last saved epoch (${attempt + 1} of ${retries})`,
+        );
         continue;
       }
       if (kind === 'user') throw error;
@@ -120,7 +139,11 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
         throw error;
       }
       const reason = (error as Error).message || String(error);
-      finish(record, kind === 'infeasible' ? 'INFEASIBLE' : 'FAILED', kind === 'infeasible' ? `does not fit: ${reason}` : `${reason} (after ${retries} retries)`);
+      finish(
+        record,
+        kind === 'infeasible' ? 'INFEASIBLE' : 'FAILED',
+        kind === 'infeasible' ? `does not fit: ${reason}` : `${reason} (after ${retries} retries)`,
+      );
       store.writeTrial(record);
       store.pruneCheckpoints(record);
       return record;
@@ -129,10 +152,20 @@ export async function executeTrial(store: TrialStore, plan: OracleTrial, record:
 }
 
 /** One attempt: from the trial's starting point to its end, each epoch saved as it ends. */
-async function runTrial(store: TrialStore, plan: OracleTrial, record: TrialRecord, objective: Objective, options: TrialExecutionOptions, elapsed: () => number): Promise<TrialRecord> {
+async function runTrial(
+  store: TrialStore,
+  plan: OracleTrial,
+  record: TrialRecord,
+  objective: Objective,
+  options: TrialExecutionOptions,
+  elapsed: () => number,
+): Promise<TrialRecord> {
   const { output } = options;
   const start = startingPoint(store, record, output);
-  if (record.initialEpoch + record.metrics.length >= record.epochs || shouldStopEarly(record.metrics, TRIAL_MONITOR, options.patience)) {
+  if (
+    record.initialEpoch + record.metrics.length >= record.epochs ||
+    shouldStopEarly(record.metrics, TRIAL_MONITOR, options.patience)
+  ) {
     // Killed after its last epoch was saved but before it was marked finished.
     record.checkpoint = null;
     store.writeTrial(finish(record, 'COMPLETED'));
@@ -207,8 +240,10 @@ async function runTrial(store: TrialStore, plan: OracleTrial, record: TrialRecor
   return record;
 }
 
-/** Copies a checkpoint folder under a temp name, then renames it: a half-copied best checkpoint never carries the real name. */
+/**
+ * Copies a checkpoint folder under a temp name, then renames it: a half-copied best checkpoint never carries the real
+ * name.
+ */
 function copyCheckpoint(from: string, to: string): void {
   replaceDirAtomicSync(to, (temp) => cpSync(from, temp, { recursive: true }));
 }
-

@@ -20,8 +20,18 @@ export class TransientTrialError extends Error {
   }
 }
 
-const TRANSIENT_CODES = new Set(['EAGAIN', 'EBUSY', 'EMFILE', 'ENFILE', 'ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
-const OUT_OF_MEMORY = /out of memory|array buffer allocation failed|cannot allocate|failed to allocate|memory access out of bounds|OOM/i;
+const TRANSIENT_CODES = new Set([
+  'EAGAIN',
+  'EBUSY',
+  'EMFILE',
+  'ENFILE',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+]);
+const OUT_OF_MEMORY =
+  /out of memory|array buffer allocation failed|cannot allocate|failed to allocate|memory access out of bounds|OOM/i;
 
 export function classifyTrialError(error: unknown): TrialFailureKind {
   if (error instanceof UserError) return 'user';

@@ -80,12 +80,14 @@ export interface BestHyperparameters {
 
 export class TuningStateCorruptError extends UserError {
   constructor(file: string, detail: string) {
-    super(`tuning state file ${file} is unreadable (${detail}). Start the search afresh with 'galactic tune --overwrite' (this deletes the folder's trials).`);
+    super(
+      `tuning state file ${file} is unreadable (${detail}). Start the search afresh with 'galactic tune --overwrite' (this deletes the folder's trials).`,
+    );
   }
 }
 
 /** After a refused write of the tuning state: the search resumes from the last trial saved. */
-const TUNE_AGAIN = "then rerun the same command: the search resumes from the last epoch saved";
+const TUNE_AGAIN = 'then rerun the same command: the search resumes from the last epoch saved';
 
 /** Replaces `file` with the JSON of `value` so that a crash leaves either the old or the new file whole. */
 export function writeJsonAtomic(file: string, value: unknown): void {
@@ -130,7 +132,9 @@ export const LOCK_FILE = 'tuner.lock';
 
 export class TuningDirNotWritableError extends UserError {
   constructor(dir: string, detail: string) {
-    super(`tuning folder ${dir} cannot be created or written (${detail}). Set tuner.dir to a folder you can write to, or fix its permissions.`);
+    super(
+      `tuning folder ${dir} cannot be created or written (${detail}). Set tuner.dir to a folder you can write to, or fix its permissions.`,
+    );
   }
 }
 
@@ -153,7 +157,13 @@ export class TrialStore {
   }
 
   writeOracle(search: SearchDescription, state: OracleStateBase): void {
-    const file: OracleFile = { format: 'galactic-oracle', version: 1, search, state, updatedAt: new Date().toISOString() };
+    const file: OracleFile = {
+      format: 'galactic-oracle',
+      version: 1,
+      search,
+      state,
+      updatedAt: new Date().toISOString(),
+    };
     writeJsonAtomic(this.oracleFile, file);
   }
 
@@ -181,7 +191,8 @@ export class TrialStore {
     if (!existsSync(dir)) return;
     const keep = new Set([record.checkpoint, record.bestCheckpoint].filter((n): n is string => n !== null));
     for (const entry of readdirSync(dir)) {
-      if (/^(checkpoint|best)-/.test(entry) && !keep.has(entry)) rmSync(path.join(dir, entry), { recursive: true, force: true });
+      if (/^(checkpoint|best)-/.test(entry) && !keep.has(entry))
+        rmSync(path.join(dir, entry), { recursive: true, force: true });
     }
   }
 

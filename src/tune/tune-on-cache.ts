@@ -35,12 +35,22 @@ export interface TuneOnCacheOptions {
   trainerOutput?: Output;
   /** Indentation of that batch bar (under the caller's trial and epoch bars). */
   batchBarDepth?: number;
-  /** The loop that runs the search; default `runTuner` (trials one at a time, here). A queue-backed chief replaces it. */
+  /**
+   * The loop that runs the search; default `runTuner` (trials one at a time, here). A queue-backed chief replaces it.
+   */
   tunerLoop?: (options: TunerOptions) => Promise<TuneSummary>;
 }
 
-/** The per-trial memory checks for this cache on this machine: peak estimate and the plan's refusal (limit, then the wasm heap). */
-export function trialMemoryChecks(config: LoadedConfig, plan: MemoryPlan, cacheDir: string, backend: BackendChoice): {
+/**
+ * The per-trial memory checks for this cache on this machine: peak estimate and the plan's refusal (limit, then the
+ * wasm heap).
+ */
+export function trialMemoryChecks(
+  config: LoadedConfig,
+  plan: MemoryPlan,
+  cacheDir: string,
+  backend: BackendChoice,
+): {
   estimate: TunerOptions['estimate'];
   trainRecords: number;
 } {
@@ -50,7 +60,10 @@ export function trialMemoryChecks(config: LoadedConfig, plan: MemoryPlan, cacheD
   return {
     estimate: (values: HyperparameterValues) => {
       const e = estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
-      return { estimateMB: e.totalMB, refusal: trialRefusal(plan, e) ?? (backend.name === 'wasm' ? wasmHeapRefusal(e) : null) };
+      return {
+        estimateMB: e.totalMB,
+        refusal: trialRefusal(plan, e) ?? (backend.name === 'wasm' ? wasmHeapRefusal(e) : null),
+      };
     },
     trainRecords,
   };
@@ -67,7 +80,13 @@ export async function tuneOnCache(options: TuneOnCacheOptions): Promise<TuneOnCa
   const overrides = options.overrides ?? {};
   const { trainRecords, ...checks } = trialMemoryChecks(config, plan, cacheDir, backend);
   const search = describeSearch(config, options.cacheKey, overrides);
-  const base = new TrainerTrialRunner({ config, cacheDir, feedSettings: feedSettings(plan), output: options.trainerOutput, batchBarDepth: options.batchBarDepth });
+  const base = new TrainerTrialRunner({
+    config,
+    cacheDir,
+    feedSettings: feedSettings(plan),
+    output: options.trainerOutput,
+    batchBarDepth: options.batchBarDepth,
+  });
   const summary = await (options.tunerLoop ?? runTuner)({
     dir: config.tuner.dir,
     search,

@@ -23,9 +23,12 @@ export class TunerLockedError extends UserError {
 export function acquireTunerLock(dir: string, output?: Output): FolderLock {
   const file = path.join(dir, LOCK_FILE);
   const attempt = tryAcquireLock(file, {
-    onStaleTakeover: (stale) => output?.warn(stale
-      ? `taking over the stale tuner lock in ${dir}: process ${stale.pid} (started ${stale.startedAt}) is no longer running`
-      : `taking over the unreadable tuner lock ${file} (its writer stopped before finishing it)`),
+    onStaleTakeover: (stale) =>
+      output?.warn(
+        stale
+          ? `taking over the stale tuner lock in ${dir}: process ${stale.pid} (started ${stale.startedAt}) is no longer running`
+          : `taking over the unreadable tuner lock ${file} (its writer stopped before finishing it)`,
+      ),
   });
   if (isLock(attempt)) return attempt;
   throw new TunerLockedError(dir, attempt.holder, attempt.sameHost);

@@ -29,7 +29,10 @@ export class TooManyFailuresError extends UserError {
 /** Failed trials in a row: a completed one ends the streak; at `max` the search stops. */
 export class FailureStreak {
   private count = 0;
-  constructor(private readonly max: number, private readonly dir: string) {}
+  constructor(
+    private readonly max: number,
+    private readonly dir: string,
+  ) {}
 
   note(record: TrialRecord): void {
     if (record.status === 'FAILED') {
@@ -44,9 +47,12 @@ export class FailureStreak {
 export class TuneInterruptedError extends UserError {
   /** `epochs` null: interrupted before the trial started. */
   constructor(trialId: string, epochs: number | null) {
-    super(epochs === null
-      ? `tuning interrupted before trial ${trialId} started. Rerun '${invokedCommand()}' to continue.`
-      : `tuning interrupted during trial ${trialId} after epoch ${epochs}; its checkpoint is saved. Rerun '${invokedCommand()}' to resume it.`, 130);
+    super(
+      epochs === null
+        ? `tuning interrupted before trial ${trialId} started. Rerun '${invokedCommand()}' to continue.`
+        : `tuning interrupted during trial ${trialId} after epoch ${epochs}; its checkpoint is saved. Rerun '${invokedCommand()}' to resume it.`,
+      130,
+    );
   }
 }
 
@@ -87,7 +93,10 @@ export async function runTuner(options: TunerOptions): Promise<TuneSummary> {
 }
 
 /** The oracle for the folder: fresh, or restored from oracle.json after checking it holds the same search. */
-export function openOracle(store: TrialStore, options: Pick<TunerOptions, 'dir' | 'search' | 'createOracle' | 'overwrite'>): Oracle {
+export function openOracle(
+  store: TrialStore,
+  options: Pick<TunerOptions, 'dir' | 'search' | 'createOracle' | 'overwrite'>,
+): Oracle {
   if (options.overwrite) store.clear();
   const saved = store.readOracle();
   if (!saved) {
@@ -107,7 +116,10 @@ const trialIdZero = '0000';
 async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<TuneSummary> {
   const output = options.output;
   const oracle = openOracle(store, options);
-  const objective: Objective = { name: options.search.objective as Objective['name'], direction: options.search.direction };
+  const objective: Objective = {
+    name: options.search.objective as Objective['name'],
+    direction: options.search.direction,
+  };
   const failures = new FailureStreak(options.maxConsecutiveFailures ?? 3, options.dir);
   let ranNow = 0;
   let endReason = '';
@@ -145,16 +157,35 @@ async function tuneLocked(store: TrialStore, options: TunerOptions): Promise<Tun
 }
 
 /** The summary of a search that has ended, and its best_hp.json. */
-export function finishSearch(store: TrialStore, oracle: Oracle, objective: Objective, options: Pick<TunerOptions, 'dir' | 'search' | 'leaderboardSize'>, ranNow: number, endReason: string): TuneSummary {
+export function finishSearch(
+  store: TrialStore,
+  oracle: Oracle,
+  objective: Objective,
+  options: Pick<TunerOptions, 'dir' | 'search' | 'leaderboardSize'>,
+  ranNow: number,
+  endReason: string,
+): TuneSummary {
   const summary = summarize(store, oracle, objective, options, ranNow, endReason);
   if (summary.best) {
-    const best: BestHyperparameters = { values: summary.best.values, score: summary.best.score, trialId: summary.best.trialId, objective: objective.name };
+    const best: BestHyperparameters = {
+      values: summary.best.values,
+      score: summary.best.score,
+      trialId: summary.best.trialId,
+      objective: objective.name,
+    };
     store.writeBestHp(best);
   }
   return summary;
 }
 
-function summarize(store: TrialStore, oracle: Oracle, objective: Objective, options: Pick<TunerOptions, 'dir' | 'search' | 'leaderboardSize'>, ranNow: number, endReason: string): TuneSummary {
+function summarize(
+  store: TrialStore,
+  oracle: Oracle,
+  objective: Objective,
+  options: Pick<TunerOptions, 'dir' | 'search' | 'leaderboardSize'>,
+  ranNow: number,
+  endReason: string,
+): TuneSummary {
   const records = oracle.allTrials.map((t) => store.readTrial(t.id)).filter((r): r is TrialRecord => r !== null);
   const leaderboard = rankTrials(records, objective, options.leaderboardSize ?? 10);
   const top = leaderboard[0];

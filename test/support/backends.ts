@@ -16,12 +16,19 @@ export const TRAINING_BACKENDS: BackendName[] = AVAILABLE_BACKENDS.filter((name)
 
 /** Backends the environment says must be present (GALACTIC_TEST_BACKENDS), and which of them are not. */
 export function missingExpectedBackends(): BackendName[] {
-  const expected = (process.env.GALACTIC_TEST_BACKENDS ?? '').split(',').map((s) => s.trim()).filter(Boolean) as BackendName[];
+  const expected = (process.env.GALACTIC_TEST_BACKENDS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean) as BackendName[];
   return expected.filter((name) => !AVAILABLE_BACKENDS.includes(name));
 }
 
 /** Registers `body` once per backend as "<title> [<backend>]". */
-export function testEachBackend(title: string, body: (backend: BackendName) => Promise<void> | void, backends: BackendName[] = TRAINING_BACKENDS): void {
+export function testEachBackend(
+  title: string,
+  body: (backend: BackendName) => Promise<void> | void,
+  backends: BackendName[] = TRAINING_BACKENDS,
+): void {
   for (const backend of backends) test(`${title} [${backend}]`, () => body(backend));
 }
 

@@ -16,7 +16,9 @@ export function distributedConfigWriter(root: string, search: { maxTrials: numbe
     train: { batchSize: 16 },
     model: { filters: [4, 8, 8], denseUnits: 8 },
     tuner: {
-      ...search, patience: null, dir: 'tuning',
+      ...search,
+      patience: null,
+      dir: 'tuning',
       space: {
         filters_1: { type: 'choice', values: [4, 8] },
         dense_units: { type: 'int', min: 8, max: 16, step: 8 },

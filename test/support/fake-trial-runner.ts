@@ -32,7 +32,10 @@ function unit(key: string): number {
   return hashString(key) / 4294967296;
 }
 
-/** Deterministic metrics for 0-based `epoch` (the record counts epochs from 1, like the trainer): quality from the values, val_loss falls then rises (so early stopping fires for some). */
+/**
+ * Deterministic metrics for 0-based `epoch` (the record counts epochs from 1, like the trainer): quality from the
+ * values, val_loss falls then rises (so early stopping fires for some).
+ */
 export function fakeEpochRecord(values: HyperparameterValues, epoch: number): EpochRecord {
   const key = canonicalJson(values);
   const quality = 0.5 + 0.4 * unit(key);
@@ -41,12 +44,21 @@ export function fakeEpochRecord(values: HyperparameterValues, epoch: number): Ep
   const valAccuracy = quality * (1 - Math.exp(-(epoch + 1) / 2)) + noise;
   const valLoss = 1.2 - quality + 0.05 * Math.abs(epoch - turn) + noise;
   return {
-    epoch: epoch + 1, loss: valLoss * 0.9, accuracy: valAccuracy + 0.02, val_loss: valLoss, val_accuracy: valAccuracy,
-    seconds: 0.01, imagesPerSecond: 1000, peakRssMB: 100,
+    epoch: epoch + 1,
+    loss: valLoss * 0.9,
+    accuracy: valAccuracy + 0.02,
+    val_loss: valLoss,
+    val_accuracy: valAccuracy,
+    seconds: 0.01,
+    imagesPerSecond: 1000,
+    peakRssMB: 100,
   };
 }
 
-interface FakeCheckpoint { trialId: string; epochs: number }
+interface FakeCheckpoint {
+  trialId: string;
+  epochs: number;
+}
 
 export class FakeTrialRunner implements TrialRunner {
   readonly starts: FakeStart[] = [];
@@ -64,13 +76,18 @@ export class FakeTrialRunner implements TrialRunner {
       }
     }
     this.starts.push({
-      trialId: request.trialId, initialEpoch: request.initialEpoch,
-      checkpointEpoch: checkpoint?.epochs ?? null, checkpointTrial: checkpoint?.trialId ?? null,
+      trialId: request.trialId,
+      initialEpoch: request.initialEpoch,
+      checkpointEpoch: checkpoint?.epochs ?? null,
+      checkpointTrial: checkpoint?.trialId ?? null,
     });
     for (let epoch = request.initialEpoch; epoch < request.epochs; epoch++) {
       const fault = this.options.fault?.(request.trialId, epoch, request.values) ?? null;
       if (fault === 'throw') throw new TypeError(`simulated failure in trial ${request.trialId} at epoch ${epoch}`);
-      if (fault === 'transient') throw Object.assign(new Error(`simulated EMFILE in trial ${request.trialId} at epoch ${epoch}`), { code: 'EMFILE' });
+      if (fault === 'transient')
+        throw Object.assign(new Error(`simulated EMFILE in trial ${request.trialId} at epoch ${epoch}`), {
+          code: 'EMFILE',
+        });
       if (fault === 'oom') throw new RangeError('WebAssembly.Memory.grow(): Out of memory');
       if (fault === 'kill') process.kill(process.pid, 'SIGKILL');
       if (fault === 'hang') {

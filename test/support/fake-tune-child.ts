@@ -12,6 +12,8 @@ const algorithm = (process.argv[3] ?? 'random') as 'random' | 'hyperband';
 const killAt = process.env.KILL_AT ?? null;
 const runner = new FakeTrialRunner({ fault: (trialId, epoch) => (`${trialId}@${epoch}` === killAt ? 'kill' : null) });
 const { output, text } = captureOutput();
-const summary = await runTuner(fakeTunerOptions({ dir, runner, algorithm, epochs: algorithm === 'hyperband' ? 9 : 6 }, output));
+const summary = await runTuner(
+  fakeTunerOptions({ dir, runner, algorithm, epochs: algorithm === 'hyperband' ? 9 : 6 }, output),
+);
 process.stderr.write(text());
 process.stdout.write(`${JSON.stringify({ summary, starts: runner.starts, epochsRun: runner.epochsRun })}\n`);

@@ -46,15 +46,27 @@ export function fakeTunerOptions(setup: FakeTunerSetup, output?: Output): TunerO
   const spaceSpec = (setup.space ?? testSpace) as never;
   const epochs = setup.epochs ?? 6;
   const search: SearchDescription = {
-    algorithm, objective: objective.name, direction: objective.direction, space: spaceSpec, epochs,
+    algorithm,
+    objective: objective.name,
+    direction: objective.direction,
+    space: spaceSpec,
+    epochs,
     patience: setup.patience === undefined ? 3 : setup.patience,
     hyperband: algorithm === 'hyperband' ? { factor: 3, iterations: 1 } : null,
-    seed: 42, data: 'fake-data', batchSize: 8, image: { width: 32, height: 32 },
+    seed: 42,
+    data: 'fake-data',
+    batchSize: 8,
+    image: { width: 32, height: 32 },
   };
   const createOracle = (state?: OracleStateBase) => {
     const space = SearchSpace.fromConfig(spaceSpec);
     return algorithm === 'hyperband'
-      ? new HyperbandOracle(space, objective, { maxEpochs: epochs, factor: 3, iterations: 1, seed: 42, maxTrials: setup.maxTrials ?? null }, state as HyperbandState)
+      ? new HyperbandOracle(
+          space,
+          objective,
+          { maxEpochs: epochs, factor: 3, iterations: 1, seed: 42, maxTrials: setup.maxTrials ?? null },
+          state as HyperbandState,
+        )
       : new RandomSearchOracle(space, objective, { maxTrials: setup.maxTrials ?? 6, epochs, seed: 42 }, state);
   };
   return {
@@ -65,7 +77,13 @@ export function fakeTunerOptions(setup: FakeTunerSetup, output?: Output): TunerO
     estimate: (values) => {
       const estimateMB = setup.estimateMB?.(values) ?? 100;
       const limitMB = setup.limitMB ?? 1000;
-      return { estimateMB, refusal: trialRefusal({ limitMB, limitBytes: limitMB * 1024 * 1024 }, { totalMB: estimateMB, totalBytes: estimateMB * 1024 * 1024 }) };
+      return {
+        estimateMB,
+        refusal: trialRefusal(
+          { limitMB, limitBytes: limitMB * 1024 * 1024 },
+          { totalMB: estimateMB, totalBytes: estimateMB * 1024 * 1024 },
+        ),
+      };
     },
     overwrite: setup.overwrite,
     output,

@@ -78,7 +78,12 @@ export function writeFixtureCache(dir: string, records: FixtureRecord[], options
     shards,
     classCounts,
     channelStats: { mean, std },
-    totals: { rows: records.length, images: records.length, rejected: 0, bytes: shards.reduce((s, e) => s + e.bytes, 0) },
+    totals: {
+      rows: records.length,
+      images: records.length,
+      rejected: 0,
+      bytes: shards.reduce((s, e) => s + e.bytes, 0),
+    },
     rejects: {},
     complete: true,
     toolVersion: 'fixture',
@@ -108,9 +113,14 @@ export function patternRecords(count: number, size: number, seed: number, classe
         const dy = y - c;
         let v: number;
         if (label === 0) v = Math.hypot(dx, dy) < radius ? 200 : 20;
-        else if (label === 1) v = Math.abs(dx * Math.sin(angle) - dy * Math.cos(angle)) < size * 0.08 && Math.hypot(dx, dy) < size * 0.45 ? 200 : 20;
+        else if (label === 1)
+          v =
+            Math.abs(dx * Math.sin(angle) - dy * Math.cos(angle)) < size * 0.08 && Math.hypot(dx, dy) < size * 0.45
+              ? 200
+              : 20;
         else v = 60;
-        for (let ch = 0; ch < 3; ch++) pixels[(y * size + x) * 3 + ch] = Math.max(0, Math.min(255, Math.round(v + rng.normal() * 25 + ch * 5)));
+        for (let ch = 0; ch < 3; ch++)
+          pixels[(y * size + x) * 3 + ch] = Math.max(0, Math.min(255, Math.round(v + rng.normal() * 25 + ch * 5)));
       }
     }
     records.push({ id: `g${String(n).padStart(5, '0')}`, label, pixels });

@@ -57,7 +57,11 @@ export function makeFixtureRun(options: { withCache?: boolean } = {}): FixtureRu
   ];
   const metrics = {
     classes,
-    confusion: [[20, 4, 1], [3, 25, 2], [0, 1, 9]],
+    confusion: [
+      [20, 4, 1],
+      [3, 25, 2],
+      [0, 1, 9],
+    ],
     perClass: [
       { class: 'elliptical', precision: 0.87, recall: 0.8, f1: 0.833, support: 25 },
       { class: 'spiral', precision: 0.833, recall: 0.833, f1: 0.833, support: 30 },
@@ -74,21 +78,38 @@ export function makeFixtureRun(options: { withCache?: boolean } = {}): FixtureRu
     { filters_1: 8, dense_units: 64, learning_rate: 0.0007, filters_3: 32 },
     { filters_1: 16, dense_units: 32, learning_rate: 0.004, filters_3: 32 },
   ];
-  writeFileSync(path.join(runDir, 'metadata.json'), JSON.stringify({
-    classes, image: { width: 8, height: 8, channels: 3 }, normalization: { kind: 'scale' }, backend: { name: 'cpu', reason: 'requested' },
-    versions: { galactic: '0.1.0', tfjs: '4.22.0' }, cacheKey: 'abc123', hyperparameters: trialValues[2],
-    split: { validation: 0.2, stratify: true, trainImages: 260, validationImages: 65 },
-  }));
+  writeFileSync(
+    path.join(runDir, 'metadata.json'),
+    JSON.stringify({
+      classes,
+      image: { width: 8, height: 8, channels: 3 },
+      normalization: { kind: 'scale' },
+      backend: { name: 'cpu', reason: 'requested' },
+      versions: { galactic: '0.1.0', tfjs: '4.22.0' },
+      cacheKey: 'abc123',
+      hyperparameters: trialValues[2],
+      split: { validation: 0.2, stratify: true, trainImages: 260, validationImages: 65 },
+    }),
+  );
   trialValues.forEach((values, i) => {
     const id = String(i).padStart(2, '0');
     const dir = path.join(tuningDir, `trial_${id}`);
     mkdirSync(dir, { recursive: true });
     const failed = i === 3;
-    writeFileSync(path.join(dir, 'trial.json'), JSON.stringify({
-      id, values, status: failed ? 'failed' : 'completed',
-      metrics: failed ? [] : history.slice(0, 3), bestEpoch: failed ? null : 3,
-      score: failed ? null : 0.5 + i * 0.1, seconds: 7, peakRssMB: 320, reason: failed ? 'nan-loss' : undefined,
-    }));
+    writeFileSync(
+      path.join(dir, 'trial.json'),
+      JSON.stringify({
+        id,
+        values,
+        status: failed ? 'failed' : 'completed',
+        metrics: failed ? [] : history.slice(0, 3),
+        bestEpoch: failed ? null : 3,
+        score: failed ? null : 0.5 + i * 0.1,
+        seconds: 7,
+        peakRssMB: 320,
+        reason: failed ? 'nan-loss' : undefined,
+      }),
+    );
   });
   writeFileSync(path.join(tuningDir, 'oracle.json'), JSON.stringify({ algorithm: 'random', trials: 4 }));
   writeFileSync(path.join(tuningDir, 'best_hp.json'), JSON.stringify({ values: trialValues[2] }));
@@ -97,9 +118,12 @@ export function makeFixtureRun(options: { withCache?: boolean } = {}): FixtureRu
     limitMB: 1024,
     startedAt: '2026-01-01T00:00:00.000Z',
     samples: [
-      { t: 0, rssMB: 120, stage: 'prepare' }, { t: 1, rssMB: 180, stage: 'prepare' },
-      { t: 2, rssMB: 260, stage: 'tune' }, { t: 3, rssMB: 330, stage: 'tune' },
-      { t: 4, rssMB: 340, stage: 'train' }, { t: 5, rssMB: 350, stage: 'train' },
+      { t: 0, rssMB: 120, stage: 'prepare' },
+      { t: 1, rssMB: 180, stage: 'prepare' },
+      { t: 2, rssMB: 260, stage: 'tune' },
+      { t: 3, rssMB: 330, stage: 'tune' },
+      { t: 4, rssMB: 340, stage: 'train' },
+      { t: 5, rssMB: 350, stage: 'train' },
       { t: 6, rssMB: 360, stage: 'report' },
     ],
     stages: [
@@ -117,16 +141,49 @@ export function makeFixtureRun(options: { withCache?: boolean } = {}): FixtureRu
     const [h, w, c] = [8, 8, 3];
     const data = new Uint8Array(ids.length * h * w * c);
     ids.forEach((_, i) => data.fill(40 * i + 20, i * h * w * c, (i + 1) * h * w * c));
-    const shard = encodeShard({ dtype: 'uint8', shape: [ids.length, h, w, c], ids, labels: Int32Array.from(ids.map((_, i) => i % 3)), data });
+    const shard = encodeShard({
+      dtype: 'uint8',
+      shape: [ids.length, h, w, c],
+      ids,
+      labels: Int32Array.from(ids.map((_, i) => i % 3)),
+      data,
+    });
     writeFileSync(path.join(cacheDir, 'shard-00000.msgpack'), shard);
-    writeFileSync(path.join(cacheDir, 'manifest.json'), JSON.stringify(sealManifest({
-      format: MANIFEST_FORMAT, version: CACHE_FORMAT_VERSION, cacheKey: 'abc123', inputs: {}, classes,
-      image: { width: w, height: h, channels: c, fit: 'fill' }, dtype: 'uint8', shardImages: 64,
-      shards: [{ file: 'shard-00000.msgpack', count: ids.length, bytes: shard.byteLength, crc32: crc32(shard) }],
-      classCounts: [2, 2, 2], channelStats: { mean: [0, 0, 0], std: [1, 1, 1] },
-      totals: { rows: ids.length, images: ids.length, rejected: 0, bytes: shard.byteLength }, rejects: {},
-      complete: true, toolVersion: '0.1.0', createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z',
-    })));
+    writeFileSync(
+      path.join(cacheDir, 'manifest.json'),
+      JSON.stringify(
+        sealManifest({
+          format: MANIFEST_FORMAT,
+          version: CACHE_FORMAT_VERSION,
+          cacheKey: 'abc123',
+          inputs: {},
+          classes,
+          image: { width: w, height: h, channels: c, fit: 'fill' },
+          dtype: 'uint8',
+          shardImages: 64,
+          shards: [{ file: 'shard-00000.msgpack', count: ids.length, bytes: shard.byteLength, crc32: crc32(shard) }],
+          classCounts: [2, 2, 2],
+          channelStats: { mean: [0, 0, 0], std: [1, 1, 1] },
+          totals: { rows: ids.length, images: ids.length, rejected: 0, bytes: shard.byteLength },
+          rejects: {},
+          complete: true,
+          toolVersion: '0.1.0',
+          createdAt: '2026-01-01T00:00:00.000Z',
+          updatedAt: '2026-01-01T00:00:00.000Z',
+        }),
+      ),
+    );
   }
-  return { root, runDir, tuningDir, cacheDir, classes, sampleIds: samples.map((s) => s.id), wrongIds: ['1004', '1005'], hyperparameters, epochs, trials: 4 };
+  return {
+    root,
+    runDir,
+    tuningDir,
+    cacheDir,
+    classes,
+    sampleIds: samples.map((s) => s.id),
+    wrongIds: ['1004', '1005'],
+    hyperparameters,
+    epochs,
+    trials: 4,
+  };
 }

@@ -7,7 +7,13 @@ import sharp from 'sharp';
  * contract §1 planted at known rows. Used by the prepare tests so they do not depend on synth.
  */
 
-export interface FixtureHazard { kind: string; id: string; row: number; outcome: 'accepted' | 'rejected'; reason?: string }
+export interface FixtureHazard {
+  kind: string;
+  id: string;
+  row: number;
+  outcome: 'accepted' | 'rejected';
+  reason?: string;
+}
 export interface Fixture {
   dir: string;
   csv: string;
@@ -32,10 +38,15 @@ async function jpeg(seed: number, size: number): Promise<Buffer> {
     pixels[i * 3 + 1] = (g + y * 5) % 256;
     pixels[i * 3 + 2] = (b + x + y) % 256;
   }
-  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
-export async function writeFixture(dir: string, options: { good: number; hazards?: boolean; size?: number }): Promise<Fixture> {
+export async function writeFixture(
+  dir: string,
+  options: { good: number; hazards?: boolean; size?: number },
+): Promise<Fixture> {
   const size = options.size ?? 32;
   const imageDir = path.join(dir, 'images');
   mkdirSync(imageDir, { recursive: true });
@@ -61,37 +72,100 @@ export async function writeFixture(dir: string, options: { good: number; hazards
   const plantEvery = options.hazards ? Math.max(1, Math.floor(total / 16)) : Infinity;
   let planted = 0;
   const plants: (() => Promise<void>)[] = [
-    async () => { const id = '900001'; hazard('missing-image', id, add(id, 'Ei'), 'rejected', 'missing-image'); },
-    async () => { const id = '900002'; writeFileSync(path.join(imageDir, `${id}.jpg`), ''); hazard('empty-file', id, add(id, 'Sc'), 'rejected', 'empty-file'); },
-    async () => { const id = '900003'; const bytes = await jpeg(3, 64); writeFileSync(path.join(imageDir, `${id}.jpg`), bytes.subarray(0, bytes.length >> 1)); hazard('truncated-jpeg', id, add(id, 'Er'), 'rejected', 'corrupt-image'); },
-    async () => { const id = '900004'; writeFileSync(path.join(imageDir, `${id}.jpg`), 'this is not a JPEG\n'); hazard('not-an-image', id, add(id, 'Sc'), 'rejected', 'not-an-image'); },
+    async () => {
+      const id = '900001';
+      hazard('missing-image', id, add(id, 'Ei'), 'rejected', 'missing-image');
+    },
+    async () => {
+      const id = '900002';
+      writeFileSync(path.join(imageDir, `${id}.jpg`), '');
+      hazard('empty-file', id, add(id, 'Sc'), 'rejected', 'empty-file');
+    },
+    async () => {
+      const id = '900003';
+      const bytes = await jpeg(3, 64);
+      writeFileSync(path.join(imageDir, `${id}.jpg`), bytes.subarray(0, bytes.length >> 1));
+      hazard('truncated-jpeg', id, add(id, 'Er'), 'rejected', 'corrupt-image');
+    },
+    async () => {
+      const id = '900004';
+      writeFileSync(path.join(imageDir, `${id}.jpg`), 'this is not a JPEG\n');
+      hazard('not-an-image', id, add(id, 'Sc'), 'rejected', 'not-an-image');
+    },
     async () => {
       const id = '900005';
-      writeFileSync(path.join(imageDir, `${id}.jpg`), await sharp({ create: { width: size, height: size, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 1 } } }).png().toBuffer());
-      hazard('png-as-jpg', id, add(id, 'Ei'), 'accepted'); accepted.push(id);
+      writeFileSync(
+        path.join(imageDir, `${id}.jpg`),
+        await sharp({
+          create: { width: size, height: size, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 1 } },
+        })
+          .png()
+          .toBuffer(),
+      );
+      hazard('png-as-jpg', id, add(id, 'Ei'), 'accepted');
+      accepted.push(id);
     },
     async () => {
       const id = '900006';
-      writeFileSync(path.join(imageDir, `${id}.jpg`), await sharp(Buffer.alloc(size * size, 120), { raw: { width: size, height: size, channels: 1 } }).toColourspace('b-w').jpeg().toBuffer());
-      hazard('grayscale-jpeg', id, add(id, 'Sc'), 'accepted'); accepted.push(id);
+      writeFileSync(
+        path.join(imageDir, `${id}.jpg`),
+        await sharp(Buffer.alloc(size * size, 120), { raw: { width: size, height: size, channels: 1 } })
+          .toColourspace('b-w')
+          .jpeg()
+          .toBuffer(),
+      );
+      hazard('grayscale-jpeg', id, add(id, 'Sc'), 'accepted');
+      accepted.push(id);
     },
     async () => {
       const id = '900007';
-      writeFileSync(path.join(imageDir, `${id}.jpg`), await sharp({ create: { width: size, height: size, channels: 3, background: { r: 200, g: 10, b: 30 } } }).toColourspace('cmyk').jpeg().toBuffer());
-      hazard('cmyk-jpeg', id, add(id, 'Er'), 'accepted'); accepted.push(id);
+      writeFileSync(
+        path.join(imageDir, `${id}.jpg`),
+        await sharp({ create: { width: size, height: size, channels: 3, background: { r: 200, g: 10, b: 30 } } })
+          .toColourspace('cmyk')
+          .jpeg()
+          .toBuffer(),
+      );
+      hazard('cmyk-jpeg', id, add(id, 'Er'), 'accepted');
+      accepted.push(id);
     },
     async () => {
       // bigger than the tests' image.maxInputPixels (set to 1,000,000)
       const id = '900008';
-      writeFileSync(path.join(imageDir, `${id}.jpg`), await sharp({ create: { width: 1200, height: 1000, channels: 3, background: 'black' } }).jpeg().toBuffer());
+      writeFileSync(
+        path.join(imageDir, `${id}.jpg`),
+        await sharp({ create: { width: 1200, height: 1000, channels: 3, background: 'black' } })
+          .jpeg()
+          .toBuffer(),
+      );
       hazard('huge-image', id, add(id, 'Ei'), 'rejected', 'too-large');
     },
-    async () => { const id = accepted[0]; hazard('duplicate-id', id, add(id, 'Sc'), 'rejected', 'duplicate-id'); },
-    async () => { const id = '900010'; writeFileSync(path.join(imageDir, `${id}.jpg`), await jpeg(10, size)); hazard('empty-label', id, add(id, ''), 'rejected', 'unlabelled'); },
-    async () => { const id = '900011'; writeFileSync(path.join(imageDir, `${id}.jpg`), await jpeg(11, size)); hazard('unknown-label', id, add(id, 'Xz'), 'rejected', 'unknown-label'); },
-    async () => { const id = '../etc/passwd'; hazard('id-with-slash', id, add(id, 'Ei'), 'rejected', 'invalid-id'); },
-    async () => { const id = '..'; hazard('id-with-dotdot', id, add(id, 'Sc'), 'rejected', 'invalid-id'); },
-    async () => { const id = '900014'; hazard('too-few-columns', id, add(id, '', `${id},1`), 'rejected', 'malformed-row'); },
+    async () => {
+      const id = accepted[0];
+      hazard('duplicate-id', id, add(id, 'Sc'), 'rejected', 'duplicate-id');
+    },
+    async () => {
+      const id = '900010';
+      writeFileSync(path.join(imageDir, `${id}.jpg`), await jpeg(10, size));
+      hazard('empty-label', id, add(id, ''), 'rejected', 'unlabelled');
+    },
+    async () => {
+      const id = '900011';
+      writeFileSync(path.join(imageDir, `${id}.jpg`), await jpeg(11, size));
+      hazard('unknown-label', id, add(id, 'Xz'), 'rejected', 'unknown-label');
+    },
+    async () => {
+      const id = '../etc/passwd';
+      hazard('id-with-slash', id, add(id, 'Ei'), 'rejected', 'invalid-id');
+    },
+    async () => {
+      const id = '..';
+      hazard('id-with-dotdot', id, add(id, 'Sc'), 'rejected', 'invalid-id');
+    },
+    async () => {
+      const id = '900014';
+      hazard('too-few-columns', id, add(id, '', `${id},1`), 'rejected', 'malformed-row');
+    },
   ];
   for (let n = 0; n < total; n++) {
     await good(n);

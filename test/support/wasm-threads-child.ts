@@ -10,9 +10,22 @@ const threads = process.argv[2] === 'auto' ? 'auto' : Number(process.argv[2]);
 const choice = await selectBackend('wasm', undefined, { threads });
 const model = tf.sequential({
   layers: [
-    tf.layers.conv2d({ inputShape: [20, 20, 3], filters: 8, kernelSize: 3, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+    tf.layers.conv2d({
+      inputShape: [20, 20, 3],
+      filters: 8,
+      kernelSize: 3,
+      activation: 'relu',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+    }),
     tf.layers.maxPooling2d({ poolSize: 2 }),
-    tf.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
+    tf.layers.conv2d({
+      filters: 16,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+    }),
     tf.layers.flatten(),
     tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }),
   ],

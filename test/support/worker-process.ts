@@ -13,7 +13,11 @@ export interface WorkerProcess {
 }
 
 export function startWorker(args: string[]): WorkerProcess {
-  const child = spawn(process.execPath, [cliPath, 'worker', ...args], { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'worker', ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let text = '';
   const listeners = new Set<() => void>();
   child.stderr!.on('data', (d: Buffer) => {
@@ -21,7 +25,9 @@ export function startWorker(args: string[]): WorkerProcess {
     for (const listener of listeners) listener();
   });
   child.stdout!.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return {
     child,
     stderr: () => text,

@@ -32,7 +32,11 @@ export async function listImages(config: LoadedConfig, count: number): Promise<s
 export async function decodeResize(bytes: Buffer, image: LoadedConfig['image']): Promise<Buffer> {
   const { width, height, channels, fit, maxInputPixels } = image;
   return sharp(bytes, { failOn: 'truncated', limitInputPixels: maxInputPixels, sequentialRead: true })
-    .resize(width, height, fit === 'inside' ? { fit: 'inside', withoutEnlargement: false } : { fit, background: { r: 0, g: 0, b: 0 } })
+    .resize(
+      width,
+      height,
+      fit === 'inside' ? { fit: 'inside', withoutEnlargement: false } : { fit, background: { r: 0, g: 0, b: 0 } },
+    )
     .toColourspace(channels === 3 ? 'srgb' : 'b-w')
     .removeAlpha()
     .raw()
@@ -74,7 +78,11 @@ export async function benchDecode(config: LoadedConfig, options: DecodeBenchOpti
           failed++; // corrupt files are prepare's rejects; the ceiling counts only what decodes
         }
       });
-      return { images: decoded, bytes, detail: { failed, decodeConcurrency: options.decodeConcurrency, sharpThreads: options.sharpThreads } };
+      return {
+        images: decoded,
+        bytes,
+        detail: { failed, decodeConcurrency: options.decodeConcurrency, sharpThreads: options.sharpThreads },
+      };
     });
     return stageResult('decode', measured, { limitMB: config.memory.limitMB, mbOf: 'JPEG read' });
   } finally {

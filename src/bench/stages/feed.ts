@@ -23,5 +23,10 @@ export async function benchFeed(
     // an epoch reads every shard whole (validation records share them), hence all shard bytes
     return { images: m.images, seconds: m.seconds, bytes: shardBytes * options.epochs, detail: { ...m } };
   });
-  return stageResult('feed', measured, { plannedMB: options.plannedMB, limitMB: config.memory.limitMB, ceiling: options.ceiling, mbOf: 'shards read' });
+  return stageResult('feed', measured, {
+    plannedMB: options.plannedMB,
+    limitMB: config.memory.limitMB,
+    ceiling: options.ceiling,
+    mbOf: 'shards read',
+  });
 }

@@ -49,7 +49,13 @@ export async function benchPrepare(
   const quiet = new Output({ quiet: true });
   const planned = plannedMB(options.plan);
   let last: PrepareSummary | null = null;
-  const detail = (s: PrepareSummary) => ({ cacheHit: s.cacheHit, rows: s.rows, rejected: s.rejected, shards: s.shards, prepareOwnPeakRssMB: s.peakRssMB });
+  const detail = (s: PrepareSummary) => ({
+    cacheHit: s.cacheHit,
+    rows: s.rows,
+    rejected: s.rejected,
+    shards: s.shards,
+    prepareOwnPeakRssMB: s.peakRssMB,
+  });
 
   const cold = await measureRepeats(
     options.repeats,
@@ -67,7 +73,12 @@ export async function benchPrepare(
   const summary = last as PrepareSummary | null;
   if (!summary) throw new Error('benchPrepare: no repeat ran');
   return {
-    cold: stageResult('prepare', cold, { plannedMB: planned, limitMB: cfg.memory.limitMB, ceiling: options.ceiling, mbOf: 'shards written' }),
+    cold: stageResult('prepare', cold, {
+      plannedMB: planned,
+      limitMB: cfg.memory.limitMB,
+      ceiling: options.ceiling,
+      mbOf: 'shards written',
+    }),
     warm: stageResult('prepareWarm', warm, { plannedMB: planned, limitMB: cfg.memory.limitMB }),
     cacheDir: summary.cacheDir,
     config: cfg,

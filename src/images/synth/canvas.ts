@@ -19,7 +19,11 @@ export class Lookup {
   readonly scale: number;
   private readonly last: number;
 
-  constructor(fn: (x: number) => number, readonly max: number, bins = 4096) {
+  constructor(
+    fn: (x: number) => number,
+    readonly max: number,
+    bins = 4096,
+  ) {
     this.values = new Float32Array(bins + 1);
     for (let i = 0; i <= bins; i++) this.values[i] = fn((i / bins) * max);
     this.values[bins] = 0;
@@ -111,7 +115,16 @@ export class Canvas {
    * A thin straight line across the canvas (satellite trail, diffraction spike): Gaussian
    * profile of width `sigma` across it, flux falling as `1 / (1 + t / falloff)` along it.
    */
-  addLine(cx: number, cy: number, angle: number, halfLength: number, flux: number, sigma: number, falloff: number, colour: Colour): void {
+  addLine(
+    cx: number,
+    cy: number,
+    angle: number,
+    halfLength: number,
+    flux: number,
+    sigma: number,
+    falloff: number,
+    colour: Colour,
+  ): void {
     const c = Math.cos(angle);
     const s = Math.sin(angle);
     const a = 1 / (2 * sigma * sigma);

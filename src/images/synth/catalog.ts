@@ -119,13 +119,16 @@ function sampleVotes(rng: Rng, kind: MorphologyKind, gz2class: string): VoteSumm
   const second = Math.floor(rest * rng.uniform(0.5, 1));
   const third = rest - second;
   const task1: Record<MorphologyKind, number> =
-    kind === 'elliptical' ? { elliptical: winner, spiral: second, artifact: third }
-      : kind === 'spiral' ? { elliptical: second, spiral: winner, artifact: third }
+    kind === 'elliptical'
+      ? { elliptical: winner, spiral: second, artifact: third }
+      : kind === 'spiral'
+        ? { elliptical: second, spiral: winner, artifact: third }
         : { elliptical: second, spiral: third, artifact: winner };
   const fraction = (count: number, of: number): string => (of > 0 ? count / of : 0).toFixed(3);
   const disk = task1.spiral;
   // rounded away from the threshold, so even a handful of votes keeps yes >= 0.6 and no <= 0.3
-  const share = (yes: boolean): number => (yes ? Math.ceil(disk * rng.uniform(0.6, 1)) : Math.floor(disk * rng.uniform(0, 0.3)));
+  const share = (yes: boolean): number =>
+    yes ? Math.ceil(disk * rng.uniform(0.6, 1)) : Math.floor(disk * rng.uniform(0, 0.3));
   const isDisk = kind === 'spiral';
   const edgeOn = isDisk && gz2class.startsWith('Se');
   const barred = isDisk && gz2class.startsWith('SB');

@@ -4,7 +4,15 @@ import { assetIdOf, emptySlotIn, mappingSampleOf, objidOf, slotCount, voteFracti
 import { CsvFile } from './csv-file.ts';
 import { shuffledIndices, type DatasetPlan, type PlannedRecord } from './dataset-plan.ts';
 import { hazardDetails, hazardRules, type HazardEntry, type PlantedHazard } from './hazards.ts';
-import { gz2CsvName, gz2Header, imagesDirName, joinedCsvName, joinedHeader, mappingCsvName, mappingHeader } from './layout.ts';
+import {
+  gz2CsvName,
+  gz2Header,
+  imagesDirName,
+  joinedCsvName,
+  joinedHeader,
+  mappingCsvName,
+  mappingHeader,
+} from './layout.ts';
 
 export interface WrittenCatalogues {
   /** hazard entries for the joined layout and for the gz2 layout */
@@ -19,8 +27,15 @@ function joinedRow(p: PlannedRecord): string[] {
 
 function gz2Row(p: PlannedRecord): string[] {
   const { record } = p;
-  return [record.dr7objid, record.ra, record.dec, p.label, String(record.votes.totalVotes), String(record.votes.totalClassifications),
-    ...voteFractionColumns.map((c) => record.votes.fractions[c])];
+  return [
+    record.dr7objid,
+    record.ra,
+    record.dec,
+    p.label,
+    String(record.votes.totalVotes),
+    String(record.votes.totalClassifications),
+    ...voteFractionColumns.map((c) => record.votes.fractions[c]),
+  ];
 }
 
 /**
@@ -47,8 +62,26 @@ export function writeCatalogues(plan: DatasetPlan, out: string): WrittenCatalogu
       const firstRow = positionOf[hazard.originalIndex] + 1;
       joined.write(joinedRow(original));
       gz2.write(gz2Row(original));
-      joinedEntries.push(entry(hazard, original.id, row, undefined, `${hazardDetails[hazard.kind]} (first at row ${firstRow})`, firstRow));
-      gz2Entries.push(entry(hazard, original.record.dr7objid, row, undefined, `dr7objid repeated (first at row ${firstRow})`, firstRow));
+      joinedEntries.push(
+        entry(
+          hazard,
+          original.id,
+          row,
+          undefined,
+          `${hazardDetails[hazard.kind]} (first at row ${firstRow})`,
+          firstRow,
+        ),
+      );
+      gz2Entries.push(
+        entry(
+          hazard,
+          original.record.dr7objid,
+          row,
+          undefined,
+          `dr7objid repeated (first at row ${firstRow})`,
+          firstRow,
+        ),
+      );
       continue;
     }
     if (hazard?.kind === 'too-few-columns') {
@@ -61,13 +94,21 @@ export function writeCatalogues(plan: DatasetPlan, out: string): WrittenCatalogu
     if (hazard) {
       const file = hazardRules[hazard.kind].involvesFile ? `${imagesDirName}/${planned.record.assetId}.jpg` : undefined;
       joinedEntries.push(entry(hazard, planned.id, row, file, hazardDetails[hazard.kind]));
-      const viaMapping = hazard.kind === 'id-with-slash' || hazard.kind === 'id-with-dotdot'
-        ? `mapping row gives asset_id ${JSON.stringify(planned.id)}` : hazardDetails[hazard.kind];
+      const viaMapping =
+        hazard.kind === 'id-with-slash' || hazard.kind === 'id-with-dotdot'
+          ? `mapping row gives asset_id ${JSON.stringify(planned.id)}`
+          : hazardDetails[hazard.kind];
       gz2Entries.push(entry(hazard, planned.record.dr7objid, row, file, viaMapping));
     }
     if (plan.hazards?.unmappedIndex === index) {
-      gz2Entries.push({ kind: 'unmapped-id', id: planned.record.dr7objid, row, outcome: 'rejected', reason: 'unmapped-id',
-        detail: `no ${mappingCsvName} row for this dr7objid (the image ${imagesDirName}/${planned.record.assetId}.jpg exists)` });
+      gz2Entries.push({
+        kind: 'unmapped-id',
+        id: planned.record.dr7objid,
+        row,
+        outcome: 'rejected',
+        reason: 'unmapped-id',
+        detail: `no ${mappingCsvName} row for this dr7objid (the image ${imagesDirName}/${planned.record.assetId}.jpg exists)`,
+      });
     }
   }
   gz2.close();
@@ -75,11 +116,24 @@ export function writeCatalogues(plan: DatasetPlan, out: string): WrittenCatalogu
   return { joined: joinedEntries, gz2: gz2Entries, commit: () => joined.close() };
 }
 
-function entry(hazard: PlantedHazard, id: string, row: number, file: string | undefined, detail: string, firstRow?: number): HazardEntry {
+function entry(
+  hazard: PlantedHazard,
+  id: string,
+  row: number,
+  file: string | undefined,
+  detail: string,
+  firstRow?: number,
+): HazardEntry {
   const { reason } = hazardRules[hazard.kind];
   return {
-    kind: hazard.kind, id, row, ...(file ? { file } : {}), outcome: reason ? 'rejected' : 'accepted',
-    ...(reason ? { reason } : {}), detail, ...(firstRow ? { firstRow } : {}),
+    kind: hazard.kind,
+    id,
+    row,
+    ...(file ? { file } : {}),
+    outcome: reason ? 'rejected' : 'accepted',
+    ...(reason ? { reason } : {}),
+    detail,
+    ...(firstRow ? { firstRow } : {}),
   };
 }
 

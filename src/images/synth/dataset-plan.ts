@@ -3,7 +3,15 @@ import { Rng } from '../../core/rng.ts';
 import { describeRecord, type SynthRecord } from './catalog.ts';
 import type { SynthOptions } from './dataset.ts';
 import type { ImageEncoding } from './encode.ts';
-import { dotdotId, hazardRules, planHazards, slashId, unknownLabel, type HazardPlan, type PlantedHazard } from './hazards.ts';
+import {
+  dotdotId,
+  hazardRules,
+  planHazards,
+  slashId,
+  unknownLabel,
+  type HazardPlan,
+  type PlantedHazard,
+} from './hazards.ts';
 import type { RenderJob } from './render-job.ts';
 
 /** A record as it ends up in the files, after any hazard is applied. */
@@ -33,17 +41,30 @@ export class DatasetPlan {
     const record = describeRecord(seed, index, imbalance);
     const hazard = this.hazards?.byIndex.get(index) ?? null;
     const planned: PlannedRecord = {
-      record, hazard, id: record.assetId, label: record.gz2class, encoding: 'jpeg',
+      record,
+      hazard,
+      id: record.assetId,
+      label: record.gz2class,
+      encoding: 'jpeg',
       mappingAssetId: this.hazards?.unmappedIndex === index ? null : record.assetId,
     };
     if (!hazard) return planned;
     planned.encoding = hazardRules[hazard.kind].encoding;
     switch (hazard.kind) {
-      case 'empty-label': planned.label = ''; break;
-      case 'unknown-label': planned.label = unknownLabel; break;
-      case 'id-with-slash': planned.id = slashId(hazard.copy, record.assetId); break;
-      case 'id-with-dotdot': planned.id = dotdotId; break;
-      default: break;
+      case 'empty-label':
+        planned.label = '';
+        break;
+      case 'unknown-label':
+        planned.label = unknownLabel;
+        break;
+      case 'id-with-slash':
+        planned.id = slashId(hazard.copy, record.assetId);
+        break;
+      case 'id-with-dotdot':
+        planned.id = dotdotId;
+        break;
+      default:
+        break;
     }
     if (hazard.kind === 'id-with-slash' || hazard.kind === 'id-with-dotdot') planned.mappingAssetId = planned.id;
     return planned;
@@ -74,13 +95,21 @@ export class DatasetPlan {
     for (let index = 0; index < count; index++) {
       const planned = this.record(index);
       if (planned.encoding === 'none') continue;
-      yield { seed, index, gz2class: planned.record.gz2class, size, encoding: planned.encoding, file: path.join(imagesDir, `${planned.record.assetId}.jpg`) };
+      yield {
+        seed,
+        index,
+        gz2class: planned.record.gz2class,
+        size,
+        encoding: planned.encoding,
+        file: path.join(imagesDir, `${planned.record.assetId}.jpg`),
+      };
     }
   }
 
   imageCount(): number {
     let skipped = 0;
-    for (const hazard of this.hazards?.byIndex.values() ?? []) if (hazardRules[hazard.kind].encoding === 'none') skipped++;
+    for (const hazard of this.hazards?.byIndex.values() ?? [])
+      if (hazardRules[hazard.kind].encoding === 'none') skipped++;
     return this.options.count - skipped;
   }
 }

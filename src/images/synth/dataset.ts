@@ -39,7 +39,8 @@ export interface SynthSummary {
 
 export function validateSynthOptions(options: SynthOptions): void {
   const positive = (flag: string, value: number, min = 1): void => {
-    if (!Number.isInteger(value) || value < min) throw new UsageError(`${flag} must be an integer of at least ${min} (got ${value}).`);
+    if (!Number.isInteger(value) || value < min)
+      throw new UsageError(`${flag} must be an integer of at least ${min} (got ${value}).`);
   };
   positive('--count', options.count);
   positive('--size', options.size, 16);
@@ -48,7 +49,9 @@ export function validateSynthOptions(options: SynthOptions): void {
     throw new UsageError(`--seed must be an integer from 0 to ${2 ** 31 - 1} (got ${options.seed}).`);
   }
   if (options.hazards && options.count < minimumHazardCount) {
-    throw new UsageError(`--count must be at least ${minimumHazardCount} with --hazards, which plants ${plantedHazardCount} hazards (got ${options.count}).`);
+    throw new UsageError(
+      `--count must be at least ${minimumHazardCount} with --hazards, which plants ${plantedHazardCount} hazards (got ${options.count}).`,
+    );
   }
 }
 
@@ -61,7 +64,9 @@ export async function synthesizeDataset(options: SynthOptions, output: Output): 
   const total = plan.imageCount();
 
   // a handful of images does not pay for starting a worker per core
-  const pool = await RenderPool.start(Math.max(1, Math.min(options.threads ?? availableParallelism(), Math.ceil(total / 8))));
+  const pool = await RenderPool.start(
+    Math.max(1, Math.min(options.threads ?? availableParallelism(), Math.ceil(total / 8))),
+  );
   const progress = output.progress('synth', total, 'images');
   let images = 0;
   try {
@@ -75,7 +80,9 @@ export async function synthesizeDataset(options: SynthOptions, output: Output): 
     await pool.close();
   }
   const renderSeconds = (performance.now() - started) / 1000;
-  progress.stop(`synth: ${images} images (${options.size}x${options.size}) in ${formatSeconds(renderSeconds)} on ${pool.threads} threads`);
+  progress.stop(
+    `synth: ${images} images (${options.size}x${options.size}) in ${formatSeconds(renderSeconds)} on ${pool.threads} threads`,
+  );
 
   let catalogues: ReturnType<typeof writeCatalogues>;
   try {
@@ -100,13 +107,19 @@ export async function synthesizeDataset(options: SynthOptions, output: Output): 
       },
     });
     hazards = { file: path.join(out, hazardsFileName), planted: catalogues.joined.length, expected };
-    output.info(`synth: planted ${catalogues.joined.length} hazards; expected outcomes in ${path.join(out, hazardsFileName)}`);
+    output.info(
+      `synth: planted ${catalogues.joined.length} hazards; expected outcomes in ${path.join(out, hazardsFileName)}`,
+    );
   }
   catalogues.commit();
   const seconds = (performance.now() - started) / 1000;
   return {
-    out, count: options.count, images, seconds: round(seconds, 3),
-    imagesPerSecond: round(images / Math.max(renderSeconds, 1e-9), 1), hazards,
+    out,
+    count: options.count,
+    images,
+    seconds: round(seconds, 3),
+    imagesPerSecond: round(images / Math.max(renderSeconds, 1e-9), 1),
+    hazards,
   };
 }
 

@@ -16,7 +16,11 @@ export function synthesisRoot(config: LoadedConfig): string | null {
   if (synthesize === null) return null;
   const root = path.dirname(csv);
   const inside = (p: string): boolean => p === root || p.startsWith(`${root}${path.sep}`);
-  if (![joinedCsvName, gz2CsvName].includes(path.basename(csv)) || !inside(imageDir) || (mappingCsv !== null && !inside(mappingCsv))) {
+  if (
+    ![joinedCsvName, gz2CsvName].includes(path.basename(csv)) ||
+    !inside(imageDir) ||
+    (mappingCsv !== null && !inside(mappingCsv))
+  ) {
     throw new UserError(
       `data.synthesize is set, but synth can only write data.csv as ${joinedCsvName} or ${gz2CsvName} with data.imageDir (and data.mappingCsv) in the same folder ` +
         `(data.csv is ${csv}, data.imageDir ${imageDir}). Fix those paths, or set data.synthesize to null for real data.`,
@@ -31,15 +35,30 @@ export function synthesisRoot(config: LoadedConfig): string | null {
  * config.seed, 424x424, balanced classes, no hazards). Anything else is left alone: a missing
  * real data set is the caller's error to report, never something to fake.
  */
-export async function ensureDemoData(config: LoadedConfig, output: Output, options: { count?: number } = {}): Promise<{ synthesized: boolean }> {
+export async function ensureDemoData(
+  config: LoadedConfig,
+  output: Output,
+  options: { count?: number } = {},
+): Promise<{ synthesized: boolean }> {
   if (existsSync(config.data.csv)) return { synthesized: false };
   const root = synthesisRoot(config);
   if (!root) return { synthesized: false };
   const count = options.count ?? config.data.synthesize!;
-  output.info(`demo data: ${config.data.csv} is missing, so synthesizing ${count} images into ${root} (seed ${config.seed}; once only)`);
+  output.info(
+    `demo data: ${config.data.csv} is missing, so synthesizing ${count} images into ${root} (seed ${config.seed}; once only)`,
+  );
   // force: a previous interrupted run may have left images without catalogues; only synth's own files are replaced
-  await synthesizeDataset({
-    out: root, count, seed: config.seed, size: 424, hazards: false, imbalance: false, force: true,
-  }, output);
+  await synthesizeDataset(
+    {
+      out: root,
+      count,
+      seed: config.seed,
+      size: 424,
+      hazards: false,
+      imbalance: false,
+      force: true,
+    },
+    output,
+  );
   return { synthesized: true };
 }

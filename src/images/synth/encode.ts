@@ -7,7 +7,7 @@ import type { RenderedImage } from './render.ts';
  * planted hazards of docs/interfaces.md §1 (`none` = the file is not written at all).
  */
 export type ImageEncoding =
-  | 'jpeg' | 'png' | 'grayscale-jpeg' | 'cmyk-jpeg' | 'truncated-jpeg' | 'empty' | 'text' | 'huge-jpeg' | 'none';
+  'jpeg' | 'png' | 'grayscale-jpeg' | 'cmyk-jpeg' | 'truncated-jpeg' | 'empty' | 'text' | 'huge-jpeg' | 'none';
 
 export const jpegQuality = 90;
 /** Huffman optimisation would halve the encoder's speed for 5% smaller files: not worth it here. */
@@ -15,8 +15,9 @@ const jpegOptions = { quality: jpegQuality, optimiseCoding: false } as const;
 export const hugeImageSide = 12000;
 
 /** What a failed download typically leaves behind under an image's name. */
-const notAnImageText = '<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n'
-  + '<body><h1>Not Found</h1><p>The requested image was not found on this server.</p></body></html>\n';
+const notAnImageText =
+  '<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n' +
+  '<body><h1>Not Found</h1><p>The requested image was not found on this server.</p></body></html>\n';
 
 function pixelsOf(image: RenderedImage): sharp.Sharp {
   return sharp(Buffer.from(image.pixels.buffer, image.pixels.byteOffset, image.pixels.byteLength), {
@@ -57,5 +58,11 @@ export async function encodeImage(image: RenderedImage | null, encoding: ImageEn
 
 /** Whether an encoding needs the record's pixels rendered first. */
 export function needsPixels(encoding: ImageEncoding): boolean {
-  return encoding === 'jpeg' || encoding === 'png' || encoding === 'grayscale-jpeg' || encoding === 'cmyk-jpeg' || encoding === 'truncated-jpeg';
+  return (
+    encoding === 'jpeg' ||
+    encoding === 'png' ||
+    encoding === 'grayscale-jpeg' ||
+    encoding === 'cmyk-jpeg' ||
+    encoding === 'truncated-jpeg'
+  );
 }

@@ -9,19 +9,39 @@ export function drawBackground(scene: Scene, morphology: Morphology): void {
   const { canvas, rng, n, psf } = scene;
   const stars = rng.int(7);
   for (let k = 0; k < stars; k++) {
-    canvas.addGaussian(rng.uniform(0, n), rng.uniform(0, n), Math.exp(rng.uniform(1, 4.2)), psf, psf, 0, starColour(rng));
+    canvas.addGaussian(
+      rng.uniform(0, n),
+      rng.uniform(0, n),
+      Math.exp(rng.uniform(1, 4.2)),
+      psf,
+      psf,
+      0,
+      starColour(rng),
+    );
   }
   const galaxies = rng.int(4);
   for (let k = 0; k < galaxies; k++) {
     const sx = psf + rng.uniform(0.5, 2) * (n / 212);
-    canvas.addGaussian(rng.uniform(0, n), rng.uniform(0, n), rng.uniform(1.5, 6), sx, Math.max(psf, sx * rng.uniform(0.3, 1)), rng.uniform(0, Math.PI),
-      jitter(rng, ellipticalColour, 0.2));
+    canvas.addGaussian(
+      rng.uniform(0, n),
+      rng.uniform(0, n),
+      rng.uniform(1.5, 6),
+      sx,
+      Math.max(psf, sx * rng.uniform(0.3, 1)),
+      rng.uniform(0, Math.PI),
+      jitter(rng, ellipticalColour, 0.2),
+    );
   }
   // a bright star near a galaxy is a classic confuser for the artifact class
   if (morphology.kind !== 'artifact' && rng.next() < 0.07) {
     const angle = rng.uniform(0, 2 * Math.PI);
     const distance = rng.uniform(0.3, 0.45) * n;
-    drawBrightStar(scene, n / 2 + Math.cos(angle) * distance, n / 2 + Math.sin(angle) * distance, rng.uniform(0.2, 0.6));
+    drawBrightStar(
+      scene,
+      n / 2 + Math.cos(angle) * distance,
+      n / 2 + Math.sin(angle) * distance,
+      rng.uniform(0.2, 0.6),
+    );
   }
 }
 
@@ -56,18 +76,41 @@ export function drawArtifact(scene: Scene): void {
     const offset = rng.uniform(-0.25, 0.25) * n;
     const flux = rng.uniform(8, 40);
     const shift = rng.uniform(2, 6) * k;
-    const colours: Colour[] = [{ r: 0, g: 0, b: 1 }, { r: 0, g: 1, b: 0 }, { r: 1, g: 0, b: 0 }];
+    const colours: Colour[] = [
+      { r: 0, g: 0, b: 1 },
+      { r: 0, g: 1, b: 0 },
+      { r: 1, g: 0, b: 0 },
+    ];
     colours.forEach((colour, band) => {
       const d = offset + (band - 1) * shift;
-      canvas.addLine(cx - Math.sin(angle) * d, cy + Math.cos(angle) * d, angle, n * 1.5, flux, psf * rng.uniform(0.7, 1.1), 0, colour);
+      canvas.addLine(
+        cx - Math.sin(angle) * d,
+        cy + Math.cos(angle) * d,
+        angle,
+        n * 1.5,
+        flux,
+        psf * rng.uniform(0.7, 1.1),
+        0,
+        colour,
+      );
     });
     if (rng.next() < 0.5) canvas.addGaussian(cx, cy, rng.uniform(5, 40), psf, psf, 0, starColour(rng));
   } else if (kind < 0.86) {
     // hot pixels (single detector pixels: never blurred by the PSF) and a bad column
     const hot = 15 + rng.int(40);
-    for (let j = 0; j < hot; j++) canvas.addPixel(rng.uniform(0, n), rng.uniform(0, n), rng.uniform(60, 400), starColour(rng));
+    for (let j = 0; j < hot; j++)
+      canvas.addPixel(rng.uniform(0, n), rng.uniform(0, n), rng.uniform(60, 400), starColour(rng));
     const column = rng.uniform(0.2, 0.8) * n;
-    canvas.addLine(column, n / 2, Math.PI / 2, n, rng.uniform(5, 30), 0.5 * k + 0.2, 0, jitter(rng, { r: 1, g: 1, b: 1 }, 0.3));
+    canvas.addLine(
+      column,
+      n / 2,
+      Math.PI / 2,
+      n,
+      rng.uniform(5, 30),
+      0.5 * k + 0.2,
+      0,
+      jitter(rng, { r: 1, g: 1, b: 1 }, 0.3),
+    );
     canvas.addGaussian(cx, cy, rng.uniform(20, 200), psf, psf, 0, starColour(rng));
   } else {
     // an almost empty field around a faint point source: the hard case next to compact ellipticals

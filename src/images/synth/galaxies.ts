@@ -34,8 +34,14 @@ interface Ellipse {
  * and dust lanes are drawn in the same pass. The radius is softened by the PSF width,
  * sqrt(r^2 + psf^2), which rounds the core off the way seeing does, at no per-pixel cost.
  */
-function addProfile(scene: Scene, shape: Ellipse, profile: Lookup, amplitude: number, colour: Colour,
-  modulate?: (u: number, v: number, r: number) => number): void {
+function addProfile(
+  scene: Scene,
+  shape: Ellipse,
+  profile: Lookup,
+  amplitude: number,
+  colour: Colour,
+  modulate?: (u: number, v: number, r: number) => number,
+): void {
   const { canvas } = scene;
   const n = canvas.size;
   const soft = scene.psf / shape.scale;
@@ -73,7 +79,8 @@ function addProfile(scene: Scene, shape: Ellipse, profile: Lookup, amplitude: nu
 
 export function drawElliptical(scene: Scene, m: Extract<Morphology, { kind: 'elliptical' }>): void {
   const { rng, n, cx, cy } = scene;
-  const q = m.roundness === 'r' ? rng.uniform(0.82, 1) : m.roundness === 'i' ? rng.uniform(0.5, 0.82) : rng.uniform(0.25, 0.5);
+  const q =
+    m.roundness === 'r' ? rng.uniform(0.82, 1) : m.roundness === 'i' ? rng.uniform(0.5, 0.82) : rng.uniform(0.25, 0.5);
   const sersic = rng.uniform(2.5, 5);
   const shape: Ellipse = { cx, cy, scale: rng.uniform(0.045, 0.1) * n, q, angle: rng.uniform(0, Math.PI) };
   addProfile(scene, shape, sersicLookup(sersic), rng.uniform(2.5, 10), jitter(rng, ellipticalColour, 0.1));
@@ -81,8 +88,19 @@ export function drawElliptical(scene: Scene, m: Extract<Morphology, { kind: 'ell
     // a smaller merging companion
     const angle = rng.uniform(0, 2 * Math.PI);
     const d = shape.scale * rng.uniform(1.5, 3);
-    addProfile(scene, { cx: cx + Math.cos(angle) * d, cy: cy + Math.sin(angle) * d, scale: shape.scale * 0.5, q: rng.uniform(0.5, 1), angle: rng.uniform(0, Math.PI) },
-      sersicLookup(rng.uniform(2, 4)), rng.uniform(2, 6), jitter(rng, ellipticalColour, 0.1));
+    addProfile(
+      scene,
+      {
+        cx: cx + Math.cos(angle) * d,
+        cy: cy + Math.sin(angle) * d,
+        scale: shape.scale * 0.5,
+        q: rng.uniform(0.5, 1),
+        angle: rng.uniform(0, Math.PI),
+      },
+      sersicLookup(rng.uniform(2, 4)),
+      rng.uniform(2, 6),
+      jitter(rng, ellipticalColour, 0.1),
+    );
   }
 }
 
@@ -103,7 +121,8 @@ export function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spi
   const barLength = m.barred ? h * rng.uniform(1.1, 2) : 0;
   const barAngle = rng.uniform(0, Math.PI);
   const armCount = m.arms === null ? 2 : m.arms === '+' ? 5 : m.arms === '?' ? 2 + rng.int(2) : m.arms;
-  const contrast = m.arms === null ? rng.uniform(0, 0.15) : m.arms === '?' ? rng.uniform(0.3, 0.5) : rng.uniform(0.6, 0.95);
+  const contrast =
+    m.arms === null ? rng.uniform(0, 0.15) : m.arms === '?' ? rng.uniform(0.3, 0.5) : rng.uniform(0.6, 0.95);
   const [pLo, pHi] = pitchDegrees[m.winding ?? 'm'];
   const pitch = (rng.uniform(pLo, pHi) * Math.PI) / 180;
   const windingRate = 1 / Math.tan(pitch);
@@ -143,11 +162,31 @@ export function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spi
   };
   // a fifth of disks are red and dead (passive spirals, S0-like): colour alone must not give the class away
   const colour = rng.next() < 0.2 ? mix(diskColour, ellipticalColour, rng.uniform(0.5, 1)) : diskColour;
-  addProfile(scene, { cx, cy, scale: h, q, angle }, exponentialLookup(), centralDisk * (1 - bt * 0.5), colour, modulate);
-  addProfile(scene, { cx, cy, scale: bulgeRe, q: Math.min(1, q + 0.3), angle }, sersicLookup(rng.uniform(1.5, 3.5)),
-    centralDisk * bt * rng.uniform(0.6, 1.2), jitter(rng, bulgeColour, 0.08));
+  addProfile(
+    scene,
+    { cx, cy, scale: h, q, angle },
+    exponentialLookup(),
+    centralDisk * (1 - bt * 0.5),
+    colour,
+    modulate,
+  );
+  addProfile(
+    scene,
+    { cx, cy, scale: bulgeRe, q: Math.min(1, q + 0.3), angle },
+    sersicLookup(rng.uniform(1.5, 3.5)),
+    centralDisk * bt * rng.uniform(0.6, 1.2),
+    jitter(rng, bulgeColour, 0.08),
+  );
   if (m.barred) {
-    canvas.addGaussian(cx, cy, centralDisk * rng.uniform(0.5, 0.9), barLength * 0.55, Math.max(psf, barLength * rng.uniform(0.12, 0.2)), barAngle, bulgeColour);
+    canvas.addGaussian(
+      cx,
+      cy,
+      centralDisk * rng.uniform(0.5, 0.9),
+      barLength * 0.55,
+      Math.max(psf, barLength * rng.uniform(0.12, 0.2)),
+      barAngle,
+      bulgeColour,
+    );
   }
   // star-forming knots along the arms
   if (m.arms !== null) {
@@ -166,8 +205,19 @@ export function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spi
   if (m.odd === '(m)') {
     const a = rng.uniform(0, 2 * Math.PI);
     const d = h * rng.uniform(2, 4);
-    addProfile(scene, { cx: cx + Math.cos(a) * d, cy: cy + Math.sin(a) * d, scale: h * 0.4, q: rng.uniform(0.5, 1), angle: rng.uniform(0, Math.PI) },
-      sersicLookup(2), rng.uniform(2, 5), jitter(rng, bulgeColour, 0.1));
+    addProfile(
+      scene,
+      {
+        cx: cx + Math.cos(a) * d,
+        cy: cy + Math.sin(a) * d,
+        scale: h * 0.4,
+        q: rng.uniform(0.5, 1),
+        angle: rng.uniform(0, Math.PI),
+      },
+      sersicLookup(2),
+      rng.uniform(2, 5),
+      jitter(rng, bulgeColour, 0.1),
+    );
   }
 }
 
@@ -181,7 +231,11 @@ let unitCircle: { cos: Float32Array; sin: Float32Array } | null = null;
  * cos and sin of φ0 - m k ln r over r in [0, 8) disk scale lengths, from per-thread tables of
  * ln r and of one turn of the unit circle: per image, a multiply and two lookups per bin.
  */
-function armPhaseTable(arms: number, windingRate: number, phase: number): { cos: Float32Array; sin: Float32Array; scale: number; last: number } {
+function armPhaseTable(
+  arms: number,
+  windingRate: number,
+  phase: number,
+): { cos: Float32Array; sin: Float32Array; scale: number; last: number } {
   if (!logRadius || !unitCircle) {
     logRadius = new Float64Array(phaseBins + 1);
     for (let i = 0; i <= phaseBins; i++) logRadius[i] = Math.log(((i + 0.5) / phaseBins) * phaseMax);
@@ -222,9 +276,9 @@ export function drawEdgeOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spi
   // v is in units of the disk's thickness here, so the lane follows the mid-plane
   const lane = dust
     ? (_u: number, v: number): number => {
-      const d = (v - laneOffset) / laneWidth;
-      return 1 - laneDepth * Math.exp(-d * d);
-    }
+        const d = (v - laneOffset) / laneWidth;
+        return 1 - laneDepth * Math.exp(-d * d);
+      }
     : undefined;
   addProfile(scene, { cx, cy, scale: h, q, angle }, exponentialLookup(), central, diskColour, lane);
   if (m.bulge !== 'n') {
@@ -232,7 +286,13 @@ export function drawEdgeOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spi
     const bulgeQ = m.bulge === 'b' ? rng.uniform(0.45, 0.65) : rng.uniform(0.75, 1);
     // a bulge seen through the lane is dimmed along the plane too
     const bulgeLane = lane ? (u: number, v: number): number => lane(u, (v * bulgeQ * re) / (q * h)) : undefined;
-    addProfile(scene, { cx, cy, scale: re, q: bulgeQ, angle }, sersicLookup(m.bulge === 'b' ? 1.2 : 2.5), central * rng.uniform(0.5, 1.2),
-      jitter(rng, bulgeColour, 0.08), bulgeLane);
+    addProfile(
+      scene,
+      { cx, cy, scale: re, q: bulgeQ, angle },
+      sersicLookup(m.bulge === 'b' ? 1.2 : 2.5),
+      central * rng.uniform(0.5, 1.2),
+      jitter(rng, bulgeColour, 0.08),
+      bulgeLane,
+    );
   }
 }

@@ -7,12 +7,33 @@ import type { ImageEncoding } from './encode.ts';
  * (seed, count).
  */
 export type HazardKind =
-  | 'missing-image' | 'empty-file' | 'truncated-jpeg' | 'not-an-image' | 'png-as-jpg' | 'grayscale-jpeg' | 'cmyk-jpeg'
-  | 'huge-image' | 'duplicate-id' | 'empty-label' | 'unknown-label' | 'id-with-slash' | 'id-with-dotdot' | 'too-few-columns';
+  | 'missing-image'
+  | 'empty-file'
+  | 'truncated-jpeg'
+  | 'not-an-image'
+  | 'png-as-jpg'
+  | 'grayscale-jpeg'
+  | 'cmyk-jpeg'
+  | 'huge-image'
+  | 'duplicate-id'
+  | 'empty-label'
+  | 'unknown-label'
+  | 'id-with-slash'
+  | 'id-with-dotdot'
+  | 'too-few-columns';
 
 export type RejectReasonName =
-  | 'missing-image' | 'empty-file' | 'corrupt-image' | 'not-an-image' | 'too-large' | 'unlabelled' | 'unknown-label'
-  | 'duplicate-id' | 'invalid-id' | 'malformed-row' | 'unmapped-id';
+  | 'missing-image'
+  | 'empty-file'
+  | 'corrupt-image'
+  | 'not-an-image'
+  | 'too-large'
+  | 'unlabelled'
+  | 'unknown-label'
+  | 'duplicate-id'
+  | 'invalid-id'
+  | 'malformed-row'
+  | 'unmapped-id';
 
 interface HazardRule {
   copies: number;
@@ -87,7 +108,10 @@ export function planHazards(seed: number, count: number): HazardPlan {
   for (const kind of hazardKinds) {
     for (let copy = 0; copy < hazardRules[kind].copies; copy++) {
       const index = pick();
-      byIndex.set(index, kind === 'duplicate-id' ? { kind, index, copy, originalIndex: pick() } : { kind, index, copy });
+      byIndex.set(
+        index,
+        kind === 'duplicate-id' ? { kind, index, copy, originalIndex: pick() } : { kind, index, copy },
+      );
     }
   }
   return { byIndex, unmappedIndex: pick() };

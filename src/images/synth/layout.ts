@@ -12,5 +12,13 @@ export const synthOutputs = [imagesDirName, joinedCsvName, gz2CsvName, mappingCs
 export const synthOutputList = synthOutputs.map((name) => (name === imagesDirName ? `${name}/` : name)).join(', ');
 
 export const joinedHeader = ['asset_id', 'dr7objid', 'gz2class', 'ra', 'dec'] as const;
-export const gz2Header = ['dr7objid', 'ra', 'dec', 'gz2_class', 'total_votes', 'total_classifications', ...voteFractionColumns] as const;
+export const gz2Header = [
+  'dr7objid',
+  'ra',
+  'dec',
+  'gz2_class',
+  'total_votes',
+  'total_classifications',
+  ...voteFractionColumns,
+] as const;
 export const mappingHeader = ['objid', 'sample', 'asset_id'] as const;

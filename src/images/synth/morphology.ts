@@ -23,9 +23,16 @@ export type EdgeOnBulge = 'r' | 'b' | 'n';
 
 export type Morphology =
   | { kind: 'elliptical'; roundness: Roundness; odd: string | null }
-  | { kind: 'spiral'; edgeOn: false; barred: boolean; bulge: BulgeProminence;
+  | {
+      kind: 'spiral';
+      edgeOn: false;
+      barred: boolean;
+      bulge: BulgeProminence;
       /** null = arms not counted ("S[B][a-d]"); '?' = arms seen but uncountable; '+' = more than four */
-      arms: 1 | 2 | 3 | 4 | '+' | '?' | null; winding: Winding | null; odd: string | null }
+      arms: 1 | 2 | 3 | 4 | '+' | '?' | null;
+      winding: Winding | null;
+      odd: string | null;
+    }
   | { kind: 'spiral'; edgeOn: true; bulge: EdgeOnBulge; odd: string | null }
   | { kind: 'artifact' };
 
@@ -74,8 +81,13 @@ export function parseGz2Class(gz2class: string): Morphology {
   if (m) {
     const arms = m[3] === undefined ? null : m[3] === '+' || m[3] === '?' ? m[3] : (Number(m[3]) as 1 | 2 | 3 | 4);
     return {
-      kind: 'spiral', edgeOn: false, barred: m[1] === 'B', bulge: m[2] as BulgeProminence,
-      arms, winding: (m[4] as Winding | undefined) ?? null, odd: m[5] ?? null,
+      kind: 'spiral',
+      edgeOn: false,
+      barred: m[1] === 'B',
+      bulge: m[2] as BulgeProminence,
+      arms,
+      winding: (m[4] as Winding | undefined) ?? null,
+      odd: m[5] ?? null,
     };
   }
   throw new Error(`synth: unexpected gz2 class string ${JSON.stringify(gz2class)}`);

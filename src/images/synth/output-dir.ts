@@ -7,8 +7,10 @@ import { imagesDirName, synthOutputList, synthOutputs } from './layout.ts';
 export class SynthOutputNotEmptyError extends UserError {
   constructor(dir: string, entries: string[]) {
     const shown = entries.slice(0, 5).join(', ') + (entries.length > 5 ? `, ... (${entries.length} entries)` : '');
-    super(`--out ${dir} is not empty (it contains ${shown}); nothing was written. Choose a new or empty folder, `
-      + `or pass --force to replace what synth writes there (${synthOutputList}); other files are left alone.`);
+    super(
+      `--out ${dir} is not empty (it contains ${shown}); nothing was written. Choose a new or empty folder, ` +
+        `or pass --force to replace what synth writes there (${synthOutputList}); other files are left alone.`,
+    );
   }
 }
 
@@ -33,7 +35,9 @@ export function prepareOutputDir(out: string, force: boolean): void {
       if (!force) throw new SynthOutputNotEmptyError(out, entries);
       const ours = new Set<string>(synthOutputs);
       try {
-        for (const entry of entries) if (ours.has(entry) || (isTempName(entry) && ours.has(entry.replace(/\.\d+\.tmp$/, '')))) rmSync(path.join(out, entry), { recursive: true, force: true });
+        for (const entry of entries)
+          if (ours.has(entry) || (isTempName(entry) && ours.has(entry.replace(/\.\d+\.tmp$/, ''))))
+            rmSync(path.join(out, entry), { recursive: true, force: true });
       } catch (error) {
         throw asOutputError(error, out);
       }

@@ -51,13 +51,17 @@ export function renderRecord(seed: number, index: number, gz2class: string, size
   }
   const noise = skyNoise();
   // the encoder holds on to the returned pixels asynchronously, so they are never scratch
-  const pixels = canvas.toRgb8(displayStretch(rng.int(5), rng.int(6)), {
-    level: jitter(rng, { r: 0.5, g: 0.45, b: 0.55 }, 0.3),
-    sigma: jitter(rng, { r: 1, g: 0.9, b: 1.15 }, 0.2),
-    noise,
-    offsets: [rng.int(noise.length), rng.int(noise.length), rng.int(noise.length)],
-    stride: 1 + 2 * rng.int(1000),
-  }, n === size ? undefined : rgb);
+  const pixels = canvas.toRgb8(
+    displayStretch(rng.int(5), rng.int(6)),
+    {
+      level: jitter(rng, { r: 0.5, g: 0.45, b: 0.55 }, 0.3),
+      sigma: jitter(rng, { r: 1, g: 0.9, b: 1.15 }, 0.2),
+      noise,
+      offsets: [rng.int(noise.length), rng.int(noise.length), rng.int(noise.length)],
+      stride: 1 + 2 * rng.int(1000),
+    },
+    n === size ? undefined : rgb,
+  );
   return { pixels: n === size ? pixels : upsample2x(pixels, n, wide), size };
 }
 

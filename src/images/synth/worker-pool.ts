@@ -3,7 +3,10 @@ import { Worker } from 'node:worker_threads';
 import type { RenderJob } from './render-job.ts';
 import type { JobReply, JobRequest } from './render-worker.ts';
 
-const workerModule = new URL(import.meta.url.endsWith('.ts') ? './render-worker.ts' : './render-worker.js', import.meta.url);
+const workerModule = new URL(
+  import.meta.url.endsWith('.ts') ? './render-worker.ts' : './render-worker.js',
+  import.meta.url,
+);
 
 /**
  * A worker thread does not inherit the TypeScript loader that runs this file under tsx (via
@@ -97,7 +100,11 @@ export class RenderPool {
     return this.workers.length;
   }
 
-  async run(jobs: Iterable<RenderJob>, onDone: (job: RenderJob, bytes: number) => void, slotsPerWorker = 2): Promise<void> {
+  async run(
+    jobs: Iterable<RenderJob>,
+    onDone: (job: RenderJob, bytes: number) => void,
+    slotsPerWorker = 2,
+  ): Promise<void> {
     const iterator = jobs[Symbol.iterator]();
     let failed = false;
     const lane = async (worker: RenderWorker): Promise<void> => {

@@ -25,7 +25,11 @@ export function batchMatMul(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
     return turned;
   };
   const multiply = (left: tf.TensorInfo, right: tf.TensorInfo) =>
-    runOriginal('BatchMatMul', { ...args, inputs: { a: left, b: right }, attrs: { ...args.attrs, transposeA: false, transposeB: false } });
+    runOriginal('BatchMatMul', {
+      ...args,
+      inputs: { a: left, b: right },
+      attrs: { ...args.attrs, transposeA: false, transposeB: false },
+    });
   const size = (t: tf.TensorInfo) => t.shape.reduce((p, q) => p * q, 1);
   let product: tf.TensorInfo;
   if (transposeB && !transposeA && size(b) > size(a)) {

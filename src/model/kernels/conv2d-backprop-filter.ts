@@ -1,6 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { convGeometry, type ConvGeometry } from './conv-geometry.ts';
-import { add, convolve, pad, release, reshape, runWasmKernel, slice, transpose, type WasmBackend } from './wasm-primitives.ts';
+import {
+  add,
+  convolve,
+  pad,
+  release,
+  reshape,
+  runWasmKernel,
+  slice,
+  transpose,
+  type WasmBackend,
+} from './wasm-primitives.ts';
 
 /**
  * dW[kh,kw,ci,co] = Σ_{n,i,j} x[n, i·s + kh − pt, j·s + kw − pl, ci] · dy[n,i,j,co]. At stride 1
@@ -37,12 +47,23 @@ function asShiftedProducts(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInf
   // The grid: the input with the forward pass's padding, tall and wide enough for every shift.
   const height = Math.max(g.inHeight + g.padTop, g.outHeight + kh - 1);
   const width = Math.max(g.inWidth + g.padLeft, g.outWidth + kw - 1);
-  const padded = g.padTop === 0 && g.padLeft === 0 && height === g.inHeight && width === g.inWidth
-    ? x
-    : pad(wasm, x, [[0, 0], [g.padTop, height - g.inHeight - g.padTop], [g.padLeft, width - g.inWidth - g.padLeft], [0, 0]]);
+  const padded =
+    g.padTop === 0 && g.padLeft === 0 && height === g.inHeight && width === g.inWidth
+      ? x
+      : pad(wasm, x, [
+          [0, 0],
+          [g.padTop, height - g.inHeight - g.padTop],
+          [g.padLeft, width - g.inWidth - g.padLeft],
+          [0, 0],
+        ]);
   const rowsOfX = transpose(wasm, padded, [3, 0, 1, 2]); // [Cin, N, H̃, W̃]: one row of M per channel
   if (padded !== x) release(wasm, padded);
-  const dyGrid = pad(wasm, dy, [[0, 0], [0, height - g.outHeight], [0, width - g.outWidth], [0, 0]]);
+  const dyGrid = pad(wasm, dy, [
+    [0, 0],
+    [0, height - g.outHeight],
+    [0, width - g.outWidth],
+    [0, 0],
+  ]);
   const m = n * height * width;
   const dyRows = reshape(wasm, dyGrid, [m, cout]);
   release(wasm, dyGrid);
@@ -68,7 +89,12 @@ function asShiftedProducts(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInf
       }
     }
     const dyChunk = rows === m ? dyRows : slice(wasm, dyRows, [m0, 0], [rows, cout]);
-    const partial = runWasmKernel(wasm, 'BatchMatMul', { a: shifted, b: dyChunk }, { transposeA: false, transposeB: false });
+    const partial = runWasmKernel(
+      wasm,
+      'BatchMatMul',
+      { a: shifted, b: dyChunk },
+      { transposeA: false, transposeB: false },
+    );
     release(wasm, shifted);
     if (dyChunk !== dyRows) release(wasm, dyChunk);
     total = addInto(wasm, total, partial);
@@ -86,7 +112,11 @@ function withDyAsFilter(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, 
   // (a surplus column from rounding is sliced off below).
   const padRight = Math.max(0, g.filterWidth - 1 + (g.outWidth - 1) * g.strideWidth + 1 - g.inWidth - g.padLeft);
   const grad = bandedConvolution(wasm, xT, dyT, {
-    dilations: [g.strideHeight, g.strideWidth], top: g.padTop, left: g.padLeft, right: padRight, outHeight: g.filterHeight,
+    dilations: [g.strideHeight, g.strideWidth],
+    top: g.padTop,
+    left: g.padLeft,
+    right: padRight,
+    outHeight: g.filterHeight,
   }); // [Cin, kh, >=kw, Cout]
   release(wasm, xT, dyT);
   let exact = grad;
@@ -129,7 +159,8 @@ function bandedConvolution(
     const to = Math.min(h, last);
     if (to <= from) continue; // the band only meets padding: it adds nothing
     const band = rows === fh ? filter : slice(wasm, filter, [r0, 0, 0, 0], [rows, fw, channels, outChannels]);
-    const inputRows = from === 0 && to === h ? input : slice(wasm, input, [0, from, 0, 0], [batch, to - from, w, channels]);
+    const inputRows =
+      from === 0 && to === h ? input : slice(wasm, input, [0, from, 0, 0], [batch, to - from, w, channels]);
     const partial = convolve(wasm, inputRows, band, {
       strides: [1, 1],
       dilations: conv.dilations,

@@ -18,7 +18,14 @@ export function conv2DBackpropInput({ inputs, backend, attrs }: Parameters<tf.Ke
   let dilated = dy;
   if (g.strideHeight > 1 || g.strideWidth > 1) {
     const view = reshape(wasm, dy, [n, outH, 1, outW, 1, cout]);
-    const spread = pad(wasm, view, [[0, 0], [0, 0], [0, g.strideHeight - 1], [0, 0], [0, g.strideWidth - 1], [0, 0]]);
+    const spread = pad(wasm, view, [
+      [0, 0],
+      [0, 0],
+      [0, g.strideHeight - 1],
+      [0, 0],
+      [0, g.strideWidth - 1],
+      [0, 0],
+    ]);
     release(wasm, view);
     dilated = reshape(wasm, spread, [n, outH * g.strideHeight, outW * g.strideWidth, cout]);
     release(wasm, spread);
@@ -37,7 +44,11 @@ export function conv2DBackpropInput({ inputs, backend, attrs }: Parameters<tf.Ke
   const cropLeft = left - wantLeft;
   const bottom = Math.max(0, g.inHeight + cropTop - top + g.filterHeight - 1 - dilH);
   const right = Math.max(0, g.inWidth + cropLeft - left + g.filterWidth - 1 - dilW);
-  const full = convolve(wasm, dilated, swapped, { strides: [1, 1], dilations: [1, 1], pads: [top, right, bottom, left] });
+  const full = convolve(wasm, dilated, swapped, {
+    strides: [1, 1],
+    dilations: [1, 1],
+    pads: [top, right, bottom, left],
+  });
   release(wasm, swapped);
   if (dilated !== dy) release(wasm, dilated);
   if (cropTop === 0 && cropLeft === 0 && full.shape[1] === g.inHeight && full.shape[2] === g.inWidth) return full;

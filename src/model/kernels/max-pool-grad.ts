@@ -23,7 +23,12 @@ export function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
     dimRoundingMode?: 'floor' | 'round' | 'ceil';
   };
   const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode,
+    input.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
   );
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
   const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
@@ -56,7 +61,10 @@ export function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
           for (let r = r0, rowBase = corner + ch; r < r1; r++, rowBase += rowStride) {
             for (let col = c0, p = rowBase; col < c1; col++, p += c) {
               const value = x[p]!;
-              if (value > max) { max = value; best = p; } // strict: the first maximum wins
+              if (value > max) {
+                max = value;
+                best = p;
+              } // strict: the first maximum wins
             }
           }
           if (best >= 0) out[best] = out[best]! + g[o + ch]!;
@@ -68,7 +76,17 @@ export function maxPoolGrad(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
 }
 
 /** The notebook's 2x2/2 pool unrolled: four comparisons in window order, first maximum wins. */
-function routePairs(x: Float32Array, g: Float32Array, out: Float32Array, n: number, h: number, oh: number, ow: number, c: number, rowStride: number): void {
+function routePairs(
+  x: Float32Array,
+  g: Float32Array,
+  out: Float32Array,
+  n: number,
+  h: number,
+  oh: number,
+  ow: number,
+  c: number,
+  rowStride: number,
+): void {
   for (let b = 0; b < n; b++) {
     for (let i = 0; i < oh; i++) {
       let top = (b * h + 2 * i) * rowStride;
@@ -82,8 +100,14 @@ function routePairs(x: Float32Array, g: Float32Array, out: Float32Array, n: numb
           const p11 = p10 + c;
           let best = p00;
           let max = x[p00]!;
-          if (x[p01]! > max) { max = x[p01]!; best = p01; }
-          if (x[p10]! > max) { max = x[p10]!; best = p10; }
+          if (x[p01]! > max) {
+            max = x[p01]!;
+            best = p01;
+          }
+          if (x[p10]! > max) {
+            max = x[p10]!;
+            best = p10;
+          }
           if (x[p11]! > max) best = p11;
           out[best] = g[o]!;
         }

@@ -23,11 +23,19 @@ export function sum(args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
   const d0 = axes.length > 1 ? x.shape[0]! : 1;
   const rest = outer / d0;
   const view = reshape(backend, x, [d0, rest, 1, inner]);
-  const pooled = runWasmKernel(backend, 'AvgPool', { x: view }, { filterSize: [rest, 1], strides: [1, 1], pad: 'valid' });
+  const pooled = runWasmKernel(
+    backend,
+    'AvgPool',
+    { x: view },
+    { filterSize: [rest, 1], strides: [1, 1], pad: 'valid' },
+  );
   release(backend, view);
   const rows = reshape(backend, pooled, [d0, inner]);
   release(backend, pooled);
-  const summed = d0 > 1 ? runOriginal('Sum', { inputs: { x: rows }, backend: args.backend, attrs: { axis: 0, keepDims: false } }) : rows;
+  const summed =
+    d0 > 1
+      ? runOriginal('Sum', { inputs: { x: rows }, backend: args.backend, attrs: { axis: 0, keepDims: false } })
+      : rows;
   if (summed !== rows) release(backend, rows);
   const scale = backend.makeOutput([], 'float32', undefined, new Float32Array([rest]));
   const product = runWasmKernel(backend, 'Multiply', { a: summed, b: scale });

@@ -18,9 +18,15 @@ export interface WasmBackend extends tf.KernelBackend {
 export type Attrs = Record<string, unknown>;
 
 /** Runs one of the wasm backend's registered kernels directly (no engine bookkeeping: we own the result). */
-export function runWasmKernel(backend: WasmBackend, name: string, inputs: Record<string, tf.TensorInfo>, attrs: Attrs = {}): tf.TensorInfo {
+export function runWasmKernel(
+  backend: WasmBackend,
+  name: string,
+  inputs: Record<string, tf.TensorInfo>,
+  attrs: Attrs = {},
+): tf.TensorInfo {
   const kernel = tf.getKernel(name, 'wasm');
-  if (!kernel) throw new Error(`the wasm backend has no '${name}' kernel, which the project's training kernels are built on`);
+  if (!kernel)
+    throw new Error(`the wasm backend has no '${name}' kernel, which the project's training kernels are built on`);
   const out = kernel.kernelFunc({ inputs, backend, attrs: attrs as tf.NamedAttrMap });
   return Array.isArray(out) ? out[0]! : out;
 }
@@ -103,7 +109,12 @@ const convFunctions = new WeakMap<WasmBackend, (...args: number[]) => void>();
  * The backend's XNNPACK Conv2D with explicit, asymmetric padding (tfjs's Conv2D kernel only
  * passes 'same'/'valid'/symmetric numbers). x: [N,H,W,Cin], filter: [fh,fw,Cin,Cout], NHWC.
  */
-export function convolve(backend: WasmBackend, x: tf.TensorInfo, filter: tf.TensorInfo, conv: ExplicitConv): tf.TensorInfo {
+export function convolve(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  conv: ExplicitConv,
+): tf.TensorInfo {
   let fn = convFunctions.get(backend);
   if (!fn) {
     // Same signature as tfjs-backend-wasm's own Conv2D setup (19 numbers).
@@ -121,6 +132,26 @@ export function convolve(backend: WasmBackend, x: tf.TensorInfo, filter: tf.Tens
   if (outH < 1 || outW < 1) throw new Error(`convolve: empty output ${outH}x${outW}`);
   const out = backend.makeOutput([n, outH, outW, cout], 'float32');
   const id = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).id;
-  fn(id(x), n, h, w, id(filter), fh, fw, top, right, bottom, left, /* isSamePad */ 0, dh, dw, sh, sw, cin, cout, id(out));
+  fn(
+    id(x),
+    n,
+    h,
+    w,
+    id(filter),
+    fh,
+    fw,
+    top,
+    right,
+    bottom,
+    left,
+    /* isSamePad */ 0,
+    dh,
+    dw,
+    sh,
+    sw,
+    cin,
+    cout,
+    id(out),
+  );
   return out;
 }
