@@ -3,7 +3,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel } from '../src/model/architecture.ts';
 import { selectBackend } from '../src/model/backend.ts';
-import { chunking, gemmChunking } from '../src/model/kernels/conv2d-backprop-filter.ts';
+import { conv2DBackpropFilterWith } from '../src/model/kernels/conv2d-backprop-filter.ts';
 import { convolve, type WasmBackend } from '../src/model/kernels/wasm-primitives.ts';
 
 /**
@@ -50,7 +50,10 @@ function on(backend: string, op: () => tf.Tensor): Values {
 
 function compare(name: string, op: () => tf.Tensor): void {
   const reference = on('cpu', op);
-  const candidate = on('wasm', op);
+  assertClose(name, on('wasm', op), reference);
+}
+
+function assertClose(name: string, candidate: Values, reference: Values): void {
   assert.deepEqual(candidate.shape, reference.shape, `${name}: shape`);
   const error = relativeError(candidate.data, reference.data);
   assert.ok(error <= TOLERANCE, `${name}: relative error ${error.toExponential(2)} > ${TOLERANCE}`);
@@ -120,33 +123,26 @@ describe('Conv2DBackpropFilter (wasm) matches cpu', () => {
 });
 
 test('Conv2DBackpropFilter split into many pieces (matrix-product chunks at stride 1, filter bands at stride 2) still matches cpu', () => {
-  const saved = { matrixBytes: gemmChunking.matrixBytes, filterBytes: chunking.filterBytes };
-  try {
-    gemmChunking.matrixBytes = 4 * 27 * 1000; // 1,000 rows per product: 9 chunks, the last one short
-    chunking.filterBytes = 2048; // a band of one or two filter rows
-    for (const c of [
-      { n: 2, h: 64, w: 64, cin: 3, cout: 8, k: 3, stride: 1, pad: 'valid' },
-      { n: 2, h: 64, w: 64, cin: 3, cout: 8, k: 3, stride: 1, pad: 'same' },
-      { n: 2, h: 40, w: 40, cin: 3, cout: 8, k: 3, stride: 2, pad: 'valid' },
-    ] as ConvCase[]) {
-      const s = convShapes(c);
-      const x = random(s.x, 11);
-      const dy = random(s.dy, 12);
-      compare(
-        `Conv2DBackpropFilter s${c.stride} ${c.pad}`,
-        () =>
-          tf
-            .engine()
-            .runKernel(
-              'Conv2DBackpropFilter',
-              { x: t4(x), dy: t4(dy) },
-              { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: s.filter },
-            ) as tf.Tensor,
-      );
-    }
-  } finally {
-    Object.assign(gemmChunking, { matrixBytes: saved.matrixBytes });
-    Object.assign(chunking, { filterBytes: saved.filterBytes });
+  // 1,000 rows per product (9 chunks, the last one short); a band of one or two filter rows
+  const finelyCut = conv2DBackpropFilterWith({ matrixBytes: 4 * 27 * 1000, filterBytes: 2048 });
+  for (const c of [
+    { n: 2, h: 64, w: 64, cin: 3, cout: 8, k: 3, stride: 1, pad: 'valid' },
+    { n: 2, h: 64, w: 64, cin: 3, cout: 8, k: 3, stride: 1, pad: 'same' },
+    { n: 2, h: 40, w: 40, cin: 3, cout: 8, k: 3, stride: 2, pad: 'valid' },
+  ] as ConvCase[]) {
+    const s = convShapes(c);
+    const x = random(s.x, 11);
+    const dy = random(s.dy, 12);
+    const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', filterShape: s.filter };
+    const reference = on(
+      'cpu',
+      () => tf.engine().runKernel('Conv2DBackpropFilter', { x: t4(x), dy: t4(dy) }, attrs) as tf.Tensor,
+    );
+    const candidate = on('wasm', () => {
+      const out = finelyCut({ inputs: { x: t4(x), dy: t4(dy) }, backend: tf.backend(), attrs }) as tf.TensorInfo;
+      return tf.engine().makeTensorFromTensorInfo(out);
+    });
+    assertClose(`Conv2DBackpropFilter s${c.stride} ${c.pad}`, candidate, reference);
   }
 });
 

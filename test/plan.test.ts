@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { validateConfig } from '../src/config/load.ts';
 import { NO_DATA, planComponents, planMemory, MemoryPlanError, type DataFacts } from '../src/memory/plan.ts';
-import { minimumLimitMB, refusePhases, refuseResume, trialRefusal } from '../src/memory/refusals.ts';
+import { refusePhases, refuseResume, trialRefusal } from '../src/memory/refusals.ts';
 import { runCli } from './support/run-cli.ts';
 
 const MiB = 1024 * 1024;
@@ -34,17 +34,79 @@ test('at 8 GB both phases fit, every reserve is shown, and the peak is the large
   const p = plan({ memory: { limitMB: 8192 } });
   refusePhases(config({ memory: { limitMB: 8192 } }), p);
   assert.ok(p.totalBytes <= p.limitBytes);
-  assert.equal(p.totalBytes, Math.max(p.prepare.totalBytes, p.train.totalBytes));
   const components = planComponents(p);
   for (const phase of ['prepare', 'train'] as const) {
-    assert.equal(
-      components.filter((c) => c.phase === null || c.phase === phase).reduce((s, c) => s + c.bytes, 0),
-      p[phase].totalBytes,
-    );
+    const shown = components.filter((c) => c.phase === null || c.phase === phase).reduce((s, c) => s + c.bytes, 0);
+    assert.equal(shown, p[phase].totalBytes, `${phase}: the rows shown add up to the phase`);
   }
-  // the records a shard holds stay in flight until it is flushed: the permits cover two shards
-  assert.ok(p.permits > 2 * p.shardImages);
-  assert.ok(p.shardImages * p.recordBytes <= 16 * MiB);
+  assert.ok(p.train.totalBytes > p.prepare.totalBytes, 'training is the larger phase at the defaults');
+  assert.equal(p.totalBytes, p.train.totalBytes);
+});
+
+test('the documented plan (docs/prepare.md, "Measured"): 1024 MB, 128x128x3 uint8 records, 2 cores', () => {
+  const p = plan({ memory: { limitMB: 1024 } });
+  assert.deepEqual(
+    {
+      decodeConcurrency: p.decodeConcurrency,
+      sharpThreads: p.sharpThreads,
+      shardImages: p.shardImages,
+      permits: p.permits,
+      recordBytes: p.recordBytes,
+      prefetchBatches: p.prefetchBatches,
+      heapMB: p.heapMB,
+    },
+    {
+      decodeConcurrency: 2,
+      sharpThreads: 1,
+      shardImages: 341,
+      permits: 694,
+      recordBytes: 49_152,
+      prefetchBatches: 2,
+      heapMB: 96,
+    },
+  );
+  assert.equal(
+    plan({ memory: { limitMB: 8192 } }).shuffleBufferRecords,
+    20_000,
+    'the auto shuffle buffer at its ceiling',
+  );
+});
+
+test('the plan at each limit fits under it, and doubling the limit never lowers a capacity', () => {
+  const capacities = (p: ReturnType<typeof plan>) => ({
+    decodeConcurrency: p.decodeConcurrency,
+    shardImages: p.shardImages,
+    permits: p.permits,
+    orderSlots: p.orderSlots,
+    shuffleBufferRecords: p.shuffleBufferRecords,
+    prefetchBatches: p.prefetchBatches,
+  });
+  const million = { csvRows: 1_000_000, csvBytes: 15_000_000, mappingRows: 0, mappingBytes: 0 };
+  for (const image of [32, 128]) {
+    for (const facts of [NO_DATA, million]) {
+      for (let limitMB = 512; limitMB <= 16_384; limitMB *= 2) {
+        const over = { image: { width: image, height: image }, memory: { limitMB } };
+        const p = plan(over, facts);
+        for (const phase of ['prepare', 'train'] as const) {
+          let fits = true;
+          try {
+            refusePhases(config(over), p, [phase]);
+          } catch {
+            fits = false;
+          }
+          if (fits) assert.ok(p[phase].totalBytes <= p.limitBytes, `${image}px at ${limitMB} MB: ${phase} fits`);
+        }
+        if (limitMB >= 2048) refusePhases(config(over), p); // both phases fit from 2 GB on
+        const doubled = capacities(plan({ ...over, memory: { limitMB: 2 * limitMB } }, facts));
+        for (const [name, value] of Object.entries(capacities(p))) {
+          const more = doubled[name as keyof typeof doubled];
+          assert.ok(more >= value, `${image}px: ${name} ${value} at ${limitMB} MB, ${more} at twice that`);
+        }
+        // the records a shard holds stay in flight until it is flushed: the permits cover two shards
+        assert.ok(p.permits > 2 * p.shardImages);
+      }
+    }
+  }
 });
 
 test('the threaded wasm pool is reserved only when wasm may run on more than one thread', () => {
@@ -160,22 +222,22 @@ test('a trial over the limit is refused by the plan, one under it is not', () =>
 });
 
 test('resuming shards bigger than the plan holds is refused with the limit that would hold them', () => {
-  const low = config({ image: { width: 32, height: 32 }, memory: { limitMB: 300 } });
+  const at = (limitMB: number) => config({ image: { width: 32, height: 32 }, memory: { limitMB } });
+  const low = at(300);
   const p = planMemory(low, NO_DATA, { cpus: 2 });
   assert.doesNotThrow(() => refuseResume(low, p, '/c', p.shardImages));
-  const error = refusal(() => refuseResume(low, p, '/c', p.shardImages + 1000));
-  const minimum = Number(
-    /Raise memory\.limitMB to at least (\d+) to resume it, or run prepare with --force/.exec(error.message)?.[1],
-  );
+  const oldShards = p.shardImages + 1000;
+  const error = refusal(() => refuseResume(low, p, '/c', oldShards));
+  const named = (message: string) =>
+    Number(/Raise memory\.limitMB to at least (\d+) to resume it, or run prepare with --force/.exec(message)?.[1]);
+  const minimum = named(error.message);
   assert.ok(minimum > 300);
-  const there = planMemory(config({ image: { width: 32, height: 32 }, memory: { limitMB: minimum } }), NO_DATA, {
-    cpus: 2,
-  });
-  assert.ok(there.shardImages >= p.shardImages + 1000);
-  assert.equal(
-    minimumLimitMB(low, p, (q) => q.shardImages >= p.shardImages + 1000 && q.prepare.totalBytes <= q.limitBytes),
-    minimum,
-  );
+  // the fixed point: at the minimum the resume goes ahead and its phase fits; one MB less is refused, same minimum
+  const there = planMemory(at(minimum), NO_DATA, { cpus: 2 });
+  assert.doesNotThrow(() => refuseResume(at(minimum), there, '/c', oldShards));
+  assert.doesNotThrow(() => refusePhases(at(minimum), there, ['prepare']));
+  const below = planMemory(at(minimum - 1), NO_DATA, { cpus: 2 });
+  assert.equal(named(refusal(() => refuseResume(at(minimum - 1), below, '/c', oldShards)).message), minimum);
 });
 
 test('galactic plan prints the table on stdout (also with --quiet), --json only the plan object; prepare refuses an impossible plan before any work', async () => {

@@ -2,11 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { resolveWasmThreads } from '../src/core/thread-count.ts';
 
 /** Each thread count needs its own process: the wasm backend's pool is fixed when it initialises. */
-function trainStep(threads: string): { threads: number; reason: string; weights: number[][] } {
+function trainStep(threads: string, cpus?: number): { threads: number; reason: string; weights: number[][] } {
   const child = fileURLToPath(new URL('./support/wasm-threads-child.ts', import.meta.url));
-  const result = spawnSync(process.execPath, ['--import', 'tsx', child, threads], {
+  const args = cpus === undefined ? [threads] : [threads, String(cpus)];
+  const result = spawnSync(process.execPath, ['--import', 'tsx', child, ...args], {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -29,7 +31,19 @@ test('the wasm backend runs XNNPACK on the requested threads, and the process st
   assert.deepEqual(two.weights, one.weights);
 });
 
-test("threads 'auto' uses the cores available, within the build's pool of 8", async () => {
-  const { availableParallelism } = await import('node:os');
-  assert.equal(trainStep('auto').threads, Math.min(8, availableParallelism()));
+test("threads 'auto' gives one thread per core, at most the build's pool of 8; a fixed count is taken as it is", () => {
+  assert.deepEqual(
+    [1, 2, 3, 8, 12, 64].map((cores) => resolveWasmThreads('auto', cores)),
+    [1, 2, 3, 8, 8, 8],
+  );
+  assert.deepEqual(
+    [1, 3, 8, 9].map((threads) => resolveWasmThreads(threads, 2)),
+    [1, 3, 8, 8],
+  );
+});
+
+test("the backend sizes threads 'auto' from the cores it counts: 3 cores, 3 threads", () => {
+  const auto = trainStep('auto', 3);
+  assert.equal(auto.threads, 3);
+  assert.match(auto.reason, /3 threads/);
 });

@@ -28,6 +28,8 @@ export interface BackendOptions {
    * process.
    */
   threads?: 'auto' | number;
+  /** The cores 'auto' counts (default: the cores this process may use, `os.availableParallelism()`). */
+  cpus?: number;
 }
 
 /** The tfjs registry name of each backend (tfjs-node registers itself as 'tensorflow'). */
@@ -165,7 +167,7 @@ async function tryWasm(options: BackendOptions, output?: Output): Promise<Attemp
     return { ok: false, why: `${WASM_PACKAGE} could not be loaded: ${(error as Error).message}` };
   }
   // Once initialised the backend keeps its pool: later selections report what it has.
-  const threads = wasmThreads ?? resolveWasmThreads(options.threads ?? 'auto');
+  const threads = wasmThreads ?? resolveWasmThreads(options.threads ?? 'auto', options.cpus);
   let attempt = await activateWasm(wasm, threads);
   if (!attempt.ok && threads > 1) {
     // The threaded build needs worker_threads and shared memory; the single-threaded one does not.

@@ -1,13 +1,15 @@
 /**
  * Child for wasm-threads.test.ts: one training step of a small CNN on the wasm backend with the
- * thread count from argv, printing the threads in use and the updated weights. It ends without
- * process.exit, so the test also sees whether the pthread workers let the process exit.
+ * thread count from argv (and, for 'auto', the cores to count), printing the threads in use and
+ * the updated weights. It ends without process.exit, so the test also sees whether the pthread
+ * workers let the process exit.
  */
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/model/backend.ts';
 
 const threads = process.argv[2] === 'auto' ? 'auto' : Number(process.argv[2]);
-const choice = await selectBackend('wasm', undefined, { threads });
+const cpus = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
+const choice = await selectBackend('wasm', undefined, { threads, cpus });
 const model = tf.sequential({
   layers: [
     tf.layers.conv2d({

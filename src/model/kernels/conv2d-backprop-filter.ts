@@ -21,17 +21,32 @@ import {
  * (The mirror arrangement, x as the filter, packs a smaller filter but was slower in the
  * notebook's first layer, where it leaves XNNPACK only Cin = 3 output channels.)
  */
-export function conv2DBackpropFilter({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): tf.TensorInfo {
-  const wasm = backend as unknown as WasmBackend;
-  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-  const filterShape = attrs!.filterShape as [number, number, number, number];
-  const g = convGeometry('Conv2DBackpropFilter', x.shape, filterShape, attrs as never);
-  if (g.strideHeight === 1 && g.strideWidth === 1) return asShiftedProducts(wasm, x, dy, g);
-  return withDyAsFilter(wasm, x, dy, g);
+export function conv2DBackpropFilterWith(chunking: FilterGradientChunking): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const wasm = backend as unknown as WasmBackend;
+    const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+    const filterShape = attrs!.filterShape as [number, number, number, number];
+    const g = convGeometry('Conv2DBackpropFilter', x.shape, filterShape, attrs as never);
+    if (g.strideHeight === 1 && g.strideWidth === 1) return asShiftedProducts(wasm, x, dy, g, chunking.matrixBytes);
+    return withDyAsFilter(wasm, x, dy, g, chunking.filterBytes);
+  };
 }
 
-/** Rows of the shifted-input matrix per matrix product: bounds its copy (9·Cin·rows floats) to about 64 MB. */
-export const gemmChunking = { matrixBytes: 64 * 1024 * 1024 };
+/** How the gradient is cut into pieces; smaller pieces give the same result (tests cut small inputs finely). */
+export interface FilterGradientChunking {
+  /** Stride 1: rows of the shifted-input matrix per matrix product bound its copy (9·Cin·rows floats) to this. */
+  matrixBytes: number;
+  /** Other strides: bytes of filter per band, small enough for its packed copy to stay in a core's L2 cache. */
+  filterBytes: number;
+}
+
+export const DEFAULT_FILTER_GRADIENT_CHUNKING: Readonly<FilterGradientChunking> = Object.freeze({
+  matrixBytes: 64 * 1024 * 1024,
+  filterBytes: 1024 * 1024,
+});
+
+/** The kernel galactic registers. */
+export const conv2DBackpropFilter = conv2DBackpropFilterWith(DEFAULT_FILTER_GRADIENT_CHUNKING);
 
 /**
  * Stride 1: dW[kh,kw,ci,co] = Σ_m x̃[ci, m + kh·W̃ + kw] · dỹ[m, co], where x̃ is the (padded)
@@ -42,7 +57,13 @@ export const gemmChunking = { matrixBytes: 64 * 1024 * 1024 };
  * throughput of the convolution formulation on this reduction (a huge kernel over few output
  * pixels) and splits across threads well. Built from memcpy-speed row copies and Pad.
  */
-function asShiftedProducts(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry): tf.TensorInfo {
+function asShiftedProducts(
+  wasm: WasmBackend,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  g: ConvGeometry,
+  matrixBytes: number,
+): tf.TensorInfo {
   const { batch: n, inChannels: cin, outChannels: cout, filterHeight: kh, filterWidth: kw } = g;
   // The grid: the input with the forward pass's padding, tall and wide enough for every shift.
   const height = Math.max(g.inHeight + g.padTop, g.outHeight + kh - 1);
@@ -69,7 +90,7 @@ function asShiftedProducts(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInf
   release(wasm, dyGrid);
 
   const products = kh * kw * cin;
-  const chunkRows = Math.max(1, Math.floor(gemmChunking.matrixBytes / (4 * products)));
+  const chunkRows = Math.max(1, Math.floor(matrixBytes / (4 * products)));
   let total: tf.TensorInfo | null = null;
   for (let m0 = 0; m0 < m; m0 += chunkRows) {
     const rows = Math.min(chunkRows, m - m0);
@@ -105,13 +126,19 @@ function asShiftedProducts(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInf
   return dW;
 }
 
-function withDyAsFilter(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry): tf.TensorInfo {
+function withDyAsFilter(
+  wasm: WasmBackend,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  g: ConvGeometry,
+  filterBytes: number,
+): tf.TensorInfo {
   const xT = transpose(wasm, x, [3, 1, 2, 0]); // [Cin, H, W, N]
   const dyT = transpose(wasm, dy, [1, 2, 0, 3]); // [H', W', N, Cout]
   // Columns the forward pass read right of the input are zeros: pad just enough for kw outputs
   // (a surplus column from rounding is sliced off below).
   const padRight = Math.max(0, g.filterWidth - 1 + (g.outWidth - 1) * g.strideWidth + 1 - g.inWidth - g.padLeft);
-  const grad = bandedConvolution(wasm, xT, dyT, {
+  const grad = bandedConvolution(wasm, xT, dyT, filterBytes, {
     dilations: [g.strideHeight, g.strideWidth],
     top: g.padTop,
     left: g.padLeft,
@@ -129,9 +156,6 @@ function withDyAsFilter(wasm: WasmBackend, x: tf.TensorInfo, dy: tf.TensorInfo, 
   return dW;
 }
 
-/** Bytes of filter per band: small enough for its packed copy to stay in a core's L2 cache. */
-export const chunking = { filterBytes: 1024 * 1024 };
-
 /**
  * A stride-1 convolution whose output has `outHeight` rows, computed band by band over the
  * filter's rows and summed. The reduction is over the filter's whole extent, so XNNPACK's packed
@@ -143,12 +167,13 @@ function bandedConvolution(
   wasm: WasmBackend,
   input: tf.TensorInfo,
   filter: tf.TensorInfo,
+  filterBytes: number,
   conv: { dilations: [number, number]; top: number; left: number; right: number; outHeight: number },
 ): tf.TensorInfo {
   const [batch, h, w, channels] = input.shape as [number, number, number, number];
   const [fh, fw, , outChannels] = filter.shape as [number, number, number, number];
   const [dh] = conv.dilations;
-  const rowsPerBand = Math.max(1, Math.floor(chunking.filterBytes / (fw * channels * outChannels * 4)));
+  const rowsPerBand = Math.max(1, Math.floor(filterBytes / (fw * channels * outChannels * 4)));
   let total: tf.TensorInfo | null = null;
   for (let r0 = 0; r0 < fh; r0 += rowsPerBand) {
     const rows = Math.min(rowsPerBand, fh - r0);
