@@ -6,7 +6,7 @@ import type { Output } from '../core/console.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
 import { describeThreads, resolveWasmThreads } from '../core/thread-count.ts';
 import { registerNativeReluGrad, registerReluGradient } from './relu-gradient.ts';
-import { prepareWasmThreads } from './wasm-threads.ts';
+import { withWasmThreads } from './wasm-threads.ts';
 
 /**
  * The one place that picks the tfjs backend (design principle 6). Everything else imports
@@ -190,21 +190,18 @@ async function tryWasm(options: BackendOptions, output?: Output): Promise<Attemp
 const THREADED_START_TIMEOUT_MS = 60_000;
 
 async function activateWasm(wasm: typeof import('@tensorflow/tfjs-backend-wasm'), threads: number): Promise<Attempt> {
-  const endOverride = prepareWasmThreads(wasm, threads);
+  if (threads === 1) return withWasmThreads(wasm, 1, () => activate('wasm'));
   let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<Attempt>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ ok: false, why: `its worker threads did not load within ${THREADED_START_TIMEOUT_MS / 1000} s` }),
+      THREADED_START_TIMEOUT_MS,
+    );
+  });
   try {
-    if (threads === 1) return await activate('wasm');
-    const timedOut = new Promise<Attempt>((resolve) => {
-      timer = setTimeout(
-        () =>
-          resolve({ ok: false, why: `its worker threads did not load within ${THREADED_START_TIMEOUT_MS / 1000} s` }),
-        THREADED_START_TIMEOUT_MS,
-      );
-    });
-    return await Promise.race([activate('wasm'), timedOut]);
+    return await withWasmThreads(wasm, threads, () => Promise.race([activate('wasm'), timedOut]));
   } finally {
     clearTimeout(timer);
-    endOverride();
   }
 }
 

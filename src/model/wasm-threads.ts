@@ -7,8 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 /**
  * Lets tfjs-backend-wasm run its threaded XNNPACK build under Node, which tfjs 4.22 refuses
  * (`WASM_HAS_MULTITHREAD_SUPPORT` is hard-wired to false when IS_NODE, tfjs issue #3830).
- * The build itself supports Node's worker_threads; three things stand in its way, each undone
- * here for the one backend initialisation:
+ * The build itself supports Node's worker_threads; three things stand in its way, each worked
+ * around here for the one backend initialisation (`withWasmThreads`):
  *
  *  1. tfjs hands Emscripten its pthread worker as a Blob URL and the main script as a Blob,
  *     which Node's Worker cannot load. `PthreadWorker` starts the same worker source from the
@@ -54,28 +54,51 @@ function isLoadMessage(message: unknown): message is { cmd: 'load'; urlOrBlob: u
   return typeof message === 'object' && message !== null && (message as { cmd?: unknown }).cmd === 'load';
 }
 
-let shimInstalled = false;
-
-/** Emscripten's Node glue assigns `global.Worker` and later constructs pthread workers from it. */
-function installWorkerShim(): void {
-  if (shimInstalled) return;
-  Object.defineProperty(globalThis, 'Worker', { configurable: true, get: () => PthreadWorker, set: () => {} });
-  shimInstalled = true;
+/**
+ * Runs `init`, the one wasm backend initialisation, with the threaded build set up for `threads`
+ * threads (call after the package is imported; `init` is `tf.setBackend('wasm')`). The two globals
+ * it needs, `globalThis.Worker` (1.) and `os.cpus` (2.), are replaced for that call alone and put
+ * back when it settles, also when it fails. Nothing needs them afterwards: the module starts its 8
+ * pthread workers while it initialises, and XNNPACK's pool (at most MAX_WASM_THREADS = 8 threads)
+ * is created there too, so no worker is constructed later. With threads = 1 it leaves tfjs's own
+ * single-threaded choice alone and patches nothing.
+ */
+export async function withWasmThreads<T>(
+  wasm: { setThreadsCount(n: number): void },
+  threads: number,
+  init: () => Promise<T>,
+): Promise<T> {
+  if (threads <= 1) {
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    return init();
+  }
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  wasm.setThreadsCount(threads);
+  const restoreWorker = replaceGlobalWorker();
+  const restoreCpus = reportCoresFor(threads);
+  try {
+    return await init();
+  } finally {
+    restoreCpus();
+    restoreWorker();
+  }
 }
 
 /**
- * Prepares the next wasm initialisation to use `threads` threads (call after the package is
- * imported, before `tf.setBackend('wasm')`), and returns a function that ends the window of
- * the `os.cpus()` override. With threads = 1 it leaves tfjs's own single-threaded choice alone.
+ * Emscripten's Node glue assigns `global.Worker` and constructs pthread workers from it: it gets
+ * PthreadWorker, its own assignment is ignored. Returns the function that puts the original back.
  */
-export function prepareWasmThreads(wasm: { setThreadsCount(n: number): void }, threads: number): () => void {
-  if (threads <= 1) {
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-    return () => {};
-  }
-  installWorkerShim();
-  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
-  wasm.setThreadsCount(threads);
+function replaceGlobalWorker(): () => void {
+  const original = Object.getOwnPropertyDescriptor(globalThis, 'Worker');
+  Object.defineProperty(globalThis, 'Worker', { configurable: true, get: () => PthreadWorker, set: () => {} });
+  return () => {
+    if (original) Object.defineProperty(globalThis, 'Worker', original);
+    else delete (globalThis as { Worker?: unknown }).Worker;
+  };
+}
+
+/** `os.cpus()` lists at least twice `threads` cores (see 2. above) until the returned function restores it. */
+function reportCoresFor(threads: number): () => void {
   const realCpus = os.cpus;
   os.cpus = () => {
     const cores = realCpus();

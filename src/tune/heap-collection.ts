@@ -15,9 +15,16 @@ function collector(): (() => void) | null {
   const exposed = (globalThis as { gc?: () => void }).gc;
   if (exposed) return (collect = exposed);
   try {
-    // The flag makes V8 install `gc` in contexts created from now on; a fresh context hands it over.
+    // With the flag set V8 installs `gc` in each context created from then on: one fresh context
+    // hands it over (it collects the whole isolate), then the flag goes back off (it was off: the
+    // main context has no `gc`), so no later context or worker gets one and the globals stay as
+    // they were.
     v8.setFlagsFromString('--expose-gc');
-    collect = vm.runInNewContext('gc') as () => void;
+    try {
+      collect = vm.runInNewContext('gc') as () => void;
+    } finally {
+      v8.setFlagsFromString('--no-expose-gc');
+    }
   } catch {
     collect = null; // a runtime that refuses the flag: the collection is an optimisation, not a requirement
   }
