@@ -63,7 +63,8 @@ export function listCaches(root: string, currentKey: string | null): CacheListin
   let names: string[];
   try {
     names = readdirSync(root, { withFileTypes: true })
-      .filter((e) => e.isDirectory())
+      // hidden folders are no caches (.parts: a distributed prepare's work in progress)
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
       .map((e) => e.name);
   } catch {
     return [];

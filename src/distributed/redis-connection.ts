@@ -52,16 +52,19 @@ export function parseQueueUrl(text: string): QueueSettings {
 }
 
 export class QueueUnreachableError extends UserError {
-  constructor(settings: QueueSettings, detail: string) {
+  constructor(settings: QueueSettings, detail: string, rerun = 'rerunning resumes from tuner.dir') {
     super(
       `cannot reach Redis at ${settings.url} (${detail}). Start it (e.g. 'redis-server --port ${settings.connection.port ?? 6379}', see docs/distributed.md) ` +
-        `or point --queue at a running one; nothing was changed, and rerunning resumes from tuner.dir.`,
+        `or point --queue at a running one; nothing was changed, and ${rerun}.`,
     );
   }
 }
 
-/** Connects once without retrying; a UserError naming the URL when Redis does not answer. */
-export async function probeRedis(settings: QueueSettings): Promise<void> {
+/**
+ * Connects once without retrying; a UserError naming the URL when Redis does not answer (`rerun`: what
+ * rerunning the command does).
+ */
+export async function probeRedis(settings: QueueSettings, rerun?: string): Promise<void> {
   const client = new Redis({
     ...settings.connection,
     lazyConnect: true,
@@ -76,7 +79,7 @@ export async function probeRedis(settings: QueueSettings): Promise<void> {
     await client.connect();
     await client.ping();
   } catch (error) {
-    throw new QueueUnreachableError(settings, (cause ?? (error as Error)).message || String(error));
+    throw new QueueUnreachableError(settings, (cause ?? (error as Error)).message || String(error), rerun);
   } finally {
     client.disconnect();
   }

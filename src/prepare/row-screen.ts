@@ -46,8 +46,12 @@ export interface RowScreenOptions {
   headerCount: number;
   /** gz2 layout: labels-CSV object id -> image id. */
   mapping?: Gz2Mapping | null;
-  /** Every id seen so far, within the plan's ceiling. */
-  seen: StringTable;
+  /**
+   * Every id seen so far, within the plan's ceiling. Null in a distributed prepare's worker, which screens one
+   * row range without the rows before it: it skips the first-wins rules (duplicate ids, gz2 image claims) and so
+   * decodes every row the chief's full screen can keep, and a few it will reject.
+   */
+  seen: StringTable | null;
 }
 
 export class RowScreen {
@@ -72,9 +76,11 @@ export class RowScreen {
     const problem = idProblem(id);
     if (problem) return reject('invalid-id', problem);
     const { seen } = this.options;
-    const known = seen.size;
-    if (seen.add(id) < known)
-      return reject('duplicate-id', `id ${id} already appeared in an earlier row (the first wins)`);
+    if (seen) {
+      const known = seen.size;
+      if (seen.add(id) < known)
+        return reject('duplicate-id', `id ${id} already appeared in an earlier row (the first wins)`);
+    }
     const label = labels.classify(row.cells[data.labelColumn]);
     if ('reason' in label) return reject(label.reason, label.detail);
     let imageId = id;
@@ -84,7 +90,7 @@ export class RowScreen {
         return reject('unmapped-id', `object ${id} has no row in the filename mapping (${data.mappingCsv})`);
       const mappedProblem = idProblem(mapped);
       if (mappedProblem) return reject('invalid-id', `mapped image id ${JSON.stringify(mapped)}: ${mappedProblem}`);
-      const holder = mapping.claim(id);
+      const holder = seen ? mapping.claim(id) : null;
       if (holder !== null)
         return reject(
           'duplicate-id',

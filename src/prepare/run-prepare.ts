@@ -10,7 +10,6 @@ import { estimateCsvRows } from '../ingest/count-rows.ts';
 import { ImageIndex } from '../ingest/image-index.ts';
 import { checkFileNamePattern } from '../ingest/ids.ts';
 import { LabelRules } from '../ingest/labels.ts';
-import { loadGz2Mapping } from '../ingest/gz2-mapping.ts';
 import { cacheKey, cacheKeyInputs } from '../cache/key.ts';
 import {
   MANIFEST_FILE,
@@ -30,9 +29,11 @@ import { StringTable } from '../ingest/string-table.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import type { FolderLock } from '../core/lock.ts';
 import { isPrepareLockFile, lockCacheDir } from './cache-lock.ts';
+import { loadMappingFor } from './mapping-load.ts';
 import { PermitPool } from './permits.ts';
 import { RowScreen } from './row-screen.ts';
 import { CacheBuilder, type ResumeState } from './cache-builder.ts';
+import type { OpenPixelSource, PixelSource } from './pixel-source.ts';
 import { newProbe, streamRecords, type Replayed } from './pipeline.ts';
 import { GALACTIC_VERSION } from '../core/version.ts';
 import { probeWritableDir } from '../core/writable-dir.ts';
@@ -70,6 +71,11 @@ export interface PrepareOptions {
    * library callers without one get it computed here.
    */
   plan?: MemoryPlan;
+  /**
+   * Candidates' pixels from elsewhere instead of decoding them here (a distributed prepare: the workers'
+   * part files); opened once the cache is known to need building, with its lock held.
+   */
+  pixelSource?: OpenPixelSource;
   /** Replaces decodeImage (benches compare the pipeline against bare sharp with it). */
   decode?: (file: string, image: LoadedConfig['image']) => Promise<Uint8Array>;
 }
@@ -201,20 +207,7 @@ async function prepare(
     );
   }
 
-  const mappingCsv = data.mappingCsv;
-  const mappingPlan = plan.prepare.mapping;
-  const mapping =
-    data.layout === 'gz2' && mappingCsv && mappingPlan
-      ? await loadGz2Mapping(
-          mappingCsv,
-          data.mappingObjectColumn,
-          data.mappingImageColumn,
-          data.maxRowBytes,
-          mappingPlan,
-          (what) =>
-            tableFullError(plan, mappingCsv, what, what === 'object ids' ? mappingPlan.objects : mappingPlan.images),
-        )
-      : null;
+  const mapping = await loadMappingFor(config, plan);
   const csv: CsvSource = await openCsv(
     data.csv,
     [
@@ -334,7 +327,11 @@ async function prepare(
   ticker.unref();
   const finalFields = () => ({ images: probe.decoded, shards: builder.shardCount });
   let manifest: Manifest;
+  let pixelSource: PixelSource | null = null;
   try {
+    const build = { cacheKey: key, cacheDir, fromRow: committedRow + 1 };
+    pixelSource = options.pixelSource ? await options.pixelSource(build) : null;
+    const fromParts = pixelSource;
     await streamRecords({
       source: csv,
       permits,
@@ -345,9 +342,11 @@ async function prepare(
           ? ({ kind: 'replayed', seq: row.row, row: row.row } satisfies Replayed)
           : screened;
       },
-      decode: options.decode
-        ? (candidate) => options.decode!(candidate.file, config.image)
-        : (candidate) => decodeImage(candidate.file, config.image, { within: index.realDir }),
+      decode: fromParts
+        ? (candidate) => fromParts.pixels(candidate)
+        : options.decode
+          ? (candidate) => options.decode!(candidate.file, config.image)
+          : (candidate) => decodeImage(candidate.file, config.image, { within: index.realDir }),
       decodeConcurrency: plan.decodeConcurrency,
       sink: builder,
       probe,
@@ -365,7 +364,9 @@ async function prepare(
       );
     }
     manifest = await builder.finish();
+    await pixelSource?.finish();
   } finally {
+    await pixelSource?.close();
     clearInterval(ticker);
     rejects.close();
     csv.close();
