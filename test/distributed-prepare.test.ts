@@ -75,9 +75,28 @@ function assertSameCache(actual: string, expected: string): void {
 }
 
 async function singlePrepare(data: string): Promise<string> {
-  const single = await runCli(['prepare', '--config', configFor(data, 'single'), '-q']);
+  const single = await runCli(['prepare', '--config', configFor(data, `single-${data}`), '-q']);
   assert.equal(single.code, 0, single.stderr);
-  return cacheFolder('single');
+  return cacheFolder(`single-${data}`);
+}
+
+/** `galactic prepare --queue` running in the background. */
+function startChief(config: string, extra: string[]): { result: CliResult; exited: Promise<CliResult> } {
+  const chief = spawn(process.execPath, [cliPath, 'prepare', '--config', config, '--queue', redis.url, ...extra], {
+    cwd: repoRoot,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const result: CliResult = { code: null, stdout: '', stderr: '' };
+  chief.stdout.on('data', (d: Buffer) => (result.stdout += d.toString()));
+  chief.stderr.on('data', (d: Buffer) => (result.stderr += d.toString()));
+  const exited = new Promise<CliResult>((resolve) =>
+    chief.on('exit', (code) => {
+      result.code = code;
+      resolve(result);
+    }),
+  );
+  return { result, exited };
 }
 
 /** Ranges each worker's stderr says it decoded. */
@@ -88,6 +107,8 @@ function rangesOf(w: WorkerProcess): string[] {
 before(async () => {
   redis = await startRedis();
   await writeFixture(path.join(root, 'small'), { good: 60, hazards: true });
+  // big enough images that a range takes a while to decode
+  await writeFixture(path.join(root, 'large'), { good: 400, hazards: true, size: 320 });
 });
 
 after(async () => {
@@ -126,6 +147,40 @@ describe('galactic prepare --queue with galactic worker', () => {
     assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [130, 130]);
   });
 
+  it('a worker SIGKILLed mid-range: its range is decoded again by the other worker, and the cache is still identical', async () => {
+    const expected = await singlePrepare('large');
+    const config = configFor('large', 'shared-3');
+    const doomed = worker(config);
+    await doomed.waitFor(/serving the .* cache build/);
+    const chief = startChief(config, ['--range-rows', '100000', '--json']);
+    // the range's temp file exists only while a worker is writing it: kill the worker then
+    const partsRoot = path.join(root, 'shared-3', '.parts');
+    await new Promise<void>((resolve, reject) => {
+      const poll = setInterval(() => {
+        const writing = existsSync(partsRoot)
+          ? readdirSync(partsRoot).flatMap((key) => readdirSync(path.join(partsRoot, key)))
+          : [];
+        if (writing.some((name) => name.endsWith('.tmp'))) {
+          clearInterval(poll);
+          doomed.child.kill('SIGKILL');
+          resolve();
+        } else if (chief.result.code !== null || doomed.child.exitCode !== null) {
+          clearInterval(poll);
+          reject(new Error(`nothing to kill mid-range:\n${doomed.stderr()}\n${chief.result.stderr}`));
+        }
+      }, 2);
+    });
+    assert.equal((await doomed.exited).signal, 'SIGKILL');
+    assert.deepEqual(rangesOf(doomed), [], 'the killed worker finished no range');
+    const rescuer = worker(config);
+    const result = await chief.exited;
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(rangesOf(rescuer), ['rows-1-end']);
+    assertSameCache(cacheFolder('shared-3'), expected);
+    assert.equal(readdirSync(partsRoot).length, 0, "parts (and the killed worker's temp file) removed");
+    await rescuer.stop();
+  });
+
   it('refuses a Redis that does not answer, naming the URL, before any work', async () => {
     const config = configFor('small', 'unreachable');
     const chief = await runCli(['prepare', '--config', config, '--queue', 'redis://127.0.0.1:1']);
@@ -156,15 +211,7 @@ describe('galactic prepare --queue with galactic worker', () => {
     const chiefConfig = configFor('small', 'shared-2');
     const lone = worker(configFor('small', 'elsewhere'));
     await lone.waitFor(/serving the .* cache build/);
-    const chief = spawn(
-      process.execPath,
-      [cliPath, 'prepare', '--config', chiefConfig, '--queue', redis.url, '--range-rows', '40', '--json'],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const result: CliResult = { code: null, stdout: '', stderr: '' };
-    chief.stdout.on('data', (d: Buffer) => (result.stdout += d.toString()));
-    chief.stderr.on('data', (d: Buffer) => (result.stderr += d.toString()));
-    const chiefExit = new Promise<number | null>((resolve) => chief.on('exit', (code) => resolve(code)));
+    const chief = startChief(chiefConfig, ['--range-rows', '40', '--json']);
     assert.equal((await lone.exited).code, 1, lone.stderr());
     assert.match(
       lone.stderr(),
@@ -172,10 +219,10 @@ describe('galactic prepare --queue with galactic worker', () => {
     );
     assert.doesNotMatch(lone.stderr(), /\n\s+at /, 'no stack trace');
     const good = worker(chiefConfig);
-    result.code = await chiefExit;
+    const result = await chief.exited;
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(rangesOf(good).sort(), ['rows-1-40', 'rows-41-end']);
-    assertSameCache(cacheFolder('shared-2'), cacheFolder('single'));
+    assertSameCache(cacheFolder('shared-2'), cacheFolder('single-small'));
     await good.stop();
   });
 });
