@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -81,7 +81,10 @@ async function singlePrepare(data: string): Promise<string> {
 }
 
 /** `galactic prepare --queue` running in the background. */
-function startChief(config: string, extra: string[]): { result: CliResult; exited: Promise<CliResult> } {
+function startChief(
+  config: string,
+  extra: string[],
+): { child: ChildProcess; result: CliResult; exited: Promise<CliResult> } {
   const chief = spawn(process.execPath, [cliPath, 'prepare', '--config', config, '--queue', redis.url, ...extra], {
     cwd: repoRoot,
     env: { ...process.env, NO_COLOR: '1' },
@@ -96,7 +99,7 @@ function startChief(config: string, extra: string[]): { result: CliResult; exite
       resolve(result);
     }),
   );
-  return { result, exited };
+  return { child: chief, result, exited };
 }
 
 /** Ranges each worker's stderr says it decoded. */
@@ -179,6 +182,41 @@ describe('galactic prepare --queue with galactic worker', () => {
     assertSameCache(cacheFolder('shared-3'), expected);
     assert.equal(readdirSync(partsRoot).length, 0, "parts (and the killed worker's temp file) removed");
     await rescuer.stop();
+  });
+
+  it('the chief SIGKILLed after its first shards: rerun, it resumes the cache with the parts already built, still identical', async () => {
+    const expected = await singlePrepare('large'); // a cache hit when the test before ran
+    const config = configFor('large', 'shared-4');
+    const pair = [worker(config), worker(config)];
+    await Promise.all(pair.map((w) => w.waitFor(/serving the .* cache build/)));
+    const first = startChief(config, ['--range-rows', '100', '--json']);
+    // the manifest appears with the first committed shard: the chief is mid-build then
+    await new Promise<void>((resolve, reject) => {
+      const poll = setInterval(() => {
+        const keys = existsSync(path.join(root, 'shared-4'))
+          ? readdirSync(path.join(root, 'shared-4')).filter((name) => !name.startsWith('.'))
+          : [];
+        if (keys.some((key) => existsSync(path.join(root, 'shared-4', key, 'manifest.json')))) {
+          clearInterval(poll);
+          resolve();
+        } else if (first.result.code !== null) {
+          clearInterval(poll);
+          reject(new Error(`the chief ended before its first shard:\n${first.result.stderr}`));
+        }
+      }, 2);
+    });
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const manifest = JSON.parse(readFileSync(path.join(cacheFolder('shared-4'), 'manifest.json'), 'utf8'));
+    assert.equal(manifest.complete, false, 'killed mid-build');
+    const second = await startChief(config, ['--range-rows', '100', '--json']).exited;
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /resuming \S+ after row \d+/);
+    assertSameCache(cacheFolder('shared-4'), expected);
+    // each range decoded once: the second chief used the parts the first one's workers built
+    const built = pair.flatMap(rangesOf).sort();
+    assert.deepEqual(built, [...new Set(built)], built.join(', '));
+    await Promise.all(pair.map((w) => w.stop()));
   });
 
   it('refuses a Redis that does not answer, naming the URL, before any work', async () => {
