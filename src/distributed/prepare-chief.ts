@@ -71,6 +71,8 @@ async function openParts(
   const { cacheKey } = build;
   const { rangeRows } = settings;
   const partsDir = partsDirFor(config.cache.dir, cacheKey);
+  // --force (e.g. an image replaced in place, which the key does not see): no part of an earlier build
+  if (build.force) rmSync(partsDir, { recursive: true, force: true });
   mkdirSync(partsDir, { recursive: true });
   const mark: ChiefMark = { cacheKey, host: os.hostname(), pid: process.pid, rangeRows };
   writeJsonAtomicSync(path.join(partsDir, CHIEF_FILE), mark);
@@ -152,6 +154,7 @@ async function openParts(
   };
 
   try {
+    if (build.force) await queue.obliterate({ force: true });
     for (const range of needed) {
       // a failed job of an earlier chief is tried again: its cause may have been fixed
       if ((await queue.getJobState(rangeJobId(range))) === 'failed')

@@ -19,6 +19,8 @@ export interface PixelBuild {
   cacheDir: string;
   /** The first row still to build (rows before it are in committed shards of an interrupted build). */
   fromRow: number;
+  /** --force: nothing an earlier build left may be reused. */
+  force: boolean;
 }
 
 export type OpenPixelSource = (build: PixelBuild) => Promise<PixelSource>;

@@ -329,7 +329,7 @@ async function prepare(
   let manifest: Manifest;
   let pixelSource: PixelSource | null = null;
   try {
-    const build = { cacheKey: key, cacheDir, fromRow: committedRow + 1 };
+    const build = { cacheKey: key, cacheDir, fromRow: committedRow + 1, force: Boolean(options.force) };
     pixelSource = options.pixelSource ? await options.pixelSource(build) : null;
     const fromParts = pixelSource;
     await streamRecords({
