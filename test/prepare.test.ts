@@ -2,10 +2,12 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync, statSync, cpSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { Writable } from 'node:stream';
 import path from 'node:path';
 import { loadConfig, type LoadedConfig } from '../src/config/load.ts';
 import { Output } from '../src/core/console.ts';
 import { runPrepare, CacheDirNotWritableError } from '../src/prepare/run-prepare.ts';
+import { prepareProgressTotal } from '../src/prepare/progress-total.ts';
 import { readManifest } from '../src/cache/manifest.ts';
 import { readShard } from '../src/cache/reader.ts';
 import { resolveCacheDir } from '../src/cache/key.ts';
@@ -278,4 +280,32 @@ test('the CLI prints exactly the --json summary on stdout and progress on stderr
   assert.equal(failed.stdout, '');
   assert.match(failed.stderr, /^galactic: CSV file .*galaxy_df_final\.csv does not exist\. Check data\.csv/m);
   assert.doesNotMatch(failed.stderr, /\n\s+at /);
+});
+
+test('with --limit the progress total is the rows the limit needs, not the whole CSV', async () => {
+  assert.equal(prepareProgressTotal(300, null, { pulled: 0, accepted: 0, committedRow: 0 }), 300);
+  assert.equal(prepareProgressTotal(300, 5, { pulled: 0, accepted: 0, committedRow: 0 }), 5);
+  assert.equal(prepareProgressTotal(3, 5, { pulled: 0, accepted: 0, committedRow: 0 }), 3);
+  assert.equal(prepareProgressTotal(null, 5, { pulled: 0, accepted: 0, committedRow: 0 }), 5);
+  // two rows rejected so far: the bar grows to the rows still needed
+  assert.equal(prepareProgressTotal(300, 5, { pulled: 4, accepted: 2, committedRow: 0 }), 7);
+  assert.equal(prepareProgressTotal(300, 5, { pulled: 7, accepted: 5, committedRow: 0 }), 7);
+  // a resumed run pulls its 10 committed rows again before 3 more records
+  assert.equal(prepareProgressTotal(300, 5, { pulled: 0, accepted: 2, committedRow: 10 }), 13);
+
+  let written = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      written += chunk.toString();
+      done();
+    },
+  });
+  const config = configWith({ cache: { dir: path.join(fixture.dir, 'cache-progress-limit') } });
+  const summary = await runPrepare(config, { output: new Output({ stream, tty: false }), force: true, limit: 5 });
+  assert.equal(summary.images, 5);
+  const final = written.split('\n').find((line) => line.startsWith('prepare: '));
+  assert.ok(final, written);
+  // every row pulled to reach 5 records (the fixture's hazards are rejected along the way), and no more
+  assert.match(final, new RegExp(`^prepare: ${summary.rows}/${summary.rows} rows `));
+  assert.ok(summary.rows < fixture.rows, `${summary.rows} of ${fixture.rows} rows`);
 });

@@ -35,6 +35,7 @@ import { RowScreen } from './row-screen.ts';
 import { CacheBuilder, type ResumeState } from './cache-builder.ts';
 import type { OpenPixelSource, PixelSource } from './pixel-source.ts';
 import { newProbe, streamRecords, type Replayed } from './pipeline.ts';
+import { prepareProgressTotal } from './progress-total.ts';
 import { GALACTIC_VERSION } from '../core/version.ts';
 import { probeWritableDir } from '../core/writable-dir.ts';
 
@@ -312,12 +313,21 @@ async function prepare(
   const screen = new RowScreen({ data, labels, hasImage, headerCount: csv.headerCount, mapping, seen });
   const probe = newProbe();
   output.setMemoryLimit(config.memory.limitMB);
-  // a total (and so an ETA) from a quick count of the CSV's lines
-  const progress = output.progress('prepare', estimateCsvRows(data.csv), 'rows');
+  // a total (and so an ETA) from a quick count of the CSV's lines, or from --limit when that ends the run sooner
+  const csvRows = estimateCsvRows(data.csv);
+  const progressTotal = () =>
+    prepareProgressTotal(csvRows, limit, { pulled: probe.pulled, accepted: builder.imageCount, committedRow });
+  let shownTotal = progressTotal();
+  const progress = output.progress('prepare', shownTotal, 'rows');
+  const followTotal = () => {
+    const total = progressTotal();
+    if (total !== null && total !== shownTotal) progress.setTotal((shownTotal = total));
+  };
   const decodeStarted = performance.now();
   const ticker = setInterval(() => {
     sampler.sample();
     const seconds = (performance.now() - decodeStarted) / 1000;
+    followTotal();
     progress.update(probe.pulled, {
       images: probe.decoded,
       'images/s': (probe.decoded / Math.max(seconds, 1e-3)).toFixed(1),
@@ -372,6 +382,7 @@ async function prepare(
     csv.close();
     await removed;
   }
+  followTotal();
   progress.update(probe.pulled, finalFields());
   progress.stop();
   const result = summary(false, manifest, builder.decodedThisRun);
