@@ -119,6 +119,13 @@ export const SHARP_THREAD_BYTES = 8 * MiB;
 export const WASM_POOL_BYTES = 80 * MiB;
 /** The tfjs engine with its backend initialised (wasm: the module's first heap), before any model. */
 export const TFJS_BASE_BYTES = 64 * MiB;
+/**
+ * tfjs-node once selected, before any model: libtensorflow's code and data pages, its thread pools
+ * and oneDNN's runtime. Measured on Node 20.20 / x64: RSS 452 MB right after selecting node in a
+ * tune process (sharp and the prepare modules loaded; 311 MB with wasm there), i.e. 228 MB over
+ * the runtime baseline; the loaded CLI alone goes from 51 to 369 MB (wasm: 162 MB).
+ */
+export const NODE_BACKEND_BYTES = 256 * MiB;
 /** Id bytes planned per row at most, on average (gz2 object ids have 18, asset ids 5-6). */
 export const ID_BYTES_PER_ROW = 64;
 /** Per image-index name: packed name (about 16 B), offset, hash-table slots. */
@@ -204,7 +211,14 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
 
   // train, fixed: the engine, the configured model's training memory (the estimate the tuner's
   // INFEASIBLE rule uses too) and the threaded wasm build's workers.
-  const tfjs = reserve(TFJS_BASE_BYTES, 'tfjs engine, backend and kernels before any model');
+  // backend "auto" picks tfjs-node first when it is installed
+  const tfjs =
+    config.backend === 'node' || config.backend === 'auto'
+      ? reserve(
+          NODE_BACKEND_BYTES,
+          `tfjs engine with tfjs-node (libtensorflow, its thread pools, oneDNN) before any model${config.backend === 'auto' ? ', if "auto" finds it' : ''}`,
+        )
+      : reserve(TFJS_BASE_BYTES, 'tfjs engine, backend and kernels before any model');
   let model: TrainPhase['model'];
   try {
     const m = estimateModelMemory({}, config, batchSize, config.data.classes.length);

@@ -7,6 +7,7 @@ import { MemoryPlanError, type MemoryPlan } from '../memory/plan.ts';
 import { refuseTraining } from '../memory/refusals.ts';
 import { feedSettings } from '../data/feed.ts';
 import { estimateTrialMemory, wasmHeapRefusal } from '../memory/trial-estimate.ts';
+import { processMemoryState } from '../model/backend-memory.ts';
 import { UserError } from '../core/errors.ts';
 import { RssSampler } from '../memory/rss-sampler.ts';
 import { resolveArchitecture, type HyperparameterValues } from '../model/architecture.ts';
@@ -135,7 +136,16 @@ export function checkTrainingFits(
 ): void {
   const manifest = loadManifest(cacheDir);
   const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
-  const estimate = estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
+  // `galactic run` trains after tuning in the same process: what the process still holds counts
+  const estimate = estimateTrialMemory({
+    values,
+    config,
+    plan,
+    numClasses: manifest.classes.length,
+    trainRecords,
+    backend,
+    state: processMemoryState(),
+  });
   refuseTraining(plan, estimate);
   const heap = backend === 'wasm' ? wasmHeapRefusal(estimate) : null;
   if (heap) throw new MemoryPlanError('train.batchSize', `this model cannot train on the wasm backend: ${heap}`);

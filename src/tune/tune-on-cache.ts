@@ -5,6 +5,8 @@ import type { MemoryPlan } from '../memory/plan.ts';
 import { trialRefusal } from '../memory/refusals.ts';
 import { feedSettings } from '../data/feed.ts';
 import type { BackendChoice } from '../model/backend.ts';
+import { processMemoryState } from '../model/backend-memory.ts';
+import { collectHeap } from './heap-collection.ts';
 import type { Output } from '../core/console.ts';
 import type { HyperparameterValues } from './hyperparameters.ts';
 import { createOracle, describeSearch, type SearchOverrides } from './search-setup.ts';
@@ -59,7 +61,17 @@ export function trialMemoryChecks(
   const trainRecords = Math.ceil(manifest.totals.images * (1 - config.split.validation));
   return {
     estimate: (values: HyperparameterValues) => {
-      const e = estimateTrialMemory({ values, config, plan, numClasses: manifest.classes.length, trainRecords });
+      // the trial runs in this process after earlier work: what it still holds counts (collected first)
+      collectHeap();
+      const e = estimateTrialMemory({
+        values,
+        config,
+        plan,
+        numClasses: manifest.classes.length,
+        trainRecords,
+        backend: backend.name,
+        state: processMemoryState(),
+      });
       return {
         estimateMB: e.totalMB,
         refusal: trialRefusal(plan, e) ?? (backend.name === 'wasm' ? wasmHeapRefusal(e) : null),
