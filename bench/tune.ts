@@ -1,10 +1,15 @@
 /**
  * Tuner memory benchmark (issue 6).
  *
- *   node --import tsx bench/tune.ts [estimate] [flat] [--trials 30] [--backend wasm]
+ *   node --import tsx bench/tune.ts [estimate] [flat] [--trials 30] [--backend wasm] [--backends wasm,node]
+ *           [--images 2000] [--epochs 1]
  *
- * estimate  one trial per model size, each in a fresh child process at 128x128, batch 32, one
- *           epoch; the child's peak RSS (VmHWM) is compared with estimateTrialMemory (goal: within 30%).
+ * estimate  per backend (--backends, default every training backend that loads), one child process
+ *           runs a search as `galactic tune` does (src/bench/trial-memory.ts): the time plan's timed
+ *           steps (rates measured afresh), then the first three trials of the notebook's search
+ *           (seed 42) at 128x128, batch 32, on --images synthetic images, with validation and the
+ *           tuner's checkpoints. Each trial's peak RSS (VmHWM, reset at its start) is compared with
+ *           the estimate the tuner made just before it (goal: never below the peak, within 2x).
  * flat      30 trials of a fixed-size model (only learning_rate varies) at 32x32 in one tuner
  *           process: per-trial peak RSS (trial 30 vs trial 3, goal: within 10%) and
  *           tf.memory().numTensors after every trial (goal: back to its baseline).
@@ -24,8 +29,9 @@ import * as tf from '@tensorflow/tfjs';
 import { loadConfig, type LoadedConfig } from '../src/config/load.ts';
 import { hashString } from '../src/core/rng.ts';
 import { loadManifest } from '../src/data/cache-access.ts';
-import { estimateTrialMemory, wasmHeapRefusal } from '../src/memory/trial-estimate.ts';
-import { selectBackend, type BackendName } from '../src/model/backend.ts';
+import { estimateTrialMemory } from '../src/memory/trial-estimate.ts';
+import { availableBackends, selectBackend, type BackendName } from '../src/model/backend.ts';
+import { measureTrialMemory, type TrialMemoryRun } from '../src/bench/trial-memory.ts';
 import type { HyperparameterValues } from '../src/tune/hyperparameters.ts';
 import { createOracle, describeSearch } from '../src/tune/search-setup.ts';
 import { TrainerTrialRunner } from '../src/tune/trainer-runner.ts';
@@ -43,11 +49,6 @@ const flag = (name: string, fallback: string) => {
   return i >= 0 ? args[i + 1] : fallback;
 };
 const backend = flag('--backend', 'wasm') as BackendName;
-
-function peakRssMB(): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  return match ? Number(match[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
-}
 
 /** Synthetic data + config + prepared cache for one image size; reused across bench runs. */
 function dataset(size: number, count: number, extra: Record<string, unknown>): string {
@@ -97,6 +98,7 @@ function estimateFor(config: LoadedConfig, cacheDir: string, values: Hyperparame
     plan: planMemory(config, measureData(config)),
     numClasses: manifest.classes.length,
     trainRecords,
+    backend,
   });
 }
 
@@ -107,144 +109,105 @@ function cacheDirOf(config: LoadedConfig): string {
   return (JSON.parse(out) as { cacheDir: string }).cacheDir;
 }
 
-/** Child: one real trial (one epoch) and its process peak RSS. */
-async function childTrial(configFile: string, cacheDir: string, valuesJson: string): Promise<void> {
-  const config = loadConfig(configFile);
-  await selectBackend(backend);
-  const baseline = peakRssMB();
-  const values = JSON.parse(valuesJson) as HyperparameterValues;
-  const runner = new TrainerTrialRunner({
-    config,
-    cacheDir,
-    feedSettings: feedSettings(planMemory(config, measureData(config))),
+/** The first `count` trials the notebook's search (pipeline.config.json's space, seed 42) schedules. */
+function notebookTrials(config: LoadedConfig, count: number): HyperparameterValues[] {
+  const search = describeSearch(config, 'bench');
+  const oracle = createOracle(search, config, {});
+  const trials: HyperparameterValues[] = [];
+  for (let i = 0; i < count; i++) {
+    const decision = oracle.next();
+    if (decision.kind !== 'run') break;
+    trials.push(decision.trial.values);
+    oracle.report(decision.trial.id, 'COMPLETED', 0.5);
+  }
+  return trials;
+}
+
+/** Child: a search in this process, printing each trial's estimate and peak as one JSON line. */
+async function childSearch(configFile: string, trials: string, epochs: string): Promise<void> {
+  const run = await measureTrialMemory({
+    config: loadConfig(configFile),
+    backend,
+    trials: JSON.parse(trials) as HyperparameterValues[],
+    epochs: Number(epochs),
+    timePlan: true,
   });
-  const records: number[] = [];
-  await runner.run({
-    trialId: 'bench',
-    values,
-    epochs: 1,
-    initialEpoch: 0,
-    checkpoint: null,
-    onEpochEnd: async ({ record, saveCheckpoint }) => {
-      records.push(record.imagesPerSecond);
-      await saveCheckpoint(path.join(work, 'bench-checkpoint'));
-      return 'continue';
-    },
-  });
-  // Where the memory lives: the wasm backend's heap only grows, so its size is its high-water mark.
-  const wasmHeap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.byteLength ?? 0;
-  const usage = process.memoryUsage();
-  process.stdout.write(
-    `${JSON.stringify({
-      peakRssMB: peakRssMB(),
-      runtimeMB: baseline,
-      imagesPerSecond: records[0],
-      wasmHeapMB: wasmHeap / MiB,
-      jsHeapMB: usage.heapUsed / MiB,
-      arrayBuffersMB: usage.arrayBuffers / MiB,
-    })}\n`,
-  );
+  process.stdout.write(`${JSON.stringify(run)}\n`);
 }
 
 async function benchEstimate(): Promise<void> {
-  const rows: Record<string, unknown>[] = [];
-  for (const batchSize of [8, 32]) rows.push(...(await estimateRows(batchSize)));
-  console.log('\nestimate vs measured peak RSS (128x128, 1 epoch with a checkpoint, backend ' + backend + ')');
-  console.log('model                    batch    params   estimate  measured  error  wasm heap');
-  for (const r of rows) {
-    const measured =
-      r.peakRssMB === null
-        ? `  ${String(r.note)}`
-        : `${String(r.peakRssMB).padStart(6)} MB  ${String(r.errorPct).padStart(5)}%  ${String(r.wasmHeapMB)} MB (est. tensors ${String(r.tensorMB)} MB)`;
-    console.log(
-      `${String(r.model).padEnd(24)} ${String(r.batch).padStart(5)} ${String(r.parameters).padStart(9)}  ${String(r.estimateMB).padStart(6)} MB ${measured}`,
-    );
-  }
-  console.log(JSON.stringify({ part: 'estimate', backend, rows }));
-}
-
-async function estimateRows(batchSize: number): Promise<Record<string, unknown>[]> {
-  const configFile = dataset(128, 120, { train: { batchSize }, feed: { prefetch: 2 } });
+  const images = Number(flag('--images', '2000'));
+  const epochs = flag('--epochs', '1');
+  const notebook = JSON.parse(readFileSync(new URL('../pipeline.config.json', import.meta.url), 'utf8')) as {
+    tuner: { space: unknown };
+  };
+  const configFile = dataset(128, images, {
+    train: { batchSize: 32 },
+    tuner: { epochs: Number(epochs), dir: path.join(work, 'estimate-tuning'), space: notebook.tuner.space },
+  });
   const config = loadConfig(configFile);
-  const cacheDir = cacheDirOf(config);
-  const sizes: { name: string; values: HyperparameterValues }[] = [
-    {
-      name: 'small 16/32/64 d32',
-      values: { filters_1: 16, filters_2: 32, filters_3: 64, dense_units: 32, learning_rate: 1e-3 },
-    },
-    {
-      name: 'notebook 32/64/128 d64',
-      values: { filters_1: 32, filters_2: 64, filters_3: 128, dense_units: 64, learning_rate: 1e-3 },
-    },
-    {
-      name: 'large 64/128/256 d256',
-      values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256, learning_rate: 1e-3 },
-    },
-  ];
+  const trials = notebookTrials(config, 3);
+  const backends = flag('--backends', (await availableBackends()).filter((b) => b !== 'cpu').join(','))
+    .split(',')
+    .filter(Boolean);
   const rows: Record<string, unknown>[] = [];
-  for (const size of sizes) {
-    const estimate = estimateFor(config, cacheDir, size.values);
-    const components = Object.fromEntries(estimate.components.map((c) => [c.name, Math.round(c.bytes / MiB)]));
-    const tensorMB = Math.round(estimate.tensorBytes / MiB);
-    if (backend === 'wasm' && wasmHeapRefusal(estimate)) {
-      // the tuner records this trial INFEASIBLE; running it would abort the wasm module
-      rows.push({
-        model: size.name,
-        parameters: estimate.parameters,
-        estimateMB: estimate.totalMB,
-        tensorMB,
-        peakRssMB: null,
-        errorPct: null,
-        note: 'INFEASIBLE: tensors beyond the 4 GiB wasm heap',
-        components,
-      });
-      continue;
-    }
+  for (const name of backends) {
     const child = spawnSync(
       process.execPath,
-      ['--import', 'tsx', here, 'child', configFile, cacheDir, JSON.stringify(size.values), '--backend', backend],
-      { encoding: 'utf8' },
+      ['--import', 'tsx', here, 'child', configFile, JSON.stringify(trials), epochs, '--backend', name],
+      {
+        encoding: 'utf8',
+        // rates measured afresh, as on a first run: the time plan trains the space's dearest model in the process
+        env: {
+          ...process.env,
+          XDG_CACHE_HOME: path.join(work, `xdg-${name}-${Date.now()}`),
+          TF_CPP_MIN_LOG_LEVEL: '2',
+        },
+      },
     );
     if (child.status !== 0) {
-      rows.push({
-        model: size.name,
-        parameters: estimate.parameters,
-        estimateMB: estimate.totalMB,
-        tensorMB,
-        peakRssMB: null,
-        errorPct: null,
-        note: `child failed: ${
-          child.stderr
-            .split('\n')
-            .filter((l) => /Error/.test(l))
-            .slice(-1)[0] ?? child.status
-        }`,
-        components,
-      });
+      rows.push({ backend: name, error: child.stderr.split('\n').filter(Boolean).slice(-3).join(' | ') });
       continue;
     }
-    const measured = JSON.parse(child.stdout.trim().split('\n').pop()!) as {
-      peakRssMB: number;
-      runtimeMB: number;
-      imagesPerSecond: number;
-      wasmHeapMB: number;
-      arrayBuffersMB: number;
-    };
-    const errorPct = (100 * (estimate.totalMB - measured.peakRssMB)) / measured.peakRssMB;
-    rows.push({
-      model: size.name,
-      parameters: estimate.parameters,
-      estimateMB: estimate.totalMB,
-      tensorMB,
-      peakRssMB: Math.round(measured.peakRssMB),
-      errorPct: Math.round(errorPct * 10) / 10,
-      runtimeAfterBackendMB: Math.round(measured.runtimeMB),
-      wasmHeapMB: Math.round(measured.wasmHeapMB),
-      arrayBuffersMB: Math.round(measured.arrayBuffersMB),
-      components,
-    });
+    const run = JSON.parse(child.stdout.trim().split('\n').pop()!) as TrialMemoryRun;
+    for (const r of run.rows) {
+      const v = r.values;
+      rows.push({
+        backend: name,
+        trial: r.trialId,
+        model: `${String(v.filters_1)}/${String(v.filters_2)}/${String(v.filters_3)}, ${String(v.dense_units)}`,
+        batch: config.train.batchSize,
+        parameters: r.parameters,
+        estimateMB: r.estimateMB,
+        peakRssMB: r.peakRssMB,
+        errorPct: r.peakRssMB > 0 ? Math.round((1000 * (r.estimateMB - r.peakRssMB)) / r.peakRssMB) / 10 : null,
+        startRssMB: r.startRssMB,
+        wasmHeapMB: r.wasmHeapMB,
+        status: r.status,
+        components: r.components,
+        baselineRssMB: run.baselineRssMB,
+        timePlanPeakMB: run.beforeTrialsPeakMB,
+      });
+    }
   }
-  return rows.map((r) => ({ batch: batchSize, ...r }));
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
+  console.log(
+    `\nestimate vs measured per-trial peak RSS: 128x128, ${images} images, ${epochs} epoch(s) per trial, one search per backend (load average ${load})`,
+  );
+  console.log('backend trial  model (filters, dense)  batch    params  estimate    peak   error  start  wasm heap');
+  for (const r of rows) {
+    if (r.error) {
+      console.log(`${String(r.backend).padEnd(7)} failed: ${String(r.error)}`);
+      continue;
+    }
+    console.log(
+      `${String(r.backend).padEnd(7)} ${String(r.trial).padEnd(6)} ${String(r.model).padEnd(22)} ${String(r.batch).padStart(5)} ${String(r.parameters).padStart(9)} ${String(r.estimateMB).padStart(6)} MB ${String(r.peakRssMB).padStart(5)} MB ${String(r.errorPct).padStart(6)}% ${String(r.startRssMB).padStart(6)} ${String(r.wasmHeapMB).padStart(6)} MB`,
+    );
+  }
+  console.log(JSON.stringify({ part: 'estimate', images, epochs: Number(epochs), loadAverage: os.loadavg(), rows }));
 }
 
 async function benchFlat(trials: number): Promise<void> {
@@ -356,7 +319,7 @@ async function benchFlat(trials: number): Promise<void> {
 }
 
 if (args[0] === 'child') {
-  await childTrial(args[1], args[2], args[3]);
+  await childSearch(args[1], args[2], args[3]);
 } else {
   const parts = args.filter((a) => a === 'estimate' || a === 'flat');
   const run = parts.length ? parts : ['estimate', 'flat'];

@@ -206,6 +206,87 @@ describe('trial memory estimate', () => {
     assert.match(wasmHeapRefusal(largest) ?? '', /more than the wasm backend's 4096 MB heap/);
   });
 
+  it('has per-backend components: tfjs-node on node, the heap growth and thread pool on wasm', () => {
+    const config = tinyConfig({ image: { width: 128, height: 128 }, train: { batchSize: 32 } });
+    const plan = planMemory(config, NO_DATA);
+    const values = { filters_1: 32, filters_2: 64, filters_3: 128, dense_units: 64 };
+    const names = (backend: 'node' | 'wasm') =>
+      estimateTrialMemory({ values, config, plan, numClasses: 3, backend }).components.map((c) => c.name);
+    assert.ok(names('node').includes('tfjs-node'));
+    assert.ok(!names('node').includes('wasm thread pool') && !names('node').includes('wasm heap growth'));
+    assert.ok(names('wasm').includes('wasm heap growth') && !names('wasm').includes('tfjs-node'));
+    const wasm = estimateTrialMemory({ values, config, plan, numClasses: 3, backend: 'wasm' });
+    const growth = wasm.components.find((c) => c.name === 'wasm heap growth')!;
+    assert.equal(growth.bytes, Math.ceil(0.2 * wasm.tensorBytes));
+  });
+
+  it('counts what the process already holds: the wasm heap that never shrinks, RSS above the baseline', () => {
+    const config = tinyConfig({ image: { width: 64, height: 64 }, train: { batchSize: 16 } });
+    const plan = planMemory(config, NO_DATA);
+    const values = { filters_1: 8, filters_2: 16, filters_3: 16, dense_units: 16 };
+    const MiB = 1024 * 1024;
+    const fresh = estimateTrialMemory({ values, config, plan, numClasses: 3, backend: 'wasm' });
+    const heap = 1500 * MiB; // left by an earlier, larger trial
+    const baseline = fresh.components
+      .filter((c) => ['runtime', 'tfjs', 'wasm thread pool'].includes(c.name))
+      .reduce((s, c) => s + c.bytes, 0);
+    const after = estimateTrialMemory({
+      values,
+      config,
+      plan,
+      numClasses: 3,
+      backend: 'wasm',
+      state: { rssBytes: baseline + heap + 100 * MiB, wasmHeapBytes: heap },
+    });
+    const byName = (e: typeof after, name: string) => e.components.find((c) => c.name === name)?.bytes ?? 0;
+    // the tensors need max(heap now, their own grown need); the other 100 MB come on top
+    assert.equal(byName(after, 'wasm heap held'), Math.ceil(heap - 1.2 * fresh.tensorBytes));
+    assert.equal(byName(after, 'held by this process'), 100 * MiB);
+    assert.equal(after.totalBytes - fresh.totalBytes, byName(after, 'wasm heap held') + 100 * MiB);
+    // node: everything above its baseline counts
+    const node = estimateTrialMemory({ values, config, plan, numClasses: 3, backend: 'node' });
+    const nodeAfter = estimateTrialMemory({
+      values,
+      config,
+      plan,
+      numClasses: 3,
+      backend: 'node',
+      state: { rssBytes: 2000 * MiB, wasmHeapBytes: 0 },
+    });
+    assert.equal(nodeAfter.totalBytes - node.totalBytes, 2000 * MiB - (224 + 256) * MiB);
+    // a process at its baseline holds nothing extra
+    const idle = estimateTrialMemory({
+      values,
+      config,
+      plan,
+      numClasses: 3,
+      backend: 'node',
+      state: { rssBytes: 300 * MiB, wasmHeapBytes: 0 },
+    });
+    assert.equal(idle.totalBytes, node.totalBytes);
+  });
+
+  it("does not refuse the notebook's default model under the default 8 GB budget on either backend", () => {
+    const config = tinyConfig({
+      image: { width: 128, height: 128 },
+      train: { batchSize: 32 },
+      memory: { limitMB: 8192 },
+    });
+    const plan = planMemory(config, NO_DATA);
+    for (const backend of ['node', 'wasm'] as const) {
+      const e = estimateTrialMemory({
+        values: { filters_1: 32, filters_2: 64, filters_3: 128, dense_units: 64 },
+        config,
+        plan,
+        numClasses: 3,
+        trainRecords: 200_000,
+        backend,
+      });
+      assert.equal(trialRefusal(plan, e), null, `${backend}: ${e.totalMB} MB`);
+      if (backend === 'wasm') assert.equal(wasmHeapRefusal(e), null);
+    }
+  });
+
   it('the tuner skips a trial that does not fit as INFEASIBLE (real estimate, tiny budget)', async () => {
     const config = tinyConfig({ tuner: { ...tinyConfig().tuner, dir: path.join(root, 'infeasible'), maxTrials: 2 } });
     // below the runtime baseline alone
