@@ -5,6 +5,7 @@ import { UserError } from '../core/errors.ts';
 import type { Output } from '../core/console.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
 import { describeThreads, resolveWasmThreads } from '../core/thread-count.ts';
+import { registerNativeMaxPoolGrad } from './native-max-pool-grad.ts';
 import { registerNativeReluGrad, registerReluGradient } from './relu-gradient.ts';
 import { withWasmThreads } from './wasm-threads.ts';
 
@@ -144,7 +145,10 @@ async function tryNode(): Promise<Attempt> {
   const loaded = await loadNode();
   if (!loaded.ok) return loaded;
   const attempt = await activate('node');
-  if (attempt.ok) registerNativeReluGrad();
+  if (attempt.ok) {
+    registerNativeReluGrad();
+    registerNativeMaxPoolGrad();
+  }
   return attempt;
 }
 

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../src/model/backend.ts';
+import { nativeMaxPoolGradActive } from '../src/model/native-max-pool-grad.ts';
+import { HAS_NODE } from './support/backends.ts';
+
+/**
+ * galactic's kernels on tfjs-node against the cpu backend's (skipped without tfjs-node). Same
+ * error measure as test/kernels.test.ts: max |candidate − reference| / max |reference| ≤ 1e-4.
+ */
+const TOLERANCE = 1e-4;
+const skip = HAS_NODE ? false : 'tfjs-node is not installed (npm run native)';
+
+interface Values {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** Random values made on cpu (so both backends get the same numbers); quantised ones make exact ties. */
+function random(shape: number[], seed: number, quantize = false): Values {
+  tf.setBackend('cpu');
+  return tf.tidy(() => {
+    let t = tf.randomNormal(shape, 0, 1, 'float32', seed);
+    if (quantize) t = tf.round(tf.relu(t).mul(2));
+    return { data: t.dataSync() as Float32Array, shape };
+  });
+}
+
+function on(backend: string, op: () => tf.Tensor): Values {
+  tf.setBackend(backend);
+  return tf.tidy(() => {
+    const out = op();
+    return { data: out.dataSync() as Float32Array, shape: out.shape };
+  });
+}
+
+function relativeError(candidate: Float32Array, reference: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < reference.length; i++) {
+    diff = Math.max(diff, Math.abs(candidate[i]! - reference[i]!));
+    scale = Math.max(scale, Math.abs(reference[i]!));
+  }
+  return diff / Math.max(scale, 1e-12);
+}
+
+describe('MaxPoolGrad on node (oneDNN pooling with a workspace) matches cpu, ties included', { skip }, () => {
+  before(async () => {
+    await selectBackend('node');
+  });
+
+  test('the oneDNN kernel is the one registered (libtensorflow 2.21 has it)', () => {
+    assert.equal(nativeMaxPoolGradActive(), true);
+  });
+
+  const cases: { shape: number[]; size: number; stride: number; pad: 'valid' | 'same'; ties: boolean }[] = [
+    { shape: [1, 8, 8, 1], size: 2, stride: 2, pad: 'valid', ties: true },
+    { shape: [3, 7, 9, 3], size: 2, stride: 2, pad: 'valid', ties: true }, // odd sizes: last row/column dropped
+    { shape: [2, 12, 10, 4], size: 3, stride: 3, pad: 'valid', ties: true },
+    { shape: [2, 7, 7, 3], size: 3, stride: 1, pad: 'same', ties: true }, // overlapping windows add up
+    { shape: [2, 9, 9, 2], size: 2, stride: 2, pad: 'same', ties: false },
+    { shape: [2, 30, 30, 8], size: 2, stride: 2, pad: 'valid', ties: false },
+  ];
+  for (const c of cases) {
+    test(`${c.shape.join('x')} pool ${c.size} stride ${c.stride} ${c.pad}${c.ties ? ' with ties' : ''}`, () => {
+      const shape = c.shape as [number, number, number, number];
+      const x = random(shape, 7, c.ties);
+      const info = tf.backend_util.computePool2DInfo(shape, c.size, c.stride, 1, c.pad);
+      const dyValues = random([shape[0], info.outHeight, info.outWidth, shape[3]], 8);
+      const run = () => {
+        const input = tf.tensor4d(x.data, shape);
+        const output = tf.maxPool(input, c.size, c.stride, c.pad);
+        const dy = tf.tensor(dyValues.data, dyValues.shape);
+        return tf
+          .engine()
+          .runKernel(
+            'MaxPoolGrad',
+            { dy, input, output },
+            { filterSize: c.size, strides: c.stride, pad: c.pad },
+          ) as tf.Tensor;
+      };
+      const reference = on('cpu', run);
+      const candidate = on('tensorflow', run);
+      assert.deepEqual(candidate.shape, reference.shape);
+      const error = relativeError(candidate.data, reference.data);
+      assert.ok(error <= TOLERANCE, `relative error ${error.toExponential(2)} > ${TOLERANCE}`);
+    });
+  }
+});
