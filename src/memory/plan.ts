@@ -179,14 +179,75 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
   const limitBytes = config.memory.limitMB * MiB;
   const record = recordBytes(config);
   const cpus = options.cpus ?? os.availableParallelism();
-  const batchSize = config.train.batchSize;
-  const floatRecord = config.image.width * config.image.height * config.image.channels * 4;
   const runtime = reserve(
     RUNTIME_BYTES,
     'node, tsx, sharp/libvips, tfjs and the wasm module loaded (measured 214-223 MB)',
   );
+  const data = dataReserves(config, facts);
+  const available = Math.max(0, limitBytes - runtime.bytes - data.bytes);
+  const decoding = decodeReserve(config, cpus, available);
+  const shards = shardReserve(config, record, available);
+  const flight = inFlightReserves(shards.shardImages, decoding.decodeConcurrency, record);
+  const prepare: PreparePhase = {
+    seenIds: data.seenIds,
+    mapping: data.mapping,
+    imageIndex: data.imageIndex,
+    decode: decoding.decode,
+    shardBuffer: shards.shardBuffer,
+    inFlight: flight.inFlight,
+    awaitingOrder: flight.awaitingOrder,
+    totalBytes:
+      runtime.bytes + data.bytes + sum([decoding.decode, shards.shardBuffer, flight.inFlight, flight.awaitingOrder]),
+  };
 
-  // prepare, fixed: what the data itself costs, from its measured row counts.
+  const engine = engineReserves(config, cpus);
+  const feed = feedReserves(config, record, limitBytes - runtime.bytes - engine.bytes);
+  const train: TrainPhase = {
+    tfjs: engine.tfjs,
+    model: engine.model,
+    wasmPool: engine.wasmPool,
+    prefetch: feed.prefetch,
+    shuffle: feed.shuffle,
+    totalBytes: runtime.bytes + engine.bytes + feed.prefetch.bytes + feed.shuffle.bytes,
+  };
+
+  return {
+    limitMB: config.memory.limitMB,
+    limitBytes,
+    facts,
+    runtime,
+    prepare,
+    train,
+    totalBytes: Math.max(prepare.totalBytes, train.totalBytes),
+    decodeConcurrency: decoding.decodeConcurrency,
+    sharpThreads: decoding.sharpThreads,
+    permits: flight.permits,
+    orderSlots: flight.orderSlots,
+    shardImages: shards.shardImages,
+    recordBytes: record,
+    // V8 old space holds only JS objects (pixel buffers and the id tables' chunks are external): slack.
+    heapMB: 96 + Math.ceil((data.indexRows * 16) / MiB),
+    shuffleBufferRecords: feed.shuffleBufferRecords,
+    prefetchBatches: feed.prefetchBatches,
+    batchSize: config.train.batchSize,
+    smallestBytes: smallestPipelines(config, record),
+    auto: {
+      decodeConcurrency: decoding.auto,
+      shardImages: shards.auto,
+      shuffleBuffer: feed.shuffleAuto,
+      prefetch: feed.prefetchAuto,
+    },
+    cpus,
+  };
+}
+
+/** Bytes of one record as the feed's float32 batches hold it. */
+function floatRecordBytes(config: LoadedConfig): number {
+  return config.image.width * config.image.height * config.image.channels * 4;
+}
+
+/** Prepare, fixed: what the data itself costs, from its measured row counts (the id tables and the image index). */
+function dataReserves(config: LoadedConfig, facts: DataFacts) {
   const seenIds = table(facts.csvRows, facts.csvBytes, 'CSV ids');
   const mapping =
     config.data.layout === 'gz2'
@@ -201,16 +262,16 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
     indexRows * IMAGE_INDEX_ENTRY_BYTES,
     `<= ${indexRows} names x ${IMAGE_INDEX_ENTRY_BYTES} B (packed names, offsets, hash table)`,
   );
-  const prepareFixed = sum([
-    seenIds,
-    mapping?.objects ?? null,
-    mapping?.images ?? null,
-    mapping?.links ?? null,
-    imageIndex,
-  ]);
+  const bytes = sum([seenIds, mapping?.objects ?? null, mapping?.images ?? null, mapping?.links ?? null, imageIndex]);
+  return { seenIds, mapping, imageIndex, indexRows, bytes };
+}
 
-  // train, fixed: the engine, the configured model's training memory (the estimate the tuner's
-  // INFEASIBLE rule uses too) and the threaded wasm build's workers.
+/**
+ * Train, fixed: the engine, the configured model's training memory (the estimate the tuner's
+ * INFEASIBLE rule uses too) and the threaded wasm build's workers.
+ */
+function engineReserves(config: LoadedConfig, cpus: number) {
+  const batchSize = config.train.batchSize;
   // backend "auto" picks tfjs-node first when it is installed
   const tfjs =
     config.backend === 'node' || config.backend === 'auto'
@@ -243,18 +304,25 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
           `threaded XNNPACK build, ${wasmThreads} threads: 8 pthread workers (reserved even if backend "auto" finds tfjs-node)`,
         )
       : null;
-  const trainFixed = sum([tfjs, model, wasmPool]);
+  return { tfjs, model, wasmPool, bytes: sum([tfjs, model, wasmPool]) };
+}
 
-  const smallestBytes: Record<MemoryPhase, number> = {
+/** The smallest pipeline each phase can run with (one decode, one-image shards; one batch shuffled, one prefetched). */
+function smallestPipelines(config: LoadedConfig, record: number): Record<MemoryPhase, number> {
+  const batchSize = config.train.batchSize;
+  return {
     prepare: DECODE_SLOT_BYTES + SHARP_THREAD_BYTES + 2 * record + permitsFor(1, 1) * (record + ORDER_SLOT_BYTES),
-    train: batchSize * record + 2 * batchSize * floatRecord,
+    train: batchSize * record + 2 * batchSize * floatRecordBytes(config),
   };
-  const available = Math.max(0, limitBytes - runtime.bytes - prepareFixed);
+}
 
-  // Decoding: one image per core by default, each with one libvips thread (parallel images scale
-  // better than parallel tiles of one small image), capped by 20% of what is left.
-  const decodeAuto = config.memory.decodeConcurrency === 'auto';
-  const decodeConcurrency = decodeAuto
+/**
+ * Decoding: one image per core by default, each with one libvips thread (parallel images scale
+ * better than parallel tiles of one small image), capped by 20% of what is `available`.
+ */
+function decodeReserve(config: LoadedConfig, cpus: number, available: number) {
+  const auto = config.memory.decodeConcurrency === 'auto';
+  const decodeConcurrency = auto
     ? Math.max(1, Math.min(cpus, 4, Math.floor((available * 0.2) / (DECODE_SLOT_BYTES + SHARP_THREAD_BYTES))))
     : (config.memory.decodeConcurrency as number);
   const sharpThreads = Math.max(1, Math.floor(cpus / decodeConcurrency));
@@ -262,10 +330,13 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
     decodeConcurrency * DECODE_SLOT_BYTES + sharpThreads * decodeConcurrency * SHARP_THREAD_BYTES,
     `${decodeConcurrency} concurrent decodes x ${DECODE_SLOT_BYTES / MiB} MB + ${sharpThreads * decodeConcurrency} libvips threads x ${SHARP_THREAD_BYTES / MiB} MB`,
   );
+  return { auto, decodeConcurrency, sharpThreads, decode };
+}
 
-  // Shards: the writer holds two shards' records (one filling while the other is written).
-  const shardAuto = config.cache.shardImages === 'auto';
-  const shardImages = shardAuto
+/** Shards: the writer holds two shards' records (one filling while the other is written). */
+function shardReserve(config: LoadedConfig, record: number, available: number) {
+  const auto = config.cache.shardImages === 'auto';
+  const shardImages = auto
     ? Math.max(
         1,
         Math.min(
@@ -279,9 +350,14 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
     2 * shardImages * record,
     `${shardImages} images x ${record} B, two buffers (one filling, one being written)`,
   );
+  return { auto, shardImages, shardBuffer };
+}
 
-  // Permits: a shard's records hold permits until it is flushed; two shards' worth lets the next
-  // shard fill while one is written, the extra keeps decoders busy at the seam.
+/**
+ * Permits: a shard's records hold permits until it is flushed; two shards' worth lets the next
+ * shard fill while one is written, the extra keeps decoders busy at the seam.
+ */
+function inFlightReserves(shardImages: number, decodeConcurrency: number, record: number) {
   const permits = permitsFor(shardImages, decodeConcurrency);
   const inFlight = reserve(
     permits * record,
@@ -292,18 +368,16 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
     orderSlots * ORDER_SLOT_BYTES,
     `${orderSlots} rows x ${ORDER_SLOT_BYTES} B outcome waiting for its turn in row order`,
   );
-  const prepare: PreparePhase = {
-    seenIds,
-    mapping,
-    imageIndex,
-    decode,
-    shardBuffer,
-    inFlight,
-    awaitingOrder,
-    totalBytes: runtime.bytes + prepareFixed + sum([decode, shardBuffer, inFlight, awaitingOrder]),
-  };
+  return { permits, inFlight, orderSlots, awaitingOrder };
+}
 
-  // Feed: prefetch holds float32 batches; the shuffle buffer holds cache records.
+/**
+ * Feed: prefetch holds float32 batches; the shuffle buffer holds cache records, by default half
+ * of the headroom `left` after the prefetch (the rest stays free for allocator slack and GC lag).
+ */
+function feedReserves(config: LoadedConfig, record: number, left: number) {
+  const batchSize = config.train.batchSize;
+  const floatRecord = floatRecordBytes(config);
   const prefetchAuto = config.feed.prefetch === 'auto';
   const prefetchBatches = prefetchAuto ? 2 : (config.feed.prefetch as number);
   const prefetch = reserve(
@@ -311,46 +385,12 @@ export function planMemory(config: LoadedConfig, facts: DataFacts, options: { cp
     `${prefetchBatches}+1 batches x ${batchSize} x ${floatRecord} B float32`,
   );
   const shuffleAuto = config.feed.shuffleBuffer === 'auto';
-  // half of the remaining headroom, the rest stays free for allocator slack and GC lag
-  const headroom = Math.floor(((limitBytes - runtime.bytes - trainFixed - prefetch.bytes) * 0.5) / record);
+  const headroom = Math.floor(((left - prefetch.bytes) * 0.5) / record);
   const shuffleBufferRecords = shuffleAuto
     ? Math.max(batchSize, Math.min(MAX_AUTO_SHUFFLE_RECORDS, headroom))
     : (config.feed.shuffleBuffer as number);
   const shuffle = reserve(shuffleBufferRecords * record, `${shuffleBufferRecords} records x ${record} B`);
-  const train: TrainPhase = {
-    tfjs,
-    model,
-    wasmPool,
-    prefetch,
-    shuffle,
-    totalBytes: runtime.bytes + trainFixed + prefetch.bytes + shuffle.bytes,
-  };
-
-  // V8 old space holds only JS objects (pixel buffers and the id tables' chunks are external): slack.
-  const heapMB = 96 + Math.ceil((indexRows * 16) / MiB);
-
-  return {
-    limitMB: config.memory.limitMB,
-    limitBytes,
-    facts,
-    runtime,
-    prepare,
-    train,
-    totalBytes: Math.max(prepare.totalBytes, train.totalBytes),
-    decodeConcurrency,
-    sharpThreads,
-    permits,
-    orderSlots,
-    shardImages,
-    recordBytes: record,
-    heapMB,
-    shuffleBufferRecords,
-    prefetchBatches,
-    batchSize,
-    smallestBytes,
-    auto: { decodeConcurrency: decodeAuto, shardImages: shardAuto, shuffleBuffer: shuffleAuto, prefetch: prefetchAuto },
-    cpus,
-  };
+  return { prefetchAuto, prefetchBatches, prefetch, shuffleAuto, shuffleBufferRecords, shuffle };
 }
 
 /** The plan's reserves as named rows, by phase (for display and `galactic plan --json`). */

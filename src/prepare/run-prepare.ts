@@ -10,7 +10,8 @@ import { estimateCsvRows } from '../ingest/count-rows.ts';
 import { ImageIndex } from '../ingest/image-index.ts';
 import { checkFileNamePattern } from '../ingest/ids.ts';
 import { LabelRules } from '../ingest/labels.ts';
-import { cacheKey, cacheKeyInputs } from '../cache/key.ts';
+import type { Gz2Mapping } from '../ingest/gz2-mapping.ts';
+import { cacheKey, cacheKeyInputs, type CacheKeyInputs } from '../cache/key.ts';
 import {
   MANIFEST_FILE,
   REJECTS_FILE,
@@ -34,7 +35,7 @@ import { PermitPool } from './permits.ts';
 import { RowScreen } from './row-screen.ts';
 import { CacheBuilder, type ResumeState } from './cache-builder.ts';
 import type { OpenPixelSource, PixelSource } from './pixel-source.ts';
-import { newProbe, streamRecords, type Replayed } from './pipeline.ts';
+import { newProbe, streamRecords, type PipelineStages, type Replayed } from './pipeline.ts';
 import { prepareProgressTotal } from './progress-total.ts';
 import { GALACTIC_VERSION } from '../core/version.ts';
 import { probeWritableDir } from '../core/writable-dir.ts';
@@ -156,10 +157,137 @@ async function prepare(
   held: { lock: FolderLock | null },
 ): Promise<PrepareSummary> {
   const { output } = options;
-  const limit = options.limit === undefined ? config.data.limit : options.limit;
-  const data = config.data;
+  const target = checkBeforeWork(config, options);
+  const summary = (cacheHit: boolean, manifest: Manifest, decoded: number): PrepareSummary =>
+    summarize(config, target, { started, sampler, cacheHit, manifest, decoded });
 
-  // Everything that can stop a run, before any work.
+  // one prepare per cache folder: a second one waits for the first, then answers from its cache
+  held.lock = await lockCacheDir(target.cacheDir, output);
+  const existing = readExistingManifest(target.cacheDir, options.force);
+  if (existing?.complete && !options.force && isIntact(target.cacheDir, existing, output)) {
+    return summary(true, existing, 0);
+  }
+
+  const { mapping, csv } = await openInputs(config, target.plan);
+  const resume = await resumePoint(config, target, csv, options.force ? null : existing, output);
+  const decode = await loadDecoder(config, target, options, output);
+  output.info(
+    resume.existing
+      ? `resuming ${target.cacheDir} after row ${resume.committedRow} (${resume.existing.shards.length} shards, ${resume.existing.totals.images} images already written)`
+      : `preparing ${target.cacheDir}`,
+  );
+
+  const built = await buildCache(config, target, { csv, mapping, resume, decode }, options, sampler);
+  const result = summary(false, built.manifest, built.decoded);
+  output.info(
+    `prepared ${result.images} images from ${result.rows} rows into ${result.shards} shards (${
+      Object.entries(result.rejected)
+        .map(([r, n]) => `${n} ${r}`)
+        .join(', ') || 'no rejects'
+    }) in ${formatSeconds(result.seconds)}, peak RSS ${result.peakRssMB} MB of ${result.limitMB} MB`,
+  );
+  return result;
+}
+
+/**
+ * Streams data.csv into the cache: each row screened (labels, ids, the image's existence), decoded
+ * under the plan's permits and written in row order into shards; rows already committed by an
+ * interrupted run are replayed, not decoded again.
+ */
+async function buildCache(
+  config: LoadedConfig,
+  target: CacheTarget,
+  inputs: { csv: CsvSource; mapping: Gz2Mapping | null; resume: ResumePoint; decode: DecodeFn },
+  options: PrepareOptions,
+  sampler: RssSampler,
+): Promise<{ manifest: Manifest; decoded: number }> {
+  const { csv, resume } = inputs;
+  const labels = new LabelRules(config.data.classes);
+  const permits = new PermitPool(target.plan.permits);
+  const rejects = new RejectsLog(target.cacheDir, resume.rejectsBytes);
+  const builder = newCacheBuilder(config, target, resume, { labels, permits, rejects }, options);
+  const existence = new ExistenceCheck(target.index);
+  const screen = newRowScreen(config, target.plan, { csv, mapping: inputs.mapping, labels, existence });
+  const probe = newProbe();
+  const progress = startProgress(config, options.output, sampler, { probe, builder, limit: target.limit, resume });
+  let manifest: Manifest;
+  let pixelSource: PixelSource | null = null;
+  try {
+    const build = {
+      cacheKey: target.key,
+      cacheDir: target.cacheDir,
+      fromRow: resume.committedRow + 1,
+      force: Boolean(options.force),
+    };
+    pixelSource = options.pixelSource ? await options.pixelSource(build) : null;
+    const fromParts = pixelSource;
+    await streamRecords({
+      source: csv,
+      permits,
+      orderSlots: new PermitPool(target.plan.orderSlots),
+      screen: (row) => {
+        const screened = screen.screen(row);
+        return row.row <= resume.committedRow
+          ? ({ kind: 'replayed', seq: row.row, row: row.row } satisfies Replayed)
+          : screened;
+      },
+      decode: fromParts ? (candidate) => fromParts.pixels(candidate) : inputs.decode,
+      decodeConcurrency: target.plan.decodeConcurrency,
+      sink: builder,
+      probe,
+      limit: { records: target.limit, alreadyAccepted: resume.existing?.totals.images ?? 0 },
+    });
+    // a wrong data.imageDir or data.fileName must not look like success (nor be cached as complete)
+    existence.refuseIfNoneFound(config.data, probe.pulled, rejects.file);
+    manifest = await builder.finish();
+    await pixelSource?.finish();
+  } finally {
+    await pixelSource?.close();
+    progress.stopTicker();
+    rejects.close();
+    csv.close();
+    await resume.removed;
+  }
+  progress.finish();
+  return { manifest, decoded: builder.decodedThisRun };
+}
+
+/**
+ * The row checks: label rules, duplicate ids (in a table within the plan's ceiling), the gz2
+ * mapping, the image's existence.
+ */
+function newRowScreen(
+  config: LoadedConfig,
+  plan: MemoryPlan,
+  parts: { csv: CsvSource; mapping: Gz2Mapping | null; labels: LabelRules; existence: ExistenceCheck },
+): RowScreen {
+  const seen = new StringTable(plan.prepare.seenIds, () =>
+    tableFullError(plan, config.data.csv, 'ids', plan.prepare.seenIds),
+  );
+  return new RowScreen({
+    data: config.data,
+    labels: parts.labels,
+    hasImage: (name) => parts.existence.has(name),
+    headerCount: parts.csv.headerCount,
+    mapping: parts.mapping,
+    seen,
+  });
+}
+
+/** The plan, the image index and the cache folder these inputs map to. */
+interface CacheTarget {
+  plan: MemoryPlan;
+  index: ImageIndex;
+  inputs: CacheKeyInputs;
+  key: string;
+  cacheDir: string;
+  limit: number | null;
+}
+
+/** Everything that can stop a run, before any work; and where its cache goes. */
+function checkBeforeWork(config: LoadedConfig, options: PrepareOptions): CacheTarget {
+  const data = config.data;
+  const limit = options.limit === undefined ? data.limit : options.limit;
   const plan = options.plan ?? planMemory(config, measureData(config));
   refusePhases(config, plan, ['prepare']);
   checkFileNamePattern(data.fileName);
@@ -168,48 +296,66 @@ async function prepare(
   const index = ImageIndex.buildSync(data.imageDir, data.fileName);
   const inputs = cacheKeyInputs(config, index, limit);
   const key = cacheKey(inputs);
-  const cacheDir = path.join(config.cache.dir, key);
-  const summary = (cacheHit: boolean, manifest: Manifest, decoded: number): PrepareSummary => {
-    const seconds = (performance.now() - started) / 1000;
-    sampler.sample();
-    return {
-      cacheKey: key,
-      cacheDir,
-      cacheHit,
-      rows: manifest.totals.rows,
-      images: manifest.totals.images,
-      rejected: { ...manifest.rejects },
-      shards: manifest.shards.length,
-      seconds: Math.round(seconds * 1000) / 1000,
-      imagesPerSecond: seconds > 0 ? Math.round((decoded / seconds) * 10) / 10 : 0,
-      peakRssMB: sampler.peakMB,
-      limitMB: config.memory.limitMB,
-    };
+  return { plan, index, inputs, key, cacheDir: path.join(config.cache.dir, key), limit };
+}
+
+function summarize(
+  config: LoadedConfig,
+  target: CacheTarget,
+  run: { started: number; sampler: RssSampler; cacheHit: boolean; manifest: Manifest; decoded: number },
+): PrepareSummary {
+  const { manifest, sampler } = run;
+  const seconds = (performance.now() - run.started) / 1000;
+  sampler.sample();
+  return {
+    cacheKey: target.key,
+    cacheDir: target.cacheDir,
+    cacheHit: run.cacheHit,
+    rows: manifest.totals.rows,
+    images: manifest.totals.images,
+    rejected: { ...manifest.rejects },
+    shards: manifest.shards.length,
+    seconds: Math.round(seconds * 1000) / 1000,
+    imagesPerSecond: seconds > 0 ? Math.round((run.decoded / seconds) * 10) / 10 : 0,
+    peakRssMB: sampler.peakMB,
+    limitMB: config.memory.limitMB,
   };
+}
 
-  // one prepare per cache folder: a second one waits for the first, then answers from its cache
-  held.lock = await lockCacheDir(cacheDir, output);
-  let existing: Manifest | null;
+/**
+ * The cache folder's manifest, if any; an edited or damaged one is refused (the error says to
+ * --force), or ignored on --force.
+ */
+function readExistingManifest(cacheDir: string, force: boolean | undefined): Manifest | null {
   try {
-    existing = readManifestIfPresent(cacheDir);
+    return readManifestIfPresent(cacheDir);
   } catch (error) {
-    // an edited or damaged manifest is refused (ManifestUnreadableError says to --force); --force rebuilds
-    if (!(options.force && error instanceof ManifestUnreadableError)) throw error;
-    existing = null;
+    if (!(force && error instanceof ManifestUnreadableError)) throw error;
+    return null;
   }
-  if (existing?.complete && !options.force) {
-    const problem = shardFilesProblem(cacheDir, existing);
-    if (!problem) {
-      output.info(`cache hit: ${cacheDir} (${existing.totals.images} images in ${existing.shards.length} shards)`);
-      return summary(true, existing, 0);
-    }
-    output.warn(
-      `the cache at ${cacheDir} does not match its manifest (${problem}): it was damaged or edited; rebuilding it`,
-    );
-  }
+}
 
+/** Whether a complete cache still matches its manifest (a cache hit); a damaged one is said to be rebuilt. */
+function isIntact(cacheDir: string, existing: Manifest, output: Output): boolean {
+  const problem = shardFilesProblem(cacheDir, existing);
+  if (!problem) {
+    output.info(`cache hit: ${cacheDir} (${existing.totals.images} images in ${existing.shards.length} shards)`);
+    return true;
+  }
+  output.warn(
+    `the cache at ${cacheDir} does not match its manifest (${problem}): it was damaged or edited; rebuilding it`,
+  );
+  return false;
+}
+
+/** The gz2 mapping (loaded whole, within its planned tables) and data.csv opened as a row source. */
+async function openInputs(
+  config: LoadedConfig,
+  plan: MemoryPlan,
+): Promise<{ mapping: Gz2Mapping | null; csv: CsvSource }> {
+  const data = config.data;
   const mapping = await loadMappingFor(config, plan);
-  const csv: CsvSource = await openCsv(
+  const csv = await openCsv(
     data.csv,
     [
       { column: data.idColumn, knob: 'data.idColumn' },
@@ -217,7 +363,34 @@ async function prepare(
     ],
     data.maxRowBytes,
   );
+  return { mapping, csv };
+}
 
+/** Where this run starts: after the last complete shard of an interrupted cache, or from nothing. */
+interface ResumePoint {
+  /** The interrupted cache's manifest, or null when starting from nothing. */
+  existing: Manifest | null;
+  committedRow: number;
+  rejectsBytes: number;
+  shardImages: number;
+  /** The stray files' background removal (never fails). */
+  removed: Promise<unknown>;
+}
+
+/**
+ * Checks the cache folders are writable, clears what no manifest vouches for and decides where to
+ * start: `existing` (null on --force) is resumed unless it is complete (damaged: rebuilt), cannot
+ * resume or lost a shard; a resume whose shards the plan cannot hold is refused. Closes `csv` when
+ * it refuses.
+ */
+async function resumePoint(
+  config: LoadedConfig,
+  target: CacheTarget,
+  csv: CsvSource,
+  existing: Manifest | null,
+  output: Output,
+): Promise<ResumePoint> {
+  const { cacheDir, plan } = target;
   try {
     ensureWritable(config.cache.dir, config.cache.dir);
     ensureWritable(cacheDir, config.cache.dir);
@@ -225,11 +398,8 @@ async function prepare(
     csv.close();
     throw error;
   }
-
-  if (options.force || (existing && (existing.complete || !existing.resume))) {
-    // --force, or a damaged complete cache: rebuild from nothing
-    existing = null;
-  }
+  // a damaged complete cache, or one without resume state: rebuild from nothing
+  if (existing && (existing.complete || !existing.resume)) existing = null;
   const resume = existing?.resume as ResumeState | undefined;
   const removals = [removeStrayFiles(cacheDir, existing)];
   if (existing && shardFilesProblem(cacheDir, existing)) {
@@ -248,11 +418,30 @@ async function prepare(
       throw error;
     }
   }
-  // a resumed cache keeps its shard size, which the plan's permits hold (refuseResume): never more permits than planned
-  const shardImages = existing ? existing.shardImages : plan.shardImages;
-  const committedRow = existing && resume ? resume.committedRow : 0;
+  return {
+    existing,
+    committedRow: existing && resume ? resume.committedRow : 0,
+    rejectsBytes: existing && resume ? resume.rejectsBytes : 0,
+    // a resumed cache keeps its shard size, which the plan's permits hold (refuseResume): never more permits
+    // than planned
+    shardImages: existing ? existing.shardImages : plan.shardImages,
+    removed,
+  };
+}
 
-  // sharp (libvips) loads only now: a cache hit never needs it
+type DecodeFn = PipelineStages['decode'];
+
+/**
+ * Loads sharp (libvips) only now, a cache hit never needs it, set to the plan's threads; warns when
+ * V8's heap limit is under the plan's and shows the plan.
+ */
+async function loadDecoder(
+  config: LoadedConfig,
+  target: CacheTarget,
+  options: PrepareOptions,
+  output: Output,
+): Promise<DecodeFn> {
+  const { plan, index } = target;
   const [{ default: sharp }, { decodeImage }] = await Promise.all([import('sharp'), import('../images/decode.ts')]);
   sharp.cache(false);
   sharp.concurrency(plan.sharpThreads);
@@ -263,60 +452,99 @@ async function prepare(
     );
   }
   output.info(`memory plan (memory.limitMB ${config.memory.limitMB}):\n${formatPlan(plan)}`);
-  output.info(
-    existing
-      ? `resuming ${cacheDir} after row ${committedRow} (${existing.shards.length} shards, ${existing.totals.images} images already written)`
-      : `preparing ${cacheDir}`,
-  );
+  const replacement = options.decode;
+  return replacement
+    ? (candidate) => replacement(candidate.file, config.image)
+    : (candidate) => decodeImage(candidate.file, config.image, { within: index.realDir });
+}
 
-  const labels = new LabelRules(data.classes);
-  const permits = new PermitPool(plan.permits);
-  const rejects = new RejectsLog(cacheDir, existing && resume ? resume.rejectsBytes : 0);
+function newCacheBuilder(
+  config: LoadedConfig,
+  target: CacheTarget,
+  resume: ResumePoint,
+  parts: { labels: LabelRules; permits: PermitPool; rejects: RejectsLog },
+  options: PrepareOptions,
+): CacheBuilder {
+  const { cacheDir, key, inputs } = target;
   const { width, height, channels, fit } = config.image;
-  const now = new Date().toISOString();
-  const builder = new CacheBuilder({
+  return new CacheBuilder({
     cacheDir,
     base: {
       format: MANIFEST_FORMAT,
       version: CACHE_FORMAT_VERSION,
       cacheKey: key,
       inputs: inputs as unknown as Record<string, unknown>,
-      classes: labels.names,
+      classes: parts.labels.names,
       image: { width, height, channels, fit },
       dtype: config.cache.dtype,
-      shardImages,
+      shardImages: resume.shardImages,
       toolVersion: GALACTIC_VERSION,
-      createdAt: existing?.createdAt ?? now,
+      createdAt: resume.existing?.createdAt ?? new Date().toISOString(),
     },
-    writer: new ShardWriter(cacheDir, shardImages, { height, width, channels }, config.cache.dtype, options.writeFile),
-    rejects,
-    permits,
+    writer: new ShardWriter(
+      cacheDir,
+      resume.shardImages,
+      { height, width, channels },
+      config.cache.dtype,
+      options.writeFile,
+    ),
+    rejects: parts.rejects,
+    permits: parts.permits,
     channels,
-    limit,
-    resumeFrom: existing,
+    limit: target.limit,
+    resumeFrom: resume.existing,
     writeManifestFile: options.writeFile,
     onCommit: options.onCommit,
   });
+}
 
-  // what the existence check saw, for the "none of the images is there" refusal
-  const existence = { found: 0, missing: 0, firstMissing: null as string | null };
-  const hasImage = (name: string): boolean => {
-    if (index.has(name)) {
-      existence.found++;
+/** What the existence check saw, for the "none of the images is there" refusal. */
+class ExistenceCheck {
+  private found = 0;
+  private missing = 0;
+  private firstMissing: string | null = null;
+  constructor(private readonly index: ImageIndex) {}
+
+  has(name: string): boolean {
+    if (this.index.has(name)) {
+      this.found++;
       return true;
     }
-    existence.missing++;
-    existence.firstMissing ??= name;
+    this.missing++;
+    this.firstMissing ??= name;
     return false;
-  };
-  const seen = new StringTable(plan.prepare.seenIds, () => tableFullError(plan, data.csv, 'ids', plan.prepare.seenIds));
-  const screen = new RowScreen({ data, labels, hasImage, headerCount: csv.headerCount, mapping, seen });
-  const probe = newProbe();
+  }
+
+  refuseIfNoneFound(data: LoadedConfig['data'], rows: number, rejectsFile: string): void {
+    if (this.found === 0 && this.missing > 0) {
+      throw new NoImagesFoundError(
+        data.imageDir,
+        data.fileName,
+        path.join(data.imageDir, this.firstMissing!),
+        rows,
+        this.missing,
+        rejectsFile,
+      );
+    }
+  }
+}
+
+/**
+ * The prepare progress line, redrawn and RSS sampled every 500 ms: rows against a quick count of
+ * the CSV's lines, or against --limit when that ends the run sooner.
+ */
+function startProgress(
+  config: LoadedConfig,
+  output: Output,
+  sampler: RssSampler,
+  run: { probe: ReturnType<typeof newProbe>; builder: CacheBuilder; limit: number | null; resume: ResumePoint },
+): { stopTicker: () => void; finish: () => void } {
+  const { probe, builder } = run;
   output.setMemoryLimit(config.memory.limitMB);
-  // a total (and so an ETA) from a quick count of the CSV's lines, or from --limit when that ends the run sooner
-  const csvRows = estimateCsvRows(data.csv);
+  const csvRows = estimateCsvRows(config.data.csv);
+  const committedRow = run.resume.committedRow;
   const progressTotal = () =>
-    prepareProgressTotal(csvRows, limit, { pulled: probe.pulled, accepted: builder.imageCount, committedRow });
+    prepareProgressTotal(csvRows, run.limit, { pulled: probe.pulled, accepted: builder.imageCount, committedRow });
   let shownTotal = progressTotal();
   const progress = output.progress('prepare', shownTotal, 'rows');
   const followTotal = () => {
@@ -335,63 +563,12 @@ async function prepare(
     });
   }, 500);
   ticker.unref();
-  const finalFields = () => ({ images: probe.decoded, shards: builder.shardCount });
-  let manifest: Manifest;
-  let pixelSource: PixelSource | null = null;
-  try {
-    const build = { cacheKey: key, cacheDir, fromRow: committedRow + 1, force: Boolean(options.force) };
-    pixelSource = options.pixelSource ? await options.pixelSource(build) : null;
-    const fromParts = pixelSource;
-    await streamRecords({
-      source: csv,
-      permits,
-      orderSlots: new PermitPool(plan.orderSlots),
-      screen: (row) => {
-        const screened = screen.screen(row);
-        return row.row <= committedRow
-          ? ({ kind: 'replayed', seq: row.row, row: row.row } satisfies Replayed)
-          : screened;
-      },
-      decode: fromParts
-        ? (candidate) => fromParts.pixels(candidate)
-        : options.decode
-          ? (candidate) => options.decode!(candidate.file, config.image)
-          : (candidate) => decodeImage(candidate.file, config.image, { within: index.realDir }),
-      decodeConcurrency: plan.decodeConcurrency,
-      sink: builder,
-      probe,
-      limit: { records: limit, alreadyAccepted: existing?.totals.images ?? 0 },
-    });
-    // a wrong data.imageDir or data.fileName must not look like success (nor be cached as complete)
-    if (existence.found === 0 && existence.missing > 0) {
-      throw new NoImagesFoundError(
-        data.imageDir,
-        data.fileName,
-        path.join(data.imageDir, existence.firstMissing!),
-        probe.pulled,
-        existence.missing,
-        rejects.file,
-      );
-    }
-    manifest = await builder.finish();
-    await pixelSource?.finish();
-  } finally {
-    await pixelSource?.close();
-    clearInterval(ticker);
-    rejects.close();
-    csv.close();
-    await removed;
-  }
-  followTotal();
-  progress.update(probe.pulled, finalFields());
-  progress.stop();
-  const result = summary(false, manifest, builder.decodedThisRun);
-  output.info(
-    `prepared ${result.images} images from ${result.rows} rows into ${result.shards} shards (${
-      Object.entries(result.rejected)
-        .map(([r, n]) => `${n} ${r}`)
-        .join(', ') || 'no rejects'
-    }) in ${formatSeconds(result.seconds)}, peak RSS ${result.peakRssMB} MB of ${result.limitMB} MB`,
-  );
-  return result;
+  return {
+    stopTicker: () => clearInterval(ticker),
+    finish: () => {
+      followTotal();
+      progress.update(probe.pulled, { images: probe.decoded, shards: builder.shardCount });
+      progress.stop();
+    },
+  };
 }

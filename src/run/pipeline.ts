@@ -1,11 +1,11 @@
-import { planMemory } from '../memory/plan.ts';
+import { planMemory, type MemoryPlan } from '../memory/plan.ts';
 import { measureData } from '../ingest/data-facts.ts';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { HyperparameterValues } from '../model/architecture.ts';
 import { selectBackend, type BackendChoice, type BackendName } from '../model/backend.ts';
 import { runPrepare, type PrepareSummary } from '../prepare/run-prepare.ts';
-import { formatSeconds, type Output } from '../core/console.ts';
+import { formatSeconds, type Output, type Progress } from '../core/console.ts';
 import { writeReport, type ReportSummary } from '../report/report.ts';
 import { readRunMetadata } from '../train/run-directory.ts';
 import { finalValues, trainRun, type TrainRunSummary } from '../train/run-training.ts';
@@ -61,136 +61,21 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
   output.setMemoryLimit(limitMB);
   const recorder = new TimelineRecorder(limitMB).start(STAGES[0]);
   const runDir = path.join(config.runs.dir, config.runs.name);
-  // one bar over the stages on a TTY; off a TTY each stage's end is its own line
-  const overall = output.progress('run', STAGES.length, 'stages', { ttyOnly: true, rate: false });
-  let done = 0;
-  const begin = (name: (typeof STAGES)[number]) => {
-    recorder.enter(name);
-    overall.update(done, { stage: name });
-    return performance.now();
-  };
-  const finish = (name: string, started: number, items: number, skipped: boolean, what: string): TimelineStage => {
-    const stage = recorder.finishStage(name, { seconds: (performance.now() - started) / 1000, items, skipped });
-    done += 1;
-    overall.update(done, { stage: name });
-    output.info(
-      `[${done}/${STAGES.length}] ${name}: ${skipped ? `skipped (${what})` : `${what} in ${formatSeconds(stage.seconds)}`}`,
-    );
-    return stage;
-  };
-
+  const stages = new StageLine(output, recorder);
   try {
-    // 1. demo data (only for configs that point at the demo data folder)
-    let started = begin('data');
-    const data = await ensureDemoStage(config, output);
-    const dataStage = finish(
-      'data',
-      started,
-      data.images,
-      data.skipped,
-      data.skipped ? data.reason : `synthesized ${data.images} images`,
-    );
-
-    // 2. prepare: a cache hit is the skip
-    started = begin('prepare');
-    // the memory plan, once, from the config and the data (now that the demo data exists)
-    const plan = planMemory(config, measureData(config));
-    const prepared = await runPrepare(config, { output, plan });
-    const prepareStage = finish(
-      'prepare',
-      started,
-      prepared.cacheHit ? 0 : prepared.images,
-      prepared.cacheHit,
-      prepared.cacheHit
-        ? `cache ${prepared.cacheKey} is complete`
-        : `${prepared.images} images into ${prepared.shards} shards`,
-    );
-
+    const data = await dataStage(config, output, stages);
+    const prepared = await prepareStage(config, output, stages);
     // the backend is chosen once, for both the search and the final training
     let backend: BackendChoice | null = null;
     const ensureBackend = async () =>
       (backend ??= await selectBackend(options.backend ?? config.backend, output, { threads: config.threads }));
-
-    // the expected duration of what is left, before any training starts (a warning over an hour);
-    // nothing to say when the search is over and a model is there (a rerun that skips its stages)
-    if (!(searchFinished(config, prepared.cacheKey) && readRunMetadata(runDir) !== null)) {
-      await announceTime(config, output, {
-        backend: await ensureBackend(),
-        cacheDir: prepared.cacheDir,
-        cacheKey: prepared.cacheKey,
-        search: {},
-        train: { values: null, epochs: config.train.epochs },
-        what: 'galactic run',
-      });
-    }
-
-    // 3. tune: the tuner's own resume makes a finished search a no-op
-    started = begin('tune');
-    const tuned = await tuneStage(config, {
-      cacheDir: prepared.cacheDir,
-      cacheKey: prepared.cacheKey,
-      output,
-      ensureBackend,
-      plan,
-      signal: options.signal,
-      overwrite: options.overwriteSearch,
-      tunerLoop: options.tunerLoop,
-    });
-    const tuneStageRecord = finish(
-      'tune',
-      started,
-      tuned.imageEpochs,
-      tuned.skipped,
-      tuned.skipped
-        ? 'the search is finished'
-        : `${tuned.ranNow} trials run, best ${tuned.best ? tuned.best.score.toFixed(4) : '–'}`,
-    );
-
-    // 4. train + evaluate with the tuner's best values (train --from-tuner semantics)
-    started = begin('train');
-    const { values } = finalValues(config, tuned.bestValues);
-    const stale = staleTrainingReason(runDir, { cacheKey: prepared.cacheKey, config, values });
-    let trained: TrainRunSummary | null = null;
-    if (stale) {
-      output.info(`training: ${stale}`);
-      trained = await trainRun(config, {
-        cacheDir: prepared.cacheDir,
-        cacheKey: prepared.cacheKey,
-        backend: await ensureBackend(),
-        values: tuned.bestValues,
-        plan,
-        output,
-      });
-    }
-    const trainImageEpochs = trained ? trained.epochs * (readRunMetadata(runDir)?.split.trainImages ?? 0) : 0;
-    const trainStage = finish(
-      'train',
-      started,
-      trainImageEpochs,
-      !trained,
-      trained
-        ? `validation accuracy ${trained.valAccuracy}`
-        : 'the model in the run folder was trained on the same data, config and hyperparameters',
-    );
-
-    // 5. report: the timeline first (it is one of the report's inputs), unless no stage did work
-    started = begin('report');
-    const workDone = [dataStage, prepareStage, tuneStageRecord, trainStage].some((s) => !s.skipped);
-    let report: ReportSummary | null = null;
-    if (workDone || !reportIsCurrent(runDir)) {
-      if (workDone) writeTimeline(runDir, recorder.snapshot());
-      report = await writeReport({ runDir, tuningDir: config.tuner.dir, config, cacheDir: prepared.cacheDir, output });
-    }
-    finish(
-      'report',
-      started,
-      0,
-      !report,
-      report
-        ? `${report.charts.length} charts, ${report.thumbnails} thumbnails`
-        : 'report.html is newer than its inputs',
-    );
-    overall.clear();
+    await announceRemainingTime(config, output, prepared.summary, runDir, ensureBackend);
+    const tuned = await tuneRunStage(config, options, stages, prepared, ensureBackend);
+    const trained = await trainStage(config, output, stages, { runDir, prepared, tuned, ensureBackend });
+    const workDone = [data, prepared, tuned, trained].some((stage) => !stage.record.skipped);
+    const cacheDir = prepared.summary.cacheDir;
+    const report = await reportStage(config, output, stages, { runDir, cacheDir, workDone, recorder });
+    stages.clear();
     output.info(
       `run: done in ${recorder.elapsed().toFixed(1)} s, peak RSS ${recorder.peakRssMB} MB of ${limitMB} MB; report ${path.join(runDir, 'report.html')}`,
     );
@@ -203,10 +88,10 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
       runDir,
       report: path.join(runDir, 'report.html'),
       stages: {
-        data: { ...data, seconds: seconds('data') },
-        prepare: { ...prepared, skipped: prepared.cacheHit },
-        tune: { ...tuned, seconds: seconds('tune') },
-        train: { ...(trained ?? {}), values, reason: stale ?? 'current', skipped: !trained, seconds: seconds('train') },
+        data: { ...data.summary, seconds: seconds('data') },
+        prepare: { ...prepared.summary, skipped: prepared.summary.cacheHit },
+        tune: { ...tuned.summary, seconds: seconds('tune') },
+        train: { ...trained.summary, seconds: seconds('train') },
         report: { ...(report ?? {}), skipped: !report, seconds: seconds('report') },
       },
       backend: chosen?.name ?? null,
@@ -216,6 +101,199 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     };
   } finally {
     recorder.stop();
-    overall.clear();
+    stages.clear();
   }
+}
+
+type StageName = (typeof STAGES)[number];
+
+/** A stage's result and its record in the timeline. */
+interface Staged<T> {
+  summary: T;
+  record: TimelineStage;
+}
+
+/**
+ * The stages as they run: the timeline's stage tags, one bar over the stages on a TTY, and off a
+ * TTY each stage's end as its own line.
+ */
+class StageLine {
+  private done = 0;
+  private started = 0;
+  private readonly overall: Progress;
+
+  constructor(
+    private readonly output: Output,
+    private readonly recorder: TimelineRecorder,
+  ) {
+    this.overall = output.progress('run', STAGES.length, 'stages', { ttyOnly: true, rate: false });
+  }
+
+  begin(name: StageName): void {
+    this.recorder.enter(name);
+    this.overall.update(this.done, { stage: name });
+    this.started = performance.now();
+  }
+
+  /** Ends the stage begun last: `what` it did, or why it was skipped. */
+  finish(name: StageName, items: number, skipped: boolean, what: string): TimelineStage {
+    const seconds = (performance.now() - this.started) / 1000;
+    const stage = this.recorder.finishStage(name, { seconds, items, skipped });
+    this.done += 1;
+    this.overall.update(this.done, { stage: name });
+    this.output.info(
+      `[${this.done}/${STAGES.length}] ${name}: ${skipped ? `skipped (${what})` : `${what} in ${formatSeconds(stage.seconds)}`}`,
+    );
+    return stage;
+  }
+
+  clear(): void {
+    this.overall.clear();
+  }
+}
+
+/** 1. demo data (only for configs that point at the demo data folder) */
+async function dataStage(config: LoadedConfig, output: Output, stages: StageLine): Promise<Staged<DataStageSummary>> {
+  stages.begin('data');
+  const data = await ensureDemoStage(config, output);
+  const what = data.skipped ? data.reason : `synthesized ${data.images} images`;
+  return { summary: data, record: stages.finish('data', data.images, data.skipped, what) };
+}
+
+/** 2. prepare under the run's one memory plan; a cache hit is the skip */
+async function prepareStage(
+  config: LoadedConfig,
+  output: Output,
+  stages: StageLine,
+): Promise<Staged<PrepareSummary> & { plan: MemoryPlan }> {
+  stages.begin('prepare');
+  // the memory plan, once, from the config and the data (now that the demo data exists)
+  const plan = planMemory(config, measureData(config));
+  const prepared = await runPrepare(config, { output, plan });
+  const record = stages.finish(
+    'prepare',
+    prepared.cacheHit ? 0 : prepared.images,
+    prepared.cacheHit,
+    prepared.cacheHit
+      ? `cache ${prepared.cacheKey} is complete`
+      : `${prepared.images} images into ${prepared.shards} shards`,
+  );
+  return { summary: prepared, record, plan };
+}
+
+/**
+ * The expected duration of what is left, before any training starts (a warning over an hour);
+ * nothing to say when the search is over and a model is there (a rerun that skips its stages).
+ */
+async function announceRemainingTime(
+  config: LoadedConfig,
+  output: Output,
+  prepared: PrepareSummary,
+  runDir: string,
+  ensureBackend: () => Promise<BackendChoice>,
+): Promise<void> {
+  if (searchFinished(config, prepared.cacheKey) && readRunMetadata(runDir) !== null) return;
+  await announceTime(config, output, {
+    backend: await ensureBackend(),
+    cacheDir: prepared.cacheDir,
+    cacheKey: prepared.cacheKey,
+    search: {},
+    train: { values: null, epochs: config.train.epochs },
+    what: 'galactic run',
+  });
+}
+
+/** 3. tune: the tuner's own resume makes a finished search a no-op */
+async function tuneRunStage(
+  config: LoadedConfig,
+  options: RunOptions,
+  stages: StageLine,
+  prepared: Staged<PrepareSummary> & { plan: MemoryPlan },
+  ensureBackend: () => Promise<BackendChoice>,
+): Promise<Staged<TuneStageSummary>> {
+  stages.begin('tune');
+  const tuned = await tuneStage(config, {
+    cacheDir: prepared.summary.cacheDir,
+    cacheKey: prepared.summary.cacheKey,
+    output: options.output,
+    ensureBackend,
+    plan: prepared.plan,
+    signal: options.signal,
+    overwrite: options.overwriteSearch,
+    tunerLoop: options.tunerLoop,
+  });
+  const record = stages.finish(
+    'tune',
+    tuned.imageEpochs,
+    tuned.skipped,
+    tuned.skipped
+      ? 'the search is finished'
+      : `${tuned.ranNow} trials run, best ${tuned.best ? tuned.best.score.toFixed(4) : '–'}`,
+  );
+  return { summary: tuned, record };
+}
+
+type TrainStageSummary = RunSummary['stages']['train'];
+
+/** 4. train + evaluate with the tuner's best values (train --from-tuner semantics), unless the model is current */
+async function trainStage(
+  config: LoadedConfig,
+  output: Output,
+  stages: StageLine,
+  run: {
+    runDir: string;
+    prepared: Staged<PrepareSummary> & { plan: MemoryPlan };
+    tuned: Staged<TuneStageSummary>;
+    ensureBackend: () => Promise<BackendChoice>;
+  },
+): Promise<Staged<Omit<TrainStageSummary, 'seconds'>>> {
+  const { runDir, prepared, tuned } = run;
+  stages.begin('train');
+  const { values } = finalValues(config, tuned.summary.bestValues);
+  const stale = staleTrainingReason(runDir, { cacheKey: prepared.summary.cacheKey, config, values });
+  let trained: TrainRunSummary | null = null;
+  if (stale) {
+    output.info(`training: ${stale}`);
+    trained = await trainRun(config, {
+      cacheDir: prepared.summary.cacheDir,
+      cacheKey: prepared.summary.cacheKey,
+      backend: await run.ensureBackend(),
+      values: tuned.summary.bestValues,
+      plan: prepared.plan,
+      output,
+    });
+  }
+  const trainImageEpochs = trained ? trained.epochs * (readRunMetadata(runDir)?.split.trainImages ?? 0) : 0;
+  const record = stages.finish(
+    'train',
+    trainImageEpochs,
+    !trained,
+    trained
+      ? `validation accuracy ${trained.valAccuracy}`
+      : 'the model in the run folder was trained on the same data, config and hyperparameters',
+  );
+  return { summary: { ...(trained ?? {}), values, reason: stale ?? 'current', skipped: !trained }, record };
+}
+
+/** 5. report: the timeline first (it is one of the report's inputs), unless no stage did work */
+async function reportStage(
+  config: LoadedConfig,
+  output: Output,
+  stages: StageLine,
+  run: { runDir: string; cacheDir: string; workDone: boolean; recorder: TimelineRecorder },
+): Promise<ReportSummary | null> {
+  const { runDir, workDone } = run;
+  stages.begin('report');
+  let report: ReportSummary | null = null;
+  if (workDone || !reportIsCurrent(runDir)) {
+    if (workDone) writeTimeline(runDir, run.recorder.snapshot());
+    report = await writeReport({ runDir, tuningDir: config.tuner.dir, config, cacheDir: run.cacheDir, output });
+  }
+  stages.finish(
+    'report',
+    0,
+    !report,
+    report ? `${report.charts.length} charts, ${report.thumbnails} thumbnails` : 'report.html is newer than its inputs',
+  );
+  return report;
 }

@@ -89,18 +89,9 @@ function logValue(logs: tf.Logs | undefined, name: Monitor): number {
 
 export async function trainClassifier(options: TrainerOptions): Promise<TrainerResult> {
   const { config, cacheDir, output } = options;
-  const early = config.train.earlyStopping;
-  const monitor: Monitor = options.monitor ?? early?.monitor ?? 'val_loss';
-  const patience = options.patience !== undefined ? options.patience : (early?.patience ?? null);
-  const restoreBestWeights = options.restoreBestWeights ?? early?.restoreBestWeights ?? false;
+  const stopping = stoppingRules(options);
   const initialEpoch = options.initialEpoch ?? 0;
-
-  const manifest = loadManifest(cacheDir);
-  const split = await splitCache(cacheDir, manifest, config.split, config.seed);
-  if (split.trainCount === 0 || split.validationCount === 0) {
-    throw new SplitTooSmallError(cacheDir, split.trainCount, split.validationCount);
-  }
-  const feed = new Feed({ config, cacheDir, manifest, split, settings: options.feedSettings });
+  const { manifest, split, feed } = await openFeed(config, cacheDir, options.feedSettings);
   const { width, height, channels } = manifest.image;
   const model = buildModel(options.values, {
     inputShape: [height, width, channels],
@@ -110,110 +101,36 @@ export async function trainClassifier(options: TrainerOptions): Promise<TrainerR
   });
   try {
     if (options.checkpoint) await loadCheckpoint(options.checkpoint, model);
-    const stopper = new EarlyStopping({ monitor, patience, restoreBestWeights });
-    const history: EpochRecord[] = [];
-    let rss = new RssSampler(100);
-    let stopReason: TrainerResult['stopReason'] = 'completed';
-    let epochStarted = 0;
-    let trainEnded = 0;
-    let imagesThisEpoch = 0;
-    let current = initialEpoch;
-    const batches = feed.trainBatchCount;
-
-    const callbacks = new tf.CustomCallback({
-      onEpochBegin: async (epoch) => {
-        current = epoch;
-        feed.epoch = epoch;
-        epochStarted = performance.now();
-        imagesThisEpoch = 0;
-        // a fresh sampler per epoch gives the epoch's own peak; its timer fires between batches
-        rss.stop();
-        rss = new RssSampler(100).start();
-      },
-      onBatchEnd: async (batch, logs) => {
-        trainEnded = performance.now();
-        imagesThisEpoch += typeof logs?.size === 'number' ? logs.size : 0;
-        rss.sample();
-        const loss = logValue(logs, 'loss');
-        if (Number.isNaN(loss)) {
-          stopReason = 'nan-loss';
-          model.stopTraining = true;
-        }
-        options.onBatchEnd?.({
-          epoch: current + 1,
-          batch: batch + 1,
-          batches,
-          loss,
-          accuracy: logValue(logs, 'accuracy'),
-        });
-      },
-      onEpochEnd: async (epoch, logs) => {
-        rss.stop();
-        const trainSeconds = (trainEnded - epochStarted) / 1000;
-        const record: EpochRecord = {
-          epoch: epoch + 1,
-          loss: logValue(logs, 'loss'),
-          accuracy: logValue(logs, 'accuracy'),
-          val_loss: logValue(logs, 'val_loss'),
-          val_accuracy: logValue(logs, 'val_accuracy'),
-          seconds: (performance.now() - epochStarted) / 1000,
-          imagesPerSecond: trainSeconds > 0 ? imagesThisEpoch / trainSeconds : 0,
-          peakRssMB: rss.peakMB,
-        };
-        history.push(record);
-        if (Number.isNaN(record.loss)) {
-          stopReason = 'nan-loss';
-          model.stopTraining = true;
-        }
-        // best-weights copy first, so the tensor count the caller sees is the same every epoch
-        const monitored = logValue(logs, monitor);
-        if (stopper.update(epoch + 1, monitored, model) && stopReason === 'completed') {
-          stopReason = 'early-stopping';
-          model.stopTraining = true;
-        }
-        const answer = await options.onEpochEnd?.({
-          epoch: epoch + 1,
-          record,
-          saveCheckpoint: (dir) => saveCheckpoint(dir, model),
-        });
-        if (answer === 'stop' && stopReason === 'completed') {
-          stopReason = 'early-stopping';
-          model.stopTraining = true;
-        }
-      },
-    });
-
-    const classWeight =
-      config.train.classWeights === 'balanced' ? balancedClassWeights(split.trainClassCounts) : undefined;
+    const stopper = new EarlyStopping(stopping);
+    const watch = new EpochWatch(model, feed, stopper, stopping.monitor, options, initialEpoch);
     if (initialEpoch < options.epochs) {
-      output?.info(
-        `training on ${split.trainCount} images, validating on ${split.validationCount} (${manifest.classes.join(', ')}), epochs ${initialEpoch + 1}..${options.epochs}, ${batches} batches of ${feed.settings.batchSize}`,
-      );
-      const bufferMB = (feed.shuffleBufferCapacity * feed.writer.recordBytes) / (1024 * 1024);
-      output?.info(
-        `feed: shuffle buffer ${feed.shuffleBufferCapacity} records (${bufferMB.toFixed(1)} MB), prefetch ${feed.settings.prefetchBatches} batches, ${config.feed.normalize} normalization, augment flip ${config.feed.augment.flip} rotate90 ${config.feed.augment.rotate90}`,
-      );
+      describeTraining(options, { split, manifest, feed, initialEpoch });
+      const classWeight =
+        config.train.classWeights === 'balanced' ? balancedClassWeights(split.trainClassCounts) : undefined;
       await withKernelCheck(() =>
         model.fitDataset(feed.trainDataset(), {
           epochs: options.epochs,
           initialEpoch,
           validationData: feed.validationDataset(),
-          callbacks: [callbacks],
+          callbacks: [watch.callback()],
           classWeight,
           verbose: 0,
         }),
       );
     }
-    rss.stop();
+    watch.stopSampling();
+    const { history } = watch;
     const lastEpoch = history.length > 0 ? history[history.length - 1].epoch : initialEpoch;
-    const restored = restoreBestWeights ? stopper.restore(model, lastEpoch) : (stopper.dispose(), false);
+    const restored = stopping.restoreBestWeights ? stopper.restore(model, lastEpoch) : (stopper.dispose(), false);
     if (restored)
-      output?.info(`restored the weights of epoch ${stopper.bestEpoch} (best ${monitor} ${stopper.best.toFixed(4)})`);
+      output?.info(
+        `restored the weights of epoch ${stopper.bestEpoch} (best ${stopping.monitor} ${stopper.best.toFixed(4)})`,
+      );
     return {
       model,
       history,
       bestEpoch: stopper.bestEpoch >= 0 ? stopper.bestEpoch : lastEpoch,
-      stopReason,
+      stopReason: watch.stopReason,
       split,
       manifest,
       feed,
@@ -222,5 +139,145 @@ export async function trainClassifier(options: TrainerOptions): Promise<TrainerR
   } catch (error) {
     disposeModel(model);
     throw error;
+  }
+}
+
+/** The options' early-stopping rules, else the config's: the monitored metric, patience, best weights restored. */
+function stoppingRules(options: TrainerOptions): {
+  monitor: Monitor;
+  patience: number | null;
+  restoreBestWeights: boolean;
+} {
+  const early = options.config.train.earlyStopping;
+  return {
+    monitor: options.monitor ?? early?.monitor ?? 'val_loss',
+    patience: options.patience !== undefined ? options.patience : (early?.patience ?? null),
+    restoreBestWeights: options.restoreBestWeights ?? early?.restoreBestWeights ?? false,
+  };
+}
+
+/** The cache's split into training and validation (both must hold images) and the feed over it. */
+async function openFeed(
+  config: LoadedConfig,
+  cacheDir: string,
+  settings: FeedSettings,
+): Promise<{ manifest: Manifest; split: SplitPlan; feed: Feed }> {
+  const manifest = loadManifest(cacheDir);
+  const split = await splitCache(cacheDir, manifest, config.split, config.seed);
+  if (split.trainCount === 0 || split.validationCount === 0) {
+    throw new SplitTooSmallError(cacheDir, split.trainCount, split.validationCount);
+  }
+  return { manifest, split, feed: new Feed({ config, cacheDir, manifest, split, settings }) };
+}
+
+function describeTraining(
+  options: TrainerOptions,
+  run: { split: SplitPlan; manifest: Manifest; feed: Feed; initialEpoch: number },
+): void {
+  const { config, output } = options;
+  const { split, manifest, feed } = run;
+  output?.info(
+    `training on ${split.trainCount} images, validating on ${split.validationCount} (${manifest.classes.join(', ')}), epochs ${run.initialEpoch + 1}..${options.epochs}, ${feed.trainBatchCount} batches of ${feed.settings.batchSize}`,
+  );
+  const bufferMB = (feed.shuffleBufferCapacity * feed.writer.recordBytes) / (1024 * 1024);
+  output?.info(
+    `feed: shuffle buffer ${feed.shuffleBufferCapacity} records (${bufferMB.toFixed(1)} MB), prefetch ${feed.settings.prefetchBatches} batches, ${config.feed.normalize} normalization, augment flip ${config.feed.augment.flip} rotate90 ${config.feed.augment.rotate90}`,
+  );
+}
+
+/**
+ * What fitDataset's callbacks see: each epoch's record (time, images per second, its own RSS
+ * peak), the stop on a NaN loss, on early stopping or when the caller answers 'stop'.
+ */
+class EpochWatch {
+  readonly history: EpochRecord[] = [];
+  stopReason: TrainerResult['stopReason'] = 'completed';
+  private rss = new RssSampler(100);
+  private epochStarted = 0;
+  private trainEnded = 0;
+  private imagesThisEpoch = 0;
+  private current: number;
+  private readonly batches: number;
+
+  constructor(
+    private readonly model: tf.LayersModel,
+    private readonly feed: Feed,
+    private readonly stopper: EarlyStopping,
+    private readonly monitor: Monitor,
+    private readonly options: TrainerOptions,
+    initialEpoch: number,
+  ) {
+    this.current = initialEpoch;
+    this.batches = feed.trainBatchCount;
+  }
+
+  callback(): tf.CustomCallback {
+    return new tf.CustomCallback({
+      onEpochBegin: async (epoch) => this.epochBegins(epoch),
+      onBatchEnd: async (batch, logs) => this.batchEnded(batch, logs),
+      onEpochEnd: async (epoch, logs) => this.epochEnded(epoch, logs),
+    });
+  }
+
+  stopSampling(): void {
+    this.rss.stop();
+  }
+
+  private epochBegins(epoch: number): void {
+    this.current = epoch;
+    this.feed.epoch = epoch;
+    this.epochStarted = performance.now();
+    this.imagesThisEpoch = 0;
+    // a fresh sampler per epoch gives the epoch's own peak; its timer fires between batches
+    this.rss.stop();
+    this.rss = new RssSampler(100).start();
+  }
+
+  private batchEnded(batch: number, logs: tf.Logs | undefined): void {
+    this.trainEnded = performance.now();
+    this.imagesThisEpoch += typeof logs?.size === 'number' ? logs.size : 0;
+    this.rss.sample();
+    const loss = logValue(logs, 'loss');
+    if (Number.isNaN(loss)) this.stop('nan-loss');
+    this.options.onBatchEnd?.({
+      epoch: this.current + 1,
+      batch: batch + 1,
+      batches: this.batches,
+      loss,
+      accuracy: logValue(logs, 'accuracy'),
+    });
+  }
+
+  private async epochEnded(epoch: number, logs: tf.Logs | undefined): Promise<void> {
+    this.rss.stop();
+    const trainSeconds = (this.trainEnded - this.epochStarted) / 1000;
+    const record: EpochRecord = {
+      epoch: epoch + 1,
+      loss: logValue(logs, 'loss'),
+      accuracy: logValue(logs, 'accuracy'),
+      val_loss: logValue(logs, 'val_loss'),
+      val_accuracy: logValue(logs, 'val_accuracy'),
+      seconds: (performance.now() - this.epochStarted) / 1000,
+      imagesPerSecond: trainSeconds > 0 ? this.imagesThisEpoch / trainSeconds : 0,
+      peakRssMB: this.rss.peakMB,
+    };
+    this.history.push(record);
+    if (Number.isNaN(record.loss)) this.stop('nan-loss');
+    // best-weights copy first, so the tensor count the caller sees is the same every epoch
+    const monitored = logValue(logs, this.monitor);
+    if (this.stopper.update(epoch + 1, monitored, this.model) && this.stopReason === 'completed') {
+      this.stop('early-stopping');
+    }
+    const answer = await this.options.onEpochEnd?.({
+      epoch: epoch + 1,
+      record,
+      saveCheckpoint: (dir) => saveCheckpoint(dir, this.model),
+    });
+    if (answer === 'stop' && this.stopReason === 'completed') this.stop('early-stopping');
+  }
+
+  private stop(reason: TrainerResult['stopReason']): void {
+    this.stopReason = reason;
+    this.model.stopTraining = true;
   }
 }

@@ -94,12 +94,31 @@ export async function executeTrial(
   objective: Objective,
   options: TrialExecutionOptions,
 ): Promise<TrialRecord> {
-  const { output } = options;
   const started = Date.now();
   const secondsBefore = record.seconds;
   const elapsed = () => secondsBefore + (Date.now() - started) / 1000;
 
-  // Memory check before any model exists.
+  if (refusedBeforeModel(store, plan, record, options, elapsed)) return record;
+  const retries = options.trialRetries ?? 2;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await runTrial(store, plan, record, objective, options, elapsed);
+    } catch (error) {
+      record.seconds = elapsed();
+      if (settleFailure(store, record, error, { attempt, retries, output: options.output }) === 'retry') continue;
+      return record;
+    }
+  }
+}
+
+/** The memory check before any model exists: whether the trial was recorded INFEASIBLE. */
+function refusedBeforeModel(
+  store: TrialStore,
+  plan: OracleTrial,
+  record: TrialRecord,
+  options: TrialExecutionOptions,
+  elapsed: () => number,
+): boolean {
   let estimate: { estimateMB: number; refusal: string | null };
   try {
     estimate = options.estimate(plan.values);
@@ -108,47 +127,50 @@ export async function executeTrial(
     store.writeTrial(
       finish(record, 'INFEASIBLE', `cannot build a model from these values: ${(error as Error).message}`),
     );
-    return record;
+    return true;
   }
   record.estimateMB = estimate.estimateMB;
   const refusal = estimate.refusal;
-  if (refusal) {
-    record.seconds = elapsed();
-    store.writeTrial(finish(record, 'INFEASIBLE', refusal));
-    return record;
-  }
+  if (!refusal) return false;
+  record.seconds = elapsed();
+  store.writeTrial(finish(record, 'INFEASIBLE', refusal));
+  return true;
+}
 
-  const retries = options.trialRetries ?? 2;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await runTrial(store, plan, record, objective, options, elapsed);
-    } catch (error) {
-      const kind = classifyTrialError(error);
-      record.seconds = elapsed();
-      if (kind === 'transient' && attempt < retries) {
-        output?.warn(
-          `trial ${record.id}: ${(error as Error).message} (a transient failure); retrying from its last saved epoch (${attempt + 1} of ${retries})`,
-        );
-        continue;
-      }
-      if (kind === 'user') throw error;
-      if (kind === 'bug') {
-        // fatal: kept with the trial (the next run retries it from its last saved epoch), then the stack is printed
-        record.error = errorRecord(error);
-        store.writeTrial(finish(record, 'FAILED', `unexpected error (a bug): ${(error as Error).message}`));
-        throw error;
-      }
-      const reason = (error as Error).message || String(error);
-      finish(
-        record,
-        kind === 'infeasible' ? 'INFEASIBLE' : 'FAILED',
-        kind === 'infeasible' ? `does not fit: ${reason}` : `${reason} (after ${retries} retries)`,
-      );
-      store.writeTrial(record);
-      store.pruneCheckpoints(record);
-      return record;
-    }
+/**
+ * What an attempt's failure makes of the trial: a transient one is retried (up to `retries`), a user's error
+ * is rethrown, a bug is kept with the trial and rethrown with its stack, anything else ends it INFEASIBLE or FAILED.
+ */
+function settleFailure(
+  store: TrialStore,
+  record: TrialRecord,
+  error: unknown,
+  attempts: { attempt: number; retries: number; output?: Output },
+): 'retry' | 'settled' {
+  const { attempt, retries, output } = attempts;
+  const kind = classifyTrialError(error);
+  if (kind === 'transient' && attempt < retries) {
+    output?.warn(
+      `trial ${record.id}: ${(error as Error).message} (a transient failure); retrying from its last saved epoch (${attempt + 1} of ${retries})`,
+    );
+    return 'retry';
   }
+  if (kind === 'user') throw error;
+  if (kind === 'bug') {
+    // fatal: kept with the trial (the next run retries it from its last saved epoch), then the stack is printed
+    record.error = errorRecord(error);
+    store.writeTrial(finish(record, 'FAILED', `unexpected error (a bug): ${(error as Error).message}`));
+    throw error;
+  }
+  const reason = (error as Error).message || String(error);
+  finish(
+    record,
+    kind === 'infeasible' ? 'INFEASIBLE' : 'FAILED',
+    kind === 'infeasible' ? `does not fit: ${reason}` : `${reason} (after ${retries} retries)`,
+  );
+  store.writeTrial(record);
+  store.pruneCheckpoints(record);
+  return 'settled';
 }
 
 /** One attempt: from the trial's starting point to its end, each epoch saved as it ends. */
@@ -180,9 +202,7 @@ async function runTrial(
     output?.info(`trial ${record.id}: resuming from epoch ${start.initialEpoch} of ${record.epochs}`);
   }
 
-  let peakRss = record.peakRssMB ?? 0;
-  let nanAt: number | null = null;
-  let interrupted = false;
+  const progress: AttemptProgress = { peakRss: record.peakRssMB ?? 0, nanAt: null, interrupted: false };
   try {
     const result = await options.runner.run({
       trialId: record.id,
@@ -190,41 +210,15 @@ async function runTrial(
       epochs: record.epochs,
       initialEpoch: start.initialEpoch,
       checkpoint: start.checkpoint,
-      onEpochEnd: async ({ record: epoch, saveCheckpoint }) => {
-        record.metrics.push(epoch);
-        const done = record.initialEpoch + record.metrics.length;
-        peakRss = Math.max(peakRss, epoch.peakRssMB ?? 0, process.memoryUsage().rss / (1024 * 1024));
-        if (Number.isNaN(epoch.loss)) {
-          nanAt = done;
-          return 'stop';
-        }
-        const latest = `checkpoint-${done}`;
-        await saveCheckpoint(store.checkpointPath(record.id, latest));
-        record.checkpoint = latest;
-        const value = objectiveValue(epoch, objective);
-        if (isBetter(value, record.score, objective.direction)) {
-          record.score = value;
-          record.bestEpoch = done;
-          const best = `best-${done}`;
-          copyCheckpoint(store.checkpointPath(record.id, latest), store.checkpointPath(record.id, best));
-          record.bestCheckpoint = best;
-        }
-        record.seconds = elapsed();
-        record.peakRssMB = Math.round(peakRss);
-        store.writeTrial(record);
-        store.pruneCheckpoints(record);
-        if (options.signal?.aborted) {
-          interrupted = true;
-          return 'stop';
-        }
-        return shouldStopEarly(record.metrics, TRIAL_MONITOR, options.patience) ? 'stop' : 'continue';
-      },
+      onEpochEnd: ({ record: epoch, saveCheckpoint }) =>
+        saveEpoch(store, record, epoch, saveCheckpoint, { objective, options, elapsed, progress }),
     });
     record.seconds = elapsed();
-    record.peakRssMB = Math.round(peakRss);
-    if (result.stopReason === 'nan-loss' || nanAt !== null) {
-      finish(record, 'FAILED', `loss became NaN at epoch ${nanAt ?? record.initialEpoch + record.metrics.length}`);
-    } else if (interrupted) {
+    record.peakRssMB = Math.round(progress.peakRss);
+    if (result.stopReason === 'nan-loss' || progress.nanAt !== null) {
+      const at = progress.nanAt ?? record.initialEpoch + record.metrics.length;
+      finish(record, 'FAILED', `loss became NaN at epoch ${at}`);
+    } else if (progress.interrupted) {
       finish(record, 'STOPPED', 'interrupted by the user');
     } else {
       finish(record, 'COMPLETED');
@@ -232,12 +226,61 @@ async function runTrial(
       record.checkpoint = null;
     }
   } catch (error) {
-    record.peakRssMB = peakRss > 0 ? Math.round(peakRss) : null;
+    record.peakRssMB = progress.peakRss > 0 ? Math.round(progress.peakRss) : null;
     throw error;
   }
   store.writeTrial(record);
   store.pruneCheckpoints(record);
   return record;
+}
+
+/** What an attempt's epochs have seen so far. */
+interface AttemptProgress {
+  peakRss: number;
+  /** The epoch whose loss became NaN. */
+  nanAt: number | null;
+  interrupted: boolean;
+}
+
+/**
+ * One finished epoch, in crash-safe order: its checkpoint, the best-epoch copy when it is the best,
+ * then trial.json naming both, then old folders pruned. Answers whether training goes on.
+ */
+async function saveEpoch(
+  store: TrialStore,
+  record: TrialRecord,
+  epoch: EpochRecord,
+  saveCheckpoint: (dir: string) => Promise<void>,
+  attempt: { objective: Objective; options: TrialExecutionOptions; elapsed: () => number; progress: AttemptProgress },
+): Promise<'stop' | 'continue'> {
+  const { objective, options, progress } = attempt;
+  record.metrics.push(epoch);
+  const done = record.initialEpoch + record.metrics.length;
+  progress.peakRss = Math.max(progress.peakRss, epoch.peakRssMB ?? 0, process.memoryUsage().rss / (1024 * 1024));
+  if (Number.isNaN(epoch.loss)) {
+    progress.nanAt = done;
+    return 'stop';
+  }
+  const latest = `checkpoint-${done}`;
+  await saveCheckpoint(store.checkpointPath(record.id, latest));
+  record.checkpoint = latest;
+  const value = objectiveValue(epoch, objective);
+  if (isBetter(value, record.score, objective.direction)) {
+    record.score = value;
+    record.bestEpoch = done;
+    const best = `best-${done}`;
+    copyCheckpoint(store.checkpointPath(record.id, latest), store.checkpointPath(record.id, best));
+    record.bestCheckpoint = best;
+  }
+  record.seconds = attempt.elapsed();
+  record.peakRssMB = Math.round(progress.peakRss);
+  store.writeTrial(record);
+  store.pruneCheckpoints(record);
+  if (options.signal?.aborted) {
+    progress.interrupted = true;
+    return 'stop';
+  }
+  return shouldStopEarly(record.metrics, TRIAL_MONITOR, options.patience) ? 'stop' : 'continue';
 }
 
 /**
