@@ -129,8 +129,8 @@ interface LoopContext {
 }
 
 async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
-  const { store, options, queue, oracle, key } = context;
-  const { output, search } = options;
+  const { store, options, queue, oracle } = context;
+  const { search } = options;
   const objective: Objective = { name: search.objective as Objective['name'], direction: search.direction };
   const failures = new FailureStreak(options.maxConsecutiveFailures ?? 3, options.dir);
   const pollMs = context.settings.pollMs ?? 1000;
@@ -139,66 +139,11 @@ async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
   let ranNow = 0;
 
   const capacity = async () => context.settings.maxInFlight ?? Math.max(1, await queue.getWorkersCount());
-
-  const enqueue = async (plan: OracleTrial) => {
-    const data: TrialJobData = {
-      kind: 'trial',
-      searchKey: key,
-      trialId: plan.id,
-      plan,
-      chiefTuningDir: options.dir,
-      chiefHost: os.hostname(),
-    };
-    // keyed by trial id: a restarted chief finds the job it queued before instead of adding another
-    await queue.add('trial', data, {
-      jobId: trialJobId(plan.id),
-      attempts: 3,
-      backoff: { type: 'fixed', delay: 5000 },
-      removeOnComplete: false,
-      removeOnFail: false,
-    });
-  };
-
   const report = (record: TrialRecord) => {
     oracle.report(record.id, record.status as 'COMPLETED' | 'FAILED' | 'INFEASIBLE', record.score);
     store.writeOracle(search, oracle.getState());
-    describeTrial(output, record, objective);
+    describeTrial(options.output, record, objective);
     failures.note(record);
-  };
-
-  /** Looks at one in-flight job; returns the trial's final record when it is done. */
-  const check = async (id: string, entry: InFlight): Promise<TrialRecord | null> => {
-    const jobId = trialJobId(id);
-    const state = await queue.getJobState(jobId);
-    if (state === 'unknown') {
-      // Redis lost the job (restarted without its data, or the queue was emptied): queue it again
-      output?.warn(`trial ${id}: its job is no longer on the queue; queueing it again`);
-      await enqueue(entry.plan);
-      return null;
-    }
-    if (state !== 'completed' && state !== 'failed') return null;
-    const job = (await queue.getJob(jobId)) as Job<TrialJobData, TrialJobResult> | undefined;
-    let record = store.readTrial(id);
-    if (state === 'failed' && (!record || !FINISHED.has(record.status))) {
-      record ??= newTrialRecord(entry.plan);
-      record.status = 'FAILED';
-      record.reason = `the trial's job failed on the workers: ${job?.failedReason ?? 'no reason recorded'}`;
-      store.writeTrial(record);
-    }
-    if (!record || !FINISHED.has(record.status)) {
-      // completed on the queue but not in the folder: only a worker that cannot see this folder does that
-      output?.warn(
-        `trial ${id}: its job completed but ${options.dir}/trial_${id}/trial.json does not say the trial finished; queueing it again`,
-      );
-      await job?.remove().catch(() => undefined);
-      await enqueue(entry.plan);
-      return null;
-    }
-    const result = job?.returnvalue;
-    if (result && typeof result.startedAt === 'number') {
-      handoffMs.push(Math.max(0, Date.now() - entry.addedAt - (result.finishedAt - result.startedAt)));
-    }
-    return record;
   };
 
   let endReason = '';
@@ -219,7 +164,7 @@ async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
         report(record); // finished while no chief listened
         continue;
       }
-      await enqueue(plan);
+      await enqueueTrial(context, plan);
       inFlight.set(plan.id, { plan, addedAt: Date.now() });
       ranNow++;
     }
@@ -230,7 +175,7 @@ async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
     if (options.signal?.aborted) throw new ChiefInterruptedError([...inFlight.keys()]);
     await context.waitForEvent(pollMs);
     for (const [id, entry] of [...inFlight]) {
-      const record = await check(id, entry);
+      const record = await finishedTrial(context, id, entry, handoffMs);
       if (record) {
         inFlight.delete(id);
         report(record);
@@ -238,4 +183,71 @@ async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
     }
   }
   return { ...finishSearch(store, oracle, objective, options, ranNow, endReason), handoffMs };
+}
+
+/**
+ * Queues a trial's job, keyed by trial id: a restarted chief finds the job it queued before
+ * instead of adding another.
+ */
+async function enqueueTrial(context: LoopContext, plan: OracleTrial): Promise<void> {
+  const data: TrialJobData = {
+    kind: 'trial',
+    searchKey: context.key,
+    trialId: plan.id,
+    plan,
+    chiefTuningDir: context.options.dir,
+    chiefHost: os.hostname(),
+  };
+  await context.queue.add('trial', data, {
+    jobId: trialJobId(plan.id),
+    attempts: 3,
+    backoff: { type: 'fixed', delay: 5000 },
+    removeOnComplete: false,
+    removeOnFail: false,
+  });
+}
+
+/**
+ * Looks at one in-flight job; returns the trial's final record when it is done (noting the
+ * hand-off time in `handoffMs`), queues it again when its job was lost or finished elsewhere.
+ */
+async function finishedTrial(
+  context: LoopContext,
+  id: string,
+  entry: InFlight,
+  handoffMs: number[],
+): Promise<TrialRecord | null> {
+  const { store, queue, options } = context;
+  const { output } = options;
+  const jobId = trialJobId(id);
+  const state = await queue.getJobState(jobId);
+  if (state === 'unknown') {
+    // Redis lost the job (restarted without its data, or the queue was emptied): queue it again
+    output?.warn(`trial ${id}: its job is no longer on the queue; queueing it again`);
+    await enqueueTrial(context, entry.plan);
+    return null;
+  }
+  if (state !== 'completed' && state !== 'failed') return null;
+  const job = (await queue.getJob(jobId)) as Job<TrialJobData, TrialJobResult> | undefined;
+  let record = store.readTrial(id);
+  if (state === 'failed' && (!record || !FINISHED.has(record.status))) {
+    record ??= newTrialRecord(entry.plan);
+    record.status = 'FAILED';
+    record.reason = `the trial's job failed on the workers: ${job?.failedReason ?? 'no reason recorded'}`;
+    store.writeTrial(record);
+  }
+  if (!record || !FINISHED.has(record.status)) {
+    // completed on the queue but not in the folder: only a worker that cannot see this folder does that
+    output?.warn(
+      `trial ${id}: its job completed but ${options.dir}/trial_${id}/trial.json does not say the trial finished; queueing it again`,
+    );
+    await job?.remove().catch(() => undefined);
+    await enqueueTrial(context, entry.plan);
+    return null;
+  }
+  const result = job?.returnvalue;
+  if (result && typeof result.startedAt === 'number') {
+    handoffMs.push(Math.max(0, Date.now() - entry.addedAt - (result.finishedAt - result.startedAt)));
+  }
+  return record;
 }

@@ -109,8 +109,50 @@ const pitchDegrees: Record<string, [number, number]> = { t: [9, 15], m: [16, 25]
 /** Mean of ((1 + cos)/2)^4 over a period: keeps the disk's total light when arms are added. */
 const armPowerMean = 35 / 128;
 
-export function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spiral'; edgeOn: false }>): void {
-  const { canvas, rng, n, cx, cy, psf } = scene;
+type FaceOnSpiral = Extract<Morphology, { kind: 'spiral'; edgeOn: false }>;
+
+export function drawFaceOnDisk(scene: Scene, m: FaceOnSpiral): void {
+  const { canvas, rng, cx, cy, psf } = scene;
+  const disk = faceOnDiskShape(scene, m);
+  const { h, q, angle, centralDisk, bt, bulgeRe, barLength, barAngle } = disk;
+  // a fifth of disks are red and dead (passive spirals, S0-like): colour alone must not give the class away
+  const colour = rng.next() < 0.2 ? mix(diskColour, ellipticalColour, rng.uniform(0.5, 1)) : diskColour;
+  addProfile(
+    scene,
+    { cx, cy, scale: h, q, angle },
+    exponentialLookup(),
+    centralDisk * (1 - bt * 0.5),
+    colour,
+    armModulation(disk),
+  );
+  addProfile(
+    scene,
+    { cx, cy, scale: bulgeRe, q: Math.min(1, q + 0.3), angle },
+    sersicLookup(rng.uniform(1.5, 3.5)),
+    centralDisk * bt * rng.uniform(0.6, 1.2),
+    jitter(rng, bulgeColour, 0.08),
+  );
+  if (m.barred) {
+    canvas.addGaussian(
+      cx,
+      cy,
+      centralDisk * rng.uniform(0.5, 0.9),
+      barLength * 0.55,
+      Math.max(psf, barLength * rng.uniform(0.12, 0.2)),
+      barAngle,
+      bulgeColour,
+    );
+  }
+  if (m.arms !== null) addArmKnots(scene, disk);
+  if (m.odd === '(m)') addMergingCompanion(scene, h);
+}
+
+/**
+ * A face-on disk's geometry, bulge, bar and arms, drawn from the scene's generator (in this
+ * order: the image depends on it).
+ */
+function faceOnDiskShape(scene: Scene, m: FaceOnSpiral) {
+  const { rng, n } = scene;
   const h = rng.uniform(0.06, 0.11) * n;
   const q = rng.uniform(0.4, 1);
   const angle = rng.uniform(0, Math.PI);
@@ -129,11 +171,35 @@ export function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spi
   const phase = rng.uniform(0, 2 * Math.PI);
   const armStart = Math.max(barLength, bulgeRe * 2) / h;
   const ring = m.odd === '(r)';
+  return {
+    h,
+    q,
+    angle,
+    centralDisk,
+    bt,
+    bulgeRe,
+    barLength,
+    barAngle,
+    armCount,
+    contrast,
+    windingRate,
+    phase,
+    armStart,
+    ring,
+  };
+}
 
-  // arm phase m(θ - k ln r) + φ0, as cos(m θ + g(r)) with g tabulated: the per-pixel cost is a
-  // complex power and a lookup instead of atan2, log and cos
-  const radial = armPhaseTable(armCount, windingRate, phase);
-  const modulate = (u: number, v: number, r: number): number => {
+type FaceOnDisk = ReturnType<typeof faceOnDiskShape>;
+
+/**
+ * The disk's brightness factor at (u, v), radius r: the arms and the ring. Arm phase
+ * m(θ - k ln r) + φ0, as cos(m θ + g(r)) with g tabulated: the per-pixel cost is a complex power
+ * and a lookup instead of atan2, log and cos.
+ */
+function armModulation(disk: FaceOnDisk): (u: number, v: number, r: number) => number {
+  const { armCount, contrast, armStart, ring } = disk;
+  const radial = armPhaseTable(armCount, disk.windingRate, disk.phase);
+  return (u, v, r) => {
     let f = 1;
     const rr = Math.sqrt(u * u + v * v);
     if (contrast > 0 && r > armStart && rr > 0) {
@@ -160,65 +226,43 @@ export function drawFaceOnDisk(scene: Scene, m: Extract<Morphology, { kind: 'spi
     }
     return f;
   };
-  // a fifth of disks are red and dead (passive spirals, S0-like): colour alone must not give the class away
-  const colour = rng.next() < 0.2 ? mix(diskColour, ellipticalColour, rng.uniform(0.5, 1)) : diskColour;
+}
+
+/** Star-forming knots along the arms. */
+function addArmKnots(scene: Scene, disk: FaceOnDisk): void {
+  const { canvas, rng, cx, cy, psf } = scene;
+  const { h, q, angle, armCount, armStart, windingRate, phase } = disk;
+  const knots = 4 + rng.int(14);
+  for (let k = 0; k < knots; k++) {
+    const r = rng.uniform(Math.max(armStart, 0.6), 3.5);
+    const arm = rng.int(armCount);
+    const theta = (2 * Math.PI * arm - phase) / armCount + Math.log(r) * windingRate;
+    const u = r * Math.cos(theta) * h;
+    const v = r * Math.sin(theta) * h * q;
+    const x = cx + u * Math.cos(angle) - v * Math.sin(angle);
+    const y = cy + u * Math.sin(angle) + v * Math.cos(angle);
+    canvas.addGaussian(x, y, rng.uniform(1, 5), psf * 1.3, psf * 1.3, 0, knotColour);
+  }
+}
+
+/** The "(m)" odd feature: a small companion galaxy beside the disk of scale length `h`. */
+function addMergingCompanion(scene: Scene, h: number): void {
+  const { rng, cx, cy } = scene;
+  const a = rng.uniform(0, 2 * Math.PI);
+  const d = h * rng.uniform(2, 4);
   addProfile(
     scene,
-    { cx, cy, scale: h, q, angle },
-    exponentialLookup(),
-    centralDisk * (1 - bt * 0.5),
-    colour,
-    modulate,
+    {
+      cx: cx + Math.cos(a) * d,
+      cy: cy + Math.sin(a) * d,
+      scale: h * 0.4,
+      q: rng.uniform(0.5, 1),
+      angle: rng.uniform(0, Math.PI),
+    },
+    sersicLookup(2),
+    rng.uniform(2, 5),
+    jitter(rng, bulgeColour, 0.1),
   );
-  addProfile(
-    scene,
-    { cx, cy, scale: bulgeRe, q: Math.min(1, q + 0.3), angle },
-    sersicLookup(rng.uniform(1.5, 3.5)),
-    centralDisk * bt * rng.uniform(0.6, 1.2),
-    jitter(rng, bulgeColour, 0.08),
-  );
-  if (m.barred) {
-    canvas.addGaussian(
-      cx,
-      cy,
-      centralDisk * rng.uniform(0.5, 0.9),
-      barLength * 0.55,
-      Math.max(psf, barLength * rng.uniform(0.12, 0.2)),
-      barAngle,
-      bulgeColour,
-    );
-  }
-  // star-forming knots along the arms
-  if (m.arms !== null) {
-    const knots = 4 + rng.int(14);
-    for (let k = 0; k < knots; k++) {
-      const r = rng.uniform(Math.max(armStart, 0.6), 3.5);
-      const arm = rng.int(armCount);
-      const theta = (2 * Math.PI * arm - phase) / armCount + Math.log(r) * windingRate;
-      const u = r * Math.cos(theta) * h;
-      const v = r * Math.sin(theta) * h * q;
-      const x = cx + u * Math.cos(angle) - v * Math.sin(angle);
-      const y = cy + u * Math.sin(angle) + v * Math.cos(angle);
-      canvas.addGaussian(x, y, rng.uniform(1, 5), psf * 1.3, psf * 1.3, 0, knotColour);
-    }
-  }
-  if (m.odd === '(m)') {
-    const a = rng.uniform(0, 2 * Math.PI);
-    const d = h * rng.uniform(2, 4);
-    addProfile(
-      scene,
-      {
-        cx: cx + Math.cos(a) * d,
-        cy: cy + Math.sin(a) * d,
-        scale: h * 0.4,
-        q: rng.uniform(0.5, 1),
-        angle: rng.uniform(0, Math.PI),
-      },
-      sersicLookup(2),
-      rng.uniform(2, 5),
-      jitter(rng, bulgeColour, 0.1),
-    );
-  }
 }
 
 const phaseBins = 4096;
