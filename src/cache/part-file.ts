@@ -1,5 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { AtomicFileWriter } from '../core/atomic-file.ts';
+import { UserError } from '../core/errors.ts';
 import { REJECT_REASONS, type RejectReason } from '../core/reject-reasons.ts';
 
 /**
@@ -69,10 +70,12 @@ export class PartWriter {
   }
 }
 
-export class PartFileError extends Error {
+/** A part file that is not what the chief expects (damaged on the shared disk, or of other data). */
+export class PartFileError extends UserError {
   constructor(file: string, detail: string) {
-    super(`part file ${file} ${detail}`);
-    this.name = 'PartFileError';
+    super(
+      `part file ${file} ${detail}. Delete it and rerun 'galactic prepare --queue …': its range is decoded again, the rest is kept.`,
+    );
   }
 }
 

@@ -12,10 +12,10 @@ function positiveSeconds(value: string): number {
 export function workerCommand(): Command {
   return new Command('worker')
     .description(
-      'take tuning trials of the search in --config from a Redis queue (BullMQ) and run them on this machine; see docs/distributed.md',
+      'take tuning trials of the search in --config, and row ranges of a prepare --queue of its cache, from a Redis queue (BullMQ) and run them on this machine; see docs/distributed.md',
     )
     .requiredOption('--queue <url>', 'Redis the chief uses, e.g. redis://10.0.0.5:6379')
-    .option('--concurrency <n>', 'trials run at once in this process', positiveInt, 1)
+    .option('--concurrency <n>', 'jobs (trials or prepare row ranges) run at once in this process', positiveInt, 1)
     .addOption(
       new Option('--algorithm <name>', "the chief's --algorithm, when it overrides tuner.algorithm").choices([
         'random',

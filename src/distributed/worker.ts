@@ -1,6 +1,7 @@
 import { planMemory } from '../memory/plan.ts';
 import { measureData } from '../ingest/data-facts.ts';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { Worker, WaitingError, type Job } from 'bullmq';
 import type { LoadedConfig } from '../config/load.ts';
 import { resolveCacheDir } from '../cache/key.ts';
@@ -112,6 +113,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     { once: true },
   );
 
+  // trials and ranges share the --concurrency slots: the memory plan holds one job per slot, whatever its kind
+  const slots = pLimit(options.concurrency);
   /** Runs a job; a machine that cannot see the shared folders gives it back and stops, as does Ctrl-C. */
   const guarded =
     <D, R>(run: (job: Job<D>, token?: string) => Promise<R>) =>
@@ -119,11 +122,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       jobs++;
       active.set(String(job.id), { job, token });
       try {
-        if (stop.signal.aborted) {
-          await handBack(job, token);
-          throw new WaitingError();
-        }
-        return await run(job, token);
+        return await slots(async () => {
+          if (stop.signal.aborted) {
+            await handBack(job, token);
+            throw new WaitingError();
+          }
+          return run(job, token);
+        });
       } catch (error) {
         if (error instanceof TuningDirNotSharedError || error instanceof CacheDirNotSharedError) {
           // this machine is misconfigured, not the job: give the job back and stop
