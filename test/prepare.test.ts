@@ -309,3 +309,19 @@ test('with --limit the progress total is the rows the limit needs, not the whole
   assert.match(final, new RegExp(`^prepare: ${summary.rows}/${summary.rows} rows `));
   assert.ok(summary.rows < fixture.rows, `${summary.rows} of ${fixture.rows} rows`);
 });
+
+test('image.kernel: linear is its own cache (other pixels, same ids); the default lanczos3 leaves the key as it was', async () => {
+  const dir = path.join(fixture.dir, 'cache-kernel');
+  const lanczos = await runPrepare(configWith({ cache: { dir } }), { output: quiet });
+  const linear = await runPrepare(configWith({ cache: { dir }, image: { kernel: 'linear' } }), { output: quiet });
+  assert.notEqual(linear.cacheKey, lanczos.cacheKey);
+  assert.equal(linear.images, lanczos.images);
+  assert.deepEqual(await shardIds(linear.cacheDir), await shardIds(lanczos.cacheDir));
+  assert.notDeepEqual(shardBytes(linear.cacheDir), shardBytes(lanczos.cacheDir));
+  const inputs = (cacheDir: string) => readManifest(cacheDir).inputs as { image: Record<string, unknown> };
+  assert.equal(inputs(linear.cacheDir).image.kernel, 'linear');
+  assert.ok(!('kernel' in inputs(lanczos.cacheDir).image), 'caches built before image.kernel existed keep their keys');
+  const explicit = await runPrepare(configWith({ cache: { dir }, image: { kernel: 'lanczos3' } }), { output: quiet });
+  assert.equal(explicit.cacheKey, lanczos.cacheKey);
+  assert.equal(explicit.cacheHit, true);
+});

@@ -25,7 +25,8 @@ export interface CacheKeyInputs {
   classes: { name: string; match: string }[];
   limit: number | null;
   maxRowBytes: number;
-  image: { width: number; height: number; channels: number; fit: string; maxInputPixels: number };
+  /** `kernel` only when not the default lanczos3, so caches built before the option keep their keys. */
+  image: { width: number; height: number; channels: number; fit: string; maxInputPixels: number; kernel?: string };
   dtype: string;
   /** sha256 of the labels CSV bytes (and of the mapping CSV for the gz2 layout). */
   csvSha256: string;
@@ -60,7 +61,7 @@ export function cacheKeyInputs(
   limit: number | null = config.data.limit,
 ): CacheKeyInputs {
   const gz2 = config.data.layout === 'gz2';
-  const { width, height, channels, fit, maxInputPixels } = config.image;
+  const { width, height, channels, fit, maxInputPixels, kernel } = config.image;
   return {
     formatVersion: CACHE_FORMAT_VERSION,
     layout: config.data.layout,
@@ -72,7 +73,7 @@ export function cacheKeyInputs(
     classes: config.data.classes.map(({ name, match }) => ({ name, match })),
     limit,
     maxRowBytes: config.data.maxRowBytes,
-    image: { width, height, channels, fit, maxInputPixels },
+    image: { width, height, channels, fit, maxInputPixels, ...(kernel === 'lanczos3' ? {} : { kernel }) },
     dtype: config.cache.dtype,
     csvSha256: fileSha256(config.data.csv),
     mappingSha256: gz2 && config.data.mappingCsv ? fileSha256(config.data.mappingCsv) : null,

@@ -12,7 +12,8 @@ import { readJpegColour } from './jpeg-header.ts';
  * ImageRejection with a reason from the fixed list, so one bad file never stops a run.
  */
 
-export type ImageSettings = LoadedConfig['image'];
+/** config.image; `kernel` may be left out (lanczos3, the config's default). */
+export type ImageSettings = Omit<LoadedConfig['image'], 'kernel'> & { kernel?: LoadedConfig['image']['kernel'] };
 
 /** Magic numbers of the formats sharp can decode; anything else is not an image at all. */
 const SIGNATURES: { format: string; test: (b: Uint8Array) => boolean }[] = [
@@ -53,6 +54,12 @@ function maxFileBytes(image: ImageSettings): number {
  */
 const HEAD_BYTES = 1024;
 
+/**
+ * Files up to this size are read whole and decoded from memory (sniffFile says why); the buffer
+ * lives as long as its decode, within the plan's DECODE_SLOT_BYTES per concurrent decode.
+ */
+export const WHOLE_FILE_BYTES = 4 * 1024 * 1024;
+
 /** What the cheap checks found: the format, and for the decode the path and head to use. */
 interface Sniffed {
   format: string;
@@ -74,10 +81,12 @@ export interface DecodeOptions {
 /**
  * The cheap checks before a decode, on the file itself: it is a regular file (inside `within`),
  * is not empty, is not larger than any image within the limit, and starts with a known image
- * signature. Synchronous on purpose: realpath + open + fstat + one head read + close take
- * ~10-20 us on a local disk, where the promise-based FileHandle round trips through the thread
- * pool cost 150-350 us of CPU per file (the cores are busy decoding), and sharp then reads the
- * file itself, as it does for `sharp(path)`: the file is never read into a JS buffer.
+ * signature. Synchronous on purpose: realpath + open + fstat + one read + close take ~10-20 us on
+ * a local disk, where the promise-based FileHandle round trips through the thread pool cost
+ * 150-350 us of CPU per file (the cores are busy decoding). A file of up to WHOLE_FILE_BYTES is
+ * read whole by that one read and handed to sharp as a buffer: given a path, libvips opens and
+ * reads the file twice (header, then the shrink-on-load reload), which cost about 0.3 ms of CPU
+ * per 424x424 JPEG (bench/README.md); a larger file goes to sharp as its real path.
  */
 function sniffFile(file: string, image: ImageSettings, within: string | null): Sniffed {
   const { fd, real, size } = openImageFile(file, within);
@@ -88,7 +97,8 @@ function sniffFile(file: string, image: ImageSettings, within: string | null): S
         'too-large',
         `${file} has ${size} bytes, more than any image within image.maxInputPixels`,
       );
-    const head = Buffer.allocUnsafe(Math.min(HEAD_BYTES, size));
+    const whole = size <= WHOLE_FILE_BYTES;
+    const head = Buffer.allocUnsafe(whole ? size : HEAD_BYTES);
     const got = readSync(fd, head, 0, head.length, 0);
     const format = sniffOrReject(head.subarray(0, got), file);
     const read = (offset: number, length: number): Uint8Array => {
@@ -96,7 +106,11 @@ function sniffFile(file: string, image: ImageSettings, within: string | null): S
       const more = Buffer.allocUnsafe(length);
       return more.subarray(0, readSync(fd, more, 0, length, offset));
     };
-    return { format, plainCmyk: format === 'jpeg' && isPlainCmykJpeg(read), input: real };
+    return {
+      format,
+      plainCmyk: format === 'jpeg' && isPlainCmykJpeg(read),
+      input: whole ? head.subarray(0, got) : real,
+    };
   } catch (error) {
     if (error instanceof ImageRejection) throw error;
     throw new ImageRejection(
@@ -190,7 +204,7 @@ export async function decodeImage(
   // a path goes to sharp as a path (libvips reads the file itself, like sharp(path) anywhere else)
   const { input, format, plainCmyk } =
     typeof source === 'string' ? sniffFile(source, image, options.within ?? null) : sniffBuffer(source);
-  const { width, height, channels, fit, maxInputPixels } = image;
+  const { width, height, channels, fit, kernel = 'lanczos3', maxInputPixels } = image;
   try {
     // failOn 'truncated': a JPEG cut short is corrupt, not silently grey at the bottom.
     // sharp's limitInputPixels rejects from the header alone, before any pixel is decoded.
@@ -199,7 +213,11 @@ export async function decodeImage(
     if (plainCmyk) return await decodePlainCmyk(pipeline, image);
     // contain letterboxes on sharp's default background, opaque black; passing it explicitly
     // would have sharp parse the colour again for every image
-    pipeline.resize(width, height, fit === 'inside' ? { fit: 'inside', withoutEnlargement: false } : { fit });
+    pipeline.resize(
+      width,
+      height,
+      fit === 'inside' ? { fit: 'inside', withoutEnlargement: false, kernel } : { fit, kernel },
+    );
     pipeline.toColourspace(channels === 3 ? 'srgb' : 'b-w');
     const { data, info } = await pipeline.removeAlpha().raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== channels) {
@@ -220,11 +238,11 @@ export async function decodeImage(
  * size), converted with cmykToRgb, then grey if asked, then letterboxed like `contain`.
  */
 async function decodePlainCmyk(pipeline: sharp.Sharp, image: ImageSettings): Promise<Uint8Array> {
-  const { width, height, channels, fit } = image;
+  const { width, height, channels, fit, kernel = 'lanczos3' } = image;
   const boxed = fit === 'inside' || fit === 'contain';
   const { data, info } = await pipeline
     .pipelineColourspace('cmyk')
-    .resize(width, height, boxed ? { fit: 'inside', withoutEnlargement: false } : { fit })
+    .resize(width, height, boxed ? { fit: 'inside', withoutEnlargement: false, kernel } : { fit, kernel })
     .toColourspace('cmyk')
     .raw()
     .toBuffer({ resolveWithObject: true });

@@ -317,13 +317,15 @@ function smallestPipelines(config: LoadedConfig, record: number): Record<MemoryP
 }
 
 /**
- * Decoding: one image per core by default, each with one libvips thread (parallel images scale
- * better than parallel tiles of one small image), capped by 20% of what is `available`.
+ * Decoding: one image per core plus one by default, each with one libvips thread (parallel images
+ * scale better than parallel tiles of one small image), capped by 20% of what is `available`. The
+ * extra image keeps every core decoding while the main thread hands a finished image to the sink
+ * and starts the next one (bench/README.md, start-up).
  */
 function decodeReserve(config: LoadedConfig, cpus: number, available: number) {
   const auto = config.memory.decodeConcurrency === 'auto';
   const decodeConcurrency = auto
-    ? Math.max(1, Math.min(cpus, 4, Math.floor((available * 0.2) / (DECODE_SLOT_BYTES + SHARP_THREAD_BYTES))))
+    ? Math.max(1, Math.min(cpus + 1, 4, Math.floor((available * 0.2) / (DECODE_SLOT_BYTES + SHARP_THREAD_BYTES))))
     : (config.memory.decodeConcurrency as number);
   const sharpThreads = Math.max(1, Math.floor(cpus / decodeConcurrency));
   const decode = reserve(
