@@ -143,6 +143,7 @@ async function benchEstimate(): Promise<void> {
   };
   const configFile = dataset(128, images, {
     train: { batchSize: 32 },
+    memory: { limitMB: 8192 }, // the default budget, as in the issue's runs
     tuner: { epochs: Number(epochs), dir: path.join(work, 'estimate-tuning'), space: notebook.tuner.space },
   });
   const config = loadConfig(configFile);
@@ -174,7 +175,7 @@ async function benchEstimate(): Promise<void> {
       const v = r.values;
       rows.push({
         backend: name,
-        trial: r.trialId,
+        trial: r.trialId || '-',
         model: `${String(v.filters_1)}/${String(v.filters_2)}/${String(v.filters_3)}, ${String(v.dense_units)}`,
         batch: config.train.batchSize,
         parameters: r.parameters,
@@ -201,6 +202,12 @@ async function benchEstimate(): Promise<void> {
   for (const r of rows) {
     if (r.error) {
       console.log(`${String(r.backend).padEnd(7)} failed: ${String(r.error)}`);
+      continue;
+    }
+    if (r.status !== 'completed') {
+      console.log(
+        `${String(r.backend).padEnd(7)} ${String(r.model).padEnd(29)} estimate ${String(r.estimateMB)} MB: ${String(r.status)}`,
+      );
       continue;
     }
     console.log(

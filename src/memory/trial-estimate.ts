@@ -20,6 +20,7 @@ import { NODE_BACKEND_BYTES, TFJS_BASE_BYTES, type MemoryPlan } from './plan.ts'
  *                never shrinks, so the tensors need max(heap now, their own need) there, and the
  *                rest of the resident set above the baseline (tfjs-node's allocator and glibc keep
  *                freed tensor memory in their arenas) is counted on top, not assumed reusable
+ *   js garbage   what V8 has not collected yet (its young generation)
  *   feed         the feed's buffers as the plan sized them: prefetched float32 batches, the
  *                shuffle buffer (capped at the training records: the feed never allocates more
  *                slots than it can fill) and the two shards it reads at once
@@ -35,6 +36,13 @@ export const WASM_HEAP_LIMIT_BYTES = 4096 * MiB;
  * 3293 MB).
  */
 const WASM_HEAP_GROWTH = 1.2;
+/**
+ * V8 collects lazily: the RSS of a training process includes garbage up to its young generation
+ * (two 16 MB semi-spaces and as much for new large objects, V8's 64-bit default) above the
+ * baseline, which was measured right after start or a full collection.
+ */
+const V8_YOUNG_GENERATION_BYTES = 48 * MiB;
+
 export type EstimateBackend = 'node' | 'wasm' | 'cpu';
 
 export interface EstimateComponent {
@@ -135,6 +143,11 @@ export function estimateTrialMemory(input: TrialEstimateInput): TrialMemoryEstim
         `RSS now ${Math.ceil(state.rssBytes / MiB)} MB over the ${Math.ceil(baseline / MiB)} MB baseline${backend === 'wasm' ? ' outside the wasm heap' : ''}: memory earlier work left with the allocators, not counted as reusable`,
       );
   }
+  add(
+    'js garbage',
+    V8_YOUNG_GENERATION_BYTES,
+    "what a trial's JavaScript allocates before V8 collects it (its young generation: 3 x 16 MB semi-spaces)",
+  );
   add('feed prefetch', plan.train.prefetch.bytes, plan.train.prefetch.detail);
   const slots = Math.max(1, Math.min(plan.shuffleBufferRecords, input.trainRecords ?? Infinity));
   add('feed shuffle', slots * plan.recordBytes, `${slots} records x ${plan.recordBytes} B`);
