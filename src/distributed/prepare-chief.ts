@@ -21,7 +21,7 @@ import {
   type RangeJobData,
   type RangeJobResult,
 } from './range-jobs.ts';
-import { probeRedis, watchConnection, type QueueSettings } from './redis-connection.ts';
+import { probeRedis, watchConnection, type ConnectionWatch, type QueueSettings } from './redis-connection.ts';
 
 /**
  * `galactic prepare --queue`: the chief of a distributed cache build. It runs the single-process
@@ -70,120 +70,167 @@ async function openParts(
 ): Promise<PixelSource> {
   const { cacheKey } = build;
   const { rangeRows } = settings;
-  const partsDir = partsDirFor(config.cache.dir, cacheKey);
+  const { partsDir, ranges, needed } = claimPartsDir(config, rangeRows, build);
+  const rangeQueue = new RangeQueue(config, output, settings, cacheKey, partsDir);
+  try {
+    await rangeQueue.queueRanges(needed, build.force);
+  } catch (error) {
+    await rangeQueue.close();
+    throw error;
+  }
+  output.info(
+    `distributed prepare: ${needed.length} row range(s) of ${rangeRows} rows on queue ${rangeQueue.name} at ${settings.queue.url}; parts in ${partsDir}`,
+  );
+  const pixels = new PartPixels({ cacheKey, ranges, rangeRows, ready: (range) => rangeQueue.ready(range) });
+  return {
+    pixels: (candidate) => pixels.pixels(candidate),
+    finish: async () => {
+      rmSync(partsDir, { recursive: true, force: true });
+      await rangeQueue.discardJobs();
+    },
+    close: async () => {
+      await pixels.close().catch(() => undefined);
+      await rangeQueue.close();
+    },
+  };
+}
+
+/**
+ * Marks the parts folder as this chief's and lists the ranges of the CSV; `needed` are the ranges
+ * not yet in the cache (a resumed build starts after its last shard).
+ */
+function claimPartsDir(config: LoadedConfig, rangeRows: number, build: PixelBuild) {
+  const partsDir = partsDirFor(config.cache.dir, build.cacheKey);
   // --force (e.g. an image replaced in place, which the key does not see): no part of an earlier build
   if (build.force) rmSync(partsDir, { recursive: true, force: true });
   mkdirSync(partsDir, { recursive: true });
-  const mark: ChiefMark = { cacheKey, host: os.hostname(), pid: process.pid, rangeRows };
+  const mark: ChiefMark = { cacheKey: build.cacheKey, host: os.hostname(), pid: process.pid, rangeRows };
   writeJsonAtomicSync(path.join(partsDir, CHIEF_FILE), mark);
   const ranges = rowRanges(estimateCsvRows(config.data.csv) ?? 0, rangeRows);
   const needed = ranges.filter((r) => r.end === null || r.end > build.fromRow);
   removeOtherParts(partsDir, new Set(ranges.map(partFileName)));
+  return { partsDir, ranges, needed };
+}
 
-  const name = prepareQueueName(cacheKey);
-  const connection = settings.queue.connection;
-  const queue = new Queue<RangeJobData, RangeJobResult>(name, { connection });
-  const events = new QueueEvents(name, { connection });
-  queue.on('error', () => undefined);
-  events.on('error', () => undefined);
-  const watch = watchConnection(settings.queue, output, 'the workers keep decoding the ranges they hold');
-  let wake: () => void = () => undefined;
-  events.on('completed', () => wake());
-  events.on('failed', () => wake());
-  const waitForEvent = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+/** The build's BullMQ queue as the chief sees it: one job per range, keyed by range, and its events. */
+class RangeQueue {
+  readonly name: string;
+  private readonly queue: Queue<RangeJobData, RangeJobResult>;
+  private readonly events: QueueEvents;
+  private readonly watch: ConnectionWatch;
+  private wake: () => void = () => undefined;
 
-  const partFile = (range: RowRange) => path.join(partsDir, partFileName(range));
-  const enqueue = async (range: RowRange) => {
+  constructor(
+    private readonly config: LoadedConfig,
+    private readonly output: Output,
+    private readonly settings: QueuePrepareSettings,
+    private readonly cacheKey: string,
+    private readonly partsDir: string,
+  ) {
+    this.name = prepareQueueName(cacheKey);
+    const connection = settings.queue.connection;
+    this.queue = new Queue<RangeJobData, RangeJobResult>(this.name, { connection });
+    this.events = new QueueEvents(this.name, { connection });
+    this.queue.on('error', () => undefined);
+    this.events.on('error', () => undefined);
+    this.watch = watchConnection(settings.queue, output, 'the workers keep decoding the ranges they hold');
+    this.events.on('completed', () => this.wake());
+    this.events.on('failed', () => this.wake());
+  }
+
+  /** Queues every needed range; a failed job of an earlier chief is tried again (its cause may have been fixed). */
+  async queueRanges(needed: readonly RowRange[], force: boolean): Promise<void> {
+    if (force) await this.queue.obliterate({ force: true });
+    for (const range of needed) {
+      if ((await this.queue.getJobState(rangeJobId(range))) === 'failed')
+        await (await this.queue.getJob(rangeJobId(range)))?.remove();
+      await this.enqueue(range);
+    }
+  }
+
+  /** Waits until the range's part is in and returns its path; queues the range again if its part went missing. */
+  async ready(range: RowRange): Promise<string> {
+    const jobId = rangeJobId(range);
+    let announced = false;
+    for (;;) {
+      const state = await this.queue.getJobState(jobId);
+      if (state === 'completed') {
+        const job = (await this.queue.getJob(jobId)) as Job<RangeJobData, RangeJobResult> | undefined;
+        if (existsSync(this.partFile(range))) {
+          const by = job?.returnvalue?.worker;
+          this.output.info(`range ${rangeName(range)}: in${by ? ` (decoded by ${by})` : ''}`);
+          return this.partFile(range);
+        }
+        // completed without its part here (deleted meanwhile, or written where this chief cannot see it)
+        this.output.warn(
+          `range ${rangeName(range)}: its job completed but ${this.partFile(range)} is missing; queueing it again`,
+        );
+        await job?.remove().catch(() => undefined);
+        await this.enqueue(range);
+      } else if (state === 'failed') {
+        const job = await this.queue.getJob(jobId);
+        throw new RangeFailedError(
+          rangeName(range),
+          job?.failedReason ?? 'no reason recorded',
+          this.settings.queue.url,
+        );
+      } else if (state === 'unknown') {
+        // Redis lost the job (restarted without its data): queue it again
+        await this.enqueue(range);
+      } else if (!announced && (await this.queue.getWorkersCount()) === 0) {
+        announced = true;
+        this.output.info(
+          `waiting for workers: start 'galactic worker --queue ${this.settings.queue.url} --config <the same config>' on machines that share cache.dir (${this.config.cache.dir})`,
+        );
+      }
+      await this.waitForEvent(this.settings.pollMs ?? 1000);
+    }
+  }
+
+  /** Removes every job of the build (once its manifest is written). */
+  async discardJobs(): Promise<void> {
+    await this.queue.obliterate({ force: true }).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.watch.close();
+    await this.events.close().catch(() => undefined);
+    await this.queue.close().catch(() => undefined);
+  }
+
+  private partFile(range: RowRange): string {
+    return path.join(this.partsDir, partFileName(range));
+  }
+
+  private async enqueue(range: RowRange): Promise<void> {
     const data: RangeJobData = {
       kind: 'range',
-      cacheKey,
+      cacheKey: this.cacheKey,
       first: range.first,
       end: range.end,
-      chiefPartsDir: partsDir,
+      chiefPartsDir: this.partsDir,
       chiefHost: os.hostname(),
     };
     // keyed by range: a restarted chief finds the jobs it queued before
-    await queue.add('range', data, {
+    await this.queue.add('range', data, {
       jobId: rangeJobId(range),
       attempts: 3,
       backoff: { type: 'fixed', delay: 2000 },
       removeOnComplete: false,
       removeOnFail: false,
     });
-  };
-
-  const ready = async (range: RowRange): Promise<string> => {
-    const jobId = rangeJobId(range);
-    let announced = false;
-    for (;;) {
-      const state = await queue.getJobState(jobId);
-      if (state === 'completed') {
-        const job = (await queue.getJob(jobId)) as Job<RangeJobData, RangeJobResult> | undefined;
-        if (existsSync(partFile(range))) {
-          const by = job?.returnvalue?.worker;
-          output.info(`range ${rangeName(range)}: in${by ? ` (decoded by ${by})` : ''}`);
-          return partFile(range);
-        }
-        // completed without its part here (deleted meanwhile, or written where this chief cannot see it)
-        output.warn(
-          `range ${rangeName(range)}: its job completed but ${partFile(range)} is missing; queueing it again`,
-        );
-        await job?.remove().catch(() => undefined);
-        await enqueue(range);
-      } else if (state === 'failed') {
-        const job = await queue.getJob(jobId);
-        throw new RangeFailedError(rangeName(range), job?.failedReason ?? 'no reason recorded', settings.queue.url);
-      } else if (state === 'unknown') {
-        // Redis lost the job (restarted without its data): queue it again
-        await enqueue(range);
-      } else if (!announced && (await queue.getWorkersCount()) === 0) {
-        announced = true;
-        output.info(
-          `waiting for workers: start 'galactic worker --queue ${settings.queue.url} --config <the same config>' on machines that share cache.dir (${config.cache.dir})`,
-        );
-      }
-      await waitForEvent(settings.pollMs ?? 1000);
-    }
-  };
-
-  try {
-    if (build.force) await queue.obliterate({ force: true });
-    for (const range of needed) {
-      // a failed job of an earlier chief is tried again: its cause may have been fixed
-      if ((await queue.getJobState(rangeJobId(range))) === 'failed')
-        await (await queue.getJob(rangeJobId(range)))?.remove();
-      await enqueue(range);
-    }
-  } catch (error) {
-    watch.close();
-    await events.close().catch(() => undefined);
-    await queue.close().catch(() => undefined);
-    throw error;
   }
-  output.info(
-    `distributed prepare: ${needed.length} row range(s) of ${rangeRows} rows on queue ${name} at ${settings.queue.url}; parts in ${partsDir}`,
-  );
-  const pixels = new PartPixels({ cacheKey, ranges, rangeRows, ready });
-  return {
-    pixels: (candidate) => pixels.pixels(candidate),
-    finish: async () => {
-      rmSync(partsDir, { recursive: true, force: true });
-      await queue.obliterate({ force: true }).catch(() => undefined);
-    },
-    close: async () => {
-      await pixels.close().catch(() => undefined);
-      watch.close();
-      await events.close().catch(() => undefined);
-      await queue.close().catch(() => undefined);
-    },
-  };
+
+  /** Resolves on the queue's next completed/failed event, or after `ms` at the latest. */
+  private waitForEvent(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
 }
 
 /** Part files of another range size (an earlier chief's) are of no use; temp files of live writers are left alone. */

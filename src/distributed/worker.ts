@@ -52,6 +52,113 @@ function once<T>(make: () => Promise<T>): () => Promise<T> {
   return () => (value ??= make());
 }
 
+/**
+ * The jobs this worker holds and the slots they share. Trials and ranges share the --concurrency
+ * slots: the memory plan holds one job per slot, whatever its kind. On Ctrl-C every held job goes
+ * back to the queue at once (the process ends within the CLI's grace period) and the next worker
+ * resumes each trial from its last saved epoch; a machine that cannot see the shared folders gives
+ * its job back and stops.
+ */
+class JobGuard {
+  readonly active = new Map<string, { job: Job; token?: string }>();
+  private readonly handedBack = new Set<string>();
+  private readonly slots: ReturnType<typeof pLimit>;
+  jobs = 0;
+  fatal: Error | null = null;
+
+  constructor(
+    concurrency: number,
+    private readonly stop: AbortController,
+  ) {
+    this.slots = pLimit(concurrency);
+    stop.signal.addEventListener(
+      'abort',
+      () => {
+        for (const { job, token } of this.active.values()) void this.handBack(job, token);
+      },
+      { once: true },
+    );
+  }
+
+  private async handBack(job: Job, token?: string): Promise<void> {
+    const id = String(job.id);
+    if (this.handedBack.has(id)) return;
+    this.handedBack.add(id);
+    await job.moveToWait(token).catch(() => undefined);
+  }
+
+  /** A BullMQ processor that runs `run` in a slot, under the rules above. */
+  processor<D, R>(run: (job: Job<D>, token?: string) => Promise<R>) {
+    return async (job: Job<D>, token?: string): Promise<R> => {
+      this.jobs++;
+      this.active.set(String(job.id), { job, token });
+      try {
+        return await this.slots(async () => {
+          if (this.stop.signal.aborted) {
+            await this.handBack(job, token);
+            throw new WaitingError();
+          }
+          return run(job, token);
+        });
+      } catch (error) {
+        if (error instanceof TuningDirNotSharedError || error instanceof CacheDirNotSharedError) {
+          // this machine is misconfigured, not the job: give the job back and stop
+          this.fatal = error;
+          this.stop.abort();
+        }
+        if (this.stop.signal.aborted) {
+          await this.handBack(job, token);
+          throw new WaitingError();
+        }
+        throw error;
+      } finally {
+        this.active.delete(String(job.id));
+      }
+    };
+  }
+}
+
+/** BullMQ workers on both queues, sharing the lease settings; failures other than a hand-back are reported. */
+function startBullWorkers(
+  queues: { trials: string; ranges: string },
+  processors: {
+    trial: (job: Job<TrialJobData>, token?: string) => Promise<TrialJobResult>;
+    range: (job: Job<RangeJobData>, token?: string) => Promise<RangeJobResult>;
+  },
+  settings: { connection: QueueSettings['connection']; concurrency: number; leaseMs: number; name: string },
+  output: Output,
+): Worker[] {
+  const workerOptions = {
+    connection: settings.connection,
+    concurrency: settings.concurrency,
+    lockDuration: settings.leaseMs,
+    stalledInterval: settings.leaseMs,
+    // a stalled job (its worker died) is always handed on: the trial resumes from its checkpoint, the range is redone
+    maxStalledCount: 1_000_000,
+    name: settings.name,
+  };
+  const workers = [
+    new Worker<TrialJobData, TrialJobResult>(queues.trials, processors.trial, workerOptions),
+    new Worker<RangeJobData, RangeJobResult>(queues.ranges, processors.range, workerOptions),
+  ];
+  for (const worker of workers) {
+    worker.on('error', () => undefined); // connection trouble is reported by the connection watch
+    worker.on('failed', (job, error) => {
+      if (job && !(error instanceof WaitingError) && error.name !== 'DelayedError' && error.name !== 'WaitingError') {
+        output.warn(`job ${job.id} failed on this worker: ${error.message}`);
+      }
+    });
+  }
+  return workers;
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
 export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> {
   const { config, queue, output } = options;
   await probeRedis(queue);
@@ -60,11 +167,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const search = describeSearch(config, dataKey, { algorithm: options.algorithm });
   const key = searchKey(search);
   const queueName = trialQueueName(key);
+  const prepareQueue = prepareQueueName(dataKey);
   const leaseMs = options.leaseSeconds * 1000;
   const trials: Record<string, string> = {};
   const ranges: string[] = [];
-  let jobs = 0;
-  let fatal: Error | null = null;
   const stop = new AbortController();
   options.signal.addEventListener('abort', () => stop.abort(), { once: true });
 
@@ -83,7 +189,6 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       selectBackend(options.backend ?? config.backend, output, { threads: config.threads }),
     ),
   };
-
   // the image listing and gz2 mapping of range jobs are prepare-phase tables: dropped when a trial starts
   let rangeInputs: Promise<RangeInputs> | null = null;
   const rangeContext = {
@@ -95,105 +200,39 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     inputs: () => (rangeInputs ??= loadRangeInputs(config, plan)),
   };
 
-  // Ctrl-C: every job this worker holds goes back to the queue at once (the process ends within
-  // the CLI's grace period); the next worker resumes each trial from its last saved epoch
-  const active = new Map<string, { job: Job; token?: string }>();
-  const handedBack = new Set<string>();
-  const handBack = async (job: Job, token?: string) => {
-    const id = String(job.id);
-    if (handedBack.has(id)) return;
-    handedBack.add(id);
-    await job.moveToWait(token).catch(() => undefined);
-  };
-  stop.signal.addEventListener(
-    'abort',
-    () => {
-      for (const { job, token } of active.values()) void handBack(job, token);
+  const guard = new JobGuard(options.concurrency, stop);
+  const bullWorkers = startBullWorkers(
+    { trials: queueName, ranges: prepareQueue },
+    {
+      trial: guard.processor<TrialJobData, TrialJobResult>(async (job, token) => {
+        rangeInputs = null;
+        const result = await processTrialJob(job, token, context);
+        trials[result.trialId] = result.status;
+        return result;
+      }),
+      range: guard.processor<RangeJobData, RangeJobResult>(async (job) => {
+        const result = await processRangeJob(job, rangeContext);
+        ranges.push(result.range);
+        return result;
+      }),
     },
-    { once: true },
+    { connection: queue.connection, concurrency: options.concurrency, leaseMs, name },
+    output,
   );
-
-  // trials and ranges share the --concurrency slots: the memory plan holds one job per slot, whatever its kind
-  const slots = pLimit(options.concurrency);
-  /** Runs a job; a machine that cannot see the shared folders gives it back and stops, as does Ctrl-C. */
-  const guarded =
-    <D, R>(run: (job: Job<D>, token?: string) => Promise<R>) =>
-    async (job: Job<D>, token?: string): Promise<R> => {
-      jobs++;
-      active.set(String(job.id), { job, token });
-      try {
-        return await slots(async () => {
-          if (stop.signal.aborted) {
-            await handBack(job, token);
-            throw new WaitingError();
-          }
-          return run(job, token);
-        });
-      } catch (error) {
-        if (error instanceof TuningDirNotSharedError || error instanceof CacheDirNotSharedError) {
-          // this machine is misconfigured, not the job: give the job back and stop
-          fatal = error;
-          stop.abort();
-        }
-        if (stop.signal.aborted) {
-          await handBack(job, token);
-          throw new WaitingError();
-        }
-        throw error;
-      } finally {
-        active.delete(String(job.id));
-      }
-    };
-  const processor = guarded<TrialJobData, TrialJobResult>(async (job, token) => {
-    rangeInputs = null;
-    const result = await processTrialJob(job, token, context);
-    trials[result.trialId] = result.status;
-    return result;
-  });
-  const rangeProcessor = guarded<RangeJobData, RangeJobResult>(async (job) => {
-    const result = await processRangeJob(job, rangeContext);
-    ranges.push(result.range);
-    return result;
-  });
-
-  const workerOptions = {
-    connection: queue.connection,
-    concurrency: options.concurrency,
-    lockDuration: leaseMs,
-    stalledInterval: leaseMs,
-    // a stalled job (its worker died) is always handed on: the trial resumes from its checkpoint, the range is redone
-    maxStalledCount: 1_000_000,
-    name,
-  };
-  const prepareQueue = prepareQueueName(dataKey);
-  const bullWorkers = [
-    new Worker<TrialJobData, TrialJobResult>(queueName, processor, workerOptions),
-    new Worker<RangeJobData, RangeJobResult>(prepareQueue, rangeProcessor, workerOptions),
-  ];
-  for (const worker of bullWorkers) {
-    worker.on('error', () => undefined); // connection trouble is reported by the watch below
-    worker.on('failed', (job, error) => {
-      if (job && !(error instanceof WaitingError) && error.name !== 'DelayedError' && error.name !== 'WaitingError') {
-        output.warn(`job ${job.id} failed on this worker: ${error.message}`);
-      }
-    });
-  }
   const watch = watchConnection(queue, output, 'a trial in progress keeps training and saving its epochs to tuner.dir');
   output.info(
     `worker ${name}: serving the ${search.algorithm} search ${key} (queue ${queueName} on ${queue.url}, tuner.dir ${config.tuner.dir}) and the cache build ${dataKey} (queue ${prepareQueue}), ${options.concurrency} job(s) at a time; Ctrl-C finishes or hands back its job`,
   );
   try {
-    await new Promise<void>((resolve) => {
-      if (stop.signal.aborted) resolve();
-      else stop.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await untilAborted(stop.signal);
+    const held = [...guard.active.keys()];
     output.info(
-      `worker ${name}: stopping; ${active.size > 0 ? `job(s) ${[...active.keys()].join(', ')} go back to the queue (the next worker resumes from the last saved epoch)` : 'no job in progress'}`,
+      `worker ${name}: stopping; ${held.length > 0 ? `job(s) ${held.join(', ')} go back to the queue (the next worker resumes from the last saved epoch)` : 'no job in progress'}`,
     );
     await Promise.all(bullWorkers.map((worker) => worker.close()));
   } finally {
     watch.close();
   }
-  if (fatal) throw fatal;
-  return { worker: name, queue: queueName, jobs, trials, ranges };
+  if (guard.fatal) throw guard.fatal;
+  return { worker: name, queue: queueName, jobs: guard.jobs, trials, ranges };
 }
