@@ -95,7 +95,7 @@ export const imageSchema = z
       .enum(['lanczos3', 'linear', 'cubic', 'mitchell', 'nearest'])
       .default('lanczos3')
       .describe(
-        "Resize kernel (sharp's). lanczos3 (default) keeps the most detail without aliasing; linear is the interpolation of the notebook's cv2.resize and decodes about 7% faster. Part of the cache key.",
+        "Resize kernel (sharp's). lanczos3 (default) keeps the most detail without aliasing; linear is the interpolation of the notebook's cv2.resize and decodes about 6% faster. Part of the cache key.",
       ),
     maxInputPixels: int(1)
       .default(50_000_000)
