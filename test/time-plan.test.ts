@@ -9,7 +9,9 @@ import { validateConfig, type LoadedConfig } from '../src/config/load.ts';
 import { Output } from '../src/core/console.ts';
 import { selectBackend, type BackendChoice } from '../src/model/backend.ts';
 import { hyperbandSchedule } from '../src/tune/hyperband.ts';
+import type { HyperparameterValues } from '../src/architecture/cnn-spec.ts';
 import {
+  fitsMemoryPlan,
   formatDuration,
   formatTimePlan,
   imageCounts,
@@ -77,6 +79,47 @@ describe('the work a search schedules', () => {
       capped.brackets!.map((b) => b.rounds.map((r) => r.trials)),
       [[9, 1]],
     );
+  });
+
+  it('never times a model over the memory budget: the tuner refuses it before any step, so it costs nothing', async () => {
+    // the notebook space at 128x128 under 3 GB: its dearest models (64/128/256 filters, 256 dense units)
+    // need more than the budget, its cheapest fit
+    const c = config({ memory: { limitMB: 3072 }, image: { width: 128, height: 128, channels: 3 } });
+    const memoryPlan = planMemory(c, NO_DATA);
+    const fits = fitsMemoryPlan(c, memoryPlan, 3, 'wasm');
+    const timed: HyperparameterValues[] = [];
+    const request = {
+      config: c,
+      images: imageCounts(2000, c, 'test'),
+      numClasses: 3,
+      backend: { name: 'fits-test', threads: null },
+      search: {},
+      train: { values: { filters_1: 64, filters_2: 128, filters_3: 256, dense_units: 256 }, epochs: 2 },
+      measure: async (values: HyperparameterValues) => {
+        timed.push(values);
+        return {
+          trainSecondsPerImage: 0.01,
+          evalSecondsPerImage: 0.003,
+          setupSeconds: 1,
+          checkpointSeconds: 0.1,
+          steps: 4,
+        };
+      },
+    };
+    process.env.XDG_CACHE_HOME = mkdtempSync(path.join(root, 'fits-xdg-'));
+    const unchecked = await planTime(request);
+    assert.ok(
+      timed.some((v) => !fits(v)),
+      'without the check the dearest draw (over the budget) is timed',
+    );
+    timed.length = 0;
+    process.env.XDG_CACHE_HOME = mkdtempSync(path.join(root, 'fits-xdg-'));
+    const checked = await planTime({ ...request, fits });
+    assert.ok(timed.length >= 1);
+    for (const values of timed) assert.ok(fits(values), `timed a model over the budget: ${JSON.stringify(values)}`);
+    assert.equal(fits(request.train.values), false, 'the final model of this request is over the budget');
+    assert.ok(checked.train!.seconds > 0, 'its cost is read off the line through the timed models');
+    assert.ok(checked.search!.seconds <= unchecked.search!.seconds);
   });
 
   it('prints durations with sensible precision and warns over an hour', () => {

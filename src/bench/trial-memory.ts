@@ -103,6 +103,7 @@ export async function measureTrialMemory(options: TrialMemoryOptions): Promise<T
       cacheDir: prepared.cacheDir,
       cacheKey: prepared.cacheKey,
       search: {},
+      plan,
       what: 'galactic tune',
     });
   }

@@ -22,7 +22,7 @@ export function planCommand(): Command {
       refusePhases(config, plan);
       // beside the memory plan: how long `galactic run` would take (docs/tuning.md, "Time plan")
       const { timePlanForPlan } = await import('./time-estimate.ts');
-      const time = await timePlanForPlan(config, ctx.output);
+      const time = await timePlanForPlan(config, plan, ctx.output);
       const { formatTimePlan } = await import('../tune/time-plan.ts');
       ctx.output.print(time.plan ? `time plan for galactic run:\n${formatTimePlan(time.plan)}` : time.problem!);
       if (ctx.output.json) ctx.output.result({ ...plan, components: planComponents(plan), timePlan: time.plan });

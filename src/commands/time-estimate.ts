@@ -2,6 +2,8 @@ import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Output } from '../core/console.ts';
 import type { ImageCounts, TimePlan } from '../tune/time-plan.ts';
+import type { MemoryPlan } from '../memory/plan.ts';
+import type { EstimateBackend } from '../memory/trial-estimate.ts';
 
 /**
  * `galactic plan`'s time plan (src/tune/time-plan.ts), made before anything is prepared when need
@@ -100,6 +102,7 @@ async function countsBeforePrepare(
  */
 export async function timePlanForPlan(
   config: LoadedConfig,
+  memoryPlan: MemoryPlan,
   output: Output,
 ): Promise<{ plan: TimePlan | null; problem: string | null }> {
   const counts = await countsBeforePrepare(config);
@@ -108,7 +111,7 @@ export async function timePlanForPlan(
       plan: null,
       problem: `no time plan: ${config.data.csv} does not exist yet, so the number of images is unknown (set data.limit, or prepare first)`,
     };
-  const { knownBackend, measureOn, planTime, rememberAutoBackend, searchProgress } =
+  const { fitsMemoryPlan, knownBackend, measureOn, planTime, rememberAutoBackend, searchProgress } =
     await import('../tune/time-plan.ts');
   let backend = knownBackend(config, config.backend);
   let selected = false;
@@ -132,6 +135,7 @@ export async function timePlanForPlan(
       await select();
       return (await measureOn(config, counts.numClasses))(values);
     },
+    fits: fitsMemoryPlan(config, memoryPlan, counts.numClasses, backend?.name as EstimateBackend | undefined),
     output,
   });
   return { plan, problem: null };

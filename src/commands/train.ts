@@ -45,6 +45,7 @@ export function trainCommand(): Command {
         cacheDir: prepared.cacheDir,
         cacheKey: prepared.cacheKey,
         train: { values, epochs: (options.epochs as number | undefined) ?? config.train.epochs },
+        plan,
         what: 'galactic train',
       });
       const summary = await trainRun(config, {

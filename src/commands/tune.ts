@@ -117,6 +117,7 @@ async function prepareSearch(config: LoadedConfig, ctx: CommandContext, override
     cacheDir: prepared.cacheDir,
     cacheKey: prepared.cacheKey,
     search: overrides,
+    plan,
     what: 'galactic tune',
   });
   return { plan, prepared, backend, objective };

@@ -69,7 +69,7 @@ export async function runPipeline(config: LoadedConfig, options: RunOptions): Pr
     let backend: BackendChoice | null = null;
     const ensureBackend = async () =>
       (backend ??= await selectBackend(options.backend ?? config.backend, output, { threads: config.threads }));
-    await announceRemainingTime(config, output, prepared.summary, runDir, ensureBackend);
+    await announceRemainingTime(config, output, prepared.summary, prepared.plan, runDir, ensureBackend);
     const tuned = await tuneRunStage(config, options, stages, prepared, ensureBackend);
     const trained = await trainStage(config, output, stages, { runDir, prepared, tuned, ensureBackend });
     const workDone = [data, prepared, tuned, trained].some((stage) => !stage.record.skipped);
@@ -189,6 +189,7 @@ async function announceRemainingTime(
   config: LoadedConfig,
   output: Output,
   prepared: PrepareSummary,
+  plan: MemoryPlan,
   runDir: string,
   ensureBackend: () => Promise<BackendChoice>,
 ): Promise<void> {
@@ -199,6 +200,7 @@ async function announceRemainingTime(
     cacheKey: prepared.cacheKey,
     search: {},
     train: { values: null, epochs: config.train.epochs },
+    plan,
     what: 'galactic run',
   });
 }

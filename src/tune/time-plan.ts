@@ -21,6 +21,9 @@ import { hyperbandSchedule } from './hyperband.ts';
 import { SearchSpace } from './hyperparameters.ts';
 import { searchDifferences, describeSearch, type SearchOverrides } from './search-setup.ts';
 import { TrialStore } from './trial-store.ts';
+import type { MemoryPlan } from '../memory/plan.ts';
+import { trialRefusal } from '../memory/refusals.ts';
+import { estimateTrialMemory, wasmHeapRefusal, type EstimateBackend } from '../memory/trial-estimate.ts';
 
 /**
  * The time plan (`galactic plan`, and before `run`, `tune` and `train` start): how many trials and
@@ -162,6 +165,7 @@ export function spaceCostRange(
   config: LoadedConfig,
   numClasses: number,
   draws = 64,
+  fits: (values: HyperparameterValues) => boolean = () => true,
 ): { cheapest: HyperparameterValues; dearest: HyperparameterValues; meanMacs: number } {
   const space = SearchSpace.fromConfig(config.tuner.space);
   const rng = new Rng(config.seed, 'time-plan-space');
@@ -177,6 +181,7 @@ export function spaceCostRange(
     } catch {
       continue; // values that cannot make a model fail at once; they cost nothing
     }
+    if (!fits(values)) continue; // refused INFEASIBLE before any step: no cost, and never timed
     total += macs;
     counted++;
     if (!cheapest || macs < cheapest.macs) cheapest = { values, macs };
@@ -265,6 +270,12 @@ export interface TimePlanRequest {
   /** Include a final training: its values (null = the search's typical model) and epochs. */
   train?: { values: HyperparameterValues | null; epochs: number } | null;
   measure: MeasureFn;
+  /**
+   * Whether a model fits the memory budget (the tuner's per-trial check). Models that do not are
+   * refused INFEASIBLE before any step, so the plan neither times them (timing one would itself break
+   * the budget) nor counts their cost. Default: every model fits.
+   */
+  fits?: (values: HyperparameterValues) => boolean;
   output?: Output;
 }
 
@@ -310,7 +321,7 @@ export async function planTime(request: TimePlanRequest): Promise<TimePlan> {
   let typicalMacs = 0;
   if (request.search) {
     const work = searchWork(config, request.search.overrides);
-    const range = spaceCostRange(config, numClasses);
+    const range = spaceCostRange(config, numClasses, 64, request.fits);
     const points = [await costsOf(range.cheapest)];
     if (modelMacs(range.dearest, config, numClasses) > points[0].macs * 1.05) points.push(await costsOf(range.dearest));
     typical = points;
@@ -335,7 +346,14 @@ export async function planTime(request: TimePlanRequest): Promise<TimePlan> {
   let train: TrainEstimate | null = null;
   if (request.train) {
     const values = request.train.values;
-    const costs = values === null && typical ? costsAt(typical, typicalMacs) : (await costsOf(values ?? {})).costs;
+    const fits = request.fits ?? (() => true);
+    const costs =
+      values === null && typical
+        ? costsAt(typical, typicalMacs)
+        : fits(values ?? {}) || !typical
+          ? (await costsOf(values ?? {})).costs
+          : // a final model over the budget is refused before it trains: read off the line, never timed
+            costsAt(typical, modelMacs(values ?? {}, config, numClasses));
     const secondsPerEpoch = epochSeconds(costs, images, false);
     // plus the model's setup and one more validation pass for the metrics
     const seconds =
@@ -491,7 +509,23 @@ export interface AnnounceOptions {
   search?: SearchOverrides | null;
   /** The final training about to run: its values (null: the search's typical model) and epochs. */
   train?: { values: HyperparameterValues | null; epochs: number } | null;
+  /** The command's memory plan: models over its budget are neither timed nor counted. */
+  plan: MemoryPlan;
   what: string;
+}
+
+/** The tuner's per-trial memory refusal, without the process state (the plan is made before any trial). */
+export function fitsMemoryPlan(
+  config: LoadedConfig,
+  plan: MemoryPlan,
+  numClasses: number,
+  /** Unknown (`auto` before a backend is chosen): what the plan reserves for the backends it may pick. */
+  backend: EstimateBackend | undefined,
+): (values: HyperparameterValues) => boolean {
+  return (values) => {
+    const estimate = estimateTrialMemory({ values, config, plan, numClasses, backend });
+    return trialRefusal(plan, estimate) === null && (backend !== 'wasm' || wasmHeapRefusal(estimate) === null);
+  };
 }
 
 /** Before `run`, `tune` and `train` start: the same estimate as `galactic plan`, and a warning over an hour. */
@@ -508,6 +542,7 @@ export async function announceTime(config: LoadedConfig, output: Output, options
       : null,
     train: options.train ?? null,
     measure: await measureOn(config, numClasses),
+    fits: fitsMemoryPlan(config, options.plan, numClasses, options.backend.name as EstimateBackend),
     output,
   });
   announceTimePlan(plan, output, options.what);
