@@ -120,6 +120,18 @@ describe('the work a search schedules', () => {
     assert.equal(fits(request.train.values), false, 'the final model of this request is over the budget');
     assert.ok(checked.train!.seconds > 0, 'its cost is read off the line through the timed models');
     assert.ok(checked.search!.seconds <= unchecked.search!.seconds);
+
+    // a final training alone over the budget: no estimate (its refusal says why), nothing timed
+    timed.length = 0;
+    const trainOnly = await planTime({ ...request, search: null, fits });
+    assert.equal(trainOnly.train, null);
+    assert.deepEqual(timed, []);
+
+    // no model of the space fits: every trial is refused before a step, so the search takes no time
+    const none = await planTime({ ...request, train: null, fits: () => false });
+    assert.deepEqual(timed, []);
+    assert.equal(none.search!.seconds, 0);
+    assert.match(formatTimePlan(none), /training rate {7}none: no model of the search space fits memory\.limitMB/);
   });
 
   it('prints durations with sensible precision and warns over an hour', () => {

@@ -166,7 +166,7 @@ export function spaceCostRange(
   numClasses: number,
   draws = 64,
   fits: (values: HyperparameterValues) => boolean = () => true,
-): { cheapest: HyperparameterValues; dearest: HyperparameterValues; meanMacs: number } {
+): { cheapest: HyperparameterValues; dearest: HyperparameterValues; meanMacs: number; feasible: boolean } {
   const space = SearchSpace.fromConfig(config.tuner.space);
   const rng = new Rng(config.seed, 'time-plan-space');
   let cheapest: { values: HyperparameterValues; macs: number } | null = null;
@@ -187,8 +187,10 @@ export function spaceCostRange(
     if (!cheapest || macs < cheapest.macs) cheapest = { values, macs };
     if (!dearest || macs > dearest.macs) dearest = { values, macs };
   }
-  if (!cheapest || !dearest) return { cheapest: {}, dearest: {}, meanMacs: modelMacs({}, config, numClasses) };
-  return { cheapest: cheapest.values, dearest: dearest.values, meanMacs: total / counted };
+  // no draw fits: every trial would be refused before any step (feasible false: nothing to time)
+  if (!cheapest || !dearest)
+    return { cheapest: {}, dearest: {}, meanMacs: modelMacs({}, config, numClasses), feasible: false };
+  return { cheapest: cheapest.values, dearest: dearest.values, meanMacs: total / counted, feasible: true };
 }
 
 export interface MeasuredModel {
@@ -322,43 +324,58 @@ export async function planTime(request: TimePlanRequest): Promise<TimePlan> {
   if (request.search) {
     const work = searchWork(config, request.search.overrides);
     const range = spaceCostRange(config, numClasses, 64, request.fits);
-    const points = [await costsOf(range.cheapest)];
-    if (modelMacs(range.dearest, config, numClasses) > points[0].macs * 1.05) points.push(await costsOf(range.dearest));
-    typical = points;
-    typicalMacs = range.meanMacs;
-    const costs = costsAt(points, range.meanMacs);
-    const progress = request.search.progress ?? { trials: 0, epochs: 0 };
-    const remainingTrials = Math.max(0, work.trials - progress.trials);
-    const remainingEpochs = Math.max(0, work.epochs - progress.epochs);
-    const secondsPerEpoch = epochSeconds(costs, images, true);
-    search = {
-      ...work,
-      remainingTrials,
-      remainingEpochs,
-      secondsPerEpoch,
-      seconds: remainingEpochs * secondsPerEpoch + remainingTrials * costs.setupSeconds,
-      imagesPerSecond: [
-        1 / points[points.length - 1].costs.trainSecondsPerImage,
-        1 / points[0].costs.trainSecondsPerImage,
-      ],
-    };
+    if (!range.feasible && request.fits) {
+      search = infeasibleSearch(work, request.search.progress);
+    } else {
+      const points = [await costsOf(range.cheapest)];
+      if (modelMacs(range.dearest, config, numClasses) > points[0].macs * 1.05)
+        points.push(await costsOf(range.dearest));
+      typical = points;
+      typicalMacs = range.meanMacs;
+      const costs = costsAt(points, range.meanMacs);
+      const progress = request.search.progress ?? { trials: 0, epochs: 0 };
+      const remainingTrials = Math.max(0, work.trials - progress.trials);
+      const remainingEpochs = Math.max(0, work.epochs - progress.epochs);
+      const secondsPerEpoch = epochSeconds(costs, images, true);
+      search = {
+        ...work,
+        remainingTrials,
+        remainingEpochs,
+        secondsPerEpoch,
+        seconds: remainingEpochs * secondsPerEpoch + remainingTrials * costs.setupSeconds,
+        imagesPerSecond: [
+          1 / points[points.length - 1].costs.trainSecondsPerImage,
+          1 / points[0].costs.trainSecondsPerImage,
+        ],
+      };
+    }
   }
   let train: TrainEstimate | null = null;
   if (request.train) {
     const values = request.train.values;
     const fits = request.fits ?? (() => true);
+    // a final model over the budget is refused before it trains: never timed; read off the line
+    // through the search's models when there is one, else no estimate (the refusal says why)
     const costs =
       values === null && typical
         ? costsAt(typical, typicalMacs)
-        : fits(values ?? {}) || !typical
+        : fits(values ?? {})
           ? (await costsOf(values ?? {})).costs
-          : // a final model over the budget is refused before it trains: read off the line, never timed
-            costsAt(typical, modelMacs(values ?? {}, config, numClasses));
-    const secondsPerEpoch = epochSeconds(costs, images, false);
-    // plus the model's setup and one more validation pass for the metrics
-    const seconds =
-      costs.setupSeconds + request.train.epochs * secondsPerEpoch + images.validation * costs.evalSecondsPerImage;
-    train = { epochs: request.train.epochs, secondsPerEpoch, seconds, imagesPerSecond: 1 / costs.trainSecondsPerImage };
+          : typical
+            ? costsAt(typical, modelMacs(values ?? {}, config, numClasses))
+            : null;
+    if (costs) {
+      const secondsPerEpoch = epochSeconds(costs, images, false);
+      // plus the model's setup and one more validation pass for the metrics
+      const seconds =
+        costs.setupSeconds + request.train.epochs * secondsPerEpoch + images.validation * costs.evalSecondsPerImage;
+      train = {
+        epochs: request.train.epochs,
+        secondsPerEpoch,
+        seconds,
+        imagesPerSecond: 1 / costs.trainSecondsPerImage,
+      };
+    }
   }
   return {
     backend: backend.name,
@@ -369,6 +386,18 @@ export async function planTime(request: TimePlanRequest): Promise<TimePlan> {
     seconds: (search?.seconds ?? 0) + (train?.seconds ?? 0),
     cached,
     cacheFile: rateCacheFile(),
+  };
+}
+
+/** No model of the space fits the budget: every trial is refused INFEASIBLE before a step, so it takes no time. */
+function infeasibleSearch(work: SearchWork, progress = { trials: 0, epochs: 0 }): SearchEstimate {
+  return {
+    ...work,
+    remainingTrials: Math.max(0, work.trials - progress.trials),
+    remainingEpochs: Math.max(0, work.epochs - progress.epochs),
+    secondsPerEpoch: 0,
+    seconds: 0,
+    imagesPerSecond: [0, 0],
   };
 }
 
@@ -423,9 +452,14 @@ export function formatTimePlan(plan: TimePlan): string {
         `                      ${int(s.epochs - s.remainingEpochs)} epochs already done; ${int(s.remainingEpochs)} left`,
       );
     const [slow, fast] = s.imagesPerSecond;
-    lines.push(
-      `  training rate       ${Math.abs(fast - slow) / fast < 0.05 ? `${rate(fast)} images/s` : `${rate(fast)} images/s (cheapest model of the space) to ${rate(slow)} (dearest)`} on ${plan.backend}${threads}`,
-    );
+    if (fast === 0)
+      lines.push(
+        `  training rate       none: no model of the search space fits memory.limitMB (every trial would be refused INFEASIBLE)`,
+      );
+    else
+      lines.push(
+        `  training rate       ${Math.abs(fast - slow) / fast < 0.05 ? `${rate(fast)} images/s` : `${rate(fast)} images/s (cheapest model of the space) to ${rate(slow)} (dearest)`} on ${plan.backend}${threads}`,
+      );
     lines.push(
       `  search time         about ${formatDuration(s.seconds)} (${formatDuration(s.secondsPerEpoch)} per epoch of a typical model${s.remainingTrials > 0 ? ', with validation and checkpoints' : ''})`,
     );
