@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cliPath, repoRoot, runCli } from './support/run-cli.ts';
-import { distributedConfigWriter } from './support/distributed-config.ts';
+import { distributedConfigWriter, synthesizeTinyData } from './support/distributed-config.ts';
 import { startRedis, type RedisServer } from './support/redis-server.ts';
 import { startWorker, type WorkerProcess } from './support/worker-process.ts';
 
@@ -98,18 +98,7 @@ async function until(condition: () => boolean, what: string, timeoutMs = 120_000
 
 before(async () => {
   redis = await startRedis();
-  const synth = await runCli([
-    'synth',
-    '--out',
-    path.join(root, 'data'),
-    '--count',
-    '48',
-    '--size',
-    '32',
-    '--seed',
-    '5',
-  ]);
-  assert.equal(synth.code, 0, synth.stderr);
+  await synthesizeTinyData(root);
   const local = await runCli(['tune', '--config', configWithDir('tuning-local'), '--backend', 'wasm']);
   assert.equal(local.code, 0, local.stderr);
 });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from './support/run-cli.ts';
-import { distributedConfigWriter } from './support/distributed-config.ts';
+import { distributedConfigWriter, synthesizeTinyData } from './support/distributed-config.ts';
 import { startRedis, type RedisServer } from './support/redis-server.ts';
 import { startWorker, type WorkerProcess } from './support/worker-process.ts';
 
@@ -70,18 +70,7 @@ function withAlgorithm(file: string, search: { algorithm: string; tuner: Record<
 
 before(async () => {
   redis = await startRedis();
-  const synth = await runCli([
-    'synth',
-    '--out',
-    path.join(root, 'data'),
-    '--count',
-    '48',
-    '--size',
-    '32',
-    '--seed',
-    '5',
-  ]);
-  assert.equal(synth.code, 0, synth.stderr);
+  await synthesizeTinyData(root);
 });
 
 after(async () => {
