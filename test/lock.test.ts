@@ -79,6 +79,7 @@ describe('folder lock', () => {
       while (results(r).length < 3) await new Promise((resolve) => setTimeout(resolve, 2));
       holders.push(results(r).filter((f) => readFileSync(path.join(dir, `round-${r}`, f), 'utf8') === 'held').length);
     }
+    writeFileSync(path.join(dir, 'done'), '');
     assert.deepEqual(await Promise.all(exits), [0, 0, 0]);
     assert.deepEqual(holders, Array(rounds).fill(1), 'holders per round');
     for (let r = 0; r < rounds; r++) {

@@ -5,7 +5,8 @@ import { isLock, tryAcquireLock } from '../../src/core/lock.ts';
 /**
  * One of several processes racing for the same stale lock, round after round: waits for
  * `<dir>/go-<r>`, tries `<dir>/round-<r>/the.lock` once, writes `held` or `busy` to
- * `<dir>/round-<r>/result-<pid>`, and never releases (the holder stays alive until all rounds end).
+ * `<dir>/round-<r>/result-<pid>`, and never releases. It exits only once `<dir>/done` appears: a
+ * holder that exited after the last round would leave a slower racer a truly stale lock to take.
  */
 const [dir, roundsText] = process.argv.slice(2);
 const rounds = Number(roundsText);
@@ -18,3 +19,4 @@ for (let r = 0; r < rounds; r++) {
   writeFileSync(temp, isLock(attempt) ? 'held' : 'busy');
   renameSync(temp, path.join(dir, `round-${r}`, `result-${process.pid}`));
 }
+while (!existsSync(path.join(dir, 'done'))) Atomics.wait(tick, 0, 0, 1);
