@@ -114,6 +114,26 @@ describe('galactic tune --queue with galactic worker', () => {
     assert.deepEqual(await Promise.all(pair.map((w) => w.stop())), [130, 130]);
   });
 
+  it('the same search again in a new tuner.dir: the finished jobs left on its queue are replaced at once, no warning', async () => {
+    // same seed and space as 'tuning-two': the same search key, so the same queue and job ids
+    const config = configWithDir('tuning-again');
+    const again = worker(config);
+    await again.waitFor(/serving the random search/);
+    const chief = await runCli(['tune', '--config', config, '--backend', 'wasm', '--queue', redis.url, '--json']);
+    assert.equal(chief.code, 0, chief.stderr);
+    assert.equal(JSON.parse(chief.stdout).completed, 4);
+    for (const id of ['0000', '0001', '0002', '0003'])
+      assert.ok(
+        chief.stderr.includes(
+          `trial ${id}: replacing the queue's finished job of this search from ${path.join(root, 'tuning-two')}`,
+        ),
+        chief.stderr,
+      );
+    assert.doesNotMatch(chief.stderr, /warning/);
+    assert.deepEqual(comparable(trials('tuning-again')), comparable(trials('tuning-local')));
+    assert.equal(await again.stop(), 130);
+  });
+
   it('a worker that cannot see the tuning folder the chief wrote gives the job back and stops, saying so', async () => {
     // another seed: another search, so its own queue
     const chiefConfig = configWithDir('tuning-shared', { seed: 7 });

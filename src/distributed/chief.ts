@@ -187,9 +187,22 @@ async function chiefLoop(context: LoopContext): Promise<QueueTuneSummary> {
 
 /**
  * Queues a trial's job, keyed by trial id: a restarted chief finds the job it queued before
- * instead of adding another.
+ * instead of adding another (its outcome is read by `finishedTrial`). A finished job left by
+ * the same search in another tuner.dir is replaced now: kept, the add would be a no-op and the
+ * chief would only find it stale at its next poll, a second later for every trial.
  */
 async function enqueueTrial(context: LoopContext, plan: OracleTrial): Promise<void> {
+  const { queue, options } = context;
+  const leftover = await queue.getJob(trialJobId(plan.id));
+  if (leftover && leftover.data.chiefTuningDir !== options.dir) {
+    const state = await leftover.getState();
+    if (state === 'completed' || state === 'failed') {
+      options.output?.info(
+        `trial ${plan.id}: replacing the queue's finished job of this search from ${leftover.data.chiefTuningDir}`,
+      );
+      await leftover.remove();
+    }
+  }
   const data: TrialJobData = {
     kind: 'trial',
     searchKey: context.key,
