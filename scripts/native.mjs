@@ -40,6 +40,68 @@ const WHEEL_TAGS = [
 const LIBS = ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2'];
 /** The C API headers the binding includes, as folders under the wheel's tensorflow/include/. */
 const HEADER_DIRS = ['tensorflow/c/', 'tensorflow/core/platform/', 'tsl/platform/', 'xla/tsl/c/'];
+/** Marks tfjs-node's binding source as patched for list attributes (see patchBinding). */
+const PATCH_MARK = 'galactic: list-of-string and list-of-type attributes';
+/**
+ * The binding's `AssignOpAttr` sets one string or one type per attribute; TensorFlow's fused ops
+ * (`_FusedConv2D`: `fused_ops` list(string), `TArgs` list(type)) need lists. An array given for such an
+ * attribute now sets the list; single values are handled exactly as before.
+ */
+const BINDING_PATCHES = [
+  {
+    before: `    case TF_ATTR_STRING: {
+      // NOTE: String attribute values do not have to be utf8 encoded strings
+      // (could be arbitrary byte sequences).
+      std::string str_value;`,
+    after: `    case TF_ATTR_STRING: {
+      // ${PATCH_MARK}
+      if (IsArray(env, nstatus, &js_value)) {
+        uint32_t length;
+        nstatus = napi_get_array_length(env, js_value, &length);
+        ENSURE_NAPI_OK(env, nstatus);
+        std::vector<std::string> strings(length);
+        std::vector<const void *> values(length);
+        std::vector<size_t> lengths(length);
+        for (uint32_t i = 0; i < length; ++i) {
+          napi_value element;
+          nstatus = napi_get_element(env, js_value, i, &element);
+          ENSURE_NAPI_OK(env, nstatus);
+          nstatus = GetStringParam(env, element, strings[i]);
+          ENSURE_NAPI_OK(env, nstatus);
+          values[i] = strings[i].data();
+          lengths[i] = strings[i].size();
+        }
+        TFE_OpSetAttrStringList(tfe_op, attr_name, values.data(), lengths.data(),
+                                static_cast<int>(length));
+        break;
+      }
+      // NOTE: String attribute values do not have to be utf8 encoded strings
+      // (could be arbitrary byte sequences).
+      std::string str_value;`,
+  },
+  {
+    before: `    case TF_ATTR_TYPE: {
+      TF_DataType tf_data_type;`,
+    after: `    case TF_ATTR_TYPE: {
+      // ${PATCH_MARK}
+      if (IsArray(env, nstatus, &js_value)) {
+        uint32_t length;
+        nstatus = napi_get_array_length(env, js_value, &length);
+        ENSURE_NAPI_OK(env, nstatus);
+        std::vector<TF_DataType> types(length);
+        for (uint32_t i = 0; i < length; ++i) {
+          napi_value element;
+          nstatus = napi_get_element(env, js_value, i, &element);
+          ENSURE_NAPI_OK(env, nstatus);
+          nstatus = napi_get_value_int32(env, element, reinterpret_cast<int32_t *>(&types[i]));
+          ENSURE_NAPI_OK(env, nstatus);
+        }
+        TFE_OpSetAttrTypeList(tfe_op, attr_name, types.data(), static_cast<int>(length));
+        break;
+      }
+      TF_DataType tf_data_type;`,
+  },
+];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const packageDir = path.join(root, 'node_modules', ...TFJS_NODE.split('/'));
@@ -59,17 +121,37 @@ function run(command, args, options = {}) {
   return spawnSync(command, args, { encoding: 'utf8', ...options });
 }
 
-/** Loads tfjs-node in a child process and runs one op: the libtensorflow version, or why it does not load. */
+/**
+ * Loads tfjs-node in a child process and runs one op: the libtensorflow version, or why it does not load. Then
+ * `_FusedConv2D` (a 1x1 convolution plus a bias, which needs list attributes): `listAttrs` says whether the addon
+ * was built with galactic's binding patch.
+ */
 function probeTfjsNode() {
   const script =
     `try {` +
     ` const tf = require(${JSON.stringify(TFJS_NODE)});` +
     ` const y = tf.add(tf.tensor1d([1, 2]), 1).dataSync();` +
     ` if (y[0] !== 2 || y[1] !== 3) throw new Error('1 + [1, 2] gave ' + Array.from(y));` +
-    ` process.stdout.write(String(tf.backend().binding.TF_Version));` +
+    ` const b = tf.backend(), n = b.binding;` +
+    ` let list = false;` +
+    ` try {` +
+    `  const attrs = [{ name: 'T', type: n.TF_ATTR_TYPE, value: n.TF_FLOAT },` +
+    `   { name: 'TArgs', type: n.TF_ATTR_TYPE, value: [n.TF_FLOAT] },` +
+    `   { name: 'num_args', type: n.TF_ATTR_INT, value: 1 },` +
+    `   { name: 'fused_ops', type: n.TF_ATTR_STRING, value: ['BiasAdd'] },` +
+    `   { name: 'strides', type: n.TF_ATTR_INT, value: [1, 1, 1, 1] },` +
+    `   { name: 'padding', type: n.TF_ATTR_STRING, value: 'VALID' }];` +
+    `  const z = b.executeSingleOutput('_FusedConv2D', attrs,` +
+    `   [tf.tensor4d([2], [1, 1, 1, 1]), tf.tensor4d([3], [1, 1, 1, 1]), tf.tensor1d([1])]).dataSync();` +
+    `  list = z.length === 1 && z[0] === 7;` +
+    ` } catch {}` +
+    ` process.stdout.write(String(n.TF_Version) + ' ' + list);` +
     `} catch (e) { process.stderr.write('\\nPROBE: ' + String(e && e.message).split('\\n')[0]); process.exit(1); }`;
   const result = run(process.execPath, ['-e', script], { cwd: root, env: quietEnv });
-  if (result.status === 0) return { ok: true, tfVersion: result.stdout.trim() };
+  if (result.status === 0) {
+    const [tfVersion, list] = result.stdout.trim().split(' ');
+    return { ok: true, tfVersion, listAttrs: list === 'true' };
+  }
   const why = `${result.stderr}`.split('\n').find((l) => l.startsWith('PROBE: '));
   return { ok: false, why: why ? why.slice('PROBE: '.length) : `exit code ${result.status}` };
 }
@@ -264,6 +346,28 @@ function placeLibraries() {
   fs.cpSync(path.join(libDir, 'include'), path.join(deps, 'include'), { recursive: true });
 }
 
+/**
+ * Applies BINDING_PATCHES to the package's binding source (idempotent: a patched file carries PATCH_MARK). Whether
+ * the source is patched; a source that differs from the one the patch was written for is built as it is.
+ */
+function patchBinding() {
+  const source = path.join(packageDir, 'binding', 'tfjs_backend.cc');
+  let text = fs.readFileSync(source, 'utf8');
+  if (text.includes(PATCH_MARK)) return true;
+  for (const { before, after } of BINDING_PATCHES) {
+    if (text.split(before).length !== 2) {
+      say(
+        `the binding source ${source} is not the one the list-attribute patch was written for; building it unpatched (galactic's fused convolution stays off, everything else works)`,
+      );
+      return false;
+    }
+    text = text.replace(before, after);
+  }
+  fs.writeFileSync(source, text);
+  say('patched the binding to set list-of-string and list-of-type attributes (for TensorFlow fused ops)');
+  return true;
+}
+
 function buildAddon() {
   const preGyp = createRequire(path.join(packageDir, 'package.json')).resolve('@mapbox/node-pre-gyp/bin/node-pre-gyp');
   say('building the tfjs-node addon from source (node-pre-gyp install --build-from-source; about 30 s)');
@@ -279,22 +383,29 @@ function buildAddon() {
 function main() {
   if (fs.existsSync(path.join(packageDir, 'package.json'))) {
     const probe = probeTfjsNode();
-    if (probe.ok) {
-      say(`${TFJS_NODE} already loads (libtensorflow ${probe.tfVersion}); nothing to do`);
+    if (probe.ok && probe.listAttrs) {
+      say(`${TFJS_NODE} already loads (libtensorflow ${probe.tfVersion}, list attributes); nothing to do`);
       return;
     }
-    say(`${TFJS_NODE} is installed but does not load (${probe.why}); building it`);
+    say(
+      probe.ok
+        ? `${TFJS_NODE} loads (libtensorflow ${probe.tfVersion}) but its addon cannot run fused ops (built without the list-attribute patch); rebuilding it`
+        : `${TFJS_NODE} is installed but does not load (${probe.why}); building it`,
+    );
   }
   checkPrerequisites();
   const wheel = downloadWheel();
   extractLibraries(wheel);
   installPackage();
   placeLibraries();
+  const patched = patchBinding();
   buildAddon();
   const probe = probeTfjsNode();
   if (!probe.ok) stop(`the addon was built but ${TFJS_NODE} still does not load: ${probe.why}`);
+  if (patched && !probe.listAttrs)
+    say('warning: the patched addon loads but does not run _FusedConv2D; fused convolutions stay off');
   say(
-    `done: ${TFJS_NODE} loads libtensorflow ${probe.tfVersion}; backend "auto" now picks node (or use --backend node)`,
+    `done: ${TFJS_NODE} loads libtensorflow ${probe.tfVersion}${probe.listAttrs ? ' with fused ops' : ''}; backend "auto" now picks node (or use --backend node)`,
   );
 }
 
