@@ -5,7 +5,7 @@ import { UserError } from '../core/errors.ts';
 import type { Output } from '../core/console.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
 import { describeThreads, resolveWasmThreads } from '../core/thread-count.ts';
-import { registerNativeMaxPoolGrad } from './native-max-pool-grad.ts';
+import { registerNativeMaxPool } from './native-max-pool.ts';
 import { registerNativeReluGrad, registerReluGradient } from './relu-gradient.ts';
 import { withWasmThreads } from './wasm-threads.ts';
 
@@ -147,7 +147,7 @@ async function tryNode(): Promise<Attempt> {
   const attempt = await activate('node');
   if (attempt.ok) {
     registerNativeReluGrad();
-    registerNativeMaxPoolGrad();
+    registerNativeMaxPool();
   }
   return attempt;
 }
