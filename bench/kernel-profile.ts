@@ -2,13 +2,15 @@
  * Where a training step's CPU goes, kernel by kernel and shape by shape, and a step's cost with
  * some of galactic's kernels switched back to the backend's own (issue 12):
  *   node --import tsx bench/kernel-profile.ts [--backend node|wasm] [--rounds 3] [--steps 8] [--top 40]
- *       [--stock MaxPoolGrad,...]
+ *       [--stock MaxPoolGrad,...] [--fused-conv bias-relu|bias|off]
  * The notebook's CNN at 128x128x3, batch 32, trained with trainOnBatch on one random batch (as
  * `galactic bench train`). Each kernel call is timed by the process's CPU time (all threads), which
  * a loaded machine distorts far less than wall time; per kernel and input shapes the minimum over
  * --rounds profiled steps is printed. Then --steps timed steps give images/s and CPU ms per step.
  * --stock names kernels to run with the backend's own implementation instead of galactic's (node:
- * MaxPoolGrad, ReluGrad is not a tfjs kernel), for before/after pairs in the same minutes.
+ * MaxPoolGrad, FusedConv2D; ReluGrad is not a tfjs kernel), for before/after pairs in the same minutes.
+ * --fused-conv: what node's ReLU conv layers run (src/model/native-fused-conv.ts): conv + bias + ReLU as one
+ * op (default), only the bias fused, or tfjs's Conv2D + Add + Relu ('off', also implied by --stock FusedConv2D).
  * Run under `flock /work/bench.lock`.
  */
 import os from 'node:os';
@@ -16,6 +18,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/model/backend.ts';
 import { buildModel } from '../src/model/architecture.ts';
+import { setNativeFusedConvMode, type NativeFusedConvMode } from '../src/model/native-fused-conv.ts';
 import { benchTrainingStep, NOTEBOOK_MODEL } from '../src/model/profile.ts';
 
 const { values } = parseArgs({
@@ -25,6 +28,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '8' },
     top: { type: 'string', default: '40' },
     stock: { type: 'string', default: '' },
+    'fused-conv': { type: 'string', default: 'bias-relu' },
   },
 });
 const backendName = values.backend as 'node' | 'wasm';
@@ -49,6 +53,8 @@ for (const [name, kernel] of originals) {
   tf.unregisterKernel(name, registryName);
   tf.registerKernel(kernel);
 }
+const fusedConv = (stock.includes('FusedConv2D') ? 'off' : values['fused-conv']) as NativeFusedConvMode;
+setNativeFusedConvMode(fusedConv);
 
 // Kernel timing by CPU time: tf.profile asks the backend's `time`, which is wall time otherwise.
 const active = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
@@ -86,7 +92,7 @@ model.dispose();
 
 const rows = [...perShape].map(([key, ms]) => ({ key, ms: Math.min(...ms) })).sort((p, q) => q.ms - p.ms);
 const total = rows.reduce((sum, row) => sum + row.ms, 0);
-const label = stock.length ? ` (stock ${stock.join(', ')})` : '';
+const label = `${stock.length ? ` (stock ${stock.join(', ')})` : ''}${backendName === 'node' ? ` (fused conv: ${fusedConv})` : ''}`;
 console.log(`${backendName}${label}: ${total.toFixed(0)} CPU ms in kernels per step (min over ${values.rounds})`);
 for (const row of rows.slice(0, Number(values.top)))
   console.log(`${row.ms.toFixed(1).padStart(8)} ${((100 * row.ms) / total).toFixed(1).padStart(5)}%  ${row.key}`);

@@ -5,6 +5,7 @@ import { UserError } from '../core/errors.ts';
 import type { Output } from '../core/console.ts';
 import { registerWasmTrainingKernels } from './kernels/index.ts';
 import { describeThreads, resolveWasmThreads } from '../core/thread-count.ts';
+import { registerNativeFusedConv } from './native-fused-conv.ts';
 import { registerNativeMaxPool } from './native-max-pool.ts';
 import { registerNativeReluGrad, registerReluGradient } from './relu-gradient.ts';
 import { withWasmThreads } from './wasm-threads.ts';
@@ -148,6 +149,7 @@ async function tryNode(): Promise<Attempt> {
   if (attempt.ok) {
     registerNativeReluGrad();
     registerNativeMaxPool();
+    registerNativeFusedConv();
   }
   return attempt;
 }
