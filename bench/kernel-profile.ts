@@ -8,7 +8,9 @@
  * a loaded machine distorts far less than wall time; per kernel and input shapes the minimum over
  * --rounds profiled steps is printed. Then --steps timed steps give images/s and CPU ms per step.
  * --stock names kernels to run with the backend's own implementation instead of galactic's (node:
- * MaxPoolGrad, FusedConv2D; ReluGrad is not a tfjs kernel), for before/after pairs in the same minutes.
+ * MaxPoolGrad, FusedConv2D; ReluGrad is not a tfjs kernel; `Adam`: tfjs's optimizer instead of the
+ * fused ResourceApplyAdam, whose ops run outside tfjs's kernels and so show in the step's CPU, not
+ * in the table), for before/after pairs in the same minutes.
  * --fused-conv: what node's ReLU conv layers run (src/model/native-fused-conv.ts): conv + bias + ReLU as one
  * op (default), only the bias fused, or tfjs's Conv2D + Add + Relu ('off', also implied by --stock FusedConv2D).
  * Run under `flock /work/bench.lock`.
@@ -20,6 +22,7 @@ import { selectBackend } from '../src/model/backend.ts';
 import { buildModel } from '../src/model/architecture.ts';
 import { setNativeFusedConvMode, type NativeFusedConvMode } from '../src/model/native-fused-conv.ts';
 import { benchTrainingStep, NOTEBOOK_MODEL } from '../src/model/profile.ts';
+import { setNativeAdam } from '../src/model/native-adam.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +36,8 @@ const { values } = parseArgs({
 });
 const backendName = values.backend as 'node' | 'wasm';
 const stock = values.stock.split(',').filter(Boolean);
+if (stock.includes('Adam')) setNativeAdam('off');
+const stockKernels = stock.filter((name) => name !== 'Adam');
 const registryName = backendName === 'node' ? 'tensorflow' : 'wasm';
 
 // The backend's own kernels, captured before galactic's replace them.
@@ -40,12 +45,12 @@ const originals = new Map<string, tf.KernelConfig>();
 if (backendName === 'node') {
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   await import('@tensorflow/tfjs-node' as string);
-  for (const name of stock) {
+  for (const name of stockKernels) {
     const kernel = tf.getKernel(name, registryName);
     if (!kernel) throw new Error(`tfjs-node has no '${name}' kernel`);
     originals.set(name, kernel);
   }
-} else if (stock.length > 0) {
+} else if (stockKernels.length > 0) {
   throw new Error('--stock is implemented for --backend node only');
 }
 await selectBackend(backendName, undefined, { threads: 'auto' });

@@ -6,6 +6,7 @@ import {
   type ArchitectureOptions,
   type HyperparameterValues,
 } from '../architecture/cnn-spec.ts';
+import { createAdam } from './native-adam.ts';
 
 export * from '../architecture/cnn-spec.ts';
 
@@ -20,7 +21,10 @@ function layerSeed(seed: number, layerIndex: number): number {
   return hashString(`galactic-init:${seed}:${layerIndex}`) % 2147483647;
 }
 
-/** Builds and compiles the CNN: Adam(learning_rate), sparseCategoricalCrossentropy, accuracy. */
+/**
+ * Builds and compiles the CNN: Adam(learning_rate), sparseCategoricalCrossentropy, accuracy (Adam as one
+ * fused TensorFlow op per variable on tfjs-node, see native-adam.ts).
+ */
 export function buildModel(values: HyperparameterValues, options: ArchitectureOptions): tf.LayersModel {
   const { inputShape, numClasses, seed, defaults } = options;
   if (!Number.isInteger(numClasses) || numClasses < 2) {
@@ -51,7 +55,7 @@ export function buildModel(values: HyperparameterValues, options: ArchitectureOp
   if (spec.dropout > 0) model.add(tf.layers.dropout({ rate: spec.dropout, seed: layerSeed(seed, 1000) }));
   model.add(tf.layers.dense({ units: numClasses, activation: 'softmax', ...init() }));
   model.compile({
-    optimizer: tf.train.adam(spec.learningRate),
+    optimizer: createAdam(spec.learningRate),
     loss: 'sparseCategoricalCrossentropy',
     metrics: ['accuracy'],
   });
