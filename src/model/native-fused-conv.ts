@@ -212,8 +212,21 @@ export function fusedConv2dRelu(
   strides: [number, number],
   pad: 'valid' | 'same',
 ): tf.Tensor4D {
-  const attrs = { strides, pad, dataFormat: 'NHWC', dilations: [1, 1], activation: 'relu' };
-  return tf.engine().runKernel(tf.FusedConv2D, { x, filter, bias }, attrs) as tf.Tensor4D;
+  return fusedConv2d(x, filter, bias, strides, pad, true);
+}
+
+/** The same with the ReLU fused or as tfjs's separate op (mode 'bias', to measure the bias fusion alone). */
+function fusedConv2d(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor1D,
+  strides: [number, number],
+  pad: 'valid' | 'same',
+  relu: boolean,
+): tf.Tensor4D {
+  const attrs = { strides, pad, dataFormat: 'NHWC', dilations: [1, 1], activation: relu ? 'relu' : 'linear' };
+  const y = tf.engine().runKernel(tf.FusedConv2D, { x, filter, bias }, attrs) as tf.Tensor4D;
+  return relu ? y : tf.relu(y);
 }
 
 /**
@@ -314,8 +327,7 @@ function patchConv2DLayer(): void {
     return tf.tidy(() => {
       const kernel = this.kernel.read() as tf.Tensor4D;
       const bias = this.bias!.read() as tf.Tensor1D;
-      if (mode === 'bias') return tf.relu(tf.fused.conv2d({ x: x as tf.Tensor4D, filter: kernel, strides, pad, bias }));
-      return fusedConv2dRelu(x as tf.Tensor4D, kernel, bias, strides, pad);
+      return fusedConv2d(x as tf.Tensor4D, kernel, bias, strides, pad, mode === 'bias-relu');
     });
   };
 }
