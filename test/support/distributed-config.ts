@@ -4,8 +4,9 @@ import path from 'node:path';
 import { runCli } from './run-cli.ts';
 
 /**
- * The tiny search the distributed test files run (32x32 synthetic images, one wasm thread), as a
- * config file per tuning folder. Trials and epochs differ per file: the fault tests need longer
+ * The tiny search the distributed test files run (32x32 synthetic images, wasm with one thread in
+ * every process, so they give the same result with or without tfjs-node), as a config file per
+ * tuning folder. Trials and epochs differ per file: the fault tests need longer
  * trials to kill one mid-way.
  */
 export function distributedConfigWriter(root: string, search: { maxTrials: number; epochs: number }) {
@@ -15,6 +16,7 @@ export function distributedConfigWriter(root: string, search: { maxTrials: numbe
     cache: { dir: 'cache' },
     memory: { limitMB: 2048 },
     threads: 1,
+    backend: 'wasm',
     train: { batchSize: 16 },
     model: { filters: [4, 8, 8], denseUnits: 8 },
     tuner: {
