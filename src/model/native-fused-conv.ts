@@ -224,6 +224,7 @@ function fusedConv2d(
   pad: 'valid' | 'same',
   relu: boolean,
 ): tf.Tensor4D {
+  registerFusedConvGradient(); // also where the fused op is unavailable: the gradient fits tfjs-node's own kernel
   const attrs = { strides, pad, dataFormat: 'NHWC', dilations: [1, 1], activation: relu ? 'relu' : 'linear' };
   const y = tf.engine().runKernel(tf.FusedConv2D, { x, filter, bias }, attrs) as tf.Tensor4D;
   return relu ? y : tf.relu(y);
@@ -235,7 +236,11 @@ function fusedConv2d(
  * on the output: it is positive exactly where its input was), then the bias gradient (a sum over all but the
  * channel axis) and the input and filter backprops, as tfjs-core's fused conv gradient computes them.
  */
+let gradientRegistered = false;
+
 function registerFusedConvGradient(): void {
+  if (gradientRegistered) return;
+  gradientRegistered = true;
   tf.registerGradient({
     kernelName: tf.FusedConv2D,
     inputsToSave: ['x', 'filter'],
