@@ -5,6 +5,7 @@ import { buildModel } from '../src/model/architecture.ts';
 import { selectBackend } from '../src/model/backend.ts';
 import { conv2DBackpropFilterWith } from '../src/model/kernels/conv2d-backprop-filter.ts';
 import { convolve, type WasmBackend } from '../src/model/kernels/wasm-primitives.ts';
+import { relativeError } from './support/relative-error.ts';
 
 /**
  * galactic's wasm training kernels against the cpu backend's (the reference tfjs ships).
@@ -13,17 +14,6 @@ import { convolve, type WasmBackend } from '../src/model/kernels/wasm-primitives
  * it); every case must be ≤ 1e-4.
  */
 const TOLERANCE = 1e-4;
-
-function relativeError(candidate: ArrayLike<number>, reference: ArrayLike<number>): number {
-  assert.equal(candidate.length, reference.length, 'same number of elements');
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < reference.length; i++) {
-    diff = Math.max(diff, Math.abs(candidate[i]! - reference[i]!));
-    scale = Math.max(scale, Math.abs(reference[i]!));
-  }
-  return diff / Math.max(scale, 1e-12);
-}
 
 interface Values {
   data: Float32Array;

@@ -15,6 +15,7 @@ import {
 } from '../src/model/native-fused-conv.ts';
 import { disposeModel } from '../src/train/trainer.ts';
 import { HAS_NODE } from './support/backends.ts';
+import { relativeError } from './support/relative-error.ts';
 
 /**
  * Conv + bias (+ ReLU) as one TensorFlow op on tfjs-node (src/model/native-fused-conv.ts; skipped without
@@ -45,16 +46,6 @@ function random(shape: number[], seed: number): Values {
 function on(backend: string, op: () => tf.Tensor[]): Values[] {
   tf.setBackend(backend);
   return tf.tidy(() => op().map((out) => ({ data: out.dataSync() as Float32Array, shape: out.shape })));
-}
-
-function relativeError(candidate: Float32Array, reference: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < reference.length; i++) {
-    diff = Math.max(diff, Math.abs(candidate[i]! - reference[i]!));
-    scale = Math.max(scale, Math.abs(reference[i]!));
-  }
-  return diff / Math.max(scale, 1e-12);
 }
 
 function assertClose(candidate: Values[], reference: Values[], tolerance: number, what: string): void {

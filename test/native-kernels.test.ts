@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/model/backend.ts';
 import { heldPoolWorkspaces, nativeMaxPoolActive } from '../src/model/native-max-pool.ts';
 import { HAS_NODE } from './support/backends.ts';
+import { relativeError } from './support/relative-error.ts';
 
 /**
  * galactic's kernels on tfjs-node against the cpu backend's (skipped without tfjs-node). Same
@@ -33,16 +34,6 @@ function on(backend: string, op: () => tf.Tensor): Values {
     const out = op();
     return { data: out.dataSync() as Float32Array, shape: out.shape };
   });
-}
-
-function relativeError(candidate: Float32Array, reference: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < reference.length; i++) {
-    diff = Math.max(diff, Math.abs(candidate[i]! - reference[i]!));
-    scale = Math.max(scale, Math.abs(reference[i]!));
-  }
-  return diff / Math.max(scale, 1e-12);
 }
 
 describe('MaxPoolGrad on node (oneDNN pooling with a workspace) matches cpu, ties included', { skip }, () => {
