@@ -552,22 +552,26 @@ function startProgress(
     if (total !== null && total !== shownTotal) progress.setTotal((shownTotal = total));
   };
   const decodeStarted = performance.now();
-  const ticker = setInterval(() => {
-    sampler.sample();
+  // the final line carries the rate too: a prepare shorter than one tick would otherwise show none
+  const counts = () => {
     const seconds = (performance.now() - decodeStarted) / 1000;
-    followTotal();
-    progress.update(probe.pulled, {
+    return {
       images: probe.decoded,
       'images/s': (probe.decoded / Math.max(seconds, 1e-3)).toFixed(1),
       shards: builder.shardCount,
-    });
+    };
+  };
+  const ticker = setInterval(() => {
+    sampler.sample();
+    followTotal();
+    progress.update(probe.pulled, counts());
   }, 500);
   ticker.unref();
   return {
     stopTicker: () => clearInterval(ticker),
     finish: () => {
       followTotal();
-      progress.update(probe.pulled, { images: probe.decoded, shards: builder.shardCount });
+      progress.update(probe.pulled, counts());
       progress.stop();
     },
   };
