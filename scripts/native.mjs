@@ -387,6 +387,14 @@ function main() {
       say(`${TFJS_NODE} already loads (libtensorflow ${probe.tfVersion}, list attributes); nothing to do`);
       return;
     }
+    // tfjs-node's own install (its downloaded libtensorflow, not the wheel's) is left as it is unless asked
+    const builtHere = fs.existsSync(path.join(packageDir, 'deps', 'lib', LIBS[0]));
+    if (probe.ok && !builtHere && !process.argv.includes('--rebuild')) {
+      say(
+        `${TFJS_NODE} already loads (libtensorflow ${probe.tfVersion}, from its own install); nothing to do. Its prebuilt addon cannot run TensorFlow's fused ops, so convolutions run unfused; 'npm run native -- --rebuild' builds one from TensorFlow's wheel that can`,
+      );
+      return;
+    }
     say(
       probe.ok
         ? `${TFJS_NODE} loads (libtensorflow ${probe.tfVersion}) but its addon cannot run fused ops (built without the list-attribute patch); rebuilding it`
