@@ -168,10 +168,11 @@ export function registerNativeMaxPool(): void {
     kernelName: tf.MaxPool,
     backendName: 'tensorflow',
     kernelFunc: (args) => {
+      // only a recorded pool will have a gradient that needs the workspace
+      if (tf.engine().state.gradientDepth === 0) return pool.kernelFunc(args);
       const { x } = args.inputs as { x: tf.TensorInfo };
       const info = supportedPool(x, args.attrs as unknown as PoolAttrs);
-      // only a recorded pool will have a gradient that needs the workspace
-      if (!info || tf.engine().state.gradientDepth === 0) return pool.kernelFunc(args);
+      if (!info) return pool.kernelFunc(args);
       const native = args.backend as unknown as NativeBackend;
       const [pooled, workspace] = native.executeMultipleOutputs(
         '_MklNativeMaxPool',
