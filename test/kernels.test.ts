@@ -5,7 +5,7 @@ import { buildModel } from '../src/model/architecture.ts';
 import { selectBackend } from '../src/model/backend.ts';
 import { conv2DBackpropFilterWith } from '../src/model/kernels/conv2d-backprop-filter.ts';
 import { convolve, type WasmBackend } from '../src/model/kernels/wasm-primitives.ts';
-import { relativeError } from './support/relative-error.ts';
+import { randomValues as random, relativeError, valuesOn as on, type Values } from './support/tensor-values.ts';
 
 /**
  * galactic's wasm training kernels against the cpu backend's (the reference tfjs ships).
@@ -14,29 +14,6 @@ import { relativeError } from './support/relative-error.ts';
  * it); every case must be ≤ 1e-4.
  */
 const TOLERANCE = 1e-4;
-
-interface Values {
-  data: Float32Array;
-  shape: number[];
-}
-
-function random(shape: number[], seed: number, quantize = false): Values {
-  return tf.tidy(() => {
-    let t = tf.randomNormal(shape, 0, 1, 'float32', seed);
-    // Quantised values make exact ties (flat image regions), which MaxPoolGrad must route like cpu.
-    if (quantize) t = tf.round(tf.relu(t).mul(2));
-    return { data: t.dataSync() as Float32Array, shape };
-  });
-}
-
-/** Runs `op` on fresh tensors on `backend` and returns the result's values and shape. */
-function on(backend: string, op: () => tf.Tensor): Values {
-  tf.setBackend(backend);
-  return tf.tidy(() => {
-    const out = op();
-    return { data: out.dataSync() as Float32Array, shape: out.shape };
-  });
-}
 
 function compare(name: string, op: () => tf.Tensor): void {
   const reference = on('cpu', op);

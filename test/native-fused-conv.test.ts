@@ -15,7 +15,7 @@ import {
 } from '../src/model/native-fused-conv.ts';
 import { disposeModel } from '../src/train/trainer.ts';
 import { HAS_NODE } from './support/backends.ts';
-import { relativeError } from './support/relative-error.ts';
+import { randomValues as random, relativeError, type Values } from './support/tensor-values.ts';
 
 /**
  * Conv + bias (+ ReLU) as one TensorFlow op on tfjs-node (src/model/native-fused-conv.ts; skipped without
@@ -31,16 +31,6 @@ function bindingPatched(): boolean {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
   const source = path.join(root, 'node_modules', '@tensorflow', 'tfjs-node', 'binding', 'tfjs_backend.cc');
   return fs.existsSync(source) && fs.readFileSync(source, 'utf8').includes('galactic: list-of-string');
-}
-
-interface Values {
-  data: Float32Array;
-  shape: number[];
-}
-
-function random(shape: number[], seed: number): Values {
-  tf.setBackend('cpu');
-  return tf.tidy(() => ({ data: tf.randomNormal(shape, 0, 1, 'float32', seed).dataSync() as Float32Array, shape }));
 }
 
 function on(backend: string, op: () => tf.Tensor[]): Values[] {

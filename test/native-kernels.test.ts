@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/model/backend.ts';
 import { heldPoolWorkspaces, nativeMaxPoolActive } from '../src/model/native-max-pool.ts';
 import { HAS_NODE } from './support/backends.ts';
-import { relativeError } from './support/relative-error.ts';
+import { randomValues as random, relativeError, valuesOn as on } from './support/tensor-values.ts';
 
 /**
  * galactic's kernels on tfjs-node against the cpu backend's (skipped without tfjs-node). Same
@@ -12,29 +12,6 @@ import { relativeError } from './support/relative-error.ts';
  */
 const TOLERANCE = 1e-4;
 const skip = HAS_NODE ? false : 'tfjs-node is not installed (npm run native)';
-
-interface Values {
-  data: Float32Array;
-  shape: number[];
-}
-
-/** Random values made on cpu (so both backends get the same numbers); quantised ones make exact ties. */
-function random(shape: number[], seed: number, quantize = false): Values {
-  tf.setBackend('cpu');
-  return tf.tidy(() => {
-    let t = tf.randomNormal(shape, 0, 1, 'float32', seed);
-    if (quantize) t = tf.round(tf.relu(t).mul(2));
-    return { data: t.dataSync() as Float32Array, shape };
-  });
-}
-
-function on(backend: string, op: () => tf.Tensor): Values {
-  tf.setBackend(backend);
-  return tf.tidy(() => {
-    const out = op();
-    return { data: out.dataSync() as Float32Array, shape: out.shape };
-  });
-}
 
 describe('MaxPoolGrad on node (oneDNN pooling with a workspace) matches cpu, ties included', { skip }, () => {
   before(async () => {
