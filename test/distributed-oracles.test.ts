@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runCli } from './support/run-cli.ts';
-import { distributedConfigWriter, synthesizeTinyData } from './support/distributed-config.ts';
+import { distributedConfigWriter } from './support/distributed-config.ts';
+import { synthesizeTinyData } from './support/tiny-data.ts';
 import { startRedis, type RedisServer } from './support/redis-server.ts';
 import { startWorker, type WorkerProcess } from './support/worker-process.ts';
 

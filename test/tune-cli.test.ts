@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cliPath, runCli } from './support/run-cli.ts';
+import { synthesizeTinyData } from './support/tiny-data.ts';
 
 /** `galactic tune` end to end on 32x32 synthetic images: 2 trials of 2 epochs on a tiny space. */
 
@@ -13,18 +14,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 const configFile = path.join(root, 'tune.config.json');
 
 before(async () => {
-  const synth = await runCli([
-    'synth',
-    '--out',
-    path.join(root, 'data'),
-    '--count',
-    '48',
-    '--size',
-    '32',
-    '--seed',
-    '5',
-  ]);
-  assert.equal(synth.code, 0, synth.stderr);
+  await synthesizeTinyData(root);
   writeFileSync(
     configFile,
     JSON.stringify({

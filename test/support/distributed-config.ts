@@ -1,7 +1,5 @@
-import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { runCli } from './run-cli.ts';
 
 /**
  * The tiny search the distributed test files run (32x32 synthetic images, wasm with one thread in
@@ -36,20 +34,4 @@ export function distributedConfigWriter(root: string, search: { maxTrials: numbe
     writeFileSync(file, JSON.stringify({ ...base, ...extra, tuner: { ...base.tuner, dir } }));
     return file;
   };
-}
-
-/** Synthesizes the tiny search's data (48 32x32 images, seed 5) in `<root>/data`, where its config points. */
-export async function synthesizeTinyData(root: string): Promise<void> {
-  const synth = await runCli([
-    'synth',
-    '--out',
-    path.join(root, 'data'),
-    '--count',
-    '48',
-    '--size',
-    '32',
-    '--seed',
-    '5',
-  ]);
-  assert.equal(synth.code, 0, synth.stderr);
 }
